@@ -1,0 +1,28 @@
+"""Attribute keys of the ``llmtrace.*`` namespace: the one place they are spelled.
+
+GenAI keys come from ``opentelemetry.semconv._incubating``; these are our own additions.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Cost (processors.cost)
+LLMTRACE_COST_USD: Final = "llmtrace.cost.usd"
+LLMTRACE_COST_INPUT_USD: Final = "llmtrace.cost.input_usd"
+LLMTRACE_COST_OUTPUT_USD: Final = "llmtrace.cost.output_usd"
+LLMTRACE_COST_CACHE_READ_USD: Final = "llmtrace.cost.cache_read_usd"
+LLMTRACE_COST_CACHE_CREATION_USD: Final = "llmtrace.cost.cache_creation_usd"
+LLMTRACE_COST_PRICING_MODEL: Final = "llmtrace.cost.pricing_model"
+
+# Tenancy
+LLMTRACE_TENANT_ID: Final = "llmtrace.tenant.id"
+LLMTRACE_AGENT_ID: Final = "llmtrace.agent.id"
+
+# Security
+LLMTRACE_SECURITY_SCORE: Final = "llmtrace.security.score"
+
+# Proxy bookkeeping
+LLMTRACE_PARSE_ERRORS: Final = "llmtrace.parse.errors"
+LLMTRACE_STREAM_CHUNKS: Final = "llmtrace.stream.chunks"
+LLMTRACE_API: Final = "llmtrace.api"

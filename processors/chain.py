@@ -1,0 +1,312 @@
+"""The enrichment chain: SpanProcessors that add to a *copy* of a finished span.
+
+In the OTel SDK a span's attributes are frozen before any processor's ``on_end`` runs,
+so a processor cannot annotate the span it is handed. An :class:`EnrichingSpanProcessor`
+therefore builds a new ``ReadableSpan`` (old attributes + added, old events + added,
+everything else copied) and hands it to the next processor. A chain ends in one
+``BatchSpanProcessor`` per exporter behind a :class:`FanOutSpanProcessor`, so a slow or
+broken exporter never delays the others.
+
+``on_end`` runs on the thread that ends the span (in the proxy: the event loop).
+:class:`BackgroundSpanProcessor` moves everything after it onto a worker thread through
+a bounded queue; when the queue is full the span is dropped and the drop counted.
+
+Usage with your own TracerProvider::
+
+    head = build_chain([CostProcessor()], [BatchSpanProcessor(OTLPSpanExporter())])
+    tracer_provider.add_span_processor(head)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_PROVIDER_NAME,
+    GEN_AI_SYSTEM,
+)
+from opentelemetry.util.types import AttributeValue
+
+__all__ = [
+    "BackgroundSpanProcessor",
+    "DropCounter",
+    "EnrichingSpanProcessor",
+    "Enrichment",
+    "FanOutSpanProcessor",
+    "build_chain",
+    "copy_span",
+    "is_genai_span",
+]
+
+_log = logging.getLogger(__name__)
+
+#: Called with (stage, reason) each time a span is dropped or a stage fails.
+DropCounter = Callable[[str, str], None]
+
+
+def _ignore_drop(stage: str, reason: str) -> None:
+    return None
+
+
+def is_genai_span(span: ReadableSpan) -> bool:
+    """True for spans that describe a GenAI operation, whatever produced them."""
+    attributes = span.attributes or {}
+    return (
+        GEN_AI_OPERATION_NAME in attributes
+        or GEN_AI_PROVIDER_NAME in attributes
+        or GEN_AI_SYSTEM in attributes
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Enrichment:
+    """What a processor adds to (or removes from) a span."""
+
+    attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
+    events: Sequence[Event] = ()
+    remove: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.attributes or self.events or self.remove)
+
+
+def copy_span(span: ReadableSpan, enrichment: Enrichment) -> ReadableSpan:
+    """A new ReadableSpan equal to ``span`` with ``enrichment`` applied."""
+    attributes = dict(span.attributes or {})
+    for key in enrichment.remove:
+        attributes.pop(key, None)
+    attributes.update(enrichment.attributes)
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=attributes,
+        events=tuple(span.events) + tuple(enrichment.events),
+        links=tuple(span.links),
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+class EnrichingSpanProcessor(SpanProcessor):
+    """Base class: compute an :class:`Enrichment` for GenAI spans and pass a copy on.
+
+    Subclasses implement :meth:`enrich`. Non-GenAI spans pass through untouched, and an
+    exception in :meth:`enrich` is logged and counted, never raised: the span goes on
+    unenriched.
+    """
+
+    #: Name used in logs and drop/failure counters.
+    stage = "enrich"
+
+    def __init__(
+        self,
+        next_processor: SpanProcessor | None = None,
+        *,
+        on_drop: DropCounter | None = None,
+    ) -> None:
+        self._next = next_processor
+        self._on_drop = on_drop or _ignore_drop
+
+    def set_next(self, next_processor: SpanProcessor) -> None:
+        self._next = next_processor
+
+    def set_drop_counter(self, on_drop: DropCounter) -> None:
+        self._on_drop = on_drop
+
+    def enrich(self, span: ReadableSpan) -> Enrichment | None:  # pragma: no cover
+        raise NotImplementedError
+
+    def applies_to(self, span: ReadableSpan) -> bool:
+        return is_genai_span(span)
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        if self._next is not None:
+            self._next.on_start(span, parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self.applies_to(span):
+            try:
+                enrichment = self.enrich(span)
+            except Exception:  # telemetry never breaks the caller
+                _log.exception("span processor %s failed; span passed on unenriched", self.stage)
+                self._on_drop(self.stage, "processor_error")
+                enrichment = None
+            if enrichment:
+                span = copy_span(span, enrichment)
+        if self._next is not None:
+            self._next.on_end(span)
+
+    def shutdown(self) -> None:
+        if self._next is not None:
+            self._next.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True if self._next is None else self._next.force_flush(timeout_millis)
+
+
+class FanOutSpanProcessor(SpanProcessor):
+    """Hands every span to each processor; one failing never affects the others."""
+
+    def __init__(self, processors: Iterable[SpanProcessor], on_drop: DropCounter | None = None):
+        self._processors = tuple(processors)
+        self._on_drop = on_drop or _ignore_drop
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        for processor in self._processors:
+            try:
+                processor.on_start(span, parent_context)
+            except Exception:
+                _log.exception("span processor %r failed in on_start", processor)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        for processor in self._processors:
+            try:
+                processor.on_end(span)
+            except Exception:
+                _log.exception("span processor %r failed; other sinks unaffected", processor)
+                self._on_drop("export", "processor_error")
+
+    def shutdown(self) -> None:
+        for processor in self._processors:
+            try:
+                processor.shutdown()
+            except Exception:
+                _log.exception("span processor %r failed to shut down", processor)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        ok = True
+        for processor in self._processors:
+            try:
+                ok = processor.force_flush(timeout_millis) and ok
+            except Exception:
+                _log.exception("span processor %r failed to flush", processor)
+                ok = False
+        return ok
+
+
+class BackgroundSpanProcessor(SpanProcessor):
+    """Moves ``on_end`` of everything after it to a worker thread (bounded queue).
+
+    ``on_end`` only appends to a deque: O(1), no analysis on the caller's thread. When
+    ``max_queue_size`` spans are waiting, the new span is dropped and counted with
+    stage ``analysis`` and reason ``queue_full``.
+    """
+
+    def __init__(
+        self,
+        next_processor: SpanProcessor,
+        *,
+        max_queue_size: int = 8192,
+        on_drop: DropCounter | None = None,
+        thread_name: str = "llmtrace-analysis",
+    ) -> None:
+        if max_queue_size < 1:
+            raise ValueError(f"max_queue_size must be >= 1, got {max_queue_size}")
+        self._next = next_processor
+        self._max = max_queue_size
+        self._on_drop = on_drop or _ignore_drop
+        self._queue: deque[ReadableSpan] = deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._in_flight = 0
+        self._stopped = False
+        self._worker = threading.Thread(target=self._run, name=thread_name, daemon=True)
+        self._worker.start()
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        # on_start must stay synchronous: the span is still live.
+        self._next.on_start(span, parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self._stopped:
+            self._on_drop("analysis", "shutdown")
+            return
+        with self._cond:
+            if len(self._queue) >= self._max:
+                full = True
+            else:
+                full = False
+                self._queue.append(span)
+                if len(self._queue) == 1:
+                    self._cond.notify()
+        if full:
+            self._on_drop("analysis", "queue_full")
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopped:
+                    self._cond.wait()
+                if not self._queue and self._stopped:
+                    return
+                batch = list(self._queue)
+                self._queue.clear()
+                self._in_flight = len(batch)
+            for span in batch:
+                try:
+                    self._next.on_end(span)
+                except Exception:
+                    _log.exception("span pipeline failed; span dropped")
+                    self._on_drop("analysis", "processor_error")
+            with self._cond:
+                self._in_flight = 0
+                self._cond.notify_all()
+
+    def _wait_idle(self, timeout_s: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: not self._queue and self._in_flight == 0, timeout=timeout_s
+            )
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        idle = self._wait_idle(timeout_millis / 1000)
+        return self._next.force_flush(timeout_millis) and idle
+
+    def shutdown(self) -> None:
+        if self._stopped:
+            return
+        self._wait_idle(30.0)
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+        self._worker.join(timeout=30.0)
+        self._next.shutdown()
+
+
+def build_chain(
+    enrichers: Sequence[EnrichingSpanProcessor],
+    sinks: Sequence[SpanProcessor],
+    *,
+    background: bool = True,
+    max_queue_size: int = 8192,
+    on_drop: DropCounter | None = None,
+) -> SpanProcessor:
+    """Wire ``enrichers`` in order, ending in a fan-out to ``sinks``.
+
+    Each sink is typically a ``BatchSpanProcessor(exporter)``. With ``background`` the
+    whole chain runs on one worker thread behind a bounded queue.
+    """
+    tail: SpanProcessor = FanOutSpanProcessor(sinks, on_drop=on_drop)
+    for enricher in reversed(enrichers):
+        enricher.set_next(tail)
+        if on_drop is not None:
+            enricher.set_drop_counter(on_drop)
+        tail = enricher
+    if background:
+        return BackgroundSpanProcessor(tail, max_queue_size=max_queue_size, on_drop=on_drop)
+    return tail
