@@ -1,0 +1,1 @@
+"""Real in-process servers used by the tests: fake upstream, OTLP sink."""
