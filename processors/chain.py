@@ -228,6 +228,10 @@ class BackgroundSpanProcessor(SpanProcessor):
     def queue_depth(self) -> int:
         return len(self._queue)
 
+    @property
+    def capacity(self) -> int:
+        return self._max
+
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         # on_start must stay synchronous: the span is still live.
         self._next.on_start(span, parent_context)

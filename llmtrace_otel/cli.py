@@ -1,0 +1,138 @@
+"""Command line: ``llmtrace-otel serve | validate | traces``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from llmtrace_otel import __version__
+from llmtrace_otel.config import (
+    FIELDS,
+    ConfigError,
+    Settings,
+    describe,
+    load_settings,
+    log_level_number,
+)
+from llmtrace_otel.logs import configure_logging
+
+__all__ = ["main"]
+
+_log = logging.getLogger("llmtrace_otel")
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE",
+                        help="YAML config file (also LLMTRACE_CONFIG)")
+    group = parser.add_argument_group("settings (flag > env > file > default)")
+    for spec in FIELDS:
+        help_text = f"{spec.help} [env {spec.env}; file {spec.key}]"
+        if spec.parse.__name__ == "_parse_bool":
+            group.add_argument(spec.flag, dest=spec.name, default=None,
+                               action=argparse.BooleanOptionalAction, help=help_text)
+        else:
+            group.add_argument(spec.flag, dest=spec.name, default=None, metavar="VALUE",
+                               help=help_text)
+
+
+def _settings_from(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for spec in FIELDS:
+        value = getattr(args, spec.name, None)
+        if value is not None:
+            overrides[spec.name] = value if isinstance(value, bool) else str(value)
+    return load_settings(args.config, overrides=overrides)
+
+
+async def _serve(settings: Settings) -> None:
+    from llmtrace_otel.proxy.app import ProxyServer
+    from llmtrace_otel.telemetry.pipeline import build_telemetry
+
+    telemetry = build_telemetry(settings)
+    server = ProxyServer(settings, telemetry)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    _log.info("shutting down: draining in-flight calls (up to %.0fs) and flushing telemetry",
+              settings.shutdown_timeout_s)
+    await server.stop()
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings_from(args)
+    configure_logging(log_level_number(settings), settings.log_format)
+    asyncio.run(_serve(settings))
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    settings = _settings_from(args)
+    rows = describe(settings)
+    width = max(len(key) for key, _, _ in rows)
+    print("configuration is valid; resolved values (secrets masked):")
+    for key, value, env in rows:
+        print(f"  {key.ljust(width)}  {value}    ({env})")
+    return 0
+
+
+def _cmd_traces(args: argparse.Namespace) -> int:
+    from llmtrace_otel.exporters.sqlite import SpanStore
+
+    settings = _settings_from(args)
+    store = SpanStore(args.db or settings.sqlite_path)
+    rows = store.recent_calls(args.limit, provider=args.provider, model=args.model)
+    if args.json:
+        print(json.dumps([row.as_dict() for row in rows], indent=2))
+        return 0
+    if not rows:
+        print("no calls stored yet")
+        return 0
+    header = ("time (UTC)", "operation", "provider", "model", "status", "in", "out",
+              "ms", "ttfc ms", "trace id")
+    table = [header] + [row.as_table_row() for row in rows]
+    widths = [max(len(str(r[i])) for r in table) for i in range(len(header))]
+    for r in table:
+        print("  ".join(str(cell).ljust(w) for cell, w in zip(r, widths, strict=True)))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llmtrace-otel",
+        description="OpenTelemetry-native LLM observability proxy.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the proxy")
+    _add_settings_flags(serve)
+    serve.set_defaults(func=_cmd_serve)
+    validate = sub.add_parser("validate", help="check the configuration and print it")
+    _add_settings_flags(validate)
+    validate.set_defaults(func=_cmd_validate)
+    traces = sub.add_parser("traces", help="list recent calls from the SQLite store")
+    _add_settings_flags(traces)
+    traces.add_argument("--db", help="SQLite file (default: sqlite.path)")
+    traces.add_argument("--limit", type=int, default=20)
+    traces.add_argument("--provider")
+    traces.add_argument("--model")
+    traces.add_argument("--json", action="store_true", help="JSON instead of a table")
+    traces.set_defaults(func=_cmd_traces)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"llmtrace-otel: invalid configuration: {exc}", file=sys.stderr)
+        return 2

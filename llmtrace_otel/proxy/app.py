@@ -1,0 +1,94 @@
+"""The Tornado application and server lifecycle: start, serve, drain, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+from tornado.web import Application
+
+from llmtrace_otel.config import Settings
+from llmtrace_otel.proxy.handler import ProxyContext, ProxyHandler
+from llmtrace_otel.proxy.ops import (
+    HEALTH_PATH,
+    METRICS_PATH,
+    HealthHandler,
+    InFlight,
+    MetricsHandler,
+    _OpsContext,
+)
+from llmtrace_otel.proxy.routing import Router
+from llmtrace_otel.proxy.upstream import UpstreamClient
+from llmtrace_otel.telemetry.pipeline import Telemetry
+
+__all__ = ["ProxyServer", "make_app"]
+
+_log = logging.getLogger(__name__)
+
+
+def make_app(context: ProxyContext, ops: _OpsContext) -> Application:
+    routes: list[tuple[str, type, dict]] = [(HEALTH_PATH, HealthHandler, {"context": ops})]
+    registry = context.telemetry.prometheus_registry
+    if registry is not None:
+        routes.append((METRICS_PATH, MetricsHandler, {"registry": registry}))
+    routes.append((r"/.*", ProxyHandler, {"context": context}))
+    return Application(routes, compress_response=False, serve_traceback=False)
+
+
+class ProxyServer:
+    """One proxy listener. ``start``/``stop`` run on the event loop that serves it."""
+
+    def __init__(self, settings: Settings, telemetry: Telemetry) -> None:
+        self.settings = settings
+        self.telemetry = telemetry
+        self.in_flight = InFlight()
+        self._upstream = UpstreamClient(settings)
+        self._context = ProxyContext(settings, Router(settings), self._upstream, telemetry,
+                                     self.in_flight)
+        self._ops = _OpsContext(telemetry, time.monotonic(), self.in_flight)
+        self._server: HTTPServer | None = None
+        self.port: int | None = None
+
+    async def start(self) -> int:
+        """Bind and serve; returns the port (useful with port 0)."""
+        settings = self.settings
+        sockets = bind_sockets(settings.port, settings.host, reuse_port=False)
+        self.port = sockets[0].getsockname()[1]
+        self._server = HTTPServer(
+            make_app(self._context, self._ops),
+            # Our handler answers 413 itself below this bound (in the API's error shape);
+            # Tornado's own limit only stops a chunked body that keeps going far beyond.
+            max_body_size=settings.max_body_bytes * 2 + 1024 * 1024,
+            idle_connection_timeout=75,
+            body_timeout=settings.read_timeout_s,
+            decompress_request=False,
+        )
+        self._server.add_sockets(sockets)
+        _log.info("llmtrace-otel proxy listening on http://%s:%d -> %s", settings.host,
+                  self.port, settings.upstream_url)
+        return self.port
+
+    async def stop(self, timeout_s: float | None = None) -> None:
+        """Stop accepting, let in-flight calls finish (bounded), flush telemetry."""
+        deadline = time.monotonic() + (timeout_s or self.settings.shutdown_timeout_s)
+        if self._server is not None:
+            self._server.stop()
+        while self.in_flight.count and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if self.in_flight.count:
+            _log.warning("shutdown deadline reached with %d calls in flight",
+                         self.in_flight.count)
+        if self._server is not None:
+            await self._server.close_all_connections()
+        await self._upstream.close()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._flush_telemetry)
+
+    def _flush_telemetry(self) -> None:
+        try:
+            self.telemetry.force_flush()
+        finally:
+            self.telemetry.shutdown()

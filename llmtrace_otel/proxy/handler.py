@@ -1,0 +1,342 @@
+"""The proxy handler: relay a request upstream and the response back, unchanged.
+
+Telemetry is recorded beside the relay, never in its way: bytes go to the client first,
+parsing happens after; parse failures are noted on the span, never raised; a client
+that goes away cancels the upstream call and ends the span as an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from dataclasses import dataclass
+
+import aiohttp
+from opentelemetry.propagate import extract
+from tornado.iostream import StreamClosedError
+from tornado.web import RequestHandler, stream_request_body
+
+from llmtrace_otel.config import Settings
+from llmtrace_otel.providers.base import ParseError
+from llmtrace_otel.providers.sse import SSEDecoder
+from llmtrace_otel.providers.types import LLMRequest, LLMResponse, StreamSignal
+from llmtrace_otel.proxy.errors import ProxyError, error_body
+from llmtrace_otel.proxy.headers import request_headers, response_headers
+from llmtrace_otel.proxy.ops import InFlight
+from llmtrace_otel.proxy.recorder import CallRecorder
+from llmtrace_otel.proxy.routing import Route, Router
+from llmtrace_otel.proxy.upstream import UpstreamClient, UpstreamFailure, classify_exception
+from llmtrace_otel.telemetry.pipeline import Telemetry
+
+__all__ = ["ProxyContext", "ProxyHandler"]
+
+_log = logging.getLogger(__name__)
+_DEFAULT_SIGNAL = StreamSignal()
+_CLIENT_GONE = "client_disconnected"
+# When the proxy added stream_options.include_usage, OpenAI adds `"usage":null` to every
+# chunk; the client did not ask for it, so it is removed again (compact JSON, as sent).
+_USAGE_NULL = b',"usage":null'
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyContext:
+    """What every proxy request needs; built once per server."""
+
+    settings: Settings
+    router: Router
+    upstream: UpstreamClient
+    telemetry: Telemetry
+    in_flight: InFlight
+
+
+def _inflater(encoding: str) -> zlib._Decompress | None:
+    if encoding == "gzip":
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return zlib.decompressobj()
+    return None
+
+
+def _decoded(body: bytes, encoding: str) -> bytes | None:
+    """The body without its content-encoding, for parsing; None if we cannot decode it."""
+    if not encoding or encoding == "identity":
+        return body
+    inflater = _inflater(encoding)
+    if inflater is None:
+        return None
+    try:
+        return inflater.decompress(body) + inflater.flush()
+    except zlib.error:
+        return None
+
+
+@stream_request_body
+class ProxyHandler(RequestHandler):
+    """Forwards every path not reserved by the proxy to the configured upstream."""
+
+    SUPPORTED_METHODS = ("GET", "HEAD", "POST", "DELETE", "PATCH", "PUT", "OPTIONS")
+
+    def initialize(self, context: ProxyContext) -> None:
+        self._ctx = context
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._too_large = False
+        self._task: asyncio.Task[None] | None = None
+        self._client_gone = False
+
+    def set_default_headers(self) -> None:
+        # Relay the upstream's headers only: no Tornado Server/Content-Type defaults.
+        self.clear_header("Server")
+        self.clear_header("Content-Type")
+
+    def compute_etag(self) -> None:
+        return None  # never add an ETag the upstream did not send
+
+    def prepare(self) -> None:
+        length = self.request.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > self._ctx.settings.max_body_bytes:
+            self._too_large = True
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._too_large:
+            return
+        self._size += len(chunk)
+        if self._size > self._ctx.settings.max_body_bytes:
+            self._too_large = True
+            self._chunks.clear()
+        else:
+            self._chunks.append(chunk)
+
+    def on_connection_close(self) -> None:
+        self._client_gone = True
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    async def get(self, *args: str) -> None:
+        self._task = asyncio.current_task()  # type: ignore[assignment]
+        in_flight = self._ctx.in_flight
+        in_flight.count += 1
+        try:
+            await self._proxy()
+        except asyncio.CancelledError:
+            pass  # the client went away; _proxy has recorded it
+        finally:
+            in_flight.count -= 1
+
+    head = post = delete = patch = put = options = get
+
+    # -- the relay ---------------------------------------------------------------------
+
+    async def _proxy(self) -> None:
+        ctx = self._ctx
+        request = self.request
+        method = request.method or "GET"
+        headers = request.headers
+        route = ctx.router.route(method, request.path, headers)
+        body = b"".join(self._chunks) if self._chunks else None
+        issues: list[str] = []
+        llm_request = self._parse_request(route, body, issues)
+        upstream_body = body
+        edit_stream = False
+        if (
+            llm_request is not None
+            and route.adapter is not None
+            and body is not None
+            and llm_request.stream
+            and not llm_request.stream_usage_requested
+            and ctx.settings.stream_include_usage
+        ):
+            rewritten = route.adapter.request_with_stream_usage(body)
+            if rewritten is not None:
+                upstream_body, edit_stream = rewritten, True
+        url = route.upstream.base_url + request.uri
+        recorder = CallRecorder(
+            ctx.telemetry,
+            method=method,
+            url=route.upstream.base_url + request.path,  # no query: it may hold keys
+            api=route.adapter.api if route.adapter is not None else None,
+            request=llm_request,
+            provider=route.provider,
+            server_address=route.upstream.host,
+            server_port=route.upstream.port,
+            parent=extract(headers),
+            issues=issues,
+        )
+        if self._too_large:
+            limit = ctx.settings.max_body_bytes
+            self._send_error(recorder, route, ProxyError(
+                413, "request_too_large",
+                f"request body exceeds the proxy limit of {limit} bytes "
+                f"(server.max_body_bytes)"))
+            return
+        forwarded = request_headers(headers.get_all(), identity_encoding=edit_stream)
+        forwarded.extend(recorder.trace_headers())
+        response: aiohttp.ClientResponse | None = None
+        try:
+            try:
+                response = await ctx.upstream.send(method, url, forwarded, upstream_body)
+            except UpstreamFailure as failure:
+                ctx.telemetry.instruments.count_upstream_error(route.provider, failure.error.code)
+                self._send_error(recorder, route, failure.error)
+                return
+            await self._relay_response(response, route, llm_request, recorder, edit_stream, url)
+        except asyncio.CancelledError:
+            recorder.finish(response.status if response is not None else 0,
+                            error_type=_CLIENT_GONE)
+            raise
+        finally:
+            if response is not None:
+                response.release()
+
+    def _parse_request(self, route: Route, body: bytes | None, issues: list[str]
+                       ) -> LLMRequest | None:
+        if route.adapter is None:
+            return None
+        if not body:
+            issues.append("request: empty body")
+            return None
+        try:
+            return route.adapter.parse_request(body)
+        except ParseError as exc:
+            issues.append(f"request: {exc}")
+            return None
+
+    async def _relay_response(
+        self,
+        response: aiohttp.ClientResponse,
+        route: Route,
+        llm_request: LLMRequest | None,
+        recorder: CallRecorder,
+        edit_stream: bool,
+        url: str,
+    ) -> None:
+        self.set_status(response.status, response.reason or "Unknown")
+        for name, value in response_headers(response.headers.items()):
+            self.add_header(name, value)
+        content_type = response.headers.get("Content-Type", "")
+        encoding = response.headers.get("Content-Encoding", "").strip().lower()
+        try:
+            if content_type.startswith("text/event-stream"):
+                await self._relay_stream(response, route, llm_request, recorder, edit_stream,
+                                         encoding)
+                return
+            data = await response.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            error = classify_exception(exc, url)
+            self._ctx.telemetry.instruments.count_upstream_error(route.provider, error.code)
+            self._send_error(recorder, route, error)  # nothing was sent to the client yet
+            return
+        await self._write_final(data)
+        parsed = self._parse_response(route, llm_request, data, encoding, recorder)
+        if response.status >= 400:
+            self._ctx.telemetry.instruments.count_upstream_error(
+                route.provider, f"http_{response.status}")
+        recorder.finish(response.status, parsed)
+
+    async def _write_final(self, data: bytes) -> None:
+        try:
+            await self.finish(data)
+        except StreamClosedError:
+            raise asyncio.CancelledError() from None
+
+    def _parse_response(self, route: Route, llm_request: LLMRequest | None, data: bytes,
+                        encoding: str, recorder: CallRecorder) -> LLMResponse | None:
+        if route.adapter is None or llm_request is None or not data:
+            return None
+        plain = _decoded(data, encoding)
+        if plain is None:
+            recorder.note(f"response: content-encoding {encoding!r} not decoded for telemetry")
+            return None
+        try:
+            return route.adapter.parse_response(plain)
+        except ParseError as exc:
+            recorder.note(f"response: {exc}")
+            return None
+
+    async def _relay_stream(
+        self,
+        response: aiohttp.ClientResponse,
+        route: Route,
+        llm_request: LLMRequest | None,
+        recorder: CallRecorder,
+        edit_stream: bool,
+        encoding: str,
+    ) -> None:
+        adapter = route.adapter
+        accumulator = (
+            adapter.new_stream_accumulator()
+            if adapter is not None and llm_request is not None else None
+        )
+        decoder = SSEDecoder()
+        inflater = None if edit_stream else _inflater(encoding)
+        decodable = edit_stream or not encoding or encoding == "identity" or inflater is not None
+        if not decodable:
+            recorder.note(f"stream: content-encoding {encoding!r} not decoded for telemetry")
+        await self._flush_or_cancel()  # headers now, as the upstream sent them
+        error_type: str | None = None
+        try:
+            async for chunk in response.content.iter_any():
+                if edit_stream:
+                    out = []
+                    for event in decoder.feed(chunk):
+                        signal = accumulator.feed(event) if accumulator else _DEFAULT_SIGNAL
+                        recorder.on_event(signal)
+                        if not signal.usage_only:
+                            out.append(event.raw.replace(_USAGE_NULL, b""))
+                    if out:
+                        self.write(b"".join(out))
+                        await self._flush_or_cancel()
+                    continue
+                self.write(chunk)
+                await self._flush_or_cancel()
+                if not decodable:
+                    continue
+                data = inflater.decompress(chunk) if inflater is not None else chunk
+                for event in decoder.feed(data):
+                    recorder.on_event(accumulator.feed(event) if accumulator else _DEFAULT_SIGNAL)
+            if edit_stream and decoder.pending:
+                self.write(decoder.pending)  # an unterminated tail is relayed as it came
+            for event in decoder.flush():
+                recorder.on_event(accumulator.feed(event) if accumulator else _DEFAULT_SIGNAL)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            error = classify_exception(exc, str(response.url))
+            self._ctx.telemetry.instruments.count_upstream_error(route.provider, error.code)
+            error_type = error.code
+        except ValueError as exc:  # an SSE event over the size limit: stop parsing only
+            recorder.note(f"stream: {exc}")
+            decodable = False
+        result = accumulator.result() if accumulator is not None else None
+        if accumulator is not None:
+            for problem in accumulator.problems:
+                recorder.note(f"stream: {problem}")
+        if error_type is not None:
+            recorder.finish(response.status, result, error_type=error_type)
+            self._abort_connection()
+            return
+        await self._write_final(b"")
+        recorder.finish(response.status, result)
+
+    async def _flush_or_cancel(self) -> None:
+        try:
+            await self.flush()
+        except StreamClosedError:
+            raise asyncio.CancelledError() from None
+
+    def _abort_connection(self) -> None:
+        """Upstream failed after headers were sent: the client must see a broken
+        response, not a truncated one that looks complete."""
+        self._finished = True
+        if self.request.connection is not None:
+            stream = getattr(self.request.connection, "stream", None)
+            if stream is not None:
+                stream.close()
+
+    def _send_error(self, recorder: CallRecorder, route: Route, error: ProxyError) -> None:
+        recorder.finish(error.status, error_type=error.code)
+        self.clear()
+        self.set_status(error.status)
+        self.set_header("Content-Type", "application/json")
+        if error.status == 413:
+            self.set_header("Connection", "close")
+        self.finish(error_body(error, route.flavor))

@@ -1,0 +1,183 @@
+"""The metric instruments of the proxy, created once from a Meter.
+
+GenAI client metrics follow the semantic conventions (names, units, attributes and the
+recommended bucket boundaries). The ``llmtrace.*`` family is the operational set that
+users of the seed system chart; through the Prometheus reader they appear as
+``llmtrace_requests_total``, ``llmtrace_request_duration_seconds``,
+``llmtrace_tokens_total``, ``llmtrace_active_connections``,
+``llmtrace_upstream_errors_total`` and ``llmtrace_telemetry_dropped_total``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from opentelemetry.metrics import Meter
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_PROVIDER_NAME,
+    GEN_AI_REQUEST_MODEL,
+    GEN_AI_RESPONSE_MODEL,
+    GEN_AI_TOKEN_TYPE,
+    GenAiTokenTypeValues,
+)
+from opentelemetry.semconv._incubating.metrics.gen_ai_metrics import (
+    GEN_AI_CLIENT_OPERATION_DURATION,
+    GEN_AI_CLIENT_OPERATION_TIME_PER_OUTPUT_CHUNK,
+    GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK,
+    GEN_AI_CLIENT_TOKEN_USAGE,
+)
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
+from opentelemetry.util.types import AttributeValue
+
+from llmtrace_otel.providers.types import Usage
+
+__all__ = [
+    "DURATION_BUCKETS",
+    "TIME_PER_CHUNK_BUCKETS",
+    "TIME_TO_FIRST_CHUNK_BUCKETS",
+    "TOKEN_BUCKETS",
+    "CallOutcome",
+    "ProxyInstruments",
+]
+
+# Semconv-recommended ExplicitBucketBoundaries.
+TOKEN_BUCKETS: Sequence[float] = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+)
+DURATION_BUCKETS: Sequence[float] = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)
+TIME_TO_FIRST_CHUNK_BUCKETS: Sequence[float] = (
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)
+TIME_PER_CHUNK_BUCKETS: Sequence[float] = (
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
+)
+# The operational latency histogram covers fast failures and long streams alike.
+_REQUEST_DURATION_BUCKETS: Sequence[float] = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
+)
+
+# Label keys of the llmtrace.* family (Prometheus-friendly, as the seed system had them).
+_PROVIDER = "provider"
+_MODEL = "model"
+_STATUS_CODE = "status_code"
+_DIRECTION = "direction"
+_ERROR_TYPE = "error_type"
+
+
+@dataclass(frozen=True, slots=True)
+class CallOutcome:
+    """Everything the metrics need about one finished proxied call."""
+
+    provider: str
+    operation: str | None
+    request_model: str | None
+    response_model: str | None
+    server_address: str
+    server_port: int
+    status_code: int
+    duration_s: float
+    error_type: str | None = None
+    usage: Usage | None = None
+    time_to_first_chunk_s: float | None = None
+    chunk_intervals_s: Sequence[float] = ()
+
+
+class ProxyInstruments:
+    """Creates the instruments once; :meth:`record` is called once per call."""
+
+    def __init__(self, meter: Meter) -> None:
+        self._operation_duration = meter.create_histogram(
+            GEN_AI_CLIENT_OPERATION_DURATION, unit="s", description="GenAI operation duration.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self._token_usage = meter.create_histogram(
+            GEN_AI_CLIENT_TOKEN_USAGE, unit="{token}",
+            description="Number of input and output tokens used.",
+            explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+        )
+        self._ttfc = meter.create_histogram(
+            GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK, unit="s",
+            description="Time to receive the first chunk of a streamed response.",
+            explicit_bucket_boundaries_advisory=TIME_TO_FIRST_CHUNK_BUCKETS,
+        )
+        self._time_per_chunk = meter.create_histogram(
+            GEN_AI_CLIENT_OPERATION_TIME_PER_OUTPUT_CHUNK, unit="s",
+            description="Time between consecutive chunks after the first.",
+            explicit_bucket_boundaries_advisory=TIME_PER_CHUNK_BUCKETS,
+        )
+        self._requests = meter.create_counter(
+            "llmtrace.requests", unit="{request}", description="Proxied requests by outcome."
+        )
+        self._request_duration = meter.create_histogram(
+            "llmtrace.request.duration", unit="s",
+            description="Proxied request duration, first byte in to last byte out.",
+            explicit_bucket_boundaries_advisory=_REQUEST_DURATION_BUCKETS,
+        )
+        self._tokens = meter.create_counter(
+            "llmtrace.tokens", unit="{token}", description="Tokens reported by the upstream."
+        )
+        self.active_connections = meter.create_up_down_counter(
+            "llmtrace.active_connections", unit="{connection}",
+            description="Requests currently being proxied.",
+        )
+        self._upstream_errors = meter.create_counter(
+            "llmtrace.upstream_errors", unit="{error}",
+            description="Upstream failures: unreachable, timeout, reset, or an error status.",
+        )
+        self._dropped = meter.create_counter(
+            "llmtrace.telemetry.dropped", unit="{span}",
+            description="Telemetry dropped or degraded instead of delaying traffic.",
+        )
+
+    def count_drop(self, stage: str, reason: str) -> None:
+        self._dropped.add(1, {"stage": stage, "reason": reason})
+
+    def count_upstream_error(self, provider: str, error_type: str) -> None:
+        self._upstream_errors.add(1, {_PROVIDER: provider, _ERROR_TYPE: error_type})
+
+    def record(self, outcome: CallOutcome) -> None:
+        ops: dict[str, AttributeValue] = {
+            _PROVIDER: outcome.provider,
+            _MODEL: outcome.request_model or "",
+            _STATUS_CODE: str(outcome.status_code),
+        }
+        self._requests.add(1, ops)
+        self._request_duration.record(outcome.duration_s, ops)
+        if outcome.operation is None:
+            return  # not an LLM call: no GenAI metrics
+        genai: dict[str, AttributeValue] = {
+            GEN_AI_OPERATION_NAME: outcome.operation,
+            GEN_AI_PROVIDER_NAME: outcome.provider,
+            SERVER_ADDRESS: outcome.server_address,
+            SERVER_PORT: outcome.server_port,
+        }
+        if outcome.request_model:
+            genai[GEN_AI_REQUEST_MODEL] = outcome.request_model
+        if outcome.response_model:
+            genai[GEN_AI_RESPONSE_MODEL] = outcome.response_model
+        if outcome.error_type:
+            genai[ERROR_TYPE] = outcome.error_type
+        self._operation_duration.record(outcome.duration_s, genai)
+        if outcome.time_to_first_chunk_s is not None:
+            self._ttfc.record(outcome.time_to_first_chunk_s, genai)
+        for interval in outcome.chunk_intervals_s:
+            self._time_per_chunk.record(interval, genai)
+        usage = outcome.usage
+        if usage is None:
+            return
+        model = outcome.request_model or ""
+        for token_type, count in (
+            (GenAiTokenTypeValues.INPUT.value, usage.input_tokens),
+            (GenAiTokenTypeValues.OUTPUT.value, usage.output_tokens),
+        ):
+            if count is None:
+                continue
+            self._token_usage.record(count, {**genai, GEN_AI_TOKEN_TYPE: token_type})
+            self._tokens.add(
+                count, {_DIRECTION: token_type, _PROVIDER: outcome.provider, _MODEL: model}
+            )
