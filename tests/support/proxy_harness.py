@@ -1,0 +1,95 @@
+"""The real proxy, on an unused port, in a background thread with its own event loop.
+
+Spans are read back from an InMemorySpanExporter added as one more sink of the real
+pipeline (after the processor chain, so tests see exactly what exporters see), and
+metrics from the real /metrics endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from llmtrace_otel.config import Settings, load_settings
+from llmtrace_otel.proxy.app import ProxyServer
+from llmtrace_otel.telemetry.pipeline import Telemetry, build_telemetry
+
+
+@dataclass
+class RunningProxy:
+    url: str
+    port: int
+    settings: Settings
+    telemetry: Telemetry
+    memory: InMemorySpanExporter
+    server: ProxyServer
+    loop: asyncio.AbstractEventLoop
+
+    def spans(self) -> list[ReadableSpan]:
+        """Every span exported so far (waits for the chain and sinks to drain)."""
+        self.telemetry.tracer_provider.force_flush(10_000)
+        return list(self.memory.get_finished_spans())
+
+    def only_span(self) -> ReadableSpan:
+        spans = self.spans()
+        assert len(spans) == 1, f"expected exactly one span, got {[s.name for s in spans]}"
+        return spans[0]
+
+    def metrics_text(self) -> str:
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as response:
+            return response.read().decode()
+
+    def clear(self) -> None:
+        self.telemetry.tracer_provider.force_flush(10_000)
+        self.memory.clear()
+
+
+@contextmanager
+def running_proxy(upstream_url: str, tmp_path: Path, **overrides: Any) -> Iterator[RunningProxy]:
+    values: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "upstream_url": upstream_url,
+        "anthropic_upstream_url": upstream_url,
+        "sqlite_path": str(tmp_path / "spans.db"),
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    settings = load_settings(env={}, overrides=values)
+    memory = InMemorySpanExporter()
+    telemetry = build_telemetry(settings, env={},
+                                extra_span_processors=[SimpleSpanProcessor(memory)])
+    loop = asyncio.new_event_loop()
+    server = ProxyServer(settings, telemetry)
+    ready = threading.Event()
+    thread = threading.Thread(target=_run_loop, args=(loop, server, ready), daemon=True)
+    thread.start()
+    if not ready.wait(10):
+        raise RuntimeError("proxy did not start within 10 s")
+    assert server.port is not None
+    running = RunningProxy(f"http://127.0.0.1:{server.port}", server.port, settings, telemetry,
+                           memory, server, loop)
+    try:
+        yield running
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(5), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def _run_loop(loop: asyncio.AbstractEventLoop, server: ProxyServer, ready: threading.Event) -> None:
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(server.start())
+    ready.set()
+    loop.run_forever()
