@@ -541,6 +541,10 @@ class _BaseHandler(tornado.web.RequestHandler):
         self.state = state
         self.scenario = "ok"
         self.delay = 0.0
+        self.client_gone = asyncio.Event()
+
+    def on_connection_close(self) -> None:
+        self.client_gone.set()
 
     def prepare(self) -> None:
         request = self.request
@@ -590,11 +594,18 @@ class _BaseHandler(tornado.web.RequestHandler):
             return None
         return parsed
 
-    async def sleep(self, seconds: float) -> bool:
-        """Sleep unless the server stops first; False (and the connection dropped) if it does."""
-        try:
-            await asyncio.wait_for(self.state.stopping.wait(), timeout=seconds)
-        except TimeoutError:
+    async def sleep(self, seconds: float | None) -> bool:
+        """Sleep (None: forever) unless the server stops or the client goes away first.
+
+        False if interrupted; the connection has then been dropped.
+        """
+        waiters = [asyncio.ensure_future(self.state.stopping.wait()),
+                   asyncio.ensure_future(self.client_gone.wait())]
+        done, pending = await asyncio.wait(waiters, timeout=seconds,
+                                           return_when=asyncio.FIRST_COMPLETED)
+        for waiter in pending:
+            waiter.cancel()
+        if not done:
             return True
         self.abort_connection()
         return False
@@ -609,8 +620,7 @@ class _BaseHandler(tornado.web.RequestHandler):
             self.send_api_error(int(self.scenario.removeprefix("error-")))
             return True
         if self.scenario == "hang":
-            await self.state.stopping.wait()
-            self.abort_connection()
+            await self.sleep(None)
             return True
         if self.scenario == "slow":
             return not await self.sleep(self.delay)
