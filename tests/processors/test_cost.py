@@ -536,7 +536,7 @@ def make_pipeline(
     metrics = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[metrics])
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(resource=resource or Resource.create({}))
+    provider = TracerProvider(resource=resource or Resource.create({}), shutdown_on_exit=False)
     cost = CostProcessor(prices=prices, meter_provider=meter_provider)
     provider.add_span_processor(
         build_chain(
@@ -718,7 +718,7 @@ def test_prometheus_series_name_and_labels() -> None:
     reader = PrometheusMetricReader(registry=registry)
     meter_provider = MeterProvider(metric_readers=[reader])
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
+    provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(
         build_chain(
             [CostProcessor(meter_provider=meter_provider)],
