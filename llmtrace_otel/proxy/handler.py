@@ -18,9 +18,9 @@ from tornado.iostream import StreamClosedError
 from tornado.web import RequestHandler, stream_request_body
 
 from llmtrace_otel.config import Settings
-from llmtrace_otel.providers.base import ParseError
+from llmtrace_otel.providers.base import ParseError, StreamAccumulator
 from llmtrace_otel.providers.sse import SSEDecoder
-from llmtrace_otel.providers.types import LLMRequest, LLMResponse, StreamSignal
+from llmtrace_otel.providers.types import LLMRequest, LLMResponse, SSEEvent, StreamSignal
 from llmtrace_otel.proxy.errors import ProxyError, error_body
 from llmtrace_otel.proxy.headers import request_headers, response_headers
 from llmtrace_otel.proxy.ops import InFlight
@@ -84,6 +84,9 @@ class ProxyHandler(RequestHandler):
         self._too_large = False
         self._task: asyncio.Task[None] | None = None
         self._client_gone = False
+        # Stream state, kept here so a disconnect can still record what was received.
+        self._accumulator: StreamAccumulator | None = None
+        self._stream_complete = False
 
     def set_default_headers(self) -> None:
         # Relay the upstream's headers only: no Tornado Server/Content-Type defaults.
@@ -182,8 +185,12 @@ class ProxyHandler(RequestHandler):
                 return
             await self._relay_response(response, route, llm_request, recorder, edit_stream, url)
         except asyncio.CancelledError:
-            recorder.finish(response.status if response is not None else 0,
-                            error_type=_CLIENT_GONE)
+            status = response.status if response is not None else 0
+            partial = self._accumulator.result() if self._accumulator is not None else None
+            # A client that hangs up after the terminal event ([DONE], message_stop) got
+            # the whole answer; only an earlier hang-up is an error.
+            recorder.finish(status, partial,
+                            error_type=None if self._stream_complete else _CLIENT_GONE)
             raise
         finally:
             if response is not None:
@@ -268,6 +275,7 @@ class ProxyHandler(RequestHandler):
             adapter.new_stream_accumulator()
             if adapter is not None and llm_request is not None else None
         )
+        self._accumulator = accumulator
         decoder = SSEDecoder()
         inflater = None if edit_stream else _inflater(encoding)
         decodable = edit_stream or not encoding or encoding == "identity" or inflater is not None
@@ -280,8 +288,7 @@ class ProxyHandler(RequestHandler):
                 if edit_stream:
                     out = []
                     for event in decoder.feed(chunk):
-                        signal = accumulator.feed(event) if accumulator else _DEFAULT_SIGNAL
-                        recorder.on_event(signal)
+                        signal = self._account(event, recorder)
                         if not signal.usage_only:
                             out.append(event.raw.replace(_USAGE_NULL, b""))
                     if out:
@@ -294,11 +301,11 @@ class ProxyHandler(RequestHandler):
                     continue
                 data = inflater.decompress(chunk) if inflater is not None else chunk
                 for event in decoder.feed(data):
-                    recorder.on_event(accumulator.feed(event) if accumulator else _DEFAULT_SIGNAL)
+                    self._account(event, recorder)
             if edit_stream and decoder.pending:
                 self.write(decoder.pending)  # an unterminated tail is relayed as it came
             for event in decoder.flush():
-                recorder.on_event(accumulator.feed(event) if accumulator else _DEFAULT_SIGNAL)
+                self._account(event, recorder)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             error = classify_exception(exc, str(response.url))
             self._ctx.telemetry.instruments.count_upstream_error(route.provider, error.code)
@@ -316,6 +323,14 @@ class ProxyHandler(RequestHandler):
             return
         await self._write_final(b"")
         recorder.finish(response.status, result)
+
+    def _account(self, event: SSEEvent, recorder: CallRecorder) -> StreamSignal:
+        accumulator = self._accumulator
+        signal = accumulator.feed(event) if accumulator is not None else _DEFAULT_SIGNAL
+        if signal.terminal:
+            self._stream_complete = True
+        recorder.on_event(signal)
+        return signal
 
     async def _flush_or_cancel(self) -> None:
         try:

@@ -15,7 +15,7 @@ from tests.support.fake_upstream import (
 )
 from tests.support.proxy_harness import RunningProxy
 
-MODEL = "claude-3-5-haiku-latest"
+MODEL = "claude-haiku-4-5"
 
 
 def client(proxy: RunningProxy, scenario: str = "ok") -> anthropic.Anthropic:
@@ -27,16 +27,16 @@ def client(proxy: RunningProxy, scenario: str = "ok") -> anthropic.Anthropic:
 
 def test_message_with_cache_tokens(proxy: RunningProxy, upstream: FakeUpstream) -> None:
     message = client(proxy, "cache").messages.create(
-        model=MODEL, max_tokens=100, system="Be brief.", top_k=5,
+        model=MODEL, max_tokens=100, system="Be brief.", extra_body={"top_k": 5},
         messages=[{"role": "user", "content": "Hi"}],
     )
     assert message.content[0].text == REPLY_TEXT
-    assert upstream.requests[-1].headers["x-api-key"] == "sk-ant-test-key"
+    assert upstream.requests[-1].headers["authorization"] == "Bearer sk-ant-test-key"
     span = proxy.only_span()
     assert_genai_span(
         span, operation="chat", provider="anthropic", model=MODEL, stream=False,
         usage=expected_usage("anthropic", usage_for("anthropic", "cache")),
-        finish_reasons=["end_turn"], response_model=MODEL + "-2024-07-18",
+        finish_reasons=["end_turn"], response_model=MODEL,
     )
     attrs = span.attributes or {}
     assert attrs[genai.GEN_AI_REQUEST_TOP_K] == 5
@@ -55,7 +55,7 @@ def test_streamed_message_usage_from_start_and_delta(proxy: RunningProxy) -> Non
     assert_genai_span(
         span, operation="chat", provider="anthropic", model=MODEL, stream=True,
         usage=expected_usage("anthropic", usage_for("anthropic", "cache")),
-        finish_reasons=["end_turn"], response_model=MODEL + "-2024-07-18",
+        finish_reasons=["end_turn"], response_model=MODEL,
     )
 
 
@@ -71,7 +71,7 @@ def test_streamed_tool_use(proxy: RunningProxy) -> None:
     assert tool_use.input == __import__("json").loads(TOOL_ARGUMENTS)
     span = proxy.only_span()
     assert_genai_span(span, operation="chat", provider="anthropic", model=MODEL, stream=True,
-                      finish_reasons=["tool_use"], response_model=MODEL + "-2024-07-18",
+                      finish_reasons=["tool_use"], response_model=MODEL,
                       usage=expected_usage("anthropic", usage_for("anthropic", "tools")))
 
 

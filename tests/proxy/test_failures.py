@@ -67,7 +67,7 @@ def test_unreachable_upstream_is_502_in_anthropic_shape(tmp_path: Path) -> None:
     with running_proxy(dead, tmp_path) as proxy:
         client = anthropic.Anthropic(base_url=proxy.url, api_key="k", max_retries=0)
         with pytest.raises(anthropic.APIStatusError) as caught:
-            client.messages.create(model="claude-3-5-haiku-latest", max_tokens=5,
+            client.messages.create(model="claude-haiku-4-5", max_tokens=5,
                                    messages=MESSAGES)
         assert caught.value.status_code == 502
         assert caught.value.body["type"] == "error"  # type: ignore[index]

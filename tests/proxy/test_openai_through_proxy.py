@@ -161,7 +161,7 @@ def test_tool_calls_streamed_and_parsed(proxy: RunningProxy) -> None:
 def test_cached_and_reasoning_tokens(proxy: RunningProxy) -> None:
     client(proxy, "cache").chat.completions.create(model="gpt-4o", messages=MESSAGES)
     client(proxy, "reasoning").chat.completions.create(model="o3-mini", messages=MESSAGES)
-    cache_span, reasoning_span = proxy.spans()
+    cache_span, reasoning_span = proxy.spans(2)
     assert_genai_span(cache_span, operation="chat", provider="openai", model="gpt-4o",
                       usage=expected_usage("openai", usage_for("openai", "cache")))
     assert_genai_span(reasoning_span, operation="chat", provider="openai", model="o3-mini",
@@ -179,7 +179,7 @@ def test_completions_embeddings_and_responses(proxy: RunningProxy) -> None:
     assert response.output_text == REPLY_TEXT
     streamed = list(c.responses.create(model="gpt-4o-mini", input="Say hello", stream=True))
     assert streamed[-1].type == "response.completed"
-    spans = proxy.spans()
+    spans = proxy.spans(4)
     assert [s.name for s in spans] == [
         "text_completion gpt-3.5-turbo-instruct",
         "embeddings text-embedding-3-small",

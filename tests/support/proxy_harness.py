@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,13 +36,22 @@ class RunningProxy:
     server: ProxyServer
     loop: asyncio.AbstractEventLoop
 
-    def spans(self) -> list[ReadableSpan]:
-        """Every span exported so far (waits for the chain and sinks to drain)."""
-        self.telemetry.tracer_provider.force_flush(10_000)
-        return list(self.memory.get_finished_spans())
+    def spans(self, expected: int = 0, timeout: float = 10.0) -> list[ReadableSpan]:
+        """Spans exported so far, after waiting for at least ``expected`` of them.
+
+        The proxy answers the client before it ends the span (the client never waits
+        for telemetry), so a test that just got its response may be a moment early.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            self.telemetry.tracer_provider.force_flush(10_000)
+            spans = list(self.memory.get_finished_spans())
+            if len(spans) >= expected or time.monotonic() > deadline:
+                return spans
+            time.sleep(0.01)
 
     def only_span(self) -> ReadableSpan:
-        spans = self.spans()
+        spans = self.spans(1)
         assert len(spans) == 1, f"expected exactly one span, got {[s.name for s in spans]}"
         return spans[0]
 
