@@ -24,7 +24,9 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
@@ -32,6 +34,7 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_PROVIDER_NAME,
     GEN_AI_SYSTEM,
 )
+from opentelemetry.sdk.util import BoundedList
 from opentelemetry.util.types import AttributeValue
 
 __all__ = [
@@ -46,6 +49,7 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 #: Called with (stage, reason) each time a span is dropped or a stage fails.
 DropCounter = Callable[[str, str], None]
@@ -77,20 +81,32 @@ class Enrichment:
         return bool(self.attributes or self.events or self.remove)
 
 
+def _bounded(items: Sequence[_T], dropped: int) -> BoundedList:
+    bounded = BoundedList.from_seq(None, items)
+    bounded.dropped = dropped
+    return bounded
+
+
 def copy_span(span: ReadableSpan, enrichment: Enrichment) -> ReadableSpan:
-    """A new ReadableSpan equal to ``span`` with ``enrichment`` applied."""
-    attributes = dict(span.attributes or {})
+    """A new ReadableSpan equal to ``span`` with ``enrichment`` applied.
+
+    The counts of attributes, events and links the SDK dropped at its limits are kept,
+    so exporters still report them (OTLP ``dropped_*_count``).
+    """
+    merged = dict(span.attributes or {})
     for key in enrichment.remove:
-        attributes.pop(key, None)
-    attributes.update(enrichment.attributes)
+        merged.pop(key, None)
+    merged.update(enrichment.attributes)
+    attributes = BoundedAttributes(maxlen=None, attributes=merged, immutable=True)
+    attributes.dropped = span.dropped_attributes
     return ReadableSpan(
         name=span.name,
         context=span.context,
         parent=span.parent,
         resource=span.resource,
         attributes=attributes,
-        events=tuple(span.events) + tuple(enrichment.events),
-        links=tuple(span.links),
+        events=_bounded((*span.events, *enrichment.events), span.dropped_events),
+        links=_bounded(tuple(span.links), span.dropped_links),
         kind=span.kind,
         status=span.status,
         start_time=span.start_time,
@@ -237,19 +253,18 @@ class BackgroundSpanProcessor(SpanProcessor):
         self._next.on_start(span, parent_context)
 
     def on_end(self, span: ReadableSpan) -> None:
-        if self._stopped:
-            self._on_drop("analysis", "shutdown")
-            return
-        with self._cond:
-            if len(self._queue) >= self._max:
-                full = True
+        reason = None
+        with self._cond:  # _stopped is read under the lock: no span slips past shutdown
+            if self._stopped:
+                reason = "shutdown"
+            elif len(self._queue) >= self._max:
+                reason = "queue_full"
             else:
-                full = False
                 self._queue.append(span)
                 if len(self._queue) == 1:
                     self._cond.notify()
-        if full:
-            self._on_drop("analysis", "queue_full")
+        if reason is not None:
+            self._on_drop("analysis", reason)
 
     def _run(self) -> None:
         while True:
