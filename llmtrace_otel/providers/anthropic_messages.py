@@ -217,7 +217,11 @@ class _Block:
 
 
 class AnthropicStreamAccumulator:
-    """``message_start`` / ``content_block_*`` / ``message_delta`` / ``message_stop``."""
+    """``message_start`` / ``content_block_*`` / ``message_delta`` / ``message_stop``.
+
+    ``ping`` and ``message_stop`` are not chunks; ``message_stop`` and ``error`` are
+    terminal. ``message_delta`` usage is cumulative and replaces what came before.
+    """
 
     __slots__ = ("_blocks", "_error", "_events", "_id", "_model", "_problems", "_role",
                  "_stop_reason", "_tokens")

@@ -43,7 +43,7 @@ from llmtrace_otel.providers.types import (
     Usage,
 )
 
-__all__ = ["OpenAIChatAdapter", "OpenAIChunkAccumulator", "content_parts", "content_text"]
+__all__ = ["OpenAIChatAdapter", "OpenAIChunkAccumulator"]
 
 _SYSTEM_ROLES = frozenset({"system", "developer"})
 _CHUNK = StreamSignal()
@@ -55,7 +55,7 @@ _DONE = StreamSignal(counts_as_chunk=False, terminal=True)
 # --------------------------------------------------------------------------- content
 
 
-def content_parts(content: Any, where: str) -> list[Part]:
+def _content_parts(content: Any, where: str) -> list[Part]:
     """Message ``content``: a string, an array of typed parts, or null.
 
     Unknown part types are skipped (new API features must not fail the parse).
@@ -94,9 +94,9 @@ def content_parts(content: Any, where: str) -> list[Part]:
     return parts
 
 
-def content_text(content: Any, where: str) -> str:
+def _content_text(content: Any, where: str) -> str:
     """The text of a content that must be text only (tool results): string or text parts."""
-    return "".join(p.content for p in content_parts(content, where) if isinstance(p, TextPart))
+    return "".join(p.content for p in _content_parts(content, where) if isinstance(p, TextPart))
 
 
 def _tool_call(raw: Any, where: str) -> ToolCallPart:
@@ -137,14 +137,14 @@ def _input_messages(messages: list[Any]) -> tuple[tuple[Part, ...], tuple[ChatMe
             raise ParseError(f"{at}role is missing")
         content = message.get("content")
         if role in _SYSTEM_ROLES:
-            system.extend(content_parts(content, at + "content"))
+            system.extend(_content_parts(content, at + "content"))
             continue
         parts: list[Part]
         if role == "tool" or role == "function":
             call_id = opt_str(message, "tool_call_id", at) if role == "tool" else None
-            parts = [ToolCallResponsePart(content_text(content, at + "content"), call_id)]
+            parts = [ToolCallResponsePart(_content_text(content, at + "content"), call_id)]
         else:
-            parts = content_parts(content, at + "content")
+            parts = _content_parts(content, at + "content")
             if role == "assistant":
                 parts.extend(_assistant_calls(message, at))
         out.append(ChatMessage(role, tuple(parts), opt_str(message, "name", at)))
@@ -185,7 +185,7 @@ def _output_parts(message: dict[str, Any], where: str) -> list[Part]:
         if isinstance(reasoning, str) and reasoning:
             parts.append(ReasoningPart(reasoning))
             break
-    parts.extend(content_parts(message.get("content"), where + "content"))
+    parts.extend(_content_parts(message.get("content"), where + "content"))
     refusal = opt_str(message, "refusal", where)
     if refusal:
         parts.append(TextPart(refusal))
@@ -305,7 +305,12 @@ class _ChoiceState:
 
 class OpenAIChunkAccumulator:
     """Builds the response from ``chat.completion.chunk`` events (and the legacy
-    ``text_completion`` chunks, whose choices carry ``text`` instead of ``delta``)."""
+    ``text_completion`` chunks, whose choices carry ``text`` instead of ``delta``).
+
+    Not counted as chunks: ``[DONE]`` (terminal), the usage chunk (``choices: []``,
+    ``usage_only``), Azure's ``prompt_filter_results`` chunk, error chunks, and events
+    that could not be parsed (noted in :attr:`problems`).
+    """
 
     __slots__ = ("_choices", "_error", "_events", "_fingerprint", "_id", "_model", "_problems",
                  "_tier", "_usage")

@@ -264,7 +264,11 @@ class _ItemState:
 
 
 class ResponsesStreamAccumulator:
-    """Typed ``response.*`` events; the terminal event carries the whole response."""
+    """Typed ``response.*`` events; the terminal event carries the whole response.
+
+    Terminal: ``response.completed`` / ``failed`` / ``incomplete`` and ``error`` (the
+    stream ends after it). Deltas are kept so that a stream cut short still has output.
+    """
 
     __slots__ = ("_error", "_events", "_final", "_id", "_items", "_model", "_problems", "_tier")
 
