@@ -31,6 +31,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 CHAT_PATH = "/v1/chat/completions"
 APT_PACKAGES = ("nginx-light", "wrk")
+BUSY_LOADAVG = 0.5
 _REQUEST = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]}
 
 
@@ -131,6 +132,7 @@ def _machine() -> dict[str, Any]:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, cwd=BENCH_DIR, check=False).stdout.strip()
     return {"nproc": os.cpu_count(), "usable_cpus": len(os.sched_getaffinity(0)),
+            "loadavg_at_start": os.getloadavg(),
             "cpu_model": cpu, "kernel": platform.release(), "python": platform.python_version(),
             "git_commit": commit or "unknown"}
 
@@ -297,6 +299,12 @@ def _save(results: dict[str, Any], table: str, output: Path | None) -> Path:
     return path
 
 
+def _warn_if_busy(load1: float) -> None:
+    if load1 > BUSY_LOADAVG:
+        _log(f"!!! the machine is busy before the run (1-min load average {load1:.2f}); other "
+             f"processes share the cores with wrk, nginx and the proxy, so expect noisy numbers")
+
+
 def _warn_if_void(results: dict[str, Any], say: Callable[[str], None]) -> None:
     phases, conns = results["phases"], results["connections"]
     if f"proxy_c{conns}" not in phases:
@@ -318,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         meta = {"started": dt.datetime.now().isoformat(timespec="seconds"), **_machine(),
                 "options": {k: str(v) for k, v in vars(options).items()}}
         _log(f"machine: {meta['nproc']} CPUs, {meta['cpu_model']}; commit {meta['git_commit']}")
+        _warn_if_busy(meta["loadavg_at_start"][0])
         try:
             results = {"meta": meta, **run(options, nginx_bin, wrk_bin, Path(tmp))}
         except Exception:
@@ -327,10 +336,12 @@ def main(argv: list[str] | None = None) -> int:
                     log.read_text(errors="replace").splitlines()[-40:]), file=sys.stderr)
             raise
     results["meta"]["elapsed_s"] = round(time.monotonic() - started, 1)
+    results["meta"]["loadavg_at_end"] = os.getloadavg()
     table = render_table(results)
     path = _save(results, table, options.output)
-    print(f"\nllmtrace-otel bench ({results['meta']['elapsed_s']:.0f} s, "
-          f"{results['meta']['nproc']} CPUs: wrk, nginx and the proxy share them)\n")
+    meta = results["meta"]
+    print(f"\nllmtrace-otel bench ({meta['elapsed_s']:.0f} s, {meta['nproc']} CPUs: wrk, nginx "
+          f"and the proxy share them; load average {meta['loadavg_at_start'][0]:.2f} before)\n")
     print(table)
     _warn_if_void(results, print)
     if results.get("proxy_problem"):

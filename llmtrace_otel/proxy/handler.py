@@ -24,7 +24,7 @@ from llmtrace_otel.providers.types import LLMRequest, LLMResponse, SSEEvent, Str
 from llmtrace_otel.proxy.errors import ProxyError, error_body
 from llmtrace_otel.proxy.headers import request_headers, response_headers
 from llmtrace_otel.proxy.ops import InFlight
-from llmtrace_otel.proxy.recorder import CallRecorder
+from llmtrace_otel.telemetry.recorder import CallRecorder
 from llmtrace_otel.proxy.routing import Route, Router
 from llmtrace_otel.proxy.upstream import UpstreamClient, UpstreamFailure, classify_exception
 from llmtrace_otel.telemetry.pipeline import Telemetry
