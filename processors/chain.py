@@ -218,6 +218,10 @@ class BackgroundSpanProcessor(SpanProcessor):
     ``on_end`` only appends to a deque: O(1), no analysis on the caller's thread. When
     ``max_queue_size`` spans are waiting, the new span is dropped and counted with
     stage ``analysis`` and reason ``queue_full``.
+
+    The worker wakes when ``batch_size`` spans are waiting or ``max_delay_s`` has passed,
+    not for every span: waking a thread per span costs the caller's thread a GIL hand-off
+    each time, which measurably slowed the proxy (docs/performance.md).
     """
 
     def __init__(
@@ -225,17 +229,24 @@ class BackgroundSpanProcessor(SpanProcessor):
         next_processor: SpanProcessor,
         *,
         max_queue_size: int = 8192,
+        batch_size: int = 256,
+        max_delay_s: float = 0.05,
         on_drop: DropCounter | None = None,
         thread_name: str = "llmtrace-analysis",
     ) -> None:
         if max_queue_size < 1:
             raise ValueError(f"max_queue_size must be >= 1, got {max_queue_size}")
+        if max_delay_s <= 0:
+            raise ValueError(f"max_delay_s must be > 0, got {max_delay_s}")
         self._next = next_processor
         self._max = max_queue_size
+        self._batch = max(1, min(batch_size, max_queue_size))
+        self._delay = max_delay_s
         self._on_drop = on_drop or _ignore_drop
         self._queue: deque[ReadableSpan] = deque()
         self._cond = threading.Condition(threading.Lock())
         self._in_flight = 0
+        self._flushing = 0
         self._stopped = False
         self._worker = threading.Thread(target=self._run, name=thread_name, daemon=True)
         self._worker.start()
@@ -261,18 +272,19 @@ class BackgroundSpanProcessor(SpanProcessor):
                 reason = "queue_full"
             else:
                 self._queue.append(span)
-                if len(self._queue) == 1:
-                    self._cond.notify()
+                if len(self._queue) == self._batch:
+                    self._cond.notify_all()
         if reason is not None:
             self._on_drop("analysis", reason)
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._queue and not self._stopped:
-                    self._cond.wait()
-                if not self._queue and self._stopped:
-                    return
+                self._cond.wait_for(self._ready, timeout=self._delay)
+                if not self._queue:
+                    if self._stopped:
+                        return
+                    continue
                 batch = list(self._queue)
                 self._queue.clear()
                 self._in_flight = len(batch)
@@ -286,11 +298,20 @@ class BackgroundSpanProcessor(SpanProcessor):
                 self._in_flight = 0
                 self._cond.notify_all()
 
+    def _ready(self) -> bool:
+        return len(self._queue) >= self._batch or self._stopped or (
+            self._flushing > 0 and bool(self._queue))
+
     def _wait_idle(self, timeout_s: float) -> bool:
         with self._cond:
-            return self._cond.wait_for(
-                lambda: not self._queue and self._in_flight == 0, timeout=timeout_s
-            )
+            self._flushing += 1
+            self._cond.notify_all()
+            try:
+                return self._cond.wait_for(
+                    lambda: not self._queue and self._in_flight == 0, timeout=timeout_s
+                )
+            finally:
+                self._flushing -= 1
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         idle = self._wait_idle(timeout_millis / 1000)

@@ -45,6 +45,7 @@ class ProxyServer:
         self.settings = settings
         self.telemetry = telemetry
         self.in_flight = InFlight()
+        telemetry.instruments.observe_active_connections(lambda: self.in_flight.count)
         self._upstream = UpstreamClient(settings)
         self._context = ProxyContext(settings, Router(settings), self._upstream, telemetry,
                                      self.in_flight)

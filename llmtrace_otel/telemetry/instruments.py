@@ -10,10 +10,10 @@ users of the seed system chart; through the Prometheus reader they appear as
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from opentelemetry.metrics import Meter
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_OPERATION_NAME,
     GEN_AI_PROVIDER_NAME,
@@ -91,6 +91,7 @@ class ProxyInstruments:
     """Creates the instruments once; :meth:`record` is called once per call."""
 
     def __init__(self, meter: Meter) -> None:
+        self._meter = meter
         self._operation_duration = meter.create_histogram(
             GEN_AI_CLIENT_OPERATION_DURATION, unit="s", description="GenAI operation duration.",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
@@ -121,10 +122,6 @@ class ProxyInstruments:
         self._tokens = meter.create_counter(
             "llmtrace.tokens", unit="{token}", description="Tokens reported by the upstream."
         )
-        self.active_connections = meter.create_up_down_counter(
-            "llmtrace.active_connections", unit="{connection}",
-            description="Requests currently being proxied.",
-        )
         self._upstream_errors = meter.create_counter(
             "llmtrace.upstream_errors", unit="{error}",
             description="Upstream failures: unreachable, timeout, reset, or an error status.",
@@ -132,6 +129,21 @@ class ProxyInstruments:
         self._dropped = meter.create_counter(
             "llmtrace.telemetry.dropped", unit="{span}",
             description="Telemetry dropped or degraded instead of delaying traffic.",
+        )
+
+    def observe_active_connections(self, current: Callable[[], int]) -> None:
+        """Report ``current()`` as ``llmtrace_active_connections`` at each collection.
+
+        Observed at collection time rather than counted per request: two fewer
+        measurements on the request path, and the value cannot drift.
+        """
+
+        def callback(options: CallbackOptions) -> Iterable[Observation]:
+            yield Observation(current())
+
+        self._meter.create_observable_up_down_counter(
+            "llmtrace.active_connections", callbacks=[callback], unit="{connection}",
+            description="Requests currently being proxied.",
         )
 
     def count_drop(self, stage: str, reason: str) -> None:

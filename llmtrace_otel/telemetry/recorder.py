@@ -88,7 +88,6 @@ class CallRecorder:
         self.span = telemetry.tracer.start_span(
             name, context=parent, kind=SpanKind.CLIENT, attributes=attributes
         )
-        telemetry.instruments.active_connections.add(1)
 
     def trace_headers(self) -> list[tuple[str, str]]:
         """W3C trace context of the proxy span, for the upstream request."""
@@ -126,7 +125,6 @@ class CallRecorder:
             return
         self._ended = True
         telemetry = self._telemetry
-        telemetry.instruments.active_connections.add(-1)
         duration = time.perf_counter() - self._t0
         span = self.span
         attributes: dict[str, AttributeValue] = {}
