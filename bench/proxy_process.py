@@ -95,6 +95,20 @@ class ProxyProcess:
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
+    def scrape_metric(self, name: str) -> dict[str, float]:
+        """Samples of one Prometheus metric from the proxy's /metrics ({} if unavailable)."""
+        try:
+            with urllib.request.urlopen(self.url + "/metrics", timeout=5) as response:
+                text = response.read().decode(errors="replace")
+        except (urllib.error.URLError, OSError):
+            return {}
+        samples = {}
+        for line in text.splitlines():
+            if line.startswith(name) and not line.startswith("#"):
+                series, _, value = line.rpartition(" ")
+                samples[series] = float(value)
+        return samples
+
     def rss_mb(self) -> tuple[float, float]:
         return read_rss_mb(self.pid)
 

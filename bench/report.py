@@ -120,6 +120,9 @@ def _rss_row(run: dict[str, Any]) -> Row:
         return Row("Proxy RSS (VmRSS)", "", PENDING, "", target, PENDING)
     shown = " / ".join(f"{r['rss_mb']:.1f} MB @ {r['after_requests'] / 1000:.0f}k"
                        for r in readings)
+    idle = run.get("rss_idle_after_flush")
+    if idle:
+        shown += f" ({idle['rss_mb']:.1f} MB idle)"
     first, last = readings[0]["rss_mb"], readings[-1]["rss_mb"]
     allowed = max(RSS_GROWTH_TOLERANCE[0], first * RSS_GROWTH_TOLERANCE[1])
     growth = last - first

@@ -32,6 +32,7 @@ RESULTS_DIR = BENCH_DIR / "results"
 CHAT_PATH = "/v1/chat/completions"
 APT_PACKAGES = ("nginx-light", "wrk")
 BUSY_LOADAVG = 0.5
+DROPPED_METRIC = "llmtrace_telemetry_dropped_total"
 _REQUEST = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]}
 
 
@@ -241,8 +242,14 @@ def _measure_memory_and_spans(bench: Bench) -> None:
     stored = proxy.wait_for_spans(bench.proxy_sent)
     bench.results["spans"] = {"stored": stored, "sent": bench.proxy_sent,
                               "completed": bench.proxy_completed}
+    rss, hwm = proxy.rss_mb()
+    bench.results["rss_idle_after_flush"] = {"rss_mb": rss, "hwm_mb": hwm}
+    dropped = proxy.scrape_metric(DROPPED_METRIC)
+    bench.results["spans"]["proxy_reported_drops"] = dropped
+    if any(dropped.values()):
+        _log(f"the proxy reports dropped telemetry: {dropped}")
     _log(f"spans stored {stored:,} / requests sent {bench.proxy_sent:,} "
-         f"({bench.proxy_completed:,} completed)")
+         f"({bench.proxy_completed:,} completed); idle RSS after flush {rss:.1f} MB")
 
 
 def _start_proxy(bench: Bench) -> ProxyProcess:
@@ -344,6 +351,11 @@ def main(argv: list[str] | None = None) -> int:
           f"and the proxy share them; load average {meta['loadavg_at_start'][0]:.2f} before)\n")
     print(table)
     _warn_if_void(results, print)
+    drops = results.get("spans", {}).get("proxy_reported_drops")
+    if drops and any(drops.values()):
+        print(f"\nThe proxy reports dropped telemetry ({DROPPED_METRIC}):")
+        for series, value in drops.items():
+            print(f"  {series} {value:,.0f}")
     if results.get("proxy_problem"):
         print(f"\nProxy rows pending: {results['proxy_problem']}")
     print(f"\nraw results: {path}")
