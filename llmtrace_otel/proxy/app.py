@@ -8,7 +8,7 @@ import time
 
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
-from tornado.web import Application
+from tornado.web import Application, RequestHandler
 
 from llmtrace_otel.config import Settings
 from llmtrace_otel.proxy.handler import ProxyContext, ProxyHandler
@@ -27,6 +27,7 @@ from llmtrace_otel.telemetry.pipeline import Telemetry
 __all__ = ["ProxyServer", "make_app"]
 
 _log = logging.getLogger(__name__)
+_access_log = logging.getLogger("llmtrace_otel.access")
 
 
 def make_app(context: ProxyContext, ops: _OpsContext) -> Application:
@@ -35,7 +36,16 @@ def make_app(context: ProxyContext, ops: _OpsContext) -> Application:
     if registry is not None:
         routes.append((METRICS_PATH, MetricsHandler, {"registry": registry}))
     routes.append((r"/.*", ProxyHandler, {"context": context}))
-    return Application(routes, compress_response=False, serve_traceback=False)
+    return Application(routes, compress_response=False, serve_traceback=False,
+                       log_function=_log_request)
+
+
+def _log_request(handler: RequestHandler) -> None:
+    """Access log at DEBUG: every call is already a span, and an upstream's 5xx relayed
+    to the client is not an error of the proxy (Tornado would log it at ERROR)."""
+    if _access_log.isEnabledFor(logging.DEBUG):
+        _access_log.debug("%d %s %.2fms", handler.get_status(), handler._request_summary(),
+                          1000.0 * handler.request.request_time())
 
 
 class ProxyServer:
