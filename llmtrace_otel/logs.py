@@ -37,5 +37,3 @@ def configure_logging(level: int, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Tornado logs every request at INFO; that is the proxy's hot path.
-    logging.getLogger("tornado.access").setLevel(max(level, logging.WARNING))
