@@ -21,6 +21,9 @@ LLMTRACE_AGENT_ID: Final = "llmtrace.agent.id"
 
 # Security
 LLMTRACE_SECURITY_SCORE: Final = "llmtrace.security.score"
+#: Name of the span event that carries one security finding (counted into SQLite's
+#: ``findings_count`` column by the exporter).
+LLMTRACE_SECURITY_FINDING_EVENT: Final = "llmtrace.security.finding"
 
 # Proxy bookkeeping
 LLMTRACE_PARSE_ERRORS: Final = "llmtrace.parse.errors"

@@ -21,13 +21,31 @@ from typing import Any, Final
 
 from opentelemetry.util.types import AttributeValue
 
+from llmtrace_otel.exporters.sqlite.filters import Cursor, GroupBy, ListQuery, StatsQuery
+from llmtrace_otel.exporters.sqlite.findings import FindingView, findings_of
+from llmtrace_otel.exporters.sqlite.listing import MAX_TRACE_SPANS, list_sql, trace_sql
 from llmtrace_otel.exporters.sqlite.schema import (
     DEFAULT_BUSY_TIMEOUT_MS,
     StoreError,
     connect_reader,
 )
+from llmtrace_otel.exporters.sqlite.stats import (
+    StatsResult,
+    aggregate_sql,
+    percentile_sql,
+    stats_result,
+)
 
-__all__ = ["STATUS_CODES", "CallRow", "EventRecord", "LinkRecord", "SpanRecord", "SpanStore"]
+__all__ = [
+    "STATUS_CODES",
+    "CallPage",
+    "CallRow",
+    "EventRecord",
+    "LinkRecord",
+    "SpanRecord",
+    "SpanStore",
+    "TraceRecord",
+]
 
 STATUS_CODES: Final = frozenset({"UNSET", "OK", "ERROR"})
 
@@ -66,6 +84,9 @@ class CallRow:
     http_status: int | None
     cost_usd: float | None
     tenant_id: str | None
+    agent_id: str | None
+    security_score: float | None
+    findings_count: int
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready fields, plus ``start_time`` as an ISO-8601 UTC string."""
@@ -148,6 +169,12 @@ class SpanRecord:
     resource: Attributes
     scope_name: str | None
     scope_version: str | None
+    findings_count: int
+
+    @property
+    def findings(self) -> tuple[FindingView, ...]:
+        """The ``llmtrace.security.finding`` events, as typed views."""
+        return findings_of(self.events)
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready: attribute maps as dicts, events and links as lists of dicts."""
@@ -164,7 +191,27 @@ class SpanRecord:
                 ]
             data[field.name] = value
         data["start_time"] = _iso(self.start_time_ns)
+        data["end_time"] = _iso(self.end_time_ns)
+        data["findings"] = [finding.as_dict() for finding in self.findings]
         return data
+
+
+@dataclass(frozen=True, slots=True)
+class CallPage:
+    """One page of a newest-first listing; ``next_cursor`` is None on the last page."""
+
+    items: tuple[CallRow, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TraceRecord:
+    """The stored spans of one trace, oldest first; ``truncated`` when more than
+    ``MAX_TRACE_SPANS`` are stored."""
+
+    trace_id: str
+    spans: tuple[SpanRecord, ...]
+    truncated: bool
 
 
 _CALL_COLUMNS: Final = tuple(f.name for f in fields(CallRow))
@@ -335,6 +382,70 @@ class SpanStore:
         with self._connection() as conn:
             row = conn.execute(sql, (span_id.lower(),)).fetchone()
         return None if row is None else _record(row)
+
+    def list_calls(self, query: ListQuery) -> CallPage:
+        """One page of calls matching ``query.filter``, newest first (keyset pagination)."""
+        sql, params = list_sql(query, _CALL_COLUMNS)
+        with self._connection() as conn:
+            rows = [_call(row) for row in conn.execute(sql, params)]
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        cursor = None
+        if more:
+            last = rows[-1]
+            assert last.start_time_ns is not None  # the listing excludes NULL start times
+            cursor = Cursor(last.start_time_ns, last.span_id).encode()
+        return CallPage(tuple(rows), cursor)
+
+    def explain_list_calls(self, query: ListQuery) -> tuple[str, ...]:
+        """The ``EXPLAIN QUERY PLAN`` detail lines of :meth:`list_calls`."""
+        sql, params = list_sql(query, _CALL_COLUMNS)
+        return self._explain(sql, params)
+
+    def get_trace(self, trace_id: str) -> TraceRecord | None:
+        """Every stored span of ``trace_id`` (32 hex digits), or None when there is none."""
+        trace_id = trace_id.lower()
+        with self._connection() as conn:
+            rows = conn.execute(trace_sql(_RECORD_COLUMNS), (trace_id,)).fetchall()
+        if not rows:
+            return None
+        spans = tuple(_record(row) for row in rows[:MAX_TRACE_SPANS])
+        return TraceRecord(trace_id, spans, len(rows) > MAX_TRACE_SPANS)
+
+    def stats(self, query: StatsQuery) -> StatsResult:
+        """Calls, errors, tokens, cost and latency percentiles (see ``stats.py``)."""
+        with self._connection() as conn:
+            totals = self._stats_rows(conn, query, GroupBy.NONE)
+            groups = (
+                None
+                if query.group_by is GroupBy.NONE
+                else self._stats_rows(conn, query, query.group_by)
+            )
+        return stats_result(query, totals, groups)
+
+    @staticmethod
+    def _stats_rows(
+        conn: sqlite3.Connection, query: StatsQuery, group_by: GroupBy
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        # One read transaction per pair, so sums and percentiles see the same snapshot.
+        conn.execute("BEGIN")
+        try:
+            aggregates = conn.execute(*aggregate_sql(query, group_by)).fetchall()
+            percentiles = conn.execute(*percentile_sql(query, group_by)).fetchall()
+        finally:
+            conn.execute("COMMIT")
+        return aggregates, percentiles
+
+    def explain_stats(self, query: StatsQuery) -> tuple[str, ...]:
+        """``EXPLAIN QUERY PLAN`` lines of the grouped aggregate and percentile statements."""
+        lines: list[str] = []
+        for build in (aggregate_sql, percentile_sql):
+            lines.extend(self._explain(*build(query, query.group_by)))
+        return tuple(lines)
+
+    def _explain(self, sql: str, params: tuple[object, ...]) -> tuple[str, ...]:
+        with self._connection() as conn:
+            return tuple(str(row[3]) for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
 
     def count(self) -> int:
         """Number of stored spans."""
