@@ -52,6 +52,8 @@ class Settings:
     pricing_file: str | None = None
     log_level: str = "INFO"
     log_format: str = "text"
+    api_enabled: bool = True
+    api_admin_token: str | None = None
 
 
 def _parse_bool(text: str) -> bool:
@@ -130,6 +132,12 @@ FIELDS: tuple[FieldSpec, ...] = (
        "Price table (our YAML/JSON or LiteLLM JSON) overriding/extending the built-in one."),
     _f("log_level", "logging.level", str, "DEBUG, INFO, WARNING or ERROR."),
     _f("log_format", "logging.format", str, "text or json."),
+    _f("api_enabled", "api.enabled", _parse_bool,
+       "Serve the read-only query API (/api/v1/...) and the trace viewer (/ui) on the proxy's "
+       "port; those paths are then not proxied."),
+    _f("api_admin_token", "api.admin_token", _parse_optional_str,
+       "When set, /api/v1/... requires 'Authorization: Bearer <token>' (the viewer asks for "
+       "it). Unset: the API is open to whoever can reach the port.", secret=True),
 )
 
 _BY_KEY = {spec.key: spec for spec in FIELDS}
@@ -220,6 +228,12 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError(f"logging.level: {settings.log_level!r} is not one of {_LOG_LEVELS}")
     if settings.log_format not in ("text", "json"):
         raise ConfigError(f"logging.format: {settings.log_format!r} is not text or json")
+    token = settings.api_admin_token
+    if token is not None and (len(token) < 16 or token.strip() != token or " " in token):
+        raise ConfigError(
+            "api.admin_token: must be at least 16 characters without spaces (generate one "
+            "with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
     if settings.pricing_file is not None and not Path(settings.pricing_file).is_file():
         raise ConfigError(f"pricing.file: {settings.pricing_file!r} does not exist")
     return settings

@@ -45,6 +45,7 @@ __all__ = [
     "SpanRecord",
     "SpanStore",
     "TraceRecord",
+    "iso_time",
 ]
 
 STATUS_CODES: Final = frozenset({"UNSET", "OK", "ERROR"})
@@ -52,7 +53,8 @@ STATUS_CODES: Final = frozenset({"UNSET", "OK", "ERROR"})
 Attributes = Mapping[str, AttributeValue]
 
 
-def _iso(time_ns: int | None) -> str | None:
+def iso_time(time_ns: int | None) -> str | None:
+    """``2026-11-23T10:00:00.123Z`` (UTC, milliseconds) for ns since the epoch."""
     if time_ns is None:
         return None
     moment = datetime.fromtimestamp(time_ns / 1e9, tz=UTC)
@@ -91,13 +93,13 @@ class CallRow:
     def as_dict(self) -> dict[str, object]:
         """JSON-ready fields, plus ``start_time`` as an ISO-8601 UTC string."""
         data: dict[str, object] = asdict(self)
-        data["start_time"] = _iso(self.start_time_ns)
+        data["start_time"] = iso_time(self.start_time_ns)
         return data
 
     def as_table_row(self) -> tuple[str, ...]:
         """Cells for: time (UTC), operation, provider, model, status, in, out, ms, ttfc ms,
         trace id."""
-        time = _iso(self.start_time_ns)
+        time = iso_time(self.start_time_ns)
         status = self.status_code
         if self.error_type:
             status = f"{status} {self.error_type}"
@@ -190,8 +192,8 @@ class SpanRecord:
                     for item in value
                 ]
             data[field.name] = value
-        data["start_time"] = _iso(self.start_time_ns)
-        data["end_time"] = _iso(self.end_time_ns)
+        data["start_time"] = iso_time(self.start_time_ns)
+        data["end_time"] = iso_time(self.end_time_ns)
         data["findings"] = [finding.as_dict() for finding in self.findings]
         return data
 
