@@ -91,7 +91,6 @@ class _ApiHandler(RequestHandler):
 
     def prepare(self) -> None:
         if not self._ctx.authorized(self.request.headers.get("Authorization")):
-            self.set_header("WWW-Authenticate", 'Bearer realm="llmtrace-otel"')
             raise ApiError(401, "unauthorized", "this API needs 'Authorization: Bearer "
                                                 "<api.admin_token>'")
 
@@ -147,7 +146,8 @@ class _ApiHandler(RequestHandler):
         else:
             error = ApiError(500, "internal_error", "internal error; the proxy log says why")
         self.set_status(error.status)
-        self.set_header("Content-Type", "application/json; charset=utf-8")
+        if error.status == 401:  # send_error cleared the headers before calling us
+            self.set_header("WWW-Authenticate", 'Bearer realm="llmtrace-otel"')
         self.finish(error_json(error))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:

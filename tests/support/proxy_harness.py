@@ -11,7 +11,7 @@ import asyncio
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from llmtrace_otel.config import Settings, load_settings
 from llmtrace_otel.proxy.app import ProxyServer
 from llmtrace_otel.telemetry.pipeline import Telemetry, build_telemetry
+from processors.chain import EnrichingSpanProcessor
 
 
 @dataclass
@@ -65,7 +66,14 @@ class RunningProxy:
 
 
 @contextmanager
-def running_proxy(upstream_url: str, tmp_path: Path, **overrides: Any) -> Iterator[RunningProxy]:
+def running_proxy(
+    upstream_url: str,
+    tmp_path: Path,
+    *,
+    enrichers: Sequence[EnrichingSpanProcessor] = (),
+    **overrides: Any,
+) -> Iterator[RunningProxy]:
+    """``enrichers`` are added to the real processor chain (before the content policy)."""
     values: dict[str, Any] = {
         "host": "127.0.0.1",
         "port": 0,
@@ -78,7 +86,8 @@ def running_proxy(upstream_url: str, tmp_path: Path, **overrides: Any) -> Iterat
     settings = load_settings(env={}, overrides=values)
     memory = InMemorySpanExporter()
     telemetry = build_telemetry(settings, env={},
-                                extra_span_processors=[SimpleSpanProcessor(memory)])
+                                extra_span_processors=[SimpleSpanProcessor(memory)],
+                                extra_enrichers=enrichers)
     loop = asyncio.new_event_loop()
     server = ProxyServer(settings, telemetry)
     ready = threading.Event()
