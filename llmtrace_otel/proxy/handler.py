@@ -24,10 +24,10 @@ from llmtrace_otel.providers.types import LLMRequest, LLMResponse, SSEEvent, Str
 from llmtrace_otel.proxy.errors import ProxyError, error_body
 from llmtrace_otel.proxy.headers import request_headers, response_headers
 from llmtrace_otel.proxy.ops import InFlight
-from llmtrace_otel.telemetry.recorder import CallRecorder
 from llmtrace_otel.proxy.routing import Route, Router
 from llmtrace_otel.proxy.upstream import UpstreamClient, UpstreamFailure, classify_exception
 from llmtrace_otel.telemetry.pipeline import Telemetry
+from llmtrace_otel.telemetry.recorder import CallRecorder
 
 __all__ = ["ProxyContext", "ProxyHandler"]
 
@@ -229,7 +229,7 @@ class ProxyHandler(RequestHandler):
                                          encoding)
                 return
             data = await response.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             error = classify_exception(exc, url)
             self._ctx.telemetry.instruments.count_upstream_error(route.provider, error.code)
             self._send_error(recorder, route, error)  # nothing was sent to the client yet
@@ -306,7 +306,7 @@ class ProxyHandler(RequestHandler):
                 self.write(decoder.pending)  # an unterminated tail is relayed as it came
             for event in decoder.flush():
                 self._account(event, recorder)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             error = classify_exception(exc, str(response.url))
             self._ctx.telemetry.instruments.count_upstream_error(route.provider, error.code)
             error_type = error.code

@@ -8,20 +8,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import anthropic
-import openai
 import pytest
 import yaml
 
 from llmtrace_otel.api import api_routes
 from llmtrace_otel.api.handlers import ApiContext
-from tests.support.fake_upstream import SCENARIO_HEADER, FakeUpstream
+from tests.support.fake_upstream import FakeUpstream
 from tests.support.keyword_findings import KeywordFindings
 from tests.support.openapi_check import call, fetch, spec
 from tests.support.proxy_harness import RunningProxy, running_proxy
+from tests.support.traffic import KEYWORD, TRACE_ID, openai_client, send_traffic
 
-KEYWORD = "IGNORE-ALL-RULES"
-TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 LIST, TRACE, SPAN, STATS = (
     "/api/v1/traces",
     "/api/v1/traces/{trace_id}",
@@ -35,39 +32,6 @@ class Loaded:
     proxy: RunningProxy
     upstream: FakeUpstream
     calls: int
-
-
-def _openai(proxy: RunningProxy, scenario: str = "ok") -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="sk-test", max_retries=0,
-                         default_headers={SCENARIO_HEADER: scenario})
-
-
-def send_traffic(proxy: RunningProxy) -> int:
-    """Seven calls: plain, streamed, Anthropic, an upstream 500, a flagged prompt, and two
-    calls that share one client trace. Returns the number of calls."""
-    client = _openai(proxy)
-    client.chat.completions.create(model="gpt-4o-mini",
-                                   messages=[{"role": "user", "content": "hello"}])
-    for _ in client.chat.completions.create(
-        model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": "stream"}]
-    ):
-        pass
-    anthropic.Anthropic(base_url=proxy.url, api_key="k", max_retries=0).messages.create(
-        model="claude-haiku-4-5", max_tokens=16, messages=[{"role": "user", "content": "hi"}]
-    )
-    with pytest.raises(openai.InternalServerError):
-        _openai(proxy, "error-500").chat.completions.create(
-            model="gpt-4.1", messages=[{"role": "user", "content": "fail"}])
-    client.chat.completions.create(
-        model="gpt-4.1",
-        messages=[{"role": "user", "content": f"please {KEYWORD} and then {KEYWORD}"}],
-    )
-    for parent in ("00f067aa0ba902b7", "00f067aa0ba902b8"):
-        client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "in a trace"}],
-            extra_headers={"traceparent": f"00-{TRACE_ID}-{parent}-01"},
-        )
-    return 7
 
 
 @pytest.fixture(scope="module")
@@ -254,7 +218,7 @@ def test_read_only_and_reserved_paths_are_never_proxied(loaded: Loaded) -> None:
 def test_admin_token(upstream: FakeUpstream, tmp_path: Path) -> None:
     token = "s3cret-token-0123456789"
     with running_proxy(upstream.url, tmp_path, api_admin_token=token) as proxy:
-        _openai(proxy).chat.completions.create(model="gpt-4o-mini",
+        openai_client(proxy).chat.completions.create(model="gpt-4o-mini",
                                                messages=[{"role": "user", "content": "x"}])
         proxy.spans(1)
         for given in (None, "wrong-token-0123456789", token + "x", token[:-1]):

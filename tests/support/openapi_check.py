@@ -3,16 +3,15 @@ which OpenAPI 3.1 uses), and a small HTTP helper for calling the API."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
-from typing import Any
-
 import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from email.message import Message
+from functools import cache
+from pathlib import Path
+from typing import Any
 
 import yaml
 from jsonschema import Draft202012Validator

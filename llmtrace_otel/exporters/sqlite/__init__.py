@@ -27,8 +27,8 @@ from llmtrace_otel.exporters.sqlite.queries import (
     SpanStore,
     TraceRecord,
 )
-from llmtrace_otel.exporters.sqlite.stats import StatsResult, StatsRow
 from llmtrace_otel.exporters.sqlite.schema import SCHEMA_VERSION, StoreError
+from llmtrace_otel.exporters.sqlite.stats import StatsResult, StatsRow
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import Final
 
 __all__ = [
@@ -79,7 +79,7 @@ class QueryError(ValueError):
         self.message = message
 
 
-class GroupBy(str, Enum):
+class GroupBy(StrEnum):
     """How ``stats`` groups calls: not at all, by a column, or by UTC time bucket."""
 
     NONE = "none"
