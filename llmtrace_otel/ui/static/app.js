@@ -194,7 +194,7 @@ function fillBuckets(groups, bucket) {
 }
 
 function chart(id, title, groups, series, format) {
-  const width = 320, height = 120, pad = 4, base = height - 18;
+  const width = 320, height = 130, pad = 4, top = 18, base = height - 18;
   const values = groups.flatMap((g) => series.map((s) => s.value(g))).filter((v) => v !== null);
   const max = Math.max(1e-12, ...values);
   const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", class: "chart" });
@@ -207,21 +207,21 @@ function chart(id, title, groups, series, format) {
       groups.forEach((g, i) => {
         const v = s.value(g) || 0;
         const bar = svg("rect", { x: pad + i * slot + slot * 0.1, width: Math.max(slot * 0.8, 1),
-          y: base - (v / max) * (base - pad), height: (v / max) * (base - pad),
+          y: base - (v / max) * (base - top), height: (v / max) * (base - top),
           class: "bar s" + index });
         bar.append(svg("title", {}, `${fmt.time(g.key)}: ${format(v)}`));
         root.append(bar);
       });
     } else {
       const points = groups.map((g, i) => [g, i]).filter(([g]) => s.value(g) !== null)
-        .map(([g, i]) => `${pad + i * slot + slot / 2},${base - (s.value(g) / max) * (base - pad)}`);
+        .map(([g, i]) => `${pad + i * slot + slot / 2},${base - (s.value(g) / max) * (base - top)}`);
       if (points.length) root.append(svg("polyline", { points: points.join(" "),
         class: "line s" + index }));
       groups.forEach((g, i) => {
         const v = s.value(g);
         if (v === null) return;
         const dot = svg("circle", { cx: pad + i * slot + slot / 2, r: 2,
-          cy: base - (v / max) * (base - pad), class: "dot s" + index });
+          cy: base - (v / max) * (base - top), class: "dot s" + index });
         dot.append(svg("title", {}, `${s.label} ${fmt.time(g.key)}: ${format(v)}`));
         root.append(dot);
       });
@@ -399,36 +399,39 @@ function timeline(span, trace) {
   const t0 = Math.min(...spans.map((s) => s.start_time_ns));
   const t1 = Math.max(...spans.map((s) => s.end_time_ns || s.start_time_ns));
   const total = Math.max(t1 - t0, 1);
-  const width = 640, row = 22, left = 4, usable = width - 8;
-  const root = svg("svg", { viewBox: `0 0 ${width} ${row * spans.length + 26}`,
+  const width = 640, row = 32, left = 4, usable = width - 8;
+  const root = svg("svg", { viewBox: `0 0 ${width} ${row * spans.length + 22}`,
     class: "timeline", role: "img" });
   root.append(svg("title", {}, "timeline of the trace"));
   spans.forEach((s, i) => {
+    const top = i * row;
     const x = left + ((s.start_time_ns - t0) / total) * usable;
     const w = Math.max((((s.end_time_ns || s.start_time_ns) - s.start_time_ns) / total) * usable, 2);
-    const bar = svg("rect", { x, y: i * row + 4, width: w, height: row - 8,
+    // Label above its bar, so it never covers the bar or its markers.
+    root.append(svg("text", { x: Math.min(x, width - 4), y: top + 11,
+      class: "span-label" + (x > width - 160 ? " end" : "") },
+    `${s.name} · ${fmt.ms(s.duration_ms)}`));
+    const bar = svg("rect", { x, y: top + 15, width: w, height: 12,
       class: "span" + (s.span_id === span.span_id ? " current" : "")
         + (s.status_code === "ERROR" ? " error" : "") });
     bar.append(svg("title", {}, `${s.name}: ${fmt.ms(s.duration_ms)}`));
     root.append(bar);
     if (s.ttft_ms !== null && s.ttft_ms !== undefined) {
       const tx = x + ((s.ttft_ms * 1e6) / total) * usable;
-      const marker = svg("line", { x1: tx, x2: tx, y1: i * row + 1, y2: i * row + row - 1,
-        class: "ttfc" });
+      const marker = svg("line", { x1: tx, x2: tx, y1: top + 13, y2: top + 29, class: "ttfc" });
       marker.append(svg("title", {}, `first chunk after ${fmt.ms(s.ttft_ms)}`));
       root.append(marker);
     }
     for (const f of s.findings || []) {
       if (!f.timestamp_ns) continue;
       const fx = left + ((f.timestamp_ns - t0) / total) * usable;
-      const dot = svg("circle", { cx: fx, cy: i * row + row / 2, r: 4, class: "finding-dot" });
+      const dot = svg("circle", { cx: Math.min(fx, width - 5), cy: top + 21, r: 4,
+        class: "finding-dot" });
       dot.append(svg("title", {}, `${f.type || "finding"} (${f.severity || "?"})`));
       root.append(dot);
     }
-    root.append(svg("text", { x: Math.min(x + w + 4, width - 4), y: i * row + row / 2 + 4,
-      class: "span-label" + (x + w + 4 > width - 120 ? " end" : "") }, s.name));
   });
-  const y = row * spans.length + 18;
+  const y = row * spans.length + 16;
   root.append(svg("text", { x: left, y, class: "tick" }, "0"));
   root.append(svg("text", { x: width - 4, y, class: "tick end" }, fmt.ms(total / 1e6)));
   return root;
