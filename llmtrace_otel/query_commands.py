@@ -97,9 +97,9 @@ def _cmd_traces(args: argparse.Namespace, settings_from: _SettingsFrom) -> int:
             filtered = query.cursor or any(v is not None for v in astuple(query.filter))
             print("no calls match" if filtered else "no calls stored yet")
             return 0
-        header = ("time (UTC)", "operation", "provider", "model", "status", "in", "out",
-                  "ms", "ttfc ms", "trace id")
-        rows = [row.as_table_row() for row in page.items]
+        header: tuple[str, ...] = ("time (UTC)", "operation", "provider", "model", "status",
+                                   "in", "out", "ms", "ttfc ms", "trace id")
+        rows: list[tuple[str, ...]] = [row.as_table_row() for row in page.items]
         findings = [row.findings_count for row in page.items]
         if any(findings):
             header = (*header, "findings")

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import openai
 import promql_parser
 import pytest
 import yaml
@@ -91,11 +92,9 @@ def exported(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
     blocker.write_text("the SQLite file cannot be created below a regular file")
     with running_proxy(upstream.url, tmp, sqlite_path=str(blocker / "spans.db")) as proxy:
         count = send_traffic(proxy)
-        try:
+        with pytest.raises(openai.RateLimitError):  # the 429 is what the metrics should show
             openai_client(proxy, "error-429").chat.completions.create(
                 model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
-        except Exception:  # noqa: BLE001 - the 429 is what we want on the metrics
-            pass
         proxy.spans(count + 1)
         proxy.telemetry.force_flush()
         labels: dict[str, set[str]] = {}

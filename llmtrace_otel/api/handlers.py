@@ -23,17 +23,14 @@ from llmtrace_otel.api.errors import ApiError, error_json
 from llmtrace_otel.api.views import dumps, page_json, span_json, stats_json, trace_json
 from llmtrace_otel.exporters.sqlite import (
     CallPage,
-    GroupBy,
     QueryError,
     SpanStore,
-    StatsQuery,
-    StatsResult,
     StoreError,
     parse_list_query,
     parse_stats_query,
 )
 from llmtrace_otel.exporters.sqlite.filters import CallFilter, parse_span_id, parse_trace_id
-from llmtrace_otel.exporters.sqlite.stats import stats_result
+from llmtrace_otel.exporters.sqlite.stats import empty_stats
 
 __all__ = [
     "ApiContext",
@@ -222,7 +219,7 @@ class StatsHandler(_ApiHandler):
             raise ApiError(400, "invalid_parameter", exc.message, exc.param) from None
         store = self._store()
         if not self._has_data(store):
-            result = _empty_stats(query)
+            result = empty_stats(query)
         else:
             result = await self._run(lambda: store.stats(query))
         spec: CallFilter = query.filter
@@ -238,6 +235,3 @@ class ApiNotFoundHandler(_ApiHandler):
 
     post = put = patch = delete = get  # type: ignore[assignment]
 
-
-def _empty_stats(query: StatsQuery) -> StatsResult:
-    return stats_result(query, ([], []), None if query.group_by is GroupBy.NONE else ([], []))

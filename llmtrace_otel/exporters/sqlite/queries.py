@@ -32,8 +32,9 @@ from llmtrace_otel.exporters.sqlite.schema import (
 from llmtrace_otel.exporters.sqlite.stats import (
     StatsResult,
     aggregate_sql,
-    percentile_sql,
-    stats_result,
+    rank_sql,
+    run_stats,
+    sorted_durations_sql,
 )
 
 __all__ = [
@@ -417,32 +418,19 @@ class SpanStore:
     def stats(self, query: StatsQuery) -> StatsResult:
         """Calls, errors, tokens, cost and latency percentiles (see ``stats.py``)."""
         with self._connection() as conn:
-            totals = self._stats_rows(conn, query, GroupBy.NONE)
-            groups = (
-                None
-                if query.group_by is GroupBy.NONE
-                else self._stats_rows(conn, query, query.group_by)
-            )
-        return stats_result(query, totals, groups)
-
-    @staticmethod
-    def _stats_rows(
-        conn: sqlite3.Connection, query: StatsQuery, group_by: GroupBy
-    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        # One read transaction per pair, so sums and percentiles see the same snapshot.
-        conn.execute("BEGIN")
-        try:
-            aggregates = conn.execute(*aggregate_sql(query, group_by)).fetchall()
-            percentiles = conn.execute(*percentile_sql(query, group_by)).fetchall()
-        finally:
-            conn.execute("COMMIT")
-        return aggregates, percentiles
+            return run_stats(conn, query)
 
     def explain_stats(self, query: StatsQuery) -> tuple[str, ...]:
-        """``EXPLAIN QUERY PLAN`` lines of the grouped aggregate and percentile statements."""
+        """``EXPLAIN QUERY PLAN`` lines of every statement :meth:`stats` runs."""
         lines: list[str] = []
-        for build in (aggregate_sql, percentile_sql):
-            lines.extend(self._explain(*build(query, query.group_by)))
+        statements = [aggregate_sql(query, GroupBy.NONE), rank_sql(query, descending=False)]
+        if query.group_by is not GroupBy.NONE:
+            statements += [aggregate_sql(query, query.group_by),
+                           sorted_durations_sql(query, query.group_by)]
+        for sql, params in statements:
+            if "OFFSET ?" in sql:
+                params = (*params, 0)
+            lines.extend(self._explain(sql, params))
         return tuple(lines)
 
     def _explain(self, sql: str, params: tuple[object, ...]) -> tuple[str, ...]:
