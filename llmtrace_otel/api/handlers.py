@@ -127,8 +127,10 @@ class _ApiHandler(RequestHandler):
         """False before the proxy stored its first span: the file does not exist yet."""
         return store.path.exists()
 
-    def _send(self, document: dict[str, Any]) -> None:
-        self.finish(dumps(document))
+    async def _send(self, document: Callable[[], dict[str, Any]]) -> None:
+        """Build and encode the answer on the pool too: a page of spans with captured
+        content can be megabytes of JSON, which must not hold up the event loop."""
+        self.finish(await self._run(lambda: dumps(document())))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
@@ -164,10 +166,9 @@ class TracesHandler(_ApiHandler):
             raise ApiError(400, "invalid_parameter", exc.message, exc.param) from None
         store = self._store()
         if not self._has_data(store):
-            page = CallPage((), None)
+            await self._send(lambda: page_json(CallPage((), None), query.limit))
         else:
-            page = await self._run(lambda: store.list_calls(query))
-        self._send(page_json(page, query.limit))
+            await self._send(lambda: page_json(store.list_calls(query), query.limit))
 
 
 class TraceHandler(_ApiHandler):
@@ -184,7 +185,7 @@ class TraceHandler(_ApiHandler):
             store) else None
         if trace is None:
             raise ApiError(404, "not_found", f"no stored spans for trace {trace_id}")
-        self._send(trace_json(trace))
+        await self._send(lambda: trace_json(trace))
 
     def _params_none(self) -> None:
         if self._params():
@@ -205,7 +206,7 @@ class SpanHandler(TraceHandler):
             store) else None
         if record is None:
             raise ApiError(404, "not_found", f"no stored span {span_id}")
-        self._send(span_json(record))
+        await self._send(lambda: span_json(record))
 
 
 class StatsHandler(_ApiHandler):
@@ -218,12 +219,13 @@ class StatsHandler(_ApiHandler):
         except QueryError as exc:
             raise ApiError(400, "invalid_parameter", exc.message, exc.param) from None
         store = self._store()
-        if not self._has_data(store):
-            result = empty_stats(query)
-        else:
-            result = await self._run(lambda: store.stats(query))
         spec: CallFilter = query.filter
-        self._send(stats_json(result, spec.since_ns, spec.until_ns))
+        if not self._has_data(store):
+            await self._send(lambda: stats_json(empty_stats(query), spec.since_ns,
+                                                spec.until_ns))
+        else:
+            await self._send(lambda: stats_json(store.stats(query), spec.since_ns,
+                                                spec.until_ns))
 
 
 class ApiNotFoundHandler(_ApiHandler):
