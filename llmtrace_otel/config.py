@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-__all__ = ["FIELDS", "ConfigError", "FieldSpec", "Settings", "load_settings"]
+__all__ = ["FIELDS", "ConfigError", "FieldSpec", "Settings", "load_settings", "split_list"]
 
 
 class ConfigError(ValueError):
@@ -52,6 +52,10 @@ class Settings:
     pricing_file: str | None = None
     log_level: str = "INFO"
     log_format: str = "text"
+    sdk_hosts: str = ""
+    sdk_proxy_urls: str = ""
+    sdk_exporters: str = "auto"
+    sdk_prometheus_port: int = 0
 
 
 def _parse_bool(text: str) -> bool:
@@ -130,6 +134,18 @@ FIELDS: tuple[FieldSpec, ...] = (
        "Price table (our YAML/JSON or LiteLLM JSON) overriding/extending the built-in one."),
     _f("log_level", "logging.level", str, "DEBUG, INFO, WARNING or ERROR."),
     _f("log_format", "logging.format", str, "text or json."),
+    _f("sdk_hosts", "sdk.hosts", str,
+       "SDK instrumentation: hosts whose calls may be LLM calls, comma-separated (exact, or "
+       "*.suffix); empty = any host whose path is an API shape."),
+    _f("sdk_proxy_urls", "sdk.proxy_urls", str,
+       "SDK instrumentation: base URLs of llmtrace-otel proxies, comma-separated; calls to "
+       "them carry the trace context but get no SDK span (the proxy records them)."),
+    _f("sdk_exporters", "sdk.exporters", str,
+       "SDK instrumentation: also use llmtrace's own exporters (sqlite.*, otlp.*): auto "
+       "(only when the application has no TracerProvider), on or off."),
+    _f("sdk_prometheus_port", "sdk.prometheus_port", int,
+       "SDK instrumentation without an application MeterProvider: serve Prometheus "
+       "metrics on this port (0 = off)."),
 )
 
 _BY_KEY = {spec.key: spec for spec in FIELDS}
@@ -222,7 +238,27 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError(f"logging.format: {settings.log_format!r} is not text or json")
     if settings.pricing_file is not None and not Path(settings.pricing_file).is_file():
         raise ConfigError(f"pricing.file: {settings.pricing_file!r} does not exist")
+    _validate_sdk(settings)
     return settings
+
+
+def _validate_sdk(settings: Settings) -> None:
+    if settings.sdk_exporters not in ("auto", "on", "off"):
+        raise ConfigError(
+            f"sdk.exporters: {settings.sdk_exporters!r} is not one of auto, on, off")
+    if not 0 <= settings.sdk_prometheus_port <= 65535:
+        raise ConfigError(f"sdk.prometheus_port: {settings.sdk_prometheus_port} is not a "
+                          "port number (0-65535)")
+    for url in split_list(settings.sdk_proxy_urls):
+        _check_url("sdk.proxy_urls", url)
+    for host in split_list(settings.sdk_hosts):
+        if "/" in host or ":" in host or " " in host:
+            raise ConfigError(f"sdk.hosts: {host!r} is not a host name or *.suffix pattern")
+
+
+def split_list(text: str) -> tuple[str, ...]:
+    """A comma-separated setting as its non-empty, stripped items."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
 def _spec(name: str) -> FieldSpec:
