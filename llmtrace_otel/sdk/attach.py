@@ -134,10 +134,11 @@ class SDKTelemetry:
         return int(self._servers[0].server_port) if self._servers else None
 
     def force_flush(self, timeout_millis: int = 10000) -> bool:
-        ok = self.telemetry.tracer_provider.force_flush(timeout_millis)
-        if self.metering is Mode.STANDALONE:
-            ok = self.telemetry.meter_provider.force_flush(timeout_millis) and ok
-        return ok
+        """Spans: through the chain and to every exporter. Metrics are left to their
+        readers: ``MeterProvider.force_flush`` makes a ``PrometheusMetricReader`` queue a
+        collection that its next scrape repeats (every series twice), and an OTLP reader
+        exports on its own schedule and at shutdown."""
+        return self.telemetry.tracer_provider.force_flush(timeout_millis)
 
     def shutdown(self) -> None:
         """Flush and stop what we created; the application's providers are left running."""
