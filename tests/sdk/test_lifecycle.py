@@ -20,7 +20,7 @@ from opentelemetry.util.types import Attributes
 
 from llmtrace_otel.sdk import LLMTraceInstrumentor
 from tests.sdk.harness import AppTelemetry, instrumented, openai_async, openai_sync, run
-from tests.support.expectations import assert_genai_span, metric_value
+from tests.support.expectations import metric_value
 from tests.support.fake_upstream import REPLY_TEXT, FakeUpstream
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
@@ -202,3 +202,16 @@ def test_uninstrument_with_a_stream_in_flight(app: AppTelemetry, upstream: FakeU
             model="gpt-4o-mini", messages=MESSAGES, stream=True)
     # Reading it after uninstrument works; its span ends into a stopped pipeline.
     assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == REPLY_TEXT
+
+
+def test_application_shutdown_delivers_what_is_still_queued(upstream: FakeUpstream,
+                                                            tmp_path: Path) -> None:
+    app = AppTelemetry.create()
+    with instrumented(app, tmp_path):
+        for _ in range(3):
+            chat(upstream)
+        # No flush: a short script just shuts its provider down. Our queue drains first.
+        app.tracer_provider.shutdown()
+        assert len([s for s in app.memory.get_finished_spans()
+                    if s.name == "chat gpt-4o-mini"]) == 3
+    app.meter_provider.shutdown()

@@ -12,7 +12,6 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as genai
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.trace import SpanKind, StatusCode
-
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.fake_upstream import MODEL_SUFFIX, TokenUsage
