@@ -33,7 +33,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwr
 from opentelemetry.propagate import inject
 from wrapt import wrap_function_wrapper
 
-from llmtrace_otel.config import Settings, load_settings, split_list
+from llmtrace_otel.config import ConfigError, Settings, load_settings, split_list
 from llmtrace_otel.sdk.attach import SDKTelemetry, build_sdk_telemetry
 from llmtrace_otel.sdk.call import ObservedCall, count_fault
 from llmtrace_otel.sdk.matching import CallMatcher, RequestLine
@@ -215,7 +215,14 @@ class LLMTraceInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             raise ModuleNotFoundError("llmtrace-otel SDK instrumentation needs httpx2 or httpx")
         settings = kwargs.get("settings")
         if settings is None:
-            settings = load_settings()
+            try:
+                settings = load_settings()
+            except ConfigError as exc:
+                # The opentelemetry-instrument path: an exception here would stop every
+                # instrumentor after us. The explicit llmtrace_otel.instrument() raises.
+                _log.error("llmtrace-otel SDK instrumentation not enabled: invalid "
+                           "configuration: %s", exc)
+                return
         telemetry = build_sdk_telemetry(
             settings,
             tracer_provider=kwargs.get("tracer_provider"),

@@ -215,3 +215,14 @@ def test_application_shutdown_delivers_what_is_still_queued(upstream: FakeUpstre
         assert len([s for s in app.memory.get_finished_spans()
                     if s.name == "chat gpt-4o-mini"]) == 3
     app.meter_provider.shutdown()
+
+
+def test_a_bad_setting_is_a_clear_error_at_instrument(monkeypatch: pytest.MonkeyPatch) -> None:
+    import llmtrace_otel
+    from llmtrace_otel.config import ConfigError
+
+    monkeypatch.setenv("LLMTRACE_SDK_PROMETHEUS_PORT", "ninety")
+    with pytest.raises(ConfigError, match="sdk.prometheus_port"):
+        llmtrace_otel.instrument()
+    assert not LLMTraceInstrumentor().is_instrumented_by_opentelemetry
+    assert httpx2.Client.__dict__["send"].__class__.__name__ == "function"

@@ -98,3 +98,14 @@ def test_without_a_configurator_the_sqlite_default_applies(upstream: FakeUpstrea
     calls = SpanStore(db).recent_calls()
     assert sorted(c.name for c in calls) == ["chat gpt-4o-mini", "chat gpt-4o-mini"]
     assert all(c.cost_usd and c.cost_usd > 0 for c in calls)
+
+
+def test_a_bad_setting_leaves_the_rest_of_auto_instrumentation_running(
+        upstream: FakeUpstream, tmp_path: Path) -> None:
+    db = tmp_path / "app.db"
+    result = run_instrumented(tmp_path, upstream, OTEL_TRACES_EXPORTER="llmtrace_sqlite",
+                              LLMTRACE_SQLITE_PATH=str(db), LLMTRACE_SDK_EXPORTERS="sometimes")
+    assert "sdk.exporters: 'sometimes' is not one of auto, on, off" in result.stderr
+    calls = SpanStore(db).recent_calls()
+    # No GenAI spans, but the HTTP instrumentation (loaded after ours) still ran.
+    assert [c.name for c in calls] == ["POST", "POST"]
