@@ -124,7 +124,17 @@ class _Hooks:
                 call.complete(status, response.content)
                 return
             headers = response.headers
-            call.streaming(status, headers.get("content-type", ""),
+            content_type = headers.get("content-type", "")
+            preloaded = getattr(response, "_content", None)
+            if preloaded is not None:
+                # A transport that read the body already (mocks, caches): the application
+                # reads ``response.content`` (decoded), never the stream.
+                call.streaming(status, content_type, "")
+                edited = call.chunk(preloaded) + call.exhausted()
+                if call.edit_stream:
+                    response._content = edited
+                return
+            call.streaming(status, content_type,
                            headers.get("content-encoding", "").strip().lower())
             response.stream = wrapper(response.stream, call)
         except Exception:
