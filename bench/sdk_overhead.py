@@ -182,6 +182,52 @@ def report(samples: dict[str, dict[str, list[float]]]) -> tuple[str, dict[str, A
     return "\n".join(lines), data
 
 
+def breakdown(repeat: int = 3000) -> str:
+    """Medians of the parts of one non-streamed call's telemetry, called directly."""
+    from opentelemetry.propagate import inject
+
+    from llmtrace_otel.providers.types import Usage
+    from llmtrace_otel.sdk.attach import build_sdk_telemetry
+    from llmtrace_otel.sdk.call import ObservedCall
+    from llmtrace_otel.sdk.matching import CallMatcher, RequestLine
+    from llmtrace_otel.telemetry.instruments import CallOutcome
+
+    with tempfile.TemporaryDirectory(prefix="llmtrace-sdk-parts-") as tmp:
+        telemetry = build_sdk_telemetry(load_settings(env={}, overrides={
+            "sqlite_path": str(Path(tmp) / "parts.db")}), env={})
+        matcher = CallMatcher()
+        line = RequestLine("POST", "https", "api.openai.com", None, "/v1/chat/completions")
+        adapter = matcher.adapter_for(line, {})
+        assert adapter is not None
+        target = matcher.target(adapter, line, BODY)
+        assert target is not None
+        answer = json.dumps(chat_completion({"model": "gpt-4o-mini"}, "ok")).encode()
+        outcome = CallOutcome("openai", "chat", "gpt-4o-mini", "gpt-4o-mini-2024-07-18",
+                              "api.openai.com", 443, 200, 0.1, usage=Usage(12, 6))
+
+        def whole() -> None:
+            call = ObservedCall(telemetry, target, "POST")
+            call.inject(httpx2.Headers())
+            call.complete(200, answer)
+
+        def span_only() -> None:
+            ObservedCall(telemetry, target, "POST").recorder.span.end()
+
+        parts: list[tuple[str, Callable[[], object]]] = [
+            ("recognise + parse the request", lambda: matcher.target(adapter, line, BODY)),
+            ("parse the response", lambda: adapter.parse_response(answer)),
+            ("span start + end (no attributes of the response)", span_only),
+            ("trace context into the headers", lambda: inject(httpx2.Headers())),
+            ("metrics of one call", lambda: telemetry.instruments.record(outcome)),
+            ("the whole call side (start, inject, parse, end, metrics)", whole),
+        ]
+        rows = ["| part | median (µs) |", "|---|---|"]
+        for name, part in parts:
+            rows.append(f"| {name} | {statistics.median(time_calls(part, repeat)[200:]):.1f} |")
+        telemetry.shutdown()
+    return "\n".join(rows)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=1500, help="timed calls per arm")
@@ -210,6 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         upstream.wait(10)
     table, data = report(samples)
     print(table)
+    print()
+    print(breakdown())
     output = args.output or ROOT / "bench" / "results" / f"sdk-overhead-{int(time.time())}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps({"load_average_1m": load, "calls_per_arm": args.calls,
