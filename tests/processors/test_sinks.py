@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
+import pytest
+
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -65,19 +67,19 @@ def test_full_queue_drops_are_counted_and_nothing_else_is_lost() -> None:
     provider.shutdown()
 
 
-def test_failed_and_raising_exports_count_every_span() -> None:
-    for raise_ in (False, True):
-        drops: list[tuple[str, str]] = []
-        sink = ExportSink("otlp", FailingExporter(raise_), max_queue_size=64,
-                          on_drop=lambda s, r: drops.append((s, r)))
-        provider = _tracer_with(sink)
-        for i in range(5):
-            provider.get_tracer("t").start_span(f"s{i}").end()
-        sink.force_flush()
-        assert drops == [("export.otlp", "export_failed")] * 5
-        assert sink.last_ok is False and sink.failed_batches >= 1
-        assert sink.queue_depth == 0
-        provider.shutdown()
+@pytest.mark.parametrize("raise_", [False, True], ids=["failure", "raises"])
+def test_failed_and_raising_exports_count_every_span(raise_: bool) -> None:
+    drops: list[tuple[str, str]] = []
+    sink = ExportSink("otlp", FailingExporter(raise_), max_queue_size=64,
+                      on_drop=lambda s, r: drops.append((s, r)))
+    provider = _tracer_with(sink)
+    for i in range(5):
+        provider.get_tracer("t").start_span(f"s{i}").end()
+    sink.force_flush()
+    assert drops == [("export.otlp", "export_failed")] * 5
+    assert sink.last_ok is False and sink.failed_batches >= 1
+    assert sink.queue_depth == 0
+    provider.shutdown()
 
 
 def test_spans_after_shutdown_are_counted() -> None:
