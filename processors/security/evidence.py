@@ -48,10 +48,14 @@ def mask_middle(value: str, keep_start: int, keep_end: int) -> str:
     return f"{value[:keep_start]}{_MASK * min(hidden, 8)}{value[len(value) - keep_end :]}"
 
 
-def mask_secret(value: str, prefix: str = "") -> str:
-    """``ghp_abcdef...`` -> ``ghp_ab…[40 chars]``: prefix, two characters, the length."""
+def mask_secret(value: str, prefix: str = "", *, shown: int = 2) -> str:
+    """``ghp_abcdef...`` -> ``ghp_ab…[40 chars]``: prefix, ``shown`` characters, the length.
+
+    The characters are shown only when at least 12 follow the prefix (random tokens);
+    pass ``shown=0`` for human-chosen values such as passwords.
+    """
     if prefix and not value.startswith(prefix):
         prefix = ""
     rest = value[len(prefix) :]
-    shown = rest[:2] if len(rest) >= 12 else ""
-    return f"{prefix}{shown}…[{len(value)} chars]"
+    visible = rest[:shown] if len(rest) >= 12 else ""
+    return f"{prefix}{visible}…[{len(value)} chars]"

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from processors.security._textview import text_view
 from processors.security.evidence import mask_digits, mask_email
 from processors.security.findings import Finding, Severity, Side
+from processors.security.overlaps import keep_strongest
 from processors.security.pii_context import (
     CARD,
     IBAN,
@@ -80,7 +81,7 @@ PII_TYPES: tuple[str, ...] = (
 _DIGIT = re.compile(r"\d")
 # A run of digits with the punctuation numbers are written with; every numeric type is
 # searched for only around runs with enough digits (one fast pass instead of five).
-_CLUSTER = re.compile(r"[0-9+(][0-9().\- ]*")
+_CLUSTER = re.compile(r"[0-9+(][0-9().\- ]*[0-9]")
 _PUNCTUATION = str.maketrans("", "", "+(). -")
 _V6_HINT = re.compile(r":[0-9A-Fa-f]{0,4}:")
 _MARGIN = 16  # characters after a run that a match may still use (extensions, boundaries)
@@ -132,17 +133,19 @@ def detect_pii(
     hits: list[_Hit] = []
     if "@" in scan:
         hits.extend(_emails(scan))
-    runs = _runs(scan)
-    if runs:
-        hits.extend(_cards(scan, [(a, b) for a, b, digits, _ in runs if digits >= 12]))
-        hits.extend(_ssns(scan, [(a, b) for a, b, digits, _ in runs if digits >= 9]))
-        hits.extend(_phones(scan, [(a, b) for a, b, digits, _ in runs if digits >= 6]))
-        hits.extend(_ibans(scan, [a for a, _, _, _ in runs]))
-        hits.extend(_ipv4s(scan, [(a, b) for a, b, digits, dots in runs if dots >= 3]))
+    runs = _Runs.of(scan)
+    if runs.iban_starts:
+        hits.extend(_ibans(scan, runs.iban_starts))
+    if runs.phone:  # on a tie of confidence the earlier, more specific type is kept
+        hits.extend(_cards(scan, runs.card))
+        hits.extend(_ssns(scan, runs.ssn))
+        hits.extend(_phones(scan, runs.phone))
+    if runs.ipv4:
+        hits.extend(_ipv4s(scan, runs.ipv4))
     if ":" in scan:
         hits.extend(_ipv6s(scan))
     findings = []
-    for hit in _resolve(hit for hit in hits if hit.confidence >= min_confidence):
+    for hit in keep_strongest(hit for hit in hits if hit.confidence >= min_confidence):
         start, end = view.span(hit.start, hit.end)
         findings.append(
             Finding(
@@ -160,17 +163,6 @@ def detect_pii(
     return findings
 
 
-def _resolve(hits: Iterable[_Hit]) -> list[_Hit]:
-    """Keep the most confident of overlapping hits (longer wins a tie), ordered by start."""
-    ordered = sorted(hits, key=lambda h: (-h.confidence, h.start - h.end))
-    kept: list[_Hit] = []
-    for hit in ordered:
-        if all(hit.end <= other.start or hit.start >= other.end for other in kept):
-            kept.append(hit)
-    kept.sort(key=lambda h: h.start)
-    return kept
-
-
 def _evidence(finding_type: str, value: str) -> str:
     if finding_type == PII_EMAIL:
         return mask_email(value)
@@ -183,18 +175,34 @@ def _evidence(finding_type: str, value: str) -> str:
     return mask_digits(value, 2 if finding_type == PII_PHONE else 4)
 
 
-def _runs(text: str) -> list[tuple[int, int, int, int]]:
-    """``(start, end, digits, dots)`` of each numeric run with at least two digits."""
-    runs = []
-    for match in _CLUSTER.finditer(text):
-        end = match.end()
-        if end - match.start() < 2:
-            continue
-        value = match.group()
-        digits = len(value.translate(_PUNCTUATION))
-        if digits >= 2:
-            runs.append((match.start(), end, digits, value.count(".")))
-    return runs
+@dataclass(slots=True)
+class _Runs:
+    """Numeric runs (``[start, end)``) with enough digits for each entity type."""
+
+    phone: list[tuple[int, int]]
+    ssn: list[tuple[int, int]]
+    card: list[tuple[int, int]]
+    ipv4: list[tuple[int, int]]
+    iban_starts: list[int]
+
+    @classmethod
+    def of(cls, text: str) -> _Runs:
+        runs = cls([], [], [], [], [])
+        for match in _CLUSTER.finditer(text):
+            start, end = match.span()
+            value = match.group()
+            digits = len(value.translate(_PUNCTUATION))
+            if start >= 2 and text[start - 1].isalpha() and "0" <= value[0] <= "9":
+                runs.iban_starts.append(start)
+            if digits >= 6:
+                runs.phone.append((start, end))
+                if digits >= 9:
+                    runs.ssn.append((start, end))
+                    if digits >= 12:
+                        runs.card.append((start, end))
+            if digits >= 4 and value.count(".") >= 3:
+                runs.ipv4.append((start, end))
+        return runs
 
 
 def _in_runs(
@@ -305,8 +313,6 @@ def _phones(text: str, runs: list[tuple[int, int]]) -> list[_Hit]:
 def _ibans(text: str, digit_starts: list[int]) -> list[_Hit]:
     hits = []
     for digits_at in digit_starts:
-        if digits_at < 2 or not text[digits_at].isdigit():
-            continue
         match = _IBAN_START.match(text, digits_at - 2)
         if match is None:
             continue

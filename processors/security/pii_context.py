@@ -120,10 +120,8 @@ def context_of(text: str, start: int, end: int) -> Context:
     cut = before.rfind("\n")
     if cut >= 0:
         line = before[cut + 1 :]
-        if line.strip():
-            before = line
-        else:  # the value starts a line: its label may end the previous one
-            before = before[before.rfind("\n", 0, cut) + 1 : cut]
+        # When the value starts a line, its label may end the previous one.
+        before = line if line.strip() else before[before.rfind("\n", 0, cut) + 1 : cut]
     after_text = text[end : end + _AFTER]
     newline = after_text.find("\n")
     if newline >= 0:

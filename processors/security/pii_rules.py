@@ -135,17 +135,19 @@ def iban_ok(compact: str) -> bool:
 
 # ITU-T E.164 country codes: 1 and 7; these two-digit codes; every other code is three
 # digits long and starts with one of the two-digit "zone" prefixes below.
-_CC2 = frozenset(
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_CC2 = _words(
     "20 27 30 31 32 33 34 36 39 40 41 43 44 45 46 47 48 49 51 52 53 54 55 56 57 58 "
-    "60 61 62 63 64 65 66 81 82 84 86 90 91 92 93 94 95 98".split()
+    "60 61 62 63 64 65 66 81 82 84 86 90 91 92 93 94 95 98"
 )
-_CC3_ZONES = frozenset(
-    "21 22 23 24 25 26 29 35 37 38 42 50 59 67 68 69 80 85 87 88 96 97 99".split()
-)
-_CC3_UNASSIGNED = frozenset(
+_CC3_ZONES = _words("21 22 23 24 25 26 29 35 37 38 42 50 59 67 68 69 80 85 87 88 96 97 99")
+_CC3_UNASSIGNED = _words(
     "210 214 215 217 219 259 292 293 294 295 296 384 422 424 425 426 427 428 429 671 684 "
     "693 694 695 696 697 698 699 801 802 803 804 805 806 807 809 851 854 857 858 859 884 "
-    "885 887 889 969 990 999".split()
+    "885 887 889 969 990 999"
 )
 _DATE = re.compile(
     r"(?:(?:19|20)\d\d[-./ ](?:0?[1-9]|1[0-2])[-./ ](?:0?[1-9]|[12]\d|3[01])"
