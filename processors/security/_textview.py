@@ -22,8 +22,10 @@ from dataclasses import dataclass
 __all__ = ["TextView", "text_view"]
 
 # Format characters that hide inside tokens (category Cf) and dashes NFKC leaves alone.
-_NEEDS_FOLD = re.compile(r"[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064"
-                         r"\u2066-\u206f\ufeff\u2010-\u2015\u2212\ufe58\ufe63\uff0d]")
+_NEEDS_FOLD = re.compile(
+    r"[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064"
+    r"\u2066-\u206f\ufeff\u2010-\u2015\u2212\ufe58\ufe63\uff0d]"
+)
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _DASHES = frozenset("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d")
 

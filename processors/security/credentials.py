@@ -120,9 +120,7 @@ def _keyword_in(key: str) -> str | None:
     return None
 
 
-def _assignments(
-    text: str, keys: list[tuple[int, int]], side: str, detector: str
-) -> list[Finding]:
+def _assignments(text: str, keys: list[tuple[int, int]], side: str, detector: str) -> list[Finding]:
     findings = []
     for key_start, key_end in keys:
         match = _ASSIGNED_VALUE.match(text, key_end)

@@ -73,8 +73,13 @@ PII_US_SSN = "pii.us_ssn"
 PII_IBAN = "pii.iban"
 PII_IP_ADDRESS = "pii.ip_address"
 PII_TYPES: tuple[str, ...] = (
-    PII_CREDIT_CARD, PII_EMAIL, PII_IBAN, PII_IP_ADDRESS, PII_PHONE, PII_US_SSN,
-)  # fmt: skip
+    PII_CREDIT_CARD,
+    PII_EMAIL,
+    PII_IBAN,
+    PII_IP_ADDRESS,
+    PII_PHONE,
+    PII_US_SSN,
+)
 
 # --- candidate patterns ------------------------------------------------------------------------
 
@@ -266,9 +271,7 @@ def _cards(text: str, runs: list[tuple[int, int]]) -> list[_Hit]:
             confidence -= 0.3
         message = f"payment card ({brand or 'unknown issuer'}), Luhn valid"
         start, end = match.span()
-        hits.append(
-            _Hit(PII_CREDIT_CARD, start, end, _bounded(confidence), Severity.HIGH, message)
-        )
+        hits.append(_Hit(PII_CREDIT_CARD, start, end, _bounded(confidence), Severity.HIGH, message))
     return hits
 
 
@@ -340,8 +343,11 @@ def _iban_body(text: str, start: int, length: int) -> tuple[str | None, int]:
         char = text[index]
         if char.isascii() and char.isalnum():
             chars.append(char.upper())
-        elif char == " " and len(chars) % 4 == 0 and index + 1 < len(text) and (
-            text[index + 1].isalnum()
+        elif (
+            char == " "
+            and len(chars) % 4 == 0
+            and index + 1 < len(text)
+            and (text[index + 1].isalnum())
         ):
             pass
         else:

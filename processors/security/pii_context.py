@@ -53,9 +53,7 @@ class Vocabulary:
 def _vocabulary(
     words: str, phrases: tuple[str, ...] = (), prefixes: tuple[str, ...] = ()
 ) -> Vocabulary:
-    return Vocabulary(
-        frozenset(words.split()), tuple(tuple(p.split()) for p in phrases), prefixes
-    )
+    return Vocabulary(frozenset(words.split()), tuple(tuple(p.split()) for p in phrases), prefixes)
 
 
 PHONE = _vocabulary(
@@ -82,9 +80,7 @@ CARD = _vocabulary(
     prefixes=("expir",),
 )
 NOT_CARD = _vocabulary("order tracking imei isbn invoice serial phone")
-SSN = _vocabulary(
-    "ssn ssns taxpayer itin tin", phrases=("social security", "ss #", "social sec")
-)
+SSN = _vocabulary("ssn ssns taxpayer itin tin", phrases=("social security", "ss #", "social sec"))
 NOT_SSN = _vocabulary(
     "license licence driver dl passport phone routing order zip invoice tracking account "
     "acct member employee serial isbn"
@@ -95,9 +91,7 @@ IP = _vocabulary(
     "dns subnet router",
     prefixes=("connect",),
 )
-NOT_IP = _vocabulary(
-    "version ver v release build firmware section chapter step rule oid sdk api §"
-)
+NOT_IP = _vocabulary("version ver v release build firmware section chapter step rule oid sdk api §")
 
 
 @dataclass(frozen=True, slots=True)

@@ -133,6 +133,7 @@ def iban_ok(compact: str) -> bool:
 
 # --- phone numbers ----------------------------------------------------------------------------
 
+
 # ITU-T E.164 country codes: 1 and 7; these two-digit codes; every other code is three
 # digits long and starts with one of the two-digit "zone" prefixes below.
 def _words(text: str) -> frozenset[str]:
@@ -213,6 +214,7 @@ def phone_structure_score(number: str) -> float:
 
 
 # --- IP addresses -----------------------------------------------------------------------------
+
 
 def _v4(text: str) -> tuple[int, int]:
     network = ipaddress.IPv4Network(text)

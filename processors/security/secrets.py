@@ -76,10 +76,21 @@ SECRET_PRIVATE_KEY = "secret.private_key"
 SECRET_TYPES: tuple[str, ...] = tuple(
     sorted(
         {
-            SECRET_AWS_ACCESS_KEY, SECRET_AWS_SECRET_KEY, SECRET_GCP_SERVICE_ACCOUNT,
-            SECRET_GCP_API_KEY, SECRET_GITHUB_TOKEN, SECRET_SLACK_TOKEN, SECRET_SLACK_WEBHOOK,
-            SECRET_OPENAI_KEY, SECRET_ANTHROPIC_KEY, SECRET_STRIPE_KEY, SECRET_JWT,
-            SECRET_PRIVATE_KEY, SECRET_PASSWORD, SECRET_GENERIC, SECRET_AUTH_HEADER,
+            SECRET_AWS_ACCESS_KEY,
+            SECRET_AWS_SECRET_KEY,
+            SECRET_GCP_SERVICE_ACCOUNT,
+            SECRET_GCP_API_KEY,
+            SECRET_GITHUB_TOKEN,
+            SECRET_SLACK_TOKEN,
+            SECRET_SLACK_WEBHOOK,
+            SECRET_OPENAI_KEY,
+            SECRET_ANTHROPIC_KEY,
+            SECRET_STRIPE_KEY,
+            SECRET_JWT,
+            SECRET_PRIVATE_KEY,
+            SECRET_PASSWORD,
+            SECRET_GENERIC,
+            SECRET_AUTH_HEADER,
             SECRET_URL_CREDENTIAL,
         }  # fmt: skip
     )
@@ -214,9 +225,14 @@ def detect_secrets(
 
 
 def _finding(
-    finding_type: str, severity: Severity, confidence: float, side: str,
-    span: tuple[int, int], evidence: str, message: str,
-) -> Finding:  # fmt: skip
+    finding_type: str,
+    severity: Severity,
+    confidence: float,
+    side: str,
+    span: tuple[int, int],
+    evidence: str,
+    message: str,
+) -> Finding:
     return Finding(
         finding_type=finding_type,
         severity=severity,
@@ -263,8 +279,9 @@ def _apply(rule: _Rule, text: str, side: str) -> list[Finding]:
             confidence, severity = checked
         evidence = mask_secret(value, value[: rule.prefix_length])
         findings.append(
-            _finding(rule.finding_type, severity, confidence, side, match.span(), evidence,
-                     rule.message)  # fmt: skip
+            _finding(
+                rule.finding_type, severity, confidence, side, match.span(), evidence, rule.message
+            )
         )
     return findings
 
@@ -317,8 +334,15 @@ def _pem_keys(text: str, side: str) -> list[Finding]:
         evidence = f"-----BEGIN {kind}----- …[{end - match.start()} chars]"
         message = f"{'encrypted ' if encrypted else ''}{kind.lower()}"
         findings.append(
-            _finding(SECRET_PRIVATE_KEY, severity, confidence, side, (match.start(), end),
-                     evidence, message)  # fmt: skip
+            _finding(
+                SECRET_PRIVATE_KEY,
+                severity,
+                confidence,
+                side,
+                (match.start(), end),
+                evidence,
+                message,
+            )
         )
     return findings
 
@@ -326,7 +350,7 @@ def _pem_keys(text: str, side: str) -> list[Finding]:
 def _gcp_service_accounts(text: str, side: str) -> list[Finding]:
     findings = []
     typed = _GCP_TYPE.search(text) is not None
-    has_key = "\"private_key\"" in text and "PRIVATE KEY" in text
+    has_key = '"private_key"' in text and "PRIVATE KEY" in text
     for match in _GCP_KEY_ID.finditer(text):
         value = match.group("secret")
         if not _plausible(value):
@@ -336,8 +360,15 @@ def _gcp_service_accounts(text: str, side: str) -> list[Finding]:
         message = "GCP service account key" + (" with private key" if has_key else "")
         evidence = f"private_key_id {mask_secret(value)}"
         findings.append(
-            _finding(SECRET_GCP_SERVICE_ACCOUNT, severity, confidence, side,
-                     match.span("secret"), evidence, message)  # fmt: skip
+            _finding(
+                SECRET_GCP_SERVICE_ACCOUNT,
+                severity,
+                confidence,
+                side,
+                match.span("secret"),
+                evidence,
+                message,
+            )
         )
     return findings
 
@@ -360,12 +391,22 @@ def _aws_secret_keys(text: str, side: str, found: list[Finding]) -> list[Finding
     findings = []
     for start, end, confidence in candidates:
         value = text[start:end]
-        if looks_fake(value) or shannon_entropy(value) < 4.0 or value.isalnum() and (
-            value.islower() or value.isupper()
+        if (
+            looks_fake(value)
+            or shannon_entropy(value) < 4.0
+            or value.isalnum()
+            and (value.islower() or value.isupper())
         ):
             continue
         findings.append(
-            _finding(SECRET_AWS_SECRET_KEY, Severity.CRITICAL, confidence, side, (start, end),
-                     mask_secret(value), "AWS secret access key")  # fmt: skip
+            _finding(
+                SECRET_AWS_SECRET_KEY,
+                Severity.CRITICAL,
+                confidence,
+                side,
+                (start, end),
+                mask_secret(value),
+                "AWS secret access key",
+            )
         )
     return findings

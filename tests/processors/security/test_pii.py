@@ -180,8 +180,16 @@ def test_ssn_dashed() -> None:
 
 
 @pytest.mark.parametrize(
-    "ssn", ["000-12-3456", "666-12-3456", "923-45-6789", "536-00-3065", "536-32-0000",
-            "078-05-1120", "536-32 3065"],  # fmt: skip
+    "ssn",
+    [
+        "000-12-3456",
+        "666-12-3456",
+        "923-45-6789",
+        "536-00-3065",
+        "536-32-0000",
+        "078-05-1120",
+        "536-32 3065",
+    ],  # fmt: skip
 )
 def test_ssn_invalid_numbers(ssn: str) -> None:
     assert found(f"ssn {ssn}", PII_US_SSN) == []
@@ -306,9 +314,10 @@ def test_evidence_never_holds_the_value() -> None:
         value = text[finding.start : finding.end]
         assert value not in finding.evidence
         assert value not in finding.message
-        assert len([c for c in finding.evidence if c.isdigit()]) <= 4 + (
-            finding.finding_type == PII_IBAN
-        ) * 2
+        assert (
+            len([c for c in finding.evidence if c.isdigit()])
+            <= 4 + (finding.finding_type == PII_IBAN) * 2
+        )
 
 
 def test_overlapping_candidates_keep_the_stronger_type() -> None:

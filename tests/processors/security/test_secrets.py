@@ -147,9 +147,10 @@ def test_aws_secret_key_by_assignment_and_next_to_key_id() -> None:
 def test_gcp_service_account_json() -> None:
     key_id = rand(40, "0123456789abcdef", seed=4)
     private_key = pem("PRIVATE KEY").replace("\n", "\\n")
-    document = json.dumps(
-        {"type": "service_account", "project_id": "demo", "private_key_id": key_id}
-    )[:-1] + f', "private_key": "{private_key}"}}'
+    document = (
+        json.dumps({"type": "service_account", "project_id": "demo", "private_key_id": key_id})[:-1]
+        + f', "private_key": "{private_key}"}}'
+    )
     findings = detect_secrets(document)
     kinds = {f.finding_type: f for f in findings}
     assert set(kinds) == {SECRET_GCP_SERVICE_ACCOUNT, SECRET_PRIVATE_KEY}
@@ -166,7 +167,7 @@ def test_zero_width_characters_inside_a_token_do_not_hide_it() -> None:
     assert value == hidden  # the original span, zero-width space included
 
 
-# --- credential assignments, headers, URLs ---------------------------------------------------------
+# --- credential assignments, headers, URLs ------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -208,7 +209,7 @@ def test_password_evidence_shows_no_characters() -> None:
         "password: ${DB_PASSWORD}",
         'api_key: "<your-key>"',
         "api_key = os.environ['API_KEY']",
-        'token = process.env.TOKEN',
+        "token = process.env.TOKEN",
         "password = get_password()",
         "password=password",
         "password = user_password",
@@ -231,7 +232,7 @@ def test_credential_hard_negatives(text: str) -> None:
     assert detect_secrets(text) == []
 
 
-# --- formats that are not secrets -------------------------------------------------------------------
+# --- formats that are not secrets ---------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -286,7 +287,8 @@ def test_several_secrets_in_one_text_are_ordered_by_offset() -> None:
 def test_random_tokens_are_not_mistaken_for_placeholders() -> None:
     """The entropy and keyboard-run filters must pass (nearly) every random token."""
     makers = {
-        SECRET_AWS_ACCESS_KEY: lambda s: "AKIA" + rand(16, string.ascii_uppercase + "234567", seed=s),
+        SECRET_AWS_ACCESS_KEY: lambda s: "AKIA"
+        + rand(16, string.ascii_uppercase + "234567", seed=s),
         SECRET_OPENAI_KEY: lambda s: "sk-proj-" + rand(64, URLSAFE, seed=s),
         SECRET_SLACK_TOKEN: lambda s: f"xoxb-{rand(11, string.digits, seed=s)}-"
         f"{rand(12, string.digits, seed=s + 1)}-{rand(24, seed=s)}",
