@@ -100,7 +100,7 @@ _SSN = re.compile(r"(?<![\w-])(\d{3})([- ]?)(\d{2})\2(\d{4})(?![\w]|[ -]?\d)")
 _PHONE_GROUP = r"(?:\(\d{1,5}\)|\d{1,8})"
 _PHONE = re.compile(
     rf"(?<![\w@$€£¥+/.:-])(?P<number>(?:\+ ?)?(?:\d{{9,15}}(?![ .-]?\d)|{_PHONE_GROUP}"
-    rf"(?:(?:[ .-]|(?<=\)) ?){_PHONE_GROUP}){{1,6}}))"
+    rf"(?:(?:[ .-]|(?<=\)) ?|(?=\(\d)){_PHONE_GROUP}){{1,6}}))"
     r"(?P<ext> ?(?:x|ext\.?|extension|#) ?\d{1,6})?(?![\w@]|[.-]?\d)"
 )
 _IPV4 = re.compile(
@@ -233,7 +233,7 @@ def _emails(text: str) -> list[_Hit]:
     at = text.find("@")
     while at > 0:
         start = at
-        while start > 0 and at - start < 64 and text[start - 1] in _EMAIL_LOCAL:
+        while start > 0 and at - start < 64 and _email_local_char(text[start - 1]):
             start -= 1
         local = text[start:at].lstrip(".'")
         start = at - len(local)
@@ -247,6 +247,10 @@ def _emails(text: str) -> list[_Hit]:
         else:
             at = text.find("@", at + 1)
     return hits
+
+
+def _email_local_char(char: str) -> bool:
+    return char in _EMAIL_LOCAL or (not char.isascii() and char.isalnum())
 
 
 def _email_ok(local: str, domain: str) -> bool:

@@ -60,12 +60,13 @@ PHONE = _vocabulary(
     "phone phones telephone tel mobile cell cellphone fax call calling called reach dial "
     "contact whatsapp sms text hotline office landline ext answering mob ph tlf handy "
     "telefon telefono teléfono téléphone tél telefoon móvil movil celular cellulare "
-    "portable rufnummer",
+    "portable rufnummer number",
     prefixes=("telef", "teleph", "phone"),
 )
 NOT_PHONE = _vocabulary(
     "order invoice account acct isbn serial tracking ref reference ticket zip postal "
-    "postcode amount total price balance page version case id sku imei iban ssn"
+    "postcode amount total price balance page version case id sku imei iban ssn card credit "
+    "debit license licence passport driver routing social security member employee"
 )
 #: House numbers and postcodes: a street word right after the number.
 STREET = _vocabulary(

@@ -185,8 +185,11 @@ def phone_structure_score(number: str) -> float:
         return 0.0  # a date, or SSN-shaped
     if "." in separators and len(groups) == 4 and max(groups) <= 3:
         return 0.0  # a dotted quad: an IP address or a version
-    if any(length == 1 for length in groups[1:]):
-        return 0.0  # ISBN-like or enumerations: only a country code / trunk may be 1 digit
+    # ISBN-like or enumerations: only a country code or trunk digit may stand alone (and,
+    # after a country code, a mobile/area digit: "+33 6 12 34 56 78", "+61 4 1234 5678").
+    lone_from = 2 if number.startswith("+") else 1
+    if any(length == 1 for length in groups[lone_from:]):
+        return 0.0
     if number.startswith("+"):
         return 0.85 if count >= 8 and calling_code_ok(digits) else 0.0
     if len(groups) == 1:

@@ -66,6 +66,10 @@ def test_email_hard_negatives(text: str) -> None:
     assert found(text, PII_EMAIL) == []
 
 
+def test_email_with_a_non_ascii_local_part_is_reported_whole() -> None:
+    assert found("schreib an müller@beispiel.de", PII_EMAIL) == ["müller@beispiel.de"]
+
+
 def test_several_emails_and_side() -> None:
     text = "cc: a.b@x.org; b_c@y.io"
     findings = detect_pii(text, side=Side.OUTPUT)
@@ -91,6 +95,12 @@ def test_several_emails_and_side() -> None:
         ("Phone:\n 0151 2345678", "0151 2345678"),
         ("001-415-555-0132-Office", "001-415-555-0132"),
         ("reach me on 4155550132 (mobile)", "4155550132"),
+        ("my number is 4155550132", "4155550132"),
+        ("mobile +33 6 12 34 56 78", "+33 6 12 34 56 78"),
+        ("call +61 4 1234 5678", "+61 4 1234 5678"),
+        ("Tel +49(0)1234 567890", "+49(0)1234 567890"),
+        ("call 07700 900123", "07700 900123"),
+        ("phone: 1-800-555-0199", "1-800-555-0199"),
     ],
 )
 def test_phone_numbers(text: str, number: str) -> None:
@@ -110,6 +120,8 @@ def test_phone_numbers(text: str, number: str) -> None:
         "pi is 3.14159 2.71828",
         "+999 1234 5678",  # no such country code
         "000 000 0000",
+        "license number 4155550132",
+        "card number 4155550132",
     ],
 )
 def test_phone_hard_negatives(text: str) -> None:
