@@ -7,6 +7,7 @@ keep, of each group of overlapping ones, the most confident (the longer on a tie
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable
 from typing import Protocol, TypeVar
 
@@ -28,11 +29,20 @@ _S = TypeVar("_S", bound=Spanned)
 
 
 def keep_strongest(candidates: Iterable[_S]) -> list[_S]:
-    """Non-overlapping candidates, most confident first to be kept, ordered by start."""
+    """Non-overlapping candidates, most confident first to be kept, ordered by start.
+
+    O(n log n): kept spans never overlap, so a candidate only needs checking against its
+    neighbours in start order.
+    """
     ordered = sorted(candidates, key=lambda c: (-c.confidence, c.start - c.end, c.start))
+    starts: list[int] = []
     kept: list[_S] = []
     for candidate in ordered:
-        if all(candidate.end <= other.start or candidate.start >= other.end for other in kept):
-            kept.append(candidate)
-    kept.sort(key=lambda c: c.start)
+        i = bisect_right(starts, candidate.start)
+        if i and kept[i - 1].end > candidate.start:
+            continue
+        if i < len(kept) and kept[i].start < candidate.end:
+            continue
+        starts.insert(i, candidate.start)
+        kept.insert(i, candidate)
     return kept

@@ -30,6 +30,7 @@ __all__ = [
 ]
 
 _WORD = re.compile(r"[^\W\d_]+|[#§]")
+_LETTER = re.compile(r"[^\W\d_]|[#§]")
 _BEFORE = 48
 _AFTER = 24
 
@@ -109,6 +110,9 @@ class Context:
         return any(word in vocabulary.words for word in self.after[:within])
 
 
+_NO_CONTEXT = Context(frozenset(), ())
+
+
 def context_of(text: str, start: int, end: int) -> Context:
     """The words on the candidate's line around ``text[start:end]``."""
     before = text[max(0, start - _BEFORE) : start]
@@ -121,5 +125,7 @@ def context_of(text: str, start: int, end: int) -> Context:
     newline = after_text.find("\n")
     if newline >= 0:
         after_text = after_text[:newline]
+    if _LETTER.search(before) is None and _LETTER.search(after_text) is None:
+        return _NO_CONTEXT  # tables and number lists: nothing to look up
     after = tuple(_WORD.findall(after_text.lower()))
     return Context(frozenset(_WORD.findall(before.lower())).union(after), after)

@@ -383,3 +383,16 @@ def test_presidio_set_quality_floor() -> None:
     for kind in types.values():
         f1 = 2 * tp[kind] / (2 * tp[kind] + fp[kind] + fn[kind])
         assert f1 >= (0.8 if kind == PII_PHONE else 0.9), (kind, tp[kind], fp[kind], fn[kind])
+
+
+def test_overlap_resolution_keeps_disjoint_strongest() -> None:
+    from processors.security.overlaps import keep_strongest
+
+    spans = [
+        Finding("a", Severity.LOW, 0.5, "t", start=0, end=10),
+        Finding("b", Severity.LOW, 0.9, "t", start=5, end=8),
+        Finding("c", Severity.LOW, 0.6, "t", start=8, end=12),
+        Finding("d", Severity.LOW, 0.7, "t", start=12, end=13),
+        Finding("e", Severity.LOW, 0.7, "t", start=7, end=9),
+    ]
+    assert [f.finding_type for f in keep_strongest(spans)] == ["b", "c", "d"]
