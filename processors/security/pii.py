@@ -231,7 +231,7 @@ def _bounded(value: float) -> float:
 def _emails(text: str) -> list[_Hit]:
     hits = []
     at = text.find("@")
-    while at > 0:
+    while at >= 0:
         start = at
         while start > 0 and at - start < 64 and _email_local_char(text[start - 1]):
             start -= 1

@@ -70,6 +70,10 @@ def test_email_with_a_non_ascii_local_part_is_reported_whole() -> None:
     assert found("schreib an müller@beispiel.de", PII_EMAIL) == ["müller@beispiel.de"]
 
 
+def test_email_after_a_leading_mention() -> None:
+    assert found("@bob: mail jo@example.org", PII_EMAIL) == ["jo@example.org"]
+
+
 def test_several_emails_and_side() -> None:
     text = "cc: a.b@x.org; b_c@y.io"
     findings = detect_pii(text, side=Side.OUTPUT)
