@@ -3,7 +3,9 @@
 "Here's my SSN: 123-45-6789" is an SSN; "license number 123456789" is not; "call me at
 785 8949" is a phone number, "see page 785 8949" is not. :func:`context_of` collects the
 words of the candidate's line (up to 48 characters before, 24 after; when the value starts
-a line, the end of the previous line, where a label such as ``Phone:`` sits) and each
+a line, the end of the previous line, where a label such as ``Phone:`` sits), within its
+field of structured text (``"phone": "555-0100", "employee_id": ...`` stops at the
+``",``; the text after a value stops at the first ``,;{}"|``), and each
 :class:`Vocabulary` tells whether any of its words, phrases or prefixes is among them.
 Looking words up in a set keeps this cheap enough to run for every candidate.
 """
@@ -33,6 +35,9 @@ _WORD = re.compile(r"[^\W\d_]+|[#§]")
 _LETTER = re.compile(r"[^\W\d_]|[#§]")
 _BEFORE = 48
 _AFTER = 24
+# Where a field of structured text (JSON, CSV-ish, tables) ends: "...", "{", "|" ...
+_FIELD_BEFORE = ("{", "}", ";", "|", "\t", '",', ',"')
+_FIELD_AFTER = re.compile(r"[\n,;{}\"|\t]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,10 +126,12 @@ def context_of(text: str, start: int, end: int) -> Context:
         line = before[cut + 1 :]
         # When the value starts a line, its label may end the previous one.
         before = line if line.strip() else before[before.rfind("\n", 0, cut) + 1 : cut]
+    # Structured text: the previous or next field is not this value's context.
+    before = before[max(before.rfind(mark) for mark in _FIELD_BEFORE) + 1 :]
     after_text = text[end : end + _AFTER]
-    newline = after_text.find("\n")
-    if newline >= 0:
-        after_text = after_text[:newline]
+    cut = _FIELD_AFTER.search(after_text)
+    if cut is not None:
+        after_text = after_text[: cut.start()]
     if _LETTER.search(before) is None and _LETTER.search(after_text) is None:
         return _NO_CONTEXT  # tables and number lists: nothing to look up
     after = tuple(_WORD.findall(after_text.lower()))

@@ -105,6 +105,7 @@ def test_several_emails_and_side() -> None:
         ("Tel +49(0)1234 567890", "+49(0)1234 567890"),
         ("call 07700 900123", "07700 900123"),
         ("phone: 1-800-555-0199", "1-800-555-0199"),
+        ('{"phone_number":"555-0100"},{"employee_id":"E1002"}', "555-0100"),
     ],
 )
 def test_phone_numbers(text: str, number: str) -> None:
