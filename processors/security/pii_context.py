@@ -129,9 +129,9 @@ def context_of(text: str, start: int, end: int) -> Context:
     # Structured text: the previous or next field is not this value's context.
     before = before[max(before.rfind(mark) for mark in _FIELD_BEFORE) + 1 :]
     after_text = text[end : end + _AFTER]
-    cut = _FIELD_AFTER.search(after_text)
-    if cut is not None:
-        after_text = after_text[: cut.start()]
+    field_end = _FIELD_AFTER.search(after_text)
+    if field_end is not None:
+        after_text = after_text[: field_end.start()]
     if _LETTER.search(before) is None and _LETTER.search(after_text) is None:
         return _NO_CONTEXT  # tables and number lists: nothing to look up
     after = tuple(_WORD.findall(after_text.lower()))
