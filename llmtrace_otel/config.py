@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-__all__ = ["FIELDS", "ConfigError", "FieldSpec", "Settings", "load_settings"]
+__all__ = ["FIELDS", "ConfigError", "FieldSpec", "Settings", "load_settings", "split_list"]
 
 
 class ConfigError(ValueError):
@@ -52,6 +52,10 @@ class Settings:
     pricing_file: str | None = None
     log_level: str = "INFO"
     log_format: str = "text"
+    sdk_hosts: str = ""
+    sdk_proxy_urls: str = ""
+    sdk_exporters: str = "auto"
+    sdk_prometheus_port: int = 0
     api_enabled: bool = True
     api_admin_token: str | None = None
 
@@ -132,6 +136,18 @@ FIELDS: tuple[FieldSpec, ...] = (
        "Price table (our YAML/JSON or LiteLLM JSON) overriding/extending the built-in one."),
     _f("log_level", "logging.level", str, "DEBUG, INFO, WARNING or ERROR."),
     _f("log_format", "logging.format", str, "text or json."),
+    _f("sdk_hosts", "sdk.hosts", str,
+       "SDK instrumentation: hosts whose calls may be LLM calls, comma-separated (exact, or "
+       "*.suffix); empty = any host whose path is an API shape."),
+    _f("sdk_proxy_urls", "sdk.proxy_urls", str,
+       "SDK instrumentation: base URLs of llmtrace-otel proxies, comma-separated; calls to "
+       "them carry the trace context but get no SDK span (the proxy records them)."),
+    _f("sdk_exporters", "sdk.exporters", str,
+       "SDK instrumentation: also use llmtrace's own exporters (sqlite.*, otlp.*): auto "
+       "(only when the application has no TracerProvider), on or off."),
+    _f("sdk_prometheus_port", "sdk.prometheus_port", int,
+       "SDK instrumentation without an application MeterProvider: serve Prometheus "
+       "metrics on this port (0 = off)."),
     _f("api_enabled", "api.enabled", _parse_bool,
        "Serve the read-only query API (/api/v1/...) and the trace viewer (/ui) on the proxy's "
        "port; those paths are then not proxied."),
@@ -214,8 +230,9 @@ def validate(settings: Settings) -> Settings:
         if getattr(settings, name) < 1:
             raise ConfigError(f"{_spec(name).key}: must be >= 1, got {getattr(settings, name)}")
     for name in ("connect_timeout_s", "read_timeout_s", "total_timeout_s", "shutdown_timeout_s"):
-        if not getattr(settings, name) > 0:
-            raise ConfigError(f"{_spec(name).key}: must be > 0 seconds, got {getattr(settings, name)}")
+        value = getattr(settings, name)
+        if not value > 0:
+            raise ConfigError(f"{_spec(name).key}: must be > 0 seconds, got {value}")
     _check_url("upstream.url", settings.upstream_url)
     _check_url("upstream.anthropic_url", settings.anthropic_upstream_url)
     if settings.otlp_protocol not in ("grpc", "http/protobuf"):
@@ -236,7 +253,27 @@ def validate(settings: Settings) -> Settings:
         )
     if settings.pricing_file is not None and not Path(settings.pricing_file).is_file():
         raise ConfigError(f"pricing.file: {settings.pricing_file!r} does not exist")
+    _validate_sdk(settings)
     return settings
+
+
+def _validate_sdk(settings: Settings) -> None:
+    if settings.sdk_exporters not in ("auto", "on", "off"):
+        raise ConfigError(
+            f"sdk.exporters: {settings.sdk_exporters!r} is not one of auto, on, off")
+    if not 0 <= settings.sdk_prometheus_port <= 65535:
+        raise ConfigError(f"sdk.prometheus_port: {settings.sdk_prometheus_port} is not a "
+                          "port number (0-65535)")
+    for url in split_list(settings.sdk_proxy_urls):
+        _check_url("sdk.proxy_urls", url)
+    for host in split_list(settings.sdk_hosts):
+        if "/" in host or ":" in host or " " in host:
+            raise ConfigError(f"sdk.hosts: {host!r} is not a host name or *.suffix pattern")
+
+
+def split_list(text: str) -> tuple[str, ...]:
+    """A comma-separated setting as its non-empty, stripped items."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
 def _spec(name: str) -> FieldSpec:

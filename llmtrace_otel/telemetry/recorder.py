@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Protocol
 
 from opentelemetry.context import Context
 from opentelemetry.propagate import inject
@@ -22,31 +23,45 @@ from opentelemetry.semconv.attributes.http_attributes import (
 )
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
 from opentelemetry.semconv.attributes.url_attributes import URL_FULL
-from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer, set_span_in_context
 from opentelemetry.util.types import AttributeValue
 
 from llmtrace_otel.providers.types import LLMRequest, LLMResponse, StreamSignal
 from llmtrace_otel.telemetry.attributes import request_attributes, response_attributes, span_name
 from llmtrace_otel.telemetry.content import content_attributes
-from llmtrace_otel.telemetry.instruments import CallOutcome
-from llmtrace_otel.telemetry.pipeline import Telemetry
+from llmtrace_otel.telemetry.instruments import CallOutcome, ProxyInstruments
 from processors.attributes import LLMTRACE_API, LLMTRACE_PARSE_ERRORS, LLMTRACE_STREAM_CHUNKS
 
-__all__ = ["CallRecorder"]
+__all__ = ["CallRecorder", "RecordingTarget"]
+
+
+class RecordingTarget(Protocol):
+    """Where a recorder's span and metrics go: a ``Telemetry`` (proxy), or the SDK
+    instrumentation's tracer + instruments attached to an application's providers."""
+
+    @property
+    def tracer(self) -> Tracer: ...
+
+    @property
+    def instruments(self) -> ProxyInstruments: ...
+
+    @property
+    def needs_content(self) -> bool: ...
 
 
 class CallRecorder:
-    """Span + metrics for one call. Not thread-safe: used on the event loop only."""
+    """Span + metrics for one call. Not thread-safe: one call is driven by one thread
+    (the proxy's event loop, or the application thread reading an SDK response)."""
 
     __slots__ = (
         "_telemetry", "_request", "_provider", "_server_address", "_server_port", "_t0",
         "_first_chunk", "_last_chunk", "_intervals", "_chunks", "_issues", "_ended", "span",
-        "_with_content",
+        "_with_content", "status_code", "response", "error_type",
     )
 
     def __init__(
         self,
-        telemetry: Telemetry,
+        telemetry: RecordingTarget,
         *,
         method: str,
         url: str,
@@ -71,6 +86,10 @@ class CallRecorder:
         self._issues = issues
         self._ended = False
         self._with_content = telemetry.needs_content
+        #: How the call ended; set by :meth:`finish`.
+        self.status_code = 0
+        self.response: LLMResponse | None = None
+        self.error_type: str | None = None
         attributes: dict[str, AttributeValue] = {
             SERVER_ADDRESS: server_address,
             SERVER_PORT: server_port,
@@ -108,6 +127,11 @@ class CallRecorder:
 
     def note(self, issue: str) -> None:
         self._issues.append(issue)
+
+    def add_attributes(self, attributes: Mapping[str, AttributeValue]) -> None:
+        """Attributes learnt while the call is in flight (tenant, guard verdicts)."""
+        if not self._ended:
+            self.span.set_attributes(attributes)
 
     @property
     def ended(self) -> bool:
@@ -149,6 +173,7 @@ class CallRecorder:
         if error_type is not None:
             attributes[ERROR_TYPE] = error_type
             span.set_status(Status(StatusCode.ERROR, error_type))
+        self.status_code, self.response, self.error_type = status_code, response, error_type
         span.set_attributes(attributes)
         span.end()
         request = self._request

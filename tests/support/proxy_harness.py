@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from llmtrace_otel.config import Settings, load_settings
 from llmtrace_otel.proxy.app import ProxyServer
+from llmtrace_otel.proxy.guards import RequestGuard
 from llmtrace_otel.telemetry.pipeline import Telemetry, build_telemetry
 from processors.chain import EnrichingSpanProcessor
 
@@ -70,6 +71,7 @@ def running_proxy(
     upstream_url: str,
     tmp_path: Path,
     *,
+    guards: Sequence[RequestGuard] | None = None,
     enrichers: Sequence[EnrichingSpanProcessor] = (),
     **overrides: Any,
 ) -> Iterator[RunningProxy]:
@@ -89,7 +91,7 @@ def running_proxy(
                                 extra_span_processors=[SimpleSpanProcessor(memory)],
                                 extra_enrichers=enrichers)
     loop = asyncio.new_event_loop()
-    server = ProxyServer(settings, telemetry)
+    server = ProxyServer(settings, telemetry, guards)
     ready = threading.Event()
     thread = threading.Thread(target=_run_loop, args=(loop, server, ready), daemon=True)
     thread.start()
