@@ -22,6 +22,8 @@ from llmtrace_otel.proxy.ops import (
 )
 from llmtrace_otel.proxy.routing import Router
 from llmtrace_otel.proxy.upstream import UpstreamClient
+from llmtrace_otel.receiver.http import otlp_routes
+from llmtrace_otel.receiver.service import OTLPReceiver
 from llmtrace_otel.telemetry.pipeline import Telemetry
 
 __all__ = ["ProxyServer", "make_app"]
@@ -30,11 +32,14 @@ _log = logging.getLogger(__name__)
 _access_log = logging.getLogger("llmtrace_otel.access")
 
 
-def make_app(context: ProxyContext, ops: _OpsContext) -> Application:
+def make_app(context: ProxyContext, ops: _OpsContext,
+             receiver: OTLPReceiver | None = None) -> Application:
     routes: list[tuple[str, type, dict]] = [(HEALTH_PATH, HealthHandler, {"context": ops})]
     registry = context.telemetry.prometheus_registry
     if registry is not None:
         routes.append((METRICS_PATH, MetricsHandler, {"registry": registry}))
+    if receiver is not None:  # receiver.on_proxy: OTLP/HTTP on the proxy's own port
+        routes.extend(otlp_routes(receiver))
     routes.append((r"/.*", ProxyHandler, {"context": context}))
     return Application(routes, compress_response=False, serve_traceback=False,
                        log_function=_log_request)
@@ -60,6 +65,7 @@ class ProxyServer:
         self._context = ProxyContext(settings, Router(settings), self._upstream, telemetry,
                                      self.in_flight)
         self._ops = _OpsContext(telemetry, time.monotonic(), self.in_flight)
+        self._receiver = OTLPReceiver(settings, telemetry) if settings.receiver_on_proxy else None
         self._server: HTTPServer | None = None
         self.port: int | None = None
 
@@ -69,7 +75,7 @@ class ProxyServer:
         sockets = bind_sockets(settings.port, settings.host, reuse_port=False)
         self.port = sockets[0].getsockname()[1]
         self._server = HTTPServer(
-            make_app(self._context, self._ops),
+            make_app(self._context, self._ops, self._receiver),
             # Our handler answers 413 itself below this bound (in the API's error shape);
             # Tornado's own limit only stops a chunked body that keeps going far beyond.
             max_body_size=settings.max_body_bytes * 2 + 1024 * 1024,
@@ -100,6 +106,8 @@ class ProxyServer:
 
     def _flush_telemetry(self) -> None:
         try:
+            if self._receiver is not None:
+                self._receiver.close(self.settings.shutdown_timeout_s)
             self.telemetry.force_flush()
         finally:
             self.telemetry.shutdown()
