@@ -23,7 +23,13 @@ from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
 
 from llmtrace_otel.config import Settings, split_endpoint
-from llmtrace_otel.proxy.ops import HEALTH_PATH, METRICS_PATH, InFlight, MetricsHandler, health_report
+from llmtrace_otel.proxy.ops import (
+    HEALTH_PATH,
+    METRICS_PATH,
+    InFlight,
+    MetricsHandler,
+    health_report,
+)
 from llmtrace_otel.receiver.grpc_server import GRPCReceiver
 from llmtrace_otel.receiver.http import otlp_routes
 from llmtrace_otel.receiver.service import OTLPReceiver

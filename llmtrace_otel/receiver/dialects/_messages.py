@@ -100,13 +100,23 @@ def _part(item: Any) -> Part | None:
     return None
 
 
+def _is_part_list(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(item, Mapping) and "type" in item for item in value)
+
+
 def parts_of(content: Any) -> list[Part]:
-    """Parts of a message content: text, an OpenAI part list, or JSON text of one."""
-    content = loads(content)
+    """Parts of a message content: text, an OpenAI part list, or JSON text of one.
+
+    Text that merely looks like JSON (a model answering in JSON) stays text.
+    """
     if content is None:
         return []
     if isinstance(content, str):
-        return [TextPart(content)] if content else []
+        parsed = loads(content) if content.startswith("[") else None
+        if not _is_part_list(parsed):
+            return [TextPart(content)] if content else []
+        content = parsed
     items = content if isinstance(content, Sequence) else [content]
     return [part for part in (_part(item) for item in items) if part is not None]
 
