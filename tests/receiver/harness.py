@@ -57,6 +57,18 @@ class RunningCollector:
                 return spans
             time.sleep(0.01)
 
+    def spans_with_ids(self, span_ids: set[int], timeout: float = 10.0
+                       ) -> dict[int, ReadableSpan]:
+        """The exported spans with these span ids (by id), waiting until all are there."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.telemetry.tracer_provider.force_flush(10_000)
+            found = {span.context.span_id: span for span in self.memory.get_finished_spans()
+                     if span.context.span_id in span_ids}
+            if len(found) == len(span_ids) or time.monotonic() > deadline:
+                return found
+            time.sleep(0.01)
+
     def metrics_text(self) -> str:
         with urllib.request.urlopen(f"{self.ops_url}/metrics", timeout=10) as response:
             return response.read().decode()
@@ -80,7 +92,11 @@ def running_collector(tmp_path: Path, *, env: dict[str, str] | None = None,
     memory = InMemorySpanExporter()
     telemetry = build_telemetry(settings, env=env, extra_enrichers=extra_enrichers,
                                 extra_span_processors=[SimpleSpanProcessor(memory)])
-    server = CollectorServer(settings, telemetry, env=env)
+    try:
+        server = CollectorServer(settings, telemetry, env=env)
+    except BaseException:
+        telemetry.shutdown()
+        raise
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     thread = threading.Thread(target=_run_loop, args=(loop, server, ready), daemon=True)

@@ -39,14 +39,18 @@ def span_ids(data: Mapping[str, Any]) -> list[str]:
 
 def post(url: str, body: bytes, content_type: str = PROTOBUF,
          headers: Mapping[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    """POST and return (status, headers, body) for any status, errors included."""
+    """POST and return (status, headers with lower-case names, body), errors included."""
     request = urllib.request.Request(url, data=body, method="POST",
                                      headers={"Content-Type": content_type, **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, dict(response.headers), response.read()
+            return response.status, _lower(response.headers.items()), response.read()
     except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
+        return error.code, _lower(error.headers.items()), error.read()
+
+
+def _lower(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    return {name.lower(): value for name, value in items}
 
 
 def post_json(url: str, data: Mapping[str, Any], headers: Mapping[str, str] | None = None
