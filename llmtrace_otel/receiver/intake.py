@@ -123,10 +123,10 @@ class SpanIntake:
 
     def _hand_off(self, spans: list[ReadableSpan]) -> int:
         head = self._head
-        bounded = isinstance(head, BackgroundSpanProcessor)
+        bounded = head if isinstance(head, BackgroundSpanProcessor) else None
         for index, span in enumerate(spans):
-            if bounded:
-                while head.queue_depth >= head.capacity:  # type: ignore[union-attr]
+            if bounded is not None:
+                while bounded.queue_depth >= bounded.capacity:
                     if self._abandon:
                         return index
                     time.sleep(_FULL_POLL_S)

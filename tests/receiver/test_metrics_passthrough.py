@@ -64,10 +64,10 @@ def test_not_configured_is_refused_with_a_clear_message(tmp_path: Path) -> None:
         status, _, body = post(f"{collector.http_url}/v1/metrics", request)
         assert status == 404
         assert "receiver.forward_metrics=true" in Status.FromString(body).message
-        with grpc.insecure_channel(collector.grpc_endpoint) as channel:
-            with pytest.raises(grpc.RpcError) as caught:
-                MetricsServiceStub(channel).Export(
-                    ExportMetricsServiceRequest.FromString(request), timeout=10)
+        with grpc.insecure_channel(collector.grpc_endpoint) as channel, pytest.raises(
+                grpc.RpcError) as caught:
+            MetricsServiceStub(channel).Export(
+                ExportMetricsServiceRequest.FromString(request), timeout=10)
         assert caught.value.code() is grpc.StatusCode.UNIMPLEMENTED  # type: ignore[attr-defined]
         assert "does not accept metrics" in caught.value.details()  # type: ignore[attr-defined]
         exporter = GRPCMetricExporter(endpoint=collector.grpc_endpoint, insecure=True)
@@ -109,10 +109,10 @@ def test_downstream_failure_reaches_the_sender(forwarding: RunningCollector,
     assert status == 503 and headers["retry-after"] == "1"
     assert "forwarding metrics failed" in Status.FromString(body).message
     sink.fail_next(1, grpc.StatusCode.INVALID_ARGUMENT, signal="metrics")
-    with grpc.insecure_channel(forwarding.grpc_endpoint) as channel:
-        with pytest.raises(grpc.RpcError) as caught:
-            MetricsServiceStub(channel).Export(ExportMetricsServiceRequest.FromString(request),
-                                               timeout=10)
+    with grpc.insecure_channel(forwarding.grpc_endpoint) as channel, pytest.raises(
+            grpc.RpcError) as caught:
+        MetricsServiceStub(channel).Export(ExportMetricsServiceRequest.FromString(request),
+                                           timeout=10)
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
 
 
@@ -130,6 +130,6 @@ def test_forward_over_http_protobuf(sink: OTLPSink, tmp_path: Path) -> None:
 def test_forward_needs_an_endpoint(tmp_path: Path) -> None:
     from llmtrace_otel.config import ConfigError
 
-    with pytest.raises(ConfigError, match="receiver.forward_metrics: needs an OTLP endpoint"):
-        with running_collector(tmp_path, receiver_forward_metrics=True):
-            pass
+    with pytest.raises(ConfigError, match="receiver.forward_metrics: needs an OTLP endpoint"
+                       ), running_collector(tmp_path, receiver_forward_metrics=True):
+        pass

@@ -7,7 +7,6 @@ exporter), so each span that reaches our exporters is compared with what the sen
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
