@@ -78,7 +78,8 @@ async def _collect(settings: Settings) -> None:
     from llmtrace_otel.receiver import CollectorServer
     from llmtrace_otel.telemetry.pipeline import build_telemetry
 
-    telemetry = build_telemetry(settings)
+    # Exporters wait instead of dropping: backpressure goes back to the OTLP senders.
+    telemetry = build_telemetry(settings, blocking_export=True)
     try:
         server = CollectorServer(settings, telemetry)
     except BaseException:

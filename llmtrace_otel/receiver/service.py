@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -53,7 +54,8 @@ class OTLPReceiver:
             telemetry.head,
             max_spans=settings.receiver_queue_size,
             retry_after_s=settings.receiver_retry_after_s,
-            normalise=normalise,
+            # Content is translated only when something reads it (capture or analysis).
+            normalise=partial(normalise, content=telemetry.needs_content),
             on_drop=self.instruments.dropped,
             on_normalise_error=lambda: telemetry.instruments.count_drop(
                 "receiver.normalise", "processor_error"),

@@ -143,6 +143,14 @@ def _otlp_metric_reader(settings: Settings) -> MetricReader:
     return PeriodicExportingMetricReader(HTTPMetricExporter(endpoint=endpoint))
 
 
+def _blocking_batch(exporter: CountingExporter, settings: Settings, delay_ms: int
+                    ) -> SpanProcessor:
+    from llmtrace_otel.telemetry.blocking_batch import BlockingBatchSpanProcessor
+
+    return BlockingBatchSpanProcessor(exporter, max_queue_size=settings.analysis_queue_size,
+                                      schedule_delay_s=delay_ms / 1000)
+
+
 def build_telemetry(
     settings: Settings,
     *,
@@ -150,11 +158,14 @@ def build_telemetry(
     extra_span_processors: Sequence[SpanProcessor] = (),
     extra_metric_readers: Sequence[MetricReader] = (),
     extra_enrichers: Sequence[EnrichingSpanProcessor] = (),
+    blocking_export: bool = False,
 ) -> Telemetry:
     """Create providers, the processor chain and every configured exporter.
 
     ``extra_*`` let tests (and embedders) add an InMemorySpanExporter, an
     InMemoryMetricReader or their own processors without touching global state.
+    ``blocking_export`` (collector mode) makes a full exporter queue wait instead of drop,
+    so backpressure reaches the OTLP senders (``telemetry/blocking_batch.py``).
     """
     env = os.environ if env is None else env
     resource = _resource(settings, env)
@@ -178,7 +189,7 @@ def build_telemetry(
         sqlite = CountingExporter("sqlite", SQLiteSpanExporter(settings.sqlite_path), instruments)
         exporters.append(sqlite)
         sinks.append(
-            BatchSpanProcessor(
+            _blocking_batch(sqlite, settings, 500) if blocking_export else BatchSpanProcessor(
                 sqlite,
                 max_queue_size=settings.analysis_queue_size,
                 schedule_delay_millis=500,
@@ -190,7 +201,7 @@ def build_telemetry(
         otlp = CountingExporter("otlp", _otlp_span_exporter(settings), instruments)
         exporters.append(otlp)
         sinks.append(
-            BatchSpanProcessor(
+            _blocking_batch(otlp, settings, 5000) if blocking_export else BatchSpanProcessor(
                 otlp,
                 max_queue_size=settings.analysis_queue_size,
                 meter_provider=meter_provider,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -77,6 +77,7 @@ class RunningCollector:
 @contextmanager
 def running_collector(tmp_path: Path, *, env: dict[str, str] | None = None,
                       extra_enrichers: Sequence[EnrichingSpanProcessor] = (),
+                      extra_sinks: Sequence[SpanProcessor] = (),
                       **overrides: Any) -> Iterator[RunningCollector]:
     values: dict[str, Any] = {
         "host": "127.0.0.1",
@@ -91,7 +92,8 @@ def running_collector(tmp_path: Path, *, env: dict[str, str] | None = None,
     settings = load_settings(env=env, overrides=values)
     memory = InMemorySpanExporter()
     telemetry = build_telemetry(settings, env=env, extra_enrichers=extra_enrichers,
-                                extra_span_processors=[SimpleSpanProcessor(memory)])
+                                extra_span_processors=[SimpleSpanProcessor(memory), *extra_sinks],
+                                blocking_export=True)  # as `llmtrace-otel collect` does
     try:
         server = CollectorServer(settings, telemetry, env=env)
     except BaseException:

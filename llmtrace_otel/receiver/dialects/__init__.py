@@ -42,11 +42,14 @@ def _run(draft: Draft, dialect: str, step: Any) -> None:
 
 
 def normalise(
-    attributes: dict[str, Any], events: list[Event]
+    attributes: dict[str, Any], events: list[Event], *, content: bool = True
 ) -> tuple[dict[str, Any], list[Event]] | None:
     """The span's (attributes, events) in the latest semconv, or None when already so.
 
     ``attributes`` is not modified (a failure half-way leaves the span as received).
+    With ``content=False`` (nothing in-process reads message content and it will not be
+    exported) the dialects' content is removed without being translated: the content
+    policy would strip the translation anyway, and building it is most of the cost.
     """
     legacy = inference = traceloop = False
     for key in attributes:
@@ -64,6 +67,7 @@ def normalise(
     if not (legacy or inference or traceloop or structured):
         return None
     draft = Draft(dict(attributes), list(events))
+    draft.conversation.enabled = content
     if inference:
         _run(draft, openinference.DIALECT, openinference.apply)
     if traceloop:

@@ -165,11 +165,15 @@ class Conversation:
     inputs: list[ChatMessage] = field(default_factory=list)
     outputs: list[ChatMessage] = field(default_factory=list)
     tools: list[ToolDefinition] = field(default_factory=list)
+    #: False when nothing will read content: the dialect's content is then only removed.
+    enabled: bool = True
 
     def __bool__(self) -> bool:
-        return bool(self.system or self.inputs or self.outputs or self.tools)
+        return self.enabled and bool(self.system or self.inputs or self.outputs or self.tools)
 
     def add_input(self, role: str, parts: Sequence[Part], name: str | None = None) -> None:
+        if not self.enabled:
+            return
         if role in _SYSTEM_ROLES:
             self.system.extend(parts)
         elif parts:
@@ -177,10 +181,13 @@ class Conversation:
 
     def add_output(self, parts: Sequence[Part], finish_reason: str | None = None,
                    role: str = "assistant") -> None:
-        self.outputs.append(ChatMessage(role, tuple(parts), None, finish_reason))
+        if self.enabled:
+            self.outputs.append(ChatMessage(role, tuple(parts), None, finish_reason))
 
     def add_message(self, message: Mapping[str, Any], default_role: str = "user") -> None:
         """An OpenAI-style input message: role, content, tool_calls, tool_call_id, name."""
+        if not self.enabled:
+            return
         role = str(message.get("role") or default_role)
         parts = parts_of(message.get("content"))
         if role == "tool":
@@ -193,6 +200,8 @@ class Conversation:
 
     def add_choice(self, choice: Mapping[str, Any]) -> None:
         """An OpenAI-style choice: ``{index, finish_reason, message: {...}}`` or a message."""
+        if not self.enabled:
+            return
         message = loads(choice.get("message"))
         message = message if isinstance(message, Mapping) else choice
         parts = parts_of(message.get("content", message.get("text")))
