@@ -1,4 +1,4 @@
-"""BlockingBatchSpanProcessor, and a slow exporter pushing back all the way to the sender."""
+"""ExportSink(block_when_full=True), and a slow exporter pushing back all the way to the sender."""
 
 from __future__ import annotations
 
@@ -7,14 +7,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanContext, TraceFlags
 
-from llmtrace_otel.telemetry.blocking_batch import BlockingBatchSpanProcessor
+from processors.sinks import ExportSink
 from tests.receiver.harness import running_collector
 from tests.receiver.helpers import metric_value, post
 
@@ -60,56 +59,67 @@ def wait_until(condition, timeout: float = 10.0) -> None:  # type: ignore[no-unt
 
 def test_full_queue_blocks_the_caller_instead_of_dropping() -> None:
     exporter = GatedExporter()
-    processor = BlockingBatchSpanProcessor(exporter, max_queue_size=2, max_export_batch_size=2,
-                                           schedule_delay_s=0.05)
+    drops: list[tuple[str, str]] = []
+    sink = ExportSink("gated", exporter, max_queue_size=2, max_export_batch_size=2,
+                      schedule_delay_millis=50, block_when_full=True,
+                      on_drop=lambda stage, reason: drops.append((stage, reason)))
     spans = finished(*[f"s{i}" for i in range(7)])
-    processor.on_end(spans[0])
-    processor.on_end(spans[1])
+    sink.on_end(spans[0])
+    sink.on_end(spans[1])
     assert exporter.entered.wait(10)  # s0, s1 are being exported (held at the gate)
-    processor.on_end(spans[2])
-    processor.on_end(spans[3])  # queue full again
     done = threading.Event()
-    caller = threading.Thread(target=lambda: ([processor.on_end(s) for s in spans[4:]],
+    caller = threading.Thread(target=lambda: ([sink.on_end(s) for s in spans[2:]],
                                               done.set()))
     caller.start()
     assert not done.wait(0.2), "on_end returned although the queue is full"
     exporter.open.set()
     caller.join(10)
     assert done.is_set()
-    processor.shutdown()
+    sink.shutdown()
     assert sorted(name for batch in exporter.batches for name in batch) == [
         f"s{i}" for i in range(7)]
-    assert all(len(batch) <= 2 for batch in exporter.batches)
+    assert drops == []
     assert exporter.shut
 
 
-def test_flush_exports_a_partial_batch_and_unsampled_spans_are_skipped() -> None:
+def test_without_the_option_a_full_queue_still_drops_and_counts() -> None:
     exporter = GatedExporter()
+    drops: list[tuple[str, str]] = []
+    sink = ExportSink("gated", exporter, max_queue_size=2, max_export_batch_size=2,
+                      schedule_delay_millis=50,
+                      on_drop=lambda stage, reason: drops.append((stage, reason)))
+    for span in finished("a", "b", "c"):
+        sink.on_end(span)
+    assert drops == [("export.gated", "queue_full")]
     exporter.open.set()
-    processor = BlockingBatchSpanProcessor(exporter, max_export_batch_size=100,
-                                           schedule_delay_s=60)
-    for span in finished("a", "b") + finished("skipped", sampled=False):
-        processor.on_end(span)
-    assert processor.force_flush(5000)
-    assert exporter.batches == [["a", "b"]]
-    processor.shutdown()
+    sink.shutdown()
 
 
-def test_after_shutdown_spans_are_dropped_and_counted() -> None:
+def test_shutdown_releases_a_blocked_caller() -> None:
     exporter = GatedExporter()
+    drops: list[tuple[str, str]] = []
+    sink = ExportSink("gated", exporter, max_queue_size=1, max_export_batch_size=1,
+                      schedule_delay_millis=50, block_when_full=True,
+                      on_drop=lambda stage, reason: drops.append((stage, reason)))
+    first, second = finished("first", "second")
+    sink.on_end(first)
+    assert exporter.entered.wait(10)
+    caller = threading.Thread(target=sink.on_end, args=(second,))
+    caller.start()
+    stopper = threading.Thread(target=sink.shutdown)
+    stopper.start()
+    caller.join(10)
+    assert not caller.is_alive()
+    assert drops == [("export.gated", "shutdown")]
     exporter.open.set()
-    drops: list[int] = []
-    processor = BlockingBatchSpanProcessor(exporter, on_drop=drops.append)
-    processor.shutdown()
-    processor.on_end(finished("late")[0])
-    assert drops == [1]
+    stopper.join(10)
 
 
 def test_a_slow_exporter_pushes_back_to_the_sender(tmp_path: Path) -> None:
     """Exporter stalls -> analysis stalls -> receiver queue fills -> 429; nothing is lost."""
     exporter = GatedExporter()
-    slow = BlockingBatchSpanProcessor(exporter, max_queue_size=2, max_export_batch_size=2,
-                                      schedule_delay_s=0.05)
+    slow = ExportSink("slow", exporter, max_queue_size=2, max_export_batch_size=2,
+                      schedule_delay_millis=50, block_when_full=True)
     with running_collector(tmp_path, extra_sinks=[slow], sqlite_enabled=False,
                            analysis_queue_size=2, receiver_queue_size=6) as collector:
         url = f"{collector.http_url}/v1/traces"
@@ -134,10 +144,3 @@ def test_a_slow_exporter_pushes_back_to_the_sender(tmp_path: Path) -> None:
         text = collector.metrics_text()
     assert metric_value(text, "llmtrace_telemetry_dropped_total", stage="analysis") == 0
     assert accepted >= 6
-
-
-@pytest.mark.parametrize("bad", [0, -1])
-def test_rejects_bad_sizes(bad: int) -> None:
-    with pytest.raises(ValueError):
-        BlockingBatchSpanProcessor(GatedExporter(), max_queue_size=bad)
-
