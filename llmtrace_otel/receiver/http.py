@@ -93,14 +93,19 @@ class OTLPHTTPHandler(RequestHandler):
         if len(body) > receiver.max_body_bytes:
             raise Refused.bad_request(f"body exceeds {receiver.max_body_bytes} bytes", 413)
         encoding = self.request.headers.get("Content-Encoding", "").strip().lower()
+        if self._signal == "metrics" and receiver.forwarder is None:
+            receiver.forward_metrics(body, _TRANSPORT)  # raises the clear refusal
+        # Inflating, parsing and screening run off the event loop: on the proxy's port the
+        # loop relays LLM traffic, and a large OTLP/JSON body takes milliseconds to parse.
+        loop = IOLoop.current()
+        return await loop.run_in_executor(None, self._process, body, encoding)
+
+    def _process(self, body: bytes, encoding: str) -> bytes:
+        receiver = self._receiver
         body = _inflate(body, encoding, receiver.max_body_bytes)
         if self._signal == "traces":
             return self._encode(receiver.export_traces(self._traces(body), _TRANSPORT))
-        if receiver.forwarder is None:
-            receiver.forward_metrics(body, _TRANSPORT)  # raises the clear refusal
-        payload = self._metrics(body)
-        loop = IOLoop.current()
-        answer = await loop.run_in_executor(None, receiver.forward_metrics, payload, _TRANSPORT)
+        answer = receiver.forward_metrics(self._metrics(body), _TRANSPORT)
         if not self._json:
             return answer or ExportMetricsServiceResponse().SerializeToString()
         response = ExportMetricsServiceResponse()
