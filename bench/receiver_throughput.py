@@ -291,9 +291,11 @@ def main() -> int:
         for transport in transports:
             result = one_run(transport, args, forward_to)
             results[transport].append(result)
+            result["load"] = os.getloadavg()[0]
             print(f"run {run + 1} {transport}: {result['spans_per_s']:,.0f} spans/s end to end "
                   f"({result['stored']}/{result['spans']} stored, accepted at "
-                  f"{result['accept_rate']:,.0f}/s, {result['refused']} refusals)", flush=True)
+                  f"{result['accept_rate']:,.0f}/s, {result['refused']} refusals, "
+                  f"load {result['load']:.2f})", flush=True)
     if sink is not None:
         sink.stop()
     print("\n| transport | median spans/s (stored) | min-max | median accept rate | "

@@ -61,6 +61,9 @@ _STATUS: dict[int, StatusCode] = {0: StatusCode.UNSET, 1: StatusCode.OK, 2: Stat
 _SAMPLED = TraceFlags.SAMPLED
 _HAS_IS_REMOTE = 0x100
 _IS_REMOTE = 0x200
+_SCALARS = frozenset({"string_value", "int_value", "double_value", "bool_value", "bytes_value"})
+_STATUS_OK = Status(StatusCode.OK)
+_STATUS_UNSET = Status(StatusCode.UNSET)
 #: At most this many reasons go into a partial-success error_message.
 _MAX_PROBLEMS = 5
 
@@ -78,7 +81,15 @@ def any_value(value: AnyValue) -> Any:
 
 
 def attributes_of(pairs: Iterable[KeyValue]) -> dict[str, Any]:
-    return {pair.key: any_value(pair.value) for pair in pairs}
+    out: dict[str, Any] = {}
+    for pair in pairs:  # scalars inline: this loop runs for every attribute received
+        value = pair.value
+        kind = value.WhichOneof("value")
+        if kind in _SCALARS:
+            out[pair.key] = getattr(value, kind)
+        else:
+            out[pair.key] = any_value(value)
+    return out
 
 
 def _attributes(values: dict[str, Any], dropped: int) -> Any:
@@ -90,7 +101,10 @@ def _attributes(values: dict[str, Any], dropped: int) -> Any:
     return bounded
 
 
-def _bounded(items: Sequence[Any], dropped: int) -> BoundedList:
+def _bounded(items: Sequence[Any], dropped: int) -> Sequence[Any]:
+    """A tuple is enough unless the sender reported drops (a BoundedList carries them)."""
+    if not dropped:
+        return tuple(items)
     bounded = BoundedList.from_seq(None, items)
     bounded.dropped = dropped
     return bounded
@@ -198,13 +212,17 @@ def _span(
                              is_remote=_remote(span.flags), trace_flags=flags,
                              trace_state=trace_state)
     attributes = attributes_of(span.attributes)
-    events = [_event(event) for event in span.events]
+    events = [_event(event) for event in span.events] if span.events else []
     if normalise is not None:
         rewritten = normalise(attributes, events)
         if rewritten is not None:
             attributes, events = rewritten
     status = span.status
     code = _STATUS.get(status.code, StatusCode.UNSET)
+    if code is StatusCode.ERROR:  # the SDK keeps a description only with ERROR
+        sdk_status = Status(code, status.message or None)
+    else:
+        sdk_status = _STATUS_OK if code is StatusCode.OK else _STATUS_UNSET
     return ReadableSpan(
         name=span.name,
         context=context,
@@ -212,10 +230,10 @@ def _span(
         resource=resource,
         attributes=_attributes(attributes, span.dropped_attributes_count),
         events=_bounded(events, span.dropped_events_count),
-        links=_bounded([_link(link) for link in span.links], span.dropped_links_count),
+        links=_bounded([_link(link) for link in span.links] if span.links else (),
+                       span.dropped_links_count),
         kind=_KINDS.get(span.kind, SpanKind.INTERNAL),
-        # The SDK keeps a description only with ERROR (as the API does).
-        status=Status(code, status.message or None if code is StatusCode.ERROR else None),
+        status=sdk_status,
         start_time=span.start_time_unix_nano,
         end_time=span.end_time_unix_nano,
         instrumentation_scope=scope,
