@@ -14,6 +14,7 @@ mix of the four dialects the receiver normalises (latest semconv, the official o
 instrumentation with message events, OpenLLMetry, OpenInference), a quarter each.
 
     .venv/bin/python bench/receiver_throughput.py [--transport grpc|http|both] [--runs 5]
+        [--capture-content] [--forward] [--requests 300] [--batch 100] [--senders 4]
 """
 
 from __future__ import annotations
@@ -166,7 +167,7 @@ def count_spans(db: Path) -> int:
 
 
 class Collect:
-    def __init__(self, tmp: Path, forward_to: str | None) -> None:
+    def __init__(self, tmp: Path, forward_to: str | None, capture: bool) -> None:
         self.ops, self.grpc, self.http = free_port(), free_port(), free_port()
         self.db = tmp / "bench.db"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LLMTRACE_", "OTEL_"))}
@@ -177,6 +178,8 @@ class Collect:
                    "--log-level", "WARNING"]
         if forward_to:
             command += ["--otlp-endpoint", forward_to, "--otlp-protocol", "grpc"]
+        if capture:  # content is then translated to semconv JSON and stored, not only removed
+            command += ["--capture-content"]
         self.log = (tmp / "collect.log").open("wb")
         self.process = subprocess.Popen(command, env=env, stdout=self.log,
                                         stderr=subprocess.STDOUT)
@@ -230,7 +233,7 @@ def _http_sender(port: int, bodies: list[bytes], stats: dict[str, int]) -> None:
 
 def one_run(transport: str, args: argparse.Namespace, forward_to: str | None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        collect = Collect(Path(tmp), forward_to)
+        collect = Collect(Path(tmp), forward_to, args.capture_content)
         try:
             warm = [build_request(args.batch) for _ in range(10)]
             send = _grpc_sender if transport == "grpc" else _http_sender
@@ -272,6 +275,8 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--senders", type=int, default=4)
+    parser.add_argument("--capture-content", action="store_true",
+                        help="run collect with telemetry.capture_content on")
     parser.add_argument("--forward", action="store_true",
                         help="also export over OTLP to a sink in this process")
     args = parser.parse_args()
