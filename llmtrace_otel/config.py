@@ -26,6 +26,7 @@ __all__ = [
     "Settings",
     "load_settings",
     "split_endpoint",
+    "split_list",
 ]
 
 
@@ -59,6 +60,10 @@ class Settings:
     pricing_file: str | None = None
     log_level: str = "INFO"
     log_format: str = "text"
+    sdk_hosts: str = ""
+    sdk_proxy_urls: str = ""
+    sdk_exporters: str = "auto"
+    sdk_prometheus_port: int = 0
     # OTLP receiver (`llmtrace-otel collect`, docs/collector-mode.md)
     receiver_grpc_endpoint: str | None = "127.0.0.1:4317"
     receiver_http_endpoint: str | None = "127.0.0.1:4318"
@@ -150,6 +155,18 @@ FIELDS: tuple[FieldSpec, ...] = (
        "Price table (our YAML/JSON or LiteLLM JSON) overriding/extending the built-in one."),
     _f("log_level", "logging.level", str, "DEBUG, INFO, WARNING or ERROR."),
     _f("log_format", "logging.format", str, "text or json."),
+    _f("sdk_hosts", "sdk.hosts", str,
+       "SDK instrumentation: hosts whose calls may be LLM calls, comma-separated (exact, or "
+       "*.suffix); empty = any host whose path is an API shape."),
+    _f("sdk_proxy_urls", "sdk.proxy_urls", str,
+       "SDK instrumentation: base URLs of llmtrace-otel proxies, comma-separated; calls to "
+       "them carry the trace context but get no SDK span (the proxy records them)."),
+    _f("sdk_exporters", "sdk.exporters", str,
+       "SDK instrumentation: also use llmtrace's own exporters (sqlite.*, otlp.*): auto "
+       "(only when the application has no TracerProvider), on or off."),
+    _f("sdk_prometheus_port", "sdk.prometheus_port", int,
+       "SDK instrumentation without an application MeterProvider: serve Prometheus "
+       "metrics on this port (0 = off)."),
     _f("receiver_grpc_endpoint", "receiver.grpc_endpoint", _parse_endpoint,
        "host:port of the OTLP/gRPC receiver of `collect` (`off` = none)."),
     _f("receiver_http_endpoint", "receiver.http_endpoint", _parse_endpoint,
@@ -258,6 +275,7 @@ def validate(settings: Settings) -> Settings:
     if settings.pricing_file is not None and not Path(settings.pricing_file).is_file():
         raise ConfigError(f"pricing.file: {settings.pricing_file!r} does not exist")
     _validate_receiver(settings)
+    _validate_sdk(settings)
     return settings
 
 
@@ -281,6 +299,25 @@ def _validate_receiver(settings: Settings) -> None:
         raise ConfigError(
             f"receiver.retry_after_s: must be > 0 seconds, got {settings.receiver_retry_after_s}"
         )
+
+
+def _validate_sdk(settings: Settings) -> None:
+    if settings.sdk_exporters not in ("auto", "on", "off"):
+        raise ConfigError(
+            f"sdk.exporters: {settings.sdk_exporters!r} is not one of auto, on, off")
+    if not 0 <= settings.sdk_prometheus_port <= 65535:
+        raise ConfigError(f"sdk.prometheus_port: {settings.sdk_prometheus_port} is not a "
+                          "port number (0-65535)")
+    for url in split_list(settings.sdk_proxy_urls):
+        _check_url("sdk.proxy_urls", url)
+    for host in split_list(settings.sdk_hosts):
+        if "/" in host or ":" in host or " " in host:
+            raise ConfigError(f"sdk.hosts: {host!r} is not a host name or *.suffix pattern")
+
+
+def split_list(text: str) -> tuple[str, ...]:
+    """A comma-separated setting as its non-empty, stripped items."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
 def _spec(name: str) -> FieldSpec:
