@@ -26,6 +26,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from tornado.ioloop import IOLoop
 from tornado.web import RequestHandler
 
+from llmtrace_otel.providers.content_encoding import inflater
 from llmtrace_otel.receiver import otlp_json
 from llmtrace_otel.receiver.service import OTLPReceiver
 from llmtrace_otel.receiver.status import Refused
@@ -37,23 +38,21 @@ METRICS_PATH = "/v1/metrics"
 _TRANSPORT = "http"
 _PROTOBUF = "application/x-protobuf"
 _JSON = "application/json"
-# zlib window bits: 16 + MAX_WBITS reads gzip, MAX_WBITS reads zlib-wrapped deflate.
-_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
 def _inflate(body: bytes, encoding: str, limit: int) -> bytes:
+    """The request body without its Content-Encoding, never longer than ``limit``."""
     if encoding in ("", "identity"):
         return body
-    wbits = _WBITS.get(encoding)
-    if wbits is None:
+    decoder = inflater(encoding)
+    if decoder is None:
         raise Refused.bad_request(f"unsupported Content-Encoding {encoding!r} "
                                   "(gzip, deflate or none)", 415)
-    inflater = zlib.decompressobj(wbits)
     try:
-        data = inflater.decompress(body, limit + 1)
+        data = decoder.decompress(body, limit + 1)
     except zlib.error as exc:
         raise Refused.bad_request(f"body is not valid {encoding}: {exc}") from None
-    if len(data) > limit or inflater.unconsumed_tail:
+    if len(data) > limit or decoder.unconsumed_tail:
         raise Refused.bad_request(f"decompressed body exceeds {limit} bytes", 413)
     return data
 
