@@ -1,4 +1,4 @@
-"""Command line: ``llmtrace-otel serve | validate | traces | trace ID | stats``."""
+"""Command line: ``llmtrace-otel serve | collect | validate | traces | trace ID | stats``."""
 
 from __future__ import annotations
 
@@ -74,6 +74,34 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _collect(settings: Settings) -> None:
+    from llmtrace_otel.receiver import CollectorServer
+    from llmtrace_otel.telemetry.pipeline import build_telemetry
+
+    # Exporters wait instead of dropping: backpressure goes back to the OTLP senders.
+    telemetry = build_telemetry(settings, blocking_export=True)
+    try:
+        server = CollectorServer(settings, telemetry)
+    except BaseException:
+        telemetry.shutdown()
+        raise
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    _log.info("shutting down: handing queued spans to the pipeline and flushing telemetry")
+    await server.stop()
+
+
+def _cmd_collect(args: argparse.Namespace) -> int:
+    settings = _settings_from(args)
+    configure_logging(log_level_number(settings), settings.log_format)
+    asyncio.run(_collect(settings))
+    return 0
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     settings = _settings_from(args)
     rows = describe(settings)
@@ -94,6 +122,10 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the proxy")
     _add_settings_flags(serve)
     serve.set_defaults(func=_cmd_serve)
+    collect = sub.add_parser(
+        "collect", help="run the OTLP receiver: our processors on spans from any source")
+    _add_settings_flags(collect)
+    collect.set_defaults(func=_cmd_collect)
     validate = sub.add_parser("validate", help="check the configuration and print it")
     _add_settings_flags(validate)
     validate.set_defaults(func=_cmd_validate)

@@ -19,7 +19,15 @@ from urllib.parse import urlsplit
 
 import yaml
 
-__all__ = ["FIELDS", "ConfigError", "FieldSpec", "Settings", "load_settings", "split_list"]
+__all__ = [
+    "FIELDS",
+    "ConfigError",
+    "FieldSpec",
+    "Settings",
+    "load_settings",
+    "split_endpoint",
+    "split_list",
+]
 
 
 class ConfigError(ValueError):
@@ -58,6 +66,14 @@ class Settings:
     sdk_prometheus_port: int = 0
     api_enabled: bool = True
     api_admin_token: str | None = None
+    # OTLP receiver (`llmtrace-otel collect`, docs/collector-mode.md)
+    receiver_grpc_endpoint: str | None = "127.0.0.1:4317"
+    receiver_http_endpoint: str | None = "127.0.0.1:4318"
+    receiver_on_proxy: bool = False
+    receiver_auth_token: str | None = None
+    receiver_queue_size: int = 8192
+    receiver_retry_after_s: float = 1.0
+    receiver_forward_metrics: bool = False
 
 
 def _parse_bool(text: str) -> bool:
@@ -71,6 +87,11 @@ def _parse_bool(text: str) -> bool:
 
 def _parse_optional_str(text: str) -> str | None:
     return text or None
+
+
+def _parse_endpoint(text: str) -> str | None:
+    """``host:port``; empty, ``off`` or ``none`` turn the listener off."""
+    return None if text.strip().lower() in {"", "off", "none"} else text.strip()
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +175,20 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("api_admin_token", "api.admin_token", _parse_optional_str,
        "When set, /api/v1/... requires 'Authorization: Bearer <token>' (the viewer asks for "
        "it). Unset: the API is open to whoever can reach the port.", secret=True),
+    _f("receiver_grpc_endpoint", "receiver.grpc_endpoint", _parse_endpoint,
+       "host:port of the OTLP/gRPC receiver of `collect` (`off` = none)."),
+    _f("receiver_http_endpoint", "receiver.http_endpoint", _parse_endpoint,
+       "host:port of the OTLP/HTTP receiver of `collect` (`off` = none)."),
+    _f("receiver_on_proxy", "receiver.on_proxy", _parse_bool,
+       "`serve` also accepts OTLP/HTTP at /v1/traces and /v1/metrics on the proxy's port."),
+    _f("receiver_auth_token", "receiver.auth_token", _parse_optional_str,
+       "When set, OTLP senders must send `Authorization: Bearer <token>`.", secret=True),
+    _f("receiver_queue_size", "receiver.queue_size", int,
+       "Received spans waiting for the pipeline; beyond it senders are told to retry."),
+    _f("receiver_retry_after_s", "receiver.retry_after_s", float,
+       "Delay suggested to senders when the queue is full (RetryInfo / Retry-After)."),
+    _f("receiver_forward_metrics", "receiver.forward_metrics", _parse_bool,
+       "Forward received OTLP metrics unchanged to the OTLP endpoint (else refused)."),
 )
 
 _BY_KEY = {spec.key: spec for spec in FIELDS}
@@ -253,8 +288,31 @@ def validate(settings: Settings) -> Settings:
         )
     if settings.pricing_file is not None and not Path(settings.pricing_file).is_file():
         raise ConfigError(f"pricing.file: {settings.pricing_file!r} does not exist")
+    _validate_receiver(settings)
     _validate_sdk(settings)
     return settings
+
+
+def split_endpoint(key: str, endpoint: str) -> tuple[str, int]:
+    """``"0.0.0.0:4317"`` -> ``("0.0.0.0", 4317)``; ``[::1]:4317`` for IPv6. ConfigError else."""
+    host, sep, port_text = endpoint.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ConfigError(f"{key}: {endpoint!r} is not host:port (port 0-65535)")
+    return host, int(port_text)
+
+
+def _validate_receiver(settings: Settings) -> None:
+    if settings.receiver_grpc_endpoint is not None:
+        split_endpoint("receiver.grpc_endpoint", settings.receiver_grpc_endpoint)
+    if settings.receiver_http_endpoint is not None:
+        split_endpoint("receiver.http_endpoint", settings.receiver_http_endpoint)
+    if settings.receiver_queue_size < 1:
+        raise ConfigError(f"receiver.queue_size: must be >= 1, got {settings.receiver_queue_size}")
+    if not settings.receiver_retry_after_s > 0:
+        raise ConfigError(
+            f"receiver.retry_after_s: must be > 0 seconds, got {settings.receiver_retry_after_s}"
+        )
 
 
 def _validate_sdk(settings: Settings) -> None:

@@ -29,3 +29,6 @@ LLMTRACE_SECURITY_FINDING_EVENT: Final = "llmtrace.security.finding"
 LLMTRACE_PARSE_ERRORS: Final = "llmtrace.parse.errors"
 LLMTRACE_STREAM_CHUNKS: Final = "llmtrace.stream.chunks"
 LLMTRACE_API: Final = "llmtrace.api"
+
+# OTLP receiver (llmtrace_otel.receiver): which dialects a received span was translated from
+LLMTRACE_RECEIVER_DIALECTS: Final = "llmtrace.receiver.dialects"

@@ -26,6 +26,8 @@ from llmtrace_otel.proxy.ops import (
 )
 from llmtrace_otel.proxy.routing import Router
 from llmtrace_otel.proxy.upstream import UpstreamClient
+from llmtrace_otel.receiver.http import otlp_routes
+from llmtrace_otel.receiver.service import OTLPReceiver
 from llmtrace_otel.telemetry.pipeline import Telemetry
 from llmtrace_otel.ui import ui_routes
 
@@ -35,13 +37,16 @@ _log = logging.getLogger(__name__)
 _access_log = logging.getLogger("llmtrace_otel.access")
 
 
-def make_app(context: ProxyContext, ops: _OpsContext, api: ApiContext | None = None) -> Application:
+def make_app(context: ProxyContext, ops: _OpsContext, api: ApiContext | None = None,
+             receiver: OTLPReceiver | None = None) -> Application:
     routes: list[tuple[str, type, dict]] = [(HEALTH_PATH, HealthHandler, {"context": ops})]
     registry = context.telemetry.prometheus_registry
     if registry is not None:
         routes.append((METRICS_PATH, MetricsHandler, {"registry": registry}))
     if api is not None:  # /api/v1/* and /ui/* are reserved then: never proxied
         routes.extend(api_routes(api) + ui_routes())
+    if receiver is not None:  # receiver.on_proxy: OTLP/HTTP on the proxy's own port
+        routes.extend(otlp_routes(receiver))
     routes.append((r"/.*", ProxyHandler, {"context": context}))
     return Application(routes, compress_response=False, serve_traceback=False,
                        log_function=_log_request)
@@ -93,6 +98,7 @@ class ProxyServer:
                                      self.in_flight, chain)
         self._ops = _OpsContext(telemetry, time.monotonic(), self.in_flight)
         self._api = _api_context(settings)
+        self._receiver = OTLPReceiver(settings, telemetry) if settings.receiver_on_proxy else None
         self._server: HTTPServer | None = None
         self.port: int | None = None
 
@@ -102,7 +108,7 @@ class ProxyServer:
         sockets = bind_sockets(settings.port, settings.host, reuse_port=False)
         self.port = sockets[0].getsockname()[1]
         self._server = HTTPServer(
-            make_app(self._context, self._ops, self._api),
+            make_app(self._context, self._ops, self._api, self._receiver),
             # Our handler answers 413 itself below this bound (in the API's error shape);
             # Tornado's own limit only stops a chunked body that keeps going far beyond.
             max_body_size=settings.max_body_bytes * 2 + 1024 * 1024,
@@ -135,6 +141,8 @@ class ProxyServer:
 
     def _flush_telemetry(self) -> None:
         try:
+            if self._receiver is not None:
+                self._receiver.close(self.settings.shutdown_timeout_s)
             self.telemetry.force_flush()
         finally:
             self.telemetry.shutdown()

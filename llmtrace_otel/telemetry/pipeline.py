@@ -119,6 +119,7 @@ def build_telemetry(
     instrumentation_name: str = INSTRUMENTATION_NAME,
     tracer_provider: TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
+    blocking_export: bool = False,
 ) -> Telemetry:
     """Create providers, the processor chain and every configured exporter.
 
@@ -127,6 +128,8 @@ def build_telemetry(
     ``tracer_provider`` / ``meter_provider`` (used by the SDK instrumentation) are used
     instead of new ones: the chain is added to the given tracer provider, and a given
     meter provider keeps its own readers (no Prometheus or OTLP reader is added to it).
+    ``blocking_export`` (collector mode) makes a full exporter queue wait instead of drop,
+    so backpressure reaches the OTLP senders (``ExportSink(block_when_full=True)``).
     """
     env = os.environ if env is None else env
     resource = _resource(settings, env)
@@ -152,12 +155,14 @@ def build_telemetry(
             "sqlite", SQLiteSpanExporter(settings.sqlite_path),
             max_queue_size=settings.analysis_queue_size, schedule_delay_millis=500,
             on_drop=instruments.count_drop, meter_provider=meter_provider,
+            block_when_full=blocking_export,
         ))
     if otlp_requested(settings, env):
         exporters.append(ExportSink(
             "otlp", _otlp_span_exporter(settings),
             max_queue_size=settings.analysis_queue_size,
             on_drop=instruments.count_drop, meter_provider=meter_provider,
+            block_when_full=blocking_export,
         ))
     sinks.extend(exporters)
     sinks.extend(extra_span_processors)
