@@ -30,5 +30,8 @@ LLMTRACE_PARSE_ERRORS: Final = "llmtrace.parse.errors"
 LLMTRACE_STREAM_CHUNKS: Final = "llmtrace.stream.chunks"
 LLMTRACE_API: Final = "llmtrace.api"
 
+# Reliability (processors.breaker): analysis steps an open circuit breaker bypassed on this span
+LLMTRACE_ANALYSIS_SKIPPED: Final = "llmtrace.analysis.skipped"
+
 # OTLP receiver (llmtrace_otel.receiver): which dialects a received span was translated from
 LLMTRACE_RECEIVER_DIALECTS: Final = "llmtrace.receiver.dialects"

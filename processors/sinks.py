@@ -13,12 +13,19 @@ of being dropped. That is for callers that may wait: in collector mode the calle
 analysis worker, and waiting there is how backpressure travels back to the OTLP senders
 (the receiver's queue fills and they are told to retry) instead of accepted spans being
 lost at the exporter.
+
+With a :class:`~processors.breaker.CircuitBreaker`, an exporter that keeps failing is
+skipped while the breaker is open: spans are dropped at ``on_end`` without being queued
+(and a batch already queued is dropped without calling the exporter), counted with
+``reason="circuit_open"``, and nothing waits, not even with ``block_when_full``. After the
+recovery time the next batches are probes; when they succeed, export resumes.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 
 from opentelemetry.context import Context
@@ -26,6 +33,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+from processors.breaker import CircuitBreaker
 from processors.chain import DropCounter
 
 __all__ = ["ExportSink"]
@@ -45,12 +53,25 @@ class _AccountingExporter(SpanExporter):
         self._inner = inner
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        breaker = self._sink.breaker
+        permit = None
+        if breaker is not None:
+            permit = breaker.acquire()
+            if permit is None:  # open: skip the exporter, count the spans
+                self._sink._settle(len(spans), None)
+                return SpanExportResult.FAILURE
+        started = time.monotonic()
+        reason = None
         try:
             result = self._inner.export(spans)
-        except Exception:
+        except Exception as exc:
             _log.exception("exporter %s raised; %d spans dropped", self._sink.name, len(spans))
-            result = SpanExportResult.FAILURE
-        self._sink._settle(len(spans), result is SpanExportResult.SUCCESS)
+            result, reason = SpanExportResult.FAILURE, f"raised {type(exc).__name__}"
+        ok = result is SpanExportResult.SUCCESS
+        if breaker is not None and permit is not None:
+            breaker.record(permit, ok, time.monotonic() - started,
+                           reason=reason or "export failed")
+        self._sink._settle(len(spans), ok)
         return result
 
     def shutdown(self) -> None:
@@ -65,7 +86,8 @@ class ExportSink(SpanProcessor):
 
     ``name`` labels the drop counter (stage ``export.<name>``) and ``/health``.
     ``last_ok`` is the outcome of the latest export (``None`` before the first) and
-    ``failed_batches`` counts failed exports.
+    ``failed_batches`` counts failed exports. ``breaker`` (optional) skips the exporter
+    while it keeps failing.
     """
 
     def __init__(
@@ -79,11 +101,13 @@ class ExportSink(SpanProcessor):
         on_drop: DropCounter | None = None,
         meter_provider: MeterProvider | None = None,
         block_when_full: bool = False,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         if max_queue_size < 1:
             raise ValueError(f"max_queue_size must be >= 1, got {max_queue_size}")
         self.name = name
         self.exporter = exporter
+        self.breaker = breaker
         self.last_ok: bool | None = None
         self.failed_batches = 0
         self._max = max_queue_size
@@ -117,6 +141,10 @@ class ExportSink(SpanProcessor):
         return None  # export needs finished spans only
 
     def on_end(self, span: ReadableSpan) -> None:
+        breaker = self.breaker
+        if breaker is not None and not breaker.accepting():
+            self._on_drop(self._stage, "circuit_open")
+            return
         with self._lock:
             while self._block and not self._stopped and self._pending >= self._max:
                 self._lock.wait(0.1)  # woken by _settle; the timeout only re-checks
@@ -129,10 +157,15 @@ class ExportSink(SpanProcessor):
             return
         self._batch.on_end(span)
 
-    def _settle(self, count: int, ok: bool) -> None:
+    def _settle(self, count: int, ok: bool | None) -> None:
+        """Books for one batch: exported (``ok``), failed, or skipped by the breaker (None)."""
         with self._lock:
             self._pending = max(0, self._pending - count)
             self._lock.notify_all()
+        if ok is None:
+            for _ in range(count):
+                self._on_drop(self._stage, "circuit_open")
+            return
         self.last_ok = ok
         if not ok:
             self.failed_batches += 1

@@ -37,7 +37,6 @@ ALERTS = ROOT / "collector-config" / "prometheus" / "alerts.yml"
 #: Metrics the dashboard and rules use before the proxy exports them: name -> who adds it.
 PENDING: dict[str, str] = {
     "llmtrace_security_findings_total": "security processor (issue 4)",
-    "llmtrace_circuit_breaker_state": "circuit breakers (issue 8)",
     "llmtrace_budget_spend_usd": "budgets (issue 5)",
     "llmtrace_budget_limit_usd": "budgets (issue 5)",
 }

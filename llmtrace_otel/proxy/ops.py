@@ -14,7 +14,7 @@ from llmtrace_otel import __version__
 from llmtrace_otel.telemetry.pipeline import Telemetry
 from processors.chain import BackgroundSpanProcessor
 
-__all__ = ["HealthHandler", "InFlight", "MetricsHandler", "health_report"]
+__all__ = ["HealthHandler", "InFlight", "MetricsHandler", "breaker_report", "health_report"]
 
 HEALTH_PATH = "/health"
 METRICS_PATH = "/metrics"
@@ -61,13 +61,23 @@ def health_report(telemetry: Telemetry, started_monotonic: float, in_flight: InF
             "depth": depth,
             "capacity": capacity,
         }
+    breakers = breaker_report(telemetry)
+    degraded |= any(detail["state"] != "closed" for detail in breakers.values())
     return {
         "status": "degraded" if degraded else "healthy",
         "version": __version__,
         "uptime_s": round(time.monotonic() - started_monotonic, 3),
         "in_flight": in_flight.count,
         "components": components,
+        "breakers": breakers,
     }
+
+
+def breaker_report(telemetry: Telemetry) -> dict[str, dict[str, object]]:
+    """Each circuit breaker by subsystem; any not ``closed`` makes the status ``degraded``."""
+    if telemetry.breakers is None:
+        return {}
+    return {snap.subsystem: snap.as_dict() for snap in telemetry.breakers.snapshots()}
 
 
 class HealthHandler(RequestHandler):

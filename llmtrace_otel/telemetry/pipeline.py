@@ -15,6 +15,7 @@ Nothing here is global: the providers are returned, not installed with ``set_*_p
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -33,6 +34,7 @@ from prometheus_client import CollectorRegistry
 from llmtrace_otel import __version__
 from llmtrace_otel.config import Settings, otlp_requested
 from llmtrace_otel.telemetry.instruments import ProxyInstruments
+from processors.breaker import BreakerPolicy, CircuitBreakers
 from processors.chain import BackgroundSpanProcessor, EnrichingSpanProcessor, build_chain
 from processors.content_policy import ContentPolicyProcessor
 from processors.cost import CostProcessor, PriceTable
@@ -58,6 +60,8 @@ class Telemetry:
     #: True when something in-process reads message content (capture or analysis).
     needs_content: bool
     exporters: list[ExportSink] = field(default_factory=list)
+    #: Circuit breakers of the exporters and analysis processors (None: breakers off).
+    breakers: CircuitBreakers | None = None
 
     def force_flush(self, timeout_millis: int = 10000) -> bool:
         spans = self.tracer_provider.force_flush(timeout_millis)
@@ -109,6 +113,32 @@ def _otlp_metric_reader(settings: Settings) -> MetricReader:
     return PeriodicExportingMetricReader(HTTPMetricExporter(endpoint=endpoint))
 
 
+def _breakers(settings: Settings) -> tuple[CircuitBreakers | None, BreakerPolicy]:
+    """The breaker set of one pipeline, and the policy of its analysis breakers."""
+    policy = BreakerPolicy(
+        failure_threshold=settings.breaker_failure_threshold,
+        window=settings.breaker_window,
+        recovery_s=settings.breaker_recovery_s,
+        half_open_probes=settings.breaker_half_open_probes,
+    )
+    analysis = dataclasses.replace(policy, slow_call_s=settings.breaker_analysis_slow_ms / 1000)
+    return (CircuitBreakers(policy) if settings.breaker_enabled else None), analysis
+
+
+def _guard_analysis(enrichers: Sequence[EnrichingSpanProcessor], breakers: CircuitBreakers,
+                    policy: BreakerPolicy) -> None:
+    """A breaker per analysis step (``analysis.<stage>``). The content policy gets none: it
+    is what keeps un-opted-in content out of the exports, so it is never bypassed."""
+    for enricher in enrichers:
+        if isinstance(enricher, ContentPolicyProcessor):
+            continue
+        name, n = f"analysis.{enricher.stage}", 1
+        while breakers.get(name) is not None:
+            n += 1
+            name = f"analysis.{enricher.stage}#{n}"
+        enricher.set_breaker(breakers.new(name, policy))
+
+
 def build_telemetry(
     settings: Settings,
     *,
@@ -145,6 +175,9 @@ def build_telemetry(
         meter_provider = MeterProvider(resource=resource, metric_readers=readers)
     meter = meter_provider.get_meter(instrumentation_name, __version__)
     instruments = ProxyInstruments(meter)
+    breakers, analysis_policy = _breakers(settings)
+    if breakers is not None:
+        breakers.observe(meter)
 
     sinks: list[SpanProcessor] = []
     exporters: list[ExportSink] = []
@@ -152,10 +185,12 @@ def build_telemetry(
         from llmtrace_otel.exporters.sqlite import SQLiteSpanExporter
 
         exporters.append(ExportSink(
-            "sqlite", SQLiteSpanExporter(settings.sqlite_path),
+            "sqlite", SQLiteSpanExporter(settings.sqlite_path,
+                                         busy_timeout_ms=settings.sqlite_busy_timeout_ms),
             max_queue_size=settings.analysis_queue_size, schedule_delay_millis=500,
             on_drop=instruments.count_drop, meter_provider=meter_provider,
             block_when_full=blocking_export,
+            breaker=breakers.new("export.sqlite") if breakers is not None else None,
         ))
     if otlp_requested(settings, env):
         exporters.append(ExportSink(
@@ -163,6 +198,7 @@ def build_telemetry(
             max_queue_size=settings.analysis_queue_size,
             on_drop=instruments.count_drop, meter_provider=meter_provider,
             block_when_full=blocking_export,
+            breaker=breakers.new("export.otlp") if breakers is not None else None,
         ))
     sinks.extend(exporters)
     sinks.extend(extra_span_processors)
@@ -175,6 +211,8 @@ def build_telemetry(
         *extra_enrichers,
         ContentPolicyProcessor(capture_content=settings.capture_content),
     ]
+    if breakers is not None:
+        _guard_analysis(enrichers, breakers, analysis_policy)
     head = build_chain(
         enrichers,
         sinks,
@@ -198,4 +236,5 @@ def build_telemetry(
         head=head,
         needs_content=needs_content,
         exporters=exporters,
+        breakers=breakers,
     )
