@@ -7,7 +7,6 @@ import logging
 import time
 from collections.abc import Sequence
 
-from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
 
@@ -16,6 +15,7 @@ from llmtrace_otel.config import Settings
 from llmtrace_otel.exporters.sqlite import SpanStore
 from llmtrace_otel.proxy.guards import GuardChain, RequestGuard
 from llmtrace_otel.proxy.handler import ProxyContext, ProxyHandler
+from llmtrace_otel.proxy.limits import BoundedHTTPServer, ensure_open_files
 from llmtrace_otel.proxy.ops import (
     HEALTH_PATH,
     METRICS_PATH,
@@ -99,7 +99,7 @@ class ProxyServer:
         self._ops = _OpsContext(telemetry, time.monotonic(), self.in_flight)
         self._api = _api_context(settings)
         self._receiver = OTLPReceiver(settings, telemetry) if settings.receiver_on_proxy else None
-        self._server: HTTPServer | None = None
+        self._server: BoundedHTTPServer | None = None
         self.port: int | None = None
 
     async def start(self) -> int:
@@ -107,14 +107,20 @@ class ProxyServer:
         settings = self.settings
         sockets = bind_sockets(settings.port, settings.host, reuse_port=False)
         self.port = sockets[0].getsockname()[1]
-        self._server = HTTPServer(
+        router = self._context.router
+        self._server = BoundedHTTPServer(
             make_app(self._context, self._ops, self._api, self._receiver),
             # Our handler answers 413 itself below this bound (in the API's error shape);
             # Tornado's own limit only stops a chunked body that keeps going far beyond.
             max_body_size=settings.max_body_bytes * 2 + 1024 * 1024,
-            idle_connection_timeout=75,
-            body_timeout=settings.read_timeout_s,
+            # Also the time a client has to send its headers (slowloris; docs/reliability.md).
+            idle_connection_timeout=settings.idle_timeout_s,
+            body_timeout=settings.body_timeout_s,
             decompress_request=False,
+            max_connections=ensure_open_files(settings.max_connections,
+                                              settings.max_upstream_connections),
+            max_header_bytes=settings.max_header_bytes,
+            flavor_of=lambda method, path, headers: router.route(method, path, headers).flavor,
         )
         self._server.add_sockets(sockets)
         _log.info("llmtrace-otel proxy listening on http://%s:%d -> %s", settings.host,
