@@ -15,7 +15,7 @@ from llmtrace_otel.config import Settings
 from llmtrace_otel.exporters.sqlite import SpanStore
 from llmtrace_otel.proxy.guards import GuardChain, RequestGuard
 from llmtrace_otel.proxy.handler import ProxyContext, ProxyHandler
-from llmtrace_otel.proxy.limits import BoundedHTTPServer, ensure_open_files
+from llmtrace_otel.proxy.limits import BoundedHTTPServer, ensure_open_files, listen_backlog
 from llmtrace_otel.proxy.ops import (
     HEALTH_PATH,
     METRICS_PATH,
@@ -96,7 +96,8 @@ class ProxyServer:
         )
         self._context = ProxyContext(settings, Router(settings), self._upstream, telemetry,
                                      self.in_flight, chain)
-        self._ops = _OpsContext(telemetry, time.monotonic(), self.in_flight)
+        self._ops = _OpsContext(telemetry, time.monotonic(), self.in_flight,
+                                self._connections)
         self._api = _api_context(settings)
         self._receiver = OTLPReceiver(settings, telemetry) if settings.receiver_on_proxy else None
         self._server: BoundedHTTPServer | None = None
@@ -105,7 +106,11 @@ class ProxyServer:
     async def start(self) -> int:
         """Bind and serve; returns the port (useful with port 0)."""
         settings = self.settings
-        sockets = bind_sockets(settings.port, settings.host, reuse_port=False)
+        # A listen backlog that absorbs a burst of new connections (Tornado's default, 128,
+        # drops SYNs past it: clients then wait a 1 s retransmit; the kernel caps it at
+        # net.core.somaxconn).
+        sockets = bind_sockets(settings.port, settings.host, reuse_port=False,
+                               backlog=listen_backlog(settings.max_connections))
         self.port = sockets[0].getsockname()[1]
         router = self._context.router
         self._server = BoundedHTTPServer(
@@ -126,6 +131,10 @@ class ProxyServer:
         _log.info("llmtrace-otel proxy listening on http://%s:%d -> %s", settings.host,
                   self.port, settings.upstream_url)
         return self.port
+
+    def _connections(self) -> dict[str, int]:
+        server = self._server
+        return {} if server is None else server.connection_report()
 
     async def stop(self, timeout_s: float | None = None) -> None:
         """Stop accepting, let in-flight calls finish (bounded), flush telemetry."""

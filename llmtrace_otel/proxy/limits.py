@@ -29,7 +29,7 @@ from tornado.iostream import IOStream
 
 from llmtrace_otel.proxy.errors import ApiFlavor, ProxyError, error_body
 
-__all__ = ["BoundedHTTPServer", "ensure_open_files"]
+__all__ = ["BoundedHTTPServer", "ensure_open_files", "listen_backlog"]
 
 _log = logging.getLogger(__name__)
 _LOG_EVERY_S = 10.0
@@ -49,6 +49,11 @@ def _busy_response() -> bytes:
     return (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
             b"Retry-After: 1\r\nConnection: close\r\nContent-Length: "
             + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
+def listen_backlog(max_connections: int) -> int:
+    """Connections the kernel may queue before the proxy accepts them (at most 4096)."""
+    return max(128, min(max_connections, 4096))
 
 
 def ensure_open_files(max_connections: int, upstream_connections: int) -> int:
@@ -153,6 +158,11 @@ class BoundedHTTPServer(HTTPServer):
         self.oversized_headers = 0
         self._refused_since_log = 0
         self._last_log = 0.0
+
+    def connection_report(self) -> dict[str, int]:
+        """For /health: open, max, refused (since start) and 431 answers."""
+        return {"open": self.open_connections, "max": self.max_connections,
+                "refused": self.refused_connections, "oversized_headers": self.oversized_headers}
 
     def handle_stream(self, stream: IOStream, address: tuple) -> None:
         if self.open_connections >= self.max_connections:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
@@ -34,6 +35,8 @@ class _OpsContext:
     telemetry: Telemetry
     started_monotonic: float
     in_flight: InFlight
+    #: Open/max/refused client connections (proxy/limits.py), when the server has started.
+    connections: Callable[[], dict[str, int]] | None = None
 
 
 def health_report(telemetry: Telemetry, started_monotonic: float, in_flight: InFlight) -> dict:
@@ -87,6 +90,8 @@ class HealthHandler(RequestHandler):
     def get(self) -> None:
         report = health_report(self._ctx.telemetry, self._ctx.started_monotonic,
                                self._ctx.in_flight)
+        if self._ctx.connections is not None:
+            report["connections"] = self._ctx.connections()
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
         self.finish(json.dumps(report))
