@@ -14,8 +14,8 @@ the shape of the real API (ids, object fields, created, model echo, usage).
 
 Behaviour is chosen per request with the ``x-fake-scenario`` header (see ``SCENARIOS``);
 ``x-fake-delay`` (seconds) tunes ``slow`` and ``slow-stream``; ``x-fake-retry-after`` sets the
-``Retry-After`` of an ``error-*`` answer (429s carry ``2`` by default). An unknown scenario is answered
-with a 400 in the provider's error shape, so a typo never passes silently.
+``Retry-After`` of an ``error-*`` answer (429s carry ``2`` by default). An unknown scenario is
+answered with a 400 in the provider's error shape, so a typo never passes silently.
 
 Every response carries ``x-request-id`` and ``x-fake-received-authorization: yes|no`` (whether
 the request carried a credential: ``authorization`` or ``x-api-key``; the value is never echoed).
