@@ -351,9 +351,16 @@ class Books:
 
 
 def stored_spans(db: Path) -> int:
+    """Rows in the store (0 before the proxy has created it)."""
+    if not db.exists():
+        return 0
     conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
     try:
         return int(conn.execute("SELECT count(*) FROM spans").fetchone()[0])
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):  # being created right now
+            return 0
+        raise
     finally:
         conn.close()
 

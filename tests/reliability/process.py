@@ -50,6 +50,8 @@ class ProxyProcess:
         return self.process.pid
 
     def start(self, timeout_s: float = 30.0) -> ProxyProcess:
+        if self.process is not None:
+            raise RuntimeError("ProxyProcess.start() called twice; make a new one to restart")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
         self.process = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT,
