@@ -40,6 +40,11 @@ def _check(db: Path) -> tuple[str, int, int, int]:
         conn.close()
 
 
+def _traffic(url: str, stop: threading.Event) -> None:
+    while not stop.is_set():
+        run_load(url, mix(40), concurrency=8)  # outcomes do not matter here
+
+
 def test_kill_9_during_writes_never_corrupts_the_store(upstream: FakeUpstream,
                                                        tmp_path: Path) -> None:
     db = tmp_path / "spans.db"
@@ -47,17 +52,11 @@ def test_kill_9_during_writes_never_corrupts_the_store(upstream: FakeUpstream,
     for cycle in range(10 if FULL else 3):
         with ProxyProcess(upstream.url, db) as proxy:
             stop = threading.Event()
-
-            def traffic(url: str = proxy.url) -> None:
-                while not stop.is_set():
-                    run_load(url, mix(40), concurrency=8)  # outcomes do not matter here
-
-            thread = threading.Thread(target=traffic, daemon=True)
+            thread = threading.Thread(target=_traffic, args=(proxy.url, stop), daemon=True)
             thread.start()
             # Kill it while batches are being written (well past the previous count).
-            floor = committed
-            wait_until(lambda: stored_spans(db) >= floor + 300, timeout_s=60,
-                       what=f"cycle {cycle}: spans being written")
+            wait_until(lambda floor=committed: stored_spans(db) >= floor + 300,  # type: ignore[misc]
+                       timeout_s=60, what=f"cycle {cycle}: spans being written")
             proxy.kill()
             stop.set()
             thread.join(30)
