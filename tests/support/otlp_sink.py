@@ -416,6 +416,12 @@ class OTLPSink:
         with self._cond:
             return list(self._calls)
 
+    def take_spans(self) -> list[ReceivedSpan]:
+        """The spans received so far, forgotten in the same step (long runs stay small)."""
+        with self._cond:
+            spans, self._spans = self._spans, []
+            return spans
+
     def clear(self) -> None:
         """Forget received data and export calls (pending ``fail_next`` plans are kept)."""
         with self._cond:
