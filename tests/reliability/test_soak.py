@@ -22,7 +22,6 @@ from tests.reliability.faults import FaultyEnricher, sqlite_locked, sqlite_repla
 from tests.reliability.load import (
     FULL,
     Books,
-    LoadReport,
     Probe,
     expected_kinds,
     health,
@@ -52,10 +51,14 @@ def _report(name: str, figures: dict[str, object]) -> None:
 
 
 class _Traffic:
-    """Rounds of mixed traffic on a thread until stopped; every outcome kept."""
+    """Rounds of mixed traffic on a thread until stopped. Outcomes are checked and tallied
+    per round, not kept: the test's own memory must not pass for the proxy's."""
 
     def __init__(self, url: str, concurrency: int) -> None:
-        self.reports: list[LoadReport] = []
+        self.rounds = 0
+        self.sent = 0
+        self.kinds: Counter[str] = Counter()
+        self.wrong: list[object] = []
         self.peak_rss = 0
         self._url = url
         self._concurrency = concurrency
@@ -72,20 +75,13 @@ class _Traffic:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.reports.append(run_load(self._url, mix(150, faults=FAULTS, fault_every=4,
-                                                        disconnect_every=9),
-                                         concurrency=self._concurrency))
+            report = run_load(self._url, mix(150, faults=FAULTS, fault_every=4,
+                                             disconnect_every=9), concurrency=self._concurrency)
+            self.wrong.extend(o for o in report.outcomes if o.kind not in expected_kinds(o.call))
+            self.kinds.update(report.kinds())
+            self.sent += len(report.outcomes)
+            self.rounds += 1
             self.peak_rss = max(self.peak_rss, rss_bytes())
-
-    @property
-    def sent(self) -> int:
-        return sum(len(report.outcomes) for report in self.reports)
-
-    def kinds(self) -> Counter[str]:
-        total: Counter[str] = Counter()
-        for report in self.reports:
-            total.update(report.kinds())
-        return total
 
 
 def _phases(db: Path, enricher: FaultyEnricher, sink: OTLPSink
@@ -124,8 +120,8 @@ def _hold(proxy: RunningProxy, traffic: _Traffic, name: str, breaker: str | None
     if breaker is not None:
         wait_until(lambda: health(proxy.url)["breakers"][breaker]["state"] != "closed",
                    timeout_s=60, what=f"{name}: breaker {breaker} to open")
-    rounds = len(traffic.reports)
-    wait_until(lambda: len(traffic.reports) >= rounds + PHASE_ROUNDS, timeout_s=120,
+    rounds = traffic.rounds
+    wait_until(lambda: traffic.rounds >= rounds + PHASE_ROUNDS, timeout_s=120,
                what=f"{name}: traffic rounds")
 
 
@@ -154,6 +150,7 @@ def test_soak_with_faults_coming_and_going(upstream: FakeUpstream, tmp_path: Pat
                            **FAST_BREAKERS) as proxy:
             warm = run_load(proxy.url, mix(300), concurrency=16)
             warm.assert_all_answered()
+            upstream.clear()
             baseline = settled_rss()
             survived: list[str] = []
             received: set[tuple[str, str]] = set()
@@ -168,9 +165,9 @@ def test_soak_with_faults_coming_and_going(upstream: FakeUpstream, tmp_path: Pat
                         # What the test itself keeps must not pass for the proxy's memory.
                         received.update(_ids(sink))
                         proxy.memory.clear()
+                        upstream.clear()
             elapsed = time.monotonic() - started
-            for report in traffic.reports:
-                report.assert_clear(expected_kinds)
+            assert not traffic.wrong, f"{len(traffic.wrong)} unclear answers: {traffic.wrong[:3]}"
             wait_until(lambda: _all_closed(proxy), timeout_s=60, what="every breaker closed")
             sent = len(warm.outcomes) + traffic.sent
             wait_until(lambda: Books.read(proxy.url).requests >= sent, what="every span ended")
@@ -187,7 +184,7 @@ def test_soak_with_faults_coming_and_going(upstream: FakeUpstream, tmp_path: Pat
                 "requests": int(books.requests), "load_requests": traffic.sent,
                 "recovery_requests": extra, "seconds": round(elapsed, 1),
                 "requests_per_s": round(traffic.sent / elapsed, 1),
-                "outcomes": dict(traffic.kinds()), "faults_survived": survived,
+                "outcomes": dict(traffic.kinds), "faults_survived": survived,
                 "probe_p50_ms": round(probe.quantile(0.5) * 1000, 1),
                 "probe_p99_ms": round(probe.quantile(0.99) * 1000, 1),
                 "probe_max_ms": round(max(probe.latencies) * 1000, 1),
@@ -236,6 +233,8 @@ def test_overload_is_shed_and_counted_not_buffered(upstream: FakeUpstream,
         end = settled_rss()
         _report("overload", {
             "requests": total, "dropped_queue_full": dropped,
+            "drops": {f"{stage}/{reason}": int(value)
+                      for (stage, reason), value in sorted(books.drops.items())},
             "stored_sqlite": stored_spans(tmp_path / "spans.db"),
             "probe_p99_ms": round(probe.quantile(0.99) * 1000, 1),
             "rss_baseline_mib": round(baseline / 2**20, 1), "rss_peak_mib": round(peak / 2**20, 1),
