@@ -147,9 +147,13 @@ class ExportSink(SpanProcessor):
             return
         with self._lock:
             while self._block and not self._stopped and self._pending >= self._max:
+                if breaker is not None and not breaker.accepting():
+                    break  # the breaker opened while we waited: stop waiting
                 self._lock.wait(0.1)  # woken by _settle; the timeout only re-checks
             reason = "shutdown" if self._stopped else (
-                "queue_full" if self._pending >= self._max else None)
+                None if self._pending < self._max else
+                "circuit_open" if breaker is not None and not breaker.accepting() else
+                "queue_full")
             if reason is None:
                 self._pending += 1
         if reason is not None:

@@ -288,3 +288,80 @@ def test_open_sink_drops_without_calling_the_exporter_and_recovers() -> None:
         assert (sink.last_ok, sink.failed_batches) == (True, 2)
     finally:
         provider.shutdown()
+
+
+class _Stuck(SpanExporter):
+    """An export that hangs until released."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.entered.set()
+        self.release.wait(30)
+        return SpanExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        self.release.set()
+
+
+def test_blocking_sink_does_not_wait_while_its_breaker_is_open() -> None:
+    """Collector mode waits for room in a full export queue; an open breaker drops instead,
+    so a dead exporter cannot stall the worker that feeds every other exporter."""
+    clock = Clock()
+    exporter = _Stuck()
+    drops: list[tuple[str, str]] = []
+    breaker = CircuitBreaker("export.x", BreakerPolicy(
+        failure_threshold=1, window=1, recovery_s=60), clock=clock)
+    sink = ExportSink("x", exporter, max_queue_size=1, max_export_batch_size=1,
+                      block_when_full=True, on_drop=lambda s, r: drops.append((s, r)),
+                      breaker=breaker)
+    provider = TracerProvider()
+    provider.add_span_processor(sink)
+    try:
+        _genai_spans(provider, 1)
+        assert exporter.entered.wait(10)  # the queue is full: one span, its export stuck
+        _fail(breaker)  # meanwhile the breaker learns the exporter is dead
+        finished = threading.Event()
+
+        def flood() -> None:
+            _genai_spans(provider, 50)
+            finished.set()
+
+        threading.Thread(target=flood, daemon=True).start()
+        assert finished.wait(10), "on_end blocked behind an open breaker"
+        assert drops == [("export.x", "circuit_open")] * 50
+    finally:
+        exporter.release.set()
+        provider.shutdown()
+
+
+def test_a_caller_waiting_for_room_stops_waiting_when_the_breaker_opens() -> None:
+    clock = Clock()
+    exporter = _Stuck()
+    drops: list[tuple[str, str]] = []
+    breaker = CircuitBreaker("export.x", BreakerPolicy(
+        failure_threshold=1, window=1, recovery_s=60), clock=clock)
+    sink = ExportSink("x", exporter, max_queue_size=1, max_export_batch_size=1,
+                      block_when_full=True, on_drop=lambda s, r: drops.append((s, r)),
+                      breaker=breaker)
+    provider = TracerProvider()
+    provider.add_span_processor(sink)
+    try:
+        _genai_spans(provider, 1)
+        assert exporter.entered.wait(10)
+        finished = threading.Event()
+
+        def wait_for_room() -> None:
+            _genai_spans(provider, 1)  # blocks: the queue is full
+            finished.set()
+
+        threading.Thread(target=wait_for_room, daemon=True).start()
+        assert not finished.wait(0.3)  # waiting, as collector mode wants
+        _fail(breaker)
+        assert finished.wait(10), "still waiting after the breaker opened"
+        assert drops == [("export.x", "circuit_open")]
+    finally:
+        exporter.release.set()
+        provider.shutdown()
