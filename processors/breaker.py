@@ -204,9 +204,10 @@ class CircuitBreaker:
 
     def acquire(self) -> Permit | None:
         """A permit for one call, or ``None`` when the breaker refuses it."""
+        if self._state is BreakerState.CLOSED:  # the common case needs no lock
+            return self._generation
         with self._lock:
-            state = self._state
-            if state is BreakerState.CLOSED:
+            if self._state is BreakerState.CLOSED:
                 return self._generation
             self._advance(self._clock())
             if self._state is BreakerState.HALF_OPEN and (
@@ -288,8 +289,8 @@ class CircuitBreaker:
                      self.subsystem, self._probes_ok)
 
     def _set(self, state: BreakerState, now: float) -> None:
-        self._state = state
-        self._generation += 1
+        self._generation += 1  # before the state: a lock-free acquire() never pairs the
+        self._state = state  # new state with the old generation
         self._changed_at = now
         self._outcomes.clear()
         self._failures = 0
