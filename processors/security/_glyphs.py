@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-__all__ = ["HOMOGLYPHS", "INVISIBLE_CHARS", "OTHER_SPACES"]
+__all__ = ["HOMOGLYPHS", "INVISIBLE_CHARS", "OTHER_SPACES", "PUNCTUATION"]
 
 
 def _ranges(*pairs: tuple[int, int]) -> str:
@@ -87,3 +87,15 @@ def _enclosed() -> dict[str, str]:
 
 
 HOMOGLYPHS = MappingProxyType({**_PAIRS, **_enclosed()})
+
+#: Typographic punctuation mapped to ASCII so patterns can spell ``don't`` and ``"`` once.
+PUNCTUATION = MappingProxyType(
+    {
+        "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u02bc": "'",
+        "\u2032": "'",
+        "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u00ab": '"',
+        "\u00bb": '"', "\u2033": '"',
+        "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-",
+        "\u2015": "-", "\u2212": "-",
+    }
+)

@@ -9,7 +9,9 @@
 * Unicode *tag* characters (U+E0020..E007E, "ASCII smuggling") shown as the ASCII they
   encode,
 * look-alike letters mapped to Latin (Cyrillic/Greek/Armenian homoglyphs, small capitals,
-  enclosed letters),
+  enclosed letters) inside words that read as Latin (a word with an ASCII letter, or made
+  of look-alikes only), so real Russian or Greek words stay as they are; typographic
+  quotes, apostrophes and dashes mapped to ASCII,
 * whitespace folded: a run of whitespace becomes one space, or one ``\\n`` when the run
   contains a line break (line structure is kept for delimiter detection).
 
@@ -36,7 +38,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from processors.security._glyphs import HOMOGLYPHS, INVISIBLE_CHARS, OTHER_SPACES
+from processors.security._glyphs import HOMOGLYPHS, INVISIBLE_CHARS, OTHER_SPACES, PUNCTUATION
 
 __all__ = [
     "PLAIN",
@@ -66,6 +68,7 @@ _INVISIBLE = frozenset(INVISIBLE_CHARS)
 _PLAIN_RUN = frozenset(
     INVISIBLE_CHARS
     + "".join(HOMOGLYPHS)
+    + "".join(PUNCTUATION)
     + "".join(chr(c) for lo, hi in _COMBINING_BLOCKS for c in range(lo, hi + 1))
     + "".join(chr(c) for c in range(0xE0020, 0xE007F))
 )
@@ -149,8 +152,31 @@ def _fold_whitespace(run: str) -> str:
     return "\n" if any(c in _LINE_BREAKS for c in run) else " "
 
 
-def _map_cluster(cluster: str, builder: _Builder) -> str:
-    """One base character and its combining marks, normalised."""
+def _is_latin_word(text: str, index: int) -> bool:
+    """Whether the word around ``index`` reads as Latin: it has an ASCII letter, or every
+    letter in it is a Latin look-alike. Russian or Greek words are left alone."""
+    n = len(text)
+    start = index
+    while start > 0 and _in_word(text[start - 1]):
+        start -= 1
+    end = index + 1
+    while end < n and _in_word(text[end]):
+        end += 1
+    word = text[start:end]
+    if any(c.isascii() and c.isalpha() for c in word):
+        return True
+    return all(
+        c in HOMOGLYPHS or not c.isalpha() or unicodedata.normalize("NFKC", c).isascii()
+        for c in word
+    )
+
+
+def _in_word(char: str) -> bool:
+    return char.isalpha() or char in _INVISIBLE or bool(unicodedata.combining(char))
+
+
+def _map_cluster(text: str, index: int, cluster: str, builder: _Builder) -> str:
+    """One base character (at ``text[index]``) and its combining marks, normalised."""
     first = cluster[0]
     cp = ord(first)
     if 0xE0020 <= cp <= 0xE007E:  # tag characters: invisible ASCII
@@ -161,14 +187,19 @@ def _map_cluster(cluster: str, builder: _Builder) -> str:
         return ""
     mapped = unicodedata.normalize("NFKC", cluster) if not cluster.isascii() else cluster
     out: list[str] = []
+    latin: bool | None = None
     for char in mapped:
         if char in _INVISIBLE:
             builder.invisible += 1
             continue
         glyph = HOMOGLYPHS.get(char)
-        if glyph is not None:
+        if glyph is not None and latin is None:
+            latin = _is_latin_word(text, index)
+        if glyph is not None and latin:
             builder.homoglyphs += 1
             out.append(glyph)
+        elif char in PUNCTUATION:
+            out.append(PUNCTUATION[char])
         elif out and out[-1].isascii() and unicodedata.category(char) == "Mn":
             builder.invisible += 1  # a stray mark on a Latin letter (Zalgo)
         elif char.isspace():
@@ -178,7 +209,8 @@ def _map_cluster(cluster: str, builder: _Builder) -> str:
     return "".join(out)
 
 
-def _map_run(run: str, offset: int, builder: _Builder) -> None:
+def _map_run(text: str, offset: int, end: int, builder: _Builder) -> None:
+    run = text[offset:end]
     if _PLAIN_RUN.isdisjoint(run) and unicodedata.is_normalized("NFKC", run):
         builder.copy(run)  # ordinary non-ASCII text (umlauts, CJK): nothing to map
         return
@@ -189,7 +221,7 @@ def _map_run(run: str, offset: int, builder: _Builder) -> None:
         while j < n and unicodedata.combining(run[j]):
             j += 1
         cluster = run[i:j]
-        mapped = _map_cluster(cluster, builder)
+        mapped = _map_cluster(text, offset + i, cluster, builder)
         if mapped == cluster:
             builder.copy(cluster)
         else:
@@ -221,7 +253,7 @@ def normalize(text: str) -> NormalizedText:
             else:
                 builder.replace(start, end, folded)
         else:
-            _map_run(run, start, builder)
+            _map_run(text, start, end, builder)
         last = end
     if last < len(text):
         builder.copy(text[last:])
