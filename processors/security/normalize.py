@@ -165,10 +165,17 @@ def _is_latin_word(text: str, index: int) -> bool:
     word = text[start:end]
     if any(c.isascii() and c.isalpha() for c in word):
         return True
-    return all(
+    if not all(
         c in HOMOGLYPHS or not c.isalpha() or unicodedata.normalize("NFKC", c).isascii()
         for c in word
-    )
+    ):
+        return False
+    # made of look-alikes only ("ѕуѕтем", but also Russian "все"): Latin if the text
+    # around it is more Latin than not
+    window = text[max(0, start - 40) : end + 40]
+    latin = sum(1 for c in window if c.isascii() and c.isalpha())
+    foreign = sum(1 for c in window if c.isalpha() and not c.isascii() and c not in HOMOGLYPHS)
+    return latin >= foreign
 
 
 def _in_word(char: str) -> bool:
