@@ -19,9 +19,9 @@ Case is kept; detectors match case-insensitively. Offsets stay meaningful: every
 is recorded, and :meth:`NormalizedText.to_original` maps a ``[start, end)`` span of the
 normalised text back to the span of the original text it came from.
 
-:func:`decode_payloads` finds encoded payloads (base64, hex, percent-encoding, ROT13,
-reversed text, leetspeak, letter-spaced text) and returns their decoded text with the
-span they occupy. :func:`scan_variants` puts both together: the normalised text first,
+:func:`decode_payloads` finds encoded payloads (base64, hex, binary, percent-encoding,
+Morse, ROT13, reversed text, leetspeak, letter-spaced text) and returns their decoded text
+with the span they occupy. :func:`scan_variants` puts both together: the normalised text first,
 then every decoded payload (normalised, nested up to two levels). A detector runs its
 patterns over each variant and maps a match back with :meth:`TextVariant.to_original`:
 a match inside a decoded payload maps to the whole encoded span in the original text.
@@ -301,6 +301,16 @@ _HEX = re.compile(
 _PERCENT = re.compile(r"(?:%[0-9A-Fa-f]{2}|[A-Za-z0-9._~+-])*(?:%[0-9A-Fa-f]{2}){3,}"
                       r"(?:%[0-9A-Fa-f]{2}|[A-Za-z0-9._~+-])*")
 _HEX_DIGITS = re.compile(r"[0-9A-Fa-f]{2}")
+_MORSE = re.compile(r"(?<![.\-\w])(?:[.\-]{1,7}(?: {1,3}|\s*/\s*)){3,}[.\-]{1,7}(?![.\-\w])")
+_BINARY = re.compile(r"(?<![01])(?:[01]{8}[ ,]?){4,}(?![01])")
+_MORSE_CODE = {
+    ".-": "a", "-...": "b", "-.-.": "c", "-..": "d", ".": "e", "..-.": "f", "--.": "g",
+    "....": "h", "..": "i", ".---": "j", "-.-": "k", ".-..": "l", "--": "m", "-.": "n",
+    "---": "o", ".--.": "p", "--.-": "q", ".-.": "r", "...": "s", "-": "t", "..-": "u",
+    "...-": "v", ".--": "w", "-..-": "x", "-.--": "y", "--..": "z", "-----": "0",
+    ".----": "1", "..---": "2", "...--": "3", "....-": "4", ".....": "5", "-....": "6",
+    "--...": "7", "---..": "8", "----.": "9", ".-.-.-": ".", "--..--": ",", "..--..": "?",
+}
 _WORD = re.compile(r"[a-zäöüß]+")
 _LINE = re.compile(r"[^\n]+")
 _LEET_TOKEN = re.compile(r"(?<![\w@$|!])(?=[\w@$|!]*[A-Za-z])(?=[\w@$|!]*[0134578@$|!])"
@@ -375,6 +385,26 @@ def _decode_base64(run: str) -> str | None:
     except (binascii.Error, ValueError):
         return None
     return _utf8(data)
+
+
+def _decode_morse(run: str) -> str | None:
+    words = re.split(r"\s*/\s*|   +", run.strip())
+    out = []
+    for word in words:
+        letters = [_MORSE_CODE.get(code) for code in word.split()]
+        if not letters or None in letters:
+            return None
+        out.append("".join(letters))  # type: ignore[arg-type]
+    text = " ".join(out)
+    return text if sum(c.isalpha() for c in text) >= 4 else None
+
+
+def _decode_binary(run: str) -> str | None:
+    groups = re.findall(r"[01]{8}", run)
+    try:
+        return _utf8(bytes(int(g, 2) for g in groups))
+    except ValueError:
+        return None
 
 
 def _common_ratio(text: str) -> tuple[int, float]:
@@ -455,8 +485,9 @@ def _spaced(text: str) -> DecodedPayload | None:
 def decode_payloads(text: str, *, spaced: bool = True) -> list[DecodedPayload]:
     """Encoded stretches of ``text`` and their decoded text (one level, no recursion).
 
-    base64 (standard and URL-safe), hex (``414243``, ``\\x41\\x42``, ``0x41 0x42``) and
-    percent-encoding decode only when the result is readable UTF-8 text, so keys, hashes
+    base64 (standard and URL-safe), hex (``414243``, ``\\x41\\x42``, ``0x41 0x42``), 8-bit
+    binary and percent-encoding decode only when the result is readable UTF-8 text; Morse
+    code (``.-- .... .- -``, words split by ``/``) only when every symbol is valid, so keys, hashes
     and ids are not "decoded". ROT13 and reversal apply per line, when the result is made
     of common words and the line is not. Leetspeak and letter spacing produce one variant
     of the whole text when at least two leet tokens (or a long spaced run) occur; in
@@ -476,6 +507,16 @@ def decode_payloads(text: str, *, spaced: bool = True) -> list[DecodedPayload]:
         decoded = _decode_base64(match.group())
         if decoded is not None:
             found.append(DecodedPayload("base64", decoded[:_MAX_DECODE_CHARS], *match.span()))
+    if ".-" in text or "-." in text:
+        for match in _MORSE.finditer(text):
+            decoded = _decode_morse(match.group())
+            if decoded is not None:
+                found.append(DecodedPayload("morse", decoded, *match.span()))
+    if "0000" in text or "1111" in text or "01" in text:
+        for match in _BINARY.finditer(text):
+            decoded = _decode_binary(match.group())
+            if decoded is not None:
+                found.append(DecodedPayload("binary", decoded, *match.span()))
     if "%" in text:
         for match in _PERCENT.finditer(text):
             decoded = unquote(match.group().replace("+", " "))
