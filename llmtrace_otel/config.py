@@ -206,8 +206,9 @@ def validate(settings: Settings) -> Settings:
         if getattr(settings, name) < 1:
             raise ConfigError(f"{_spec(name).key}: must be >= 1, got {getattr(settings, name)}")
     for name in ("connect_timeout_s", "read_timeout_s", "total_timeout_s", "shutdown_timeout_s"):
-        if not getattr(settings, name) > 0:
-            raise ConfigError(f"{_spec(name).key}: must be > 0 seconds, got {getattr(settings, name)}")
+        value = getattr(settings, name)
+        if not value > 0:
+            raise ConfigError(f"{_spec(name).key}: must be > 0 seconds, got {value}")
     _check_url("upstream.url", settings.upstream_url)
     _check_url("upstream.anthropic_url", settings.anthropic_upstream_url)
     if settings.otlp_protocol not in ("grpc", "http/protobuf"):

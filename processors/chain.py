@@ -29,12 +29,12 @@ from typing import TypeVar
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.util import BoundedList
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_OPERATION_NAME,
     GEN_AI_PROVIDER_NAME,
     GEN_AI_SYSTEM,
 )
-from opentelemetry.sdk.util import BoundedList
 from opentelemetry.util.types import AttributeValue
 
 __all__ = [

@@ -59,7 +59,8 @@ class ContentPolicyProcessor(EnrichingSpanProcessor):
         if self.capture_content:
             return None
         keys = (span.attributes or {}).keys()
-        remove = frozenset(
-            key for key in keys if key in CONTENT_ATTRIBUTES or key.startswith(_CONTENT_PREFIXES)
-        )
+        # This runs for every GenAI span: a C-level set intersection for the named keys,
+        # and one comprehension (no generator frames) for the indexed ones.
+        remove = CONTENT_ATTRIBUTES.intersection(keys).union(
+            [key for key in keys if key.startswith(_CONTENT_PREFIXES)])
         return Enrichment(remove=remove) if remove else None

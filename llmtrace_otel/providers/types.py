@@ -9,10 +9,10 @@ so the telemetry layer can serialise them without knowing which API produced the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class Operation(str, Enum):
+class Operation(StrEnum):
     """``gen_ai.operation.name`` values the proxy recognises."""
 
     CHAT = "chat"

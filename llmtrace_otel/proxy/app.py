@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
 
 from llmtrace_otel.config import Settings
+from llmtrace_otel.proxy.guards import GuardChain, RequestGuard
 from llmtrace_otel.proxy.handler import ProxyContext, ProxyHandler
 from llmtrace_otel.proxy.ops import (
     HEALTH_PATH,
@@ -24,7 +26,7 @@ from llmtrace_otel.proxy.routing import Router
 from llmtrace_otel.proxy.upstream import UpstreamClient
 from llmtrace_otel.telemetry.pipeline import Telemetry
 
-__all__ = ["ProxyServer", "make_app"]
+__all__ = ["ProxyServer", "build_guards", "make_app"]
 
 _log = logging.getLogger(__name__)
 _access_log = logging.getLogger("llmtrace_otel.access")
@@ -48,17 +50,32 @@ def _log_request(handler: RequestHandler) -> None:
                           1000.0 * handler.request.request_time())
 
 
+def build_guards(settings: Settings, telemetry: Telemetry) -> list[RequestGuard]:
+    """The request guards the settings ask for, in the order they run."""
+    guards: list[RequestGuard] = []
+    return guards
+
+
 class ProxyServer:
     """One proxy listener. ``start``/``stop`` run on the event loop that serves it."""
 
-    def __init__(self, settings: Settings, telemetry: Telemetry) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        telemetry: Telemetry,
+        guards: Sequence[RequestGuard] | None = None,
+    ) -> None:
         self.settings = settings
         self.telemetry = telemetry
         self.in_flight = InFlight()
         telemetry.instruments.observe_active_connections(lambda: self.in_flight.count)
         self._upstream = UpstreamClient(settings)
+        chain = GuardChain(
+            build_guards(settings, telemetry) if guards is None else guards,
+            telemetry.instruments.count_drop,
+        )
         self._context = ProxyContext(settings, Router(settings), self._upstream, telemetry,
-                                     self.in_flight)
+                                     self.in_flight, chain)
         self._ops = _OpsContext(telemetry, time.monotonic(), self.in_flight)
         self._server: HTTPServer | None = None
         self.port: int | None = None

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 __all__ = ["ApiFlavor", "ProxyError", "error_body"]
 
 
-class ApiFlavor(str, Enum):
+class ApiFlavor(StrEnum):
     OPENAI = "openai"
     ANTHROPIC = "anthropic"
 
@@ -26,6 +26,8 @@ class ProxyError:
     status: int
     code: str  # stable machine-readable code, also used as error.type
     message: str
+    #: Extra response headers (Retry-After, X-RateLimit-*), sent with the error body.
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 # Anthropic's documented error types, by HTTP status.

@@ -22,12 +22,13 @@ from llmtrace_otel.providers.base import ParseError, StreamAccumulator
 from llmtrace_otel.providers.sse import SSEDecoder
 from llmtrace_otel.providers.types import LLMRequest, LLMResponse, SSEEvent, StreamSignal
 from llmtrace_otel.proxy.errors import ProxyError, error_body
+from llmtrace_otel.proxy.guards import CallInfo, CallResult, GuardChain
 from llmtrace_otel.proxy.headers import request_headers, response_headers
 from llmtrace_otel.proxy.ops import InFlight
-from llmtrace_otel.telemetry.recorder import CallRecorder
 from llmtrace_otel.proxy.routing import Route, Router
 from llmtrace_otel.proxy.upstream import UpstreamClient, UpstreamFailure, classify_exception
 from llmtrace_otel.telemetry.pipeline import Telemetry
+from llmtrace_otel.telemetry.recorder import CallRecorder
 
 __all__ = ["ProxyContext", "ProxyHandler"]
 
@@ -48,6 +49,7 @@ class ProxyContext:
     upstream: UpstreamClient
     telemetry: Telemetry
     in_flight: InFlight
+    guards: GuardChain
 
 
 def _inflater(encoding: str) -> zlib._Decompress | None:
@@ -87,6 +89,7 @@ class ProxyHandler(RequestHandler):
         # Stream state, kept here so a disconnect can still record what was received.
         self._accumulator: StreamAccumulator | None = None
         self._stream_complete = False
+        self._guard_headers: list[tuple[str, str]] = []
 
     def set_default_headers(self) -> None:
         # Relay the upstream's headers only: no Tornado Server/Content-Type defaults.
@@ -98,7 +101,8 @@ class ProxyHandler(RequestHandler):
 
     def prepare(self) -> None:
         length = self.request.headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) > self._ctx.settings.max_body_bytes:
+        limit = self._ctx.settings.max_body_bytes
+        if length is not None and length.isdigit() and int(length) > limit:
             self._too_large = True
 
     def data_received(self, chunk: bytes) -> None:
@@ -173,7 +177,33 @@ class ProxyHandler(RequestHandler):
                 f"request body exceeds the proxy limit of {limit} bytes "
                 f"(server.max_body_bytes)"))
             return
-        forwarded = request_headers(headers.get_all(), identity_encoding=edit_stream)
+        if ctx.guards:
+            call = CallInfo(method, request.path, headers, route, llm_request)
+            try:
+                outcome = await ctx.guards.check(call)
+            except asyncio.CancelledError:
+                recorder.finish(0, error_type=_CLIENT_GONE)
+                raise
+            if outcome.attributes:
+                recorder.add_attributes(outcome.attributes)
+            self._guard_headers = outcome.response_headers
+            try:
+                if outcome.reject is not None:
+                    self._send_error(recorder, route, outcome.reject)
+                    return
+                await self._forward(route, llm_request, recorder, upstream_body, edit_stream, url)
+            finally:
+                ctx.guards.complete(outcome, call, CallResult(
+                    recorder.status_code, recorder.response, recorder.error_type))
+            return
+        await self._forward(route, llm_request, recorder, upstream_body, edit_stream, url)
+
+    async def _forward(self, route: Route, llm_request: LLMRequest | None,
+                       recorder: CallRecorder, upstream_body: bytes | None, edit_stream: bool,
+                       url: str) -> None:
+        ctx = self._ctx
+        method = self.request.method or "GET"
+        forwarded = request_headers(self.request.headers.get_all(), identity_encoding=edit_stream)
         forwarded.extend(recorder.trace_headers())
         response: aiohttp.ClientResponse | None = None
         try:
@@ -221,6 +251,8 @@ class ProxyHandler(RequestHandler):
         self.set_status(response.status, response.reason or "Unknown")
         for name, value in response_headers(response.headers.items()):
             self.add_header(name, value)
+        for name, value in self._guard_headers:
+            self.add_header(name, value)
         content_type = response.headers.get("Content-Type", "")
         encoding = response.headers.get("Content-Encoding", "").strip().lower()
         try:
@@ -229,7 +261,7 @@ class ProxyHandler(RequestHandler):
                                          encoding)
                 return
             data = await response.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             error = classify_exception(exc, url)
             self._ctx.telemetry.instruments.count_upstream_error(route.provider, error.code)
             self._send_error(recorder, route, error)  # nothing was sent to the client yet
@@ -306,7 +338,7 @@ class ProxyHandler(RequestHandler):
                 self.write(decoder.pending)  # an unterminated tail is relayed as it came
             for event in decoder.flush():
                 self._account(event, recorder)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             error = classify_exception(exc, str(response.url))
             self._ctx.telemetry.instruments.count_upstream_error(route.provider, error.code)
             error_type = error.code
@@ -354,4 +386,6 @@ class ProxyHandler(RequestHandler):
         self.set_header("Content-Type", "application/json")
         if error.status == 413:
             self.set_header("Connection", "close")
+        for name, value in (*self._guard_headers, *error.headers):
+            self.add_header(name, value)
         self.finish(error_body(error, route.flavor))

@@ -9,6 +9,7 @@ gzip response reaches the client byte for byte and is only decoded for telemetry
 from __future__ import annotations
 
 import asyncio
+
 import aiohttp
 from yarl import URL
 
@@ -96,7 +97,7 @@ class UpstreamClient:
                 allow_redirects=False,
                 compress=None,
             )
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise UpstreamFailure(classify_exception(exc, url)) from exc
 
     async def close(self) -> None:

@@ -26,11 +26,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    SpanExporter,
-    SpanExportResult,
-)
+from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry
 
@@ -40,42 +36,12 @@ from llmtrace_otel.telemetry.instruments import ProxyInstruments
 from processors.chain import BackgroundSpanProcessor, EnrichingSpanProcessor, build_chain
 from processors.content_policy import ContentPolicyProcessor
 from processors.cost import CostProcessor, PriceTable
+from processors.sinks import ExportSink
 
-__all__ = ["CountingExporter", "Telemetry", "build_telemetry"]
+__all__ = ["Telemetry", "build_telemetry"]
 
 _log = logging.getLogger(__name__)
 INSTRUMENTATION_NAME = "llmtrace_otel.proxy"
-
-
-class CountingExporter(SpanExporter):
-    """Wraps an exporter: failures are logged and counted as drops, never raised."""
-
-    def __init__(self, name: str, inner: SpanExporter, instruments: ProxyInstruments) -> None:
-        self.name = name
-        self._inner = inner
-        self._instruments = instruments
-        #: Outcome of the latest export (None before the first); read by /health.
-        self.last_ok: bool | None = None
-        self.failed_batches = 0
-
-    def export(self, spans: Sequence) -> SpanExportResult:  # type: ignore[type-arg]
-        try:
-            result = self._inner.export(spans)
-        except Exception:
-            _log.exception("exporter %s raised; %d spans dropped", self.name, len(spans))
-            result = SpanExportResult.FAILURE
-        self.last_ok = result is SpanExportResult.SUCCESS
-        if not self.last_ok:
-            self.failed_batches += 1
-            for _ in range(len(spans)):
-                self._instruments.count_drop(f"export.{self.name}", "export_failed")
-        return result
-
-    def shutdown(self) -> None:
-        self._inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._inner.force_flush(timeout_millis)
 
 
 @dataclass
@@ -91,7 +57,7 @@ class Telemetry:
     head: BackgroundSpanProcessor | SpanProcessor
     #: True when something in-process reads message content (capture or analysis).
     needs_content: bool
-    exporters: list[CountingExporter] = field(default_factory=list)
+    exporters: list[ExportSink] = field(default_factory=list)
 
     def force_flush(self, timeout_millis: int = 10000) -> bool:
         spans = self.tracer_provider.force_flush(timeout_millis)
@@ -171,31 +137,22 @@ def build_telemetry(
     instruments = ProxyInstruments(meter)
 
     sinks: list[SpanProcessor] = []
-    exporters: list[CountingExporter] = []
+    exporters: list[ExportSink] = []
     if settings.sqlite_enabled:
         from llmtrace_otel.exporters.sqlite import SQLiteSpanExporter
 
-        sqlite = CountingExporter("sqlite", SQLiteSpanExporter(settings.sqlite_path), instruments)
-        exporters.append(sqlite)
-        sinks.append(
-            BatchSpanProcessor(
-                sqlite,
-                max_queue_size=settings.analysis_queue_size,
-                schedule_delay_millis=500,
-                max_export_batch_size=512,
-                meter_provider=meter_provider,
-            )
-        )
+        exporters.append(ExportSink(
+            "sqlite", SQLiteSpanExporter(settings.sqlite_path),
+            max_queue_size=settings.analysis_queue_size, schedule_delay_millis=500,
+            on_drop=instruments.count_drop, meter_provider=meter_provider,
+        ))
     if otlp_requested(settings, env):
-        otlp = CountingExporter("otlp", _otlp_span_exporter(settings), instruments)
-        exporters.append(otlp)
-        sinks.append(
-            BatchSpanProcessor(
-                otlp,
-                max_queue_size=settings.analysis_queue_size,
-                meter_provider=meter_provider,
-            )
-        )
+        exporters.append(ExportSink(
+            "otlp", _otlp_span_exporter(settings),
+            max_queue_size=settings.analysis_queue_size,
+            on_drop=instruments.count_drop, meter_provider=meter_provider,
+        ))
+    sinks.extend(exporters)
     sinks.extend(extra_span_processors)
 
     prices = PriceTable.builtin()

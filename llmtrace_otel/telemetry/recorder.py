@@ -41,7 +41,7 @@ class CallRecorder:
     __slots__ = (
         "_telemetry", "_request", "_provider", "_server_address", "_server_port", "_t0",
         "_first_chunk", "_last_chunk", "_intervals", "_chunks", "_issues", "_ended", "span",
-        "_with_content",
+        "_with_content", "status_code", "response", "error_type",
     )
 
     def __init__(
@@ -71,6 +71,10 @@ class CallRecorder:
         self._issues = issues
         self._ended = False
         self._with_content = telemetry.needs_content
+        #: How the call ended; set by :meth:`finish`.
+        self.status_code = 0
+        self.response: LLMResponse | None = None
+        self.error_type: str | None = None
         attributes: dict[str, AttributeValue] = {
             SERVER_ADDRESS: server_address,
             SERVER_PORT: server_port,
@@ -108,6 +112,11 @@ class CallRecorder:
 
     def note(self, issue: str) -> None:
         self._issues.append(issue)
+
+    def add_attributes(self, attributes: Mapping[str, AttributeValue]) -> None:
+        """Attributes learnt while the call is in flight (tenant, guard verdicts)."""
+        if not self._ended:
+            self.span.set_attributes(attributes)
 
     @property
     def ended(self) -> bool:
@@ -149,6 +158,7 @@ class CallRecorder:
         if error_type is not None:
             attributes[ERROR_TYPE] = error_type
             span.set_status(Status(StatusCode.ERROR, error_type))
+        self.status_code, self.response, self.error_type = status_code, response, error_type
         span.set_attributes(attributes)
         span.end()
         request = self._request

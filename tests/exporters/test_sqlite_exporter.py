@@ -313,7 +313,8 @@ def test_insert_columns_match_the_table(tmp_path: Path) -> None:
 def test_migrations_are_idempotent(tmp_path: Path) -> None:
     db = tmp_path / "spans.db"
     first = connect_writer(db)
-    schema_before = first.execute("SELECT type, name, sql FROM sqlite_schema ORDER BY name").fetchall()
+    schema_query = "SELECT type, name, sql FROM sqlite_schema ORDER BY name"
+    schema_before = first.execute(schema_query).fetchall()
     first.close()
 
     second = connect_writer(db)

@@ -11,7 +11,7 @@ import asyncio
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from llmtrace_otel.config import Settings, load_settings
 from llmtrace_otel.proxy.app import ProxyServer
+from llmtrace_otel.proxy.guards import RequestGuard
 from llmtrace_otel.telemetry.pipeline import Telemetry, build_telemetry
 
 
@@ -65,7 +66,9 @@ class RunningProxy:
 
 
 @contextmanager
-def running_proxy(upstream_url: str, tmp_path: Path, **overrides: Any) -> Iterator[RunningProxy]:
+def running_proxy(upstream_url: str, tmp_path: Path, *,
+                  guards: Sequence[RequestGuard] | None = None,
+                  **overrides: Any) -> Iterator[RunningProxy]:
     values: dict[str, Any] = {
         "host": "127.0.0.1",
         "port": 0,
@@ -80,7 +83,7 @@ def running_proxy(upstream_url: str, tmp_path: Path, **overrides: Any) -> Iterat
     telemetry = build_telemetry(settings, env={},
                                 extra_span_processors=[SimpleSpanProcessor(memory)])
     loop = asyncio.new_event_loop()
-    server = ProxyServer(settings, telemetry)
+    server = ProxyServer(settings, telemetry, guards)
     ready = threading.Event()
     thread = threading.Thread(target=_run_loop, args=(loop, server, ready), daemon=True)
     thread.start()

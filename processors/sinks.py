@@ -1,0 +1,137 @@
+"""The end of a chain: one exporter behind its own ``BatchSpanProcessor``, every loss counted.
+
+The SDK's ``BatchSpanProcessor`` is what exports (batching, its worker thread, flush and
+shutdown semantics), but when its queue is full it drops the span with only a log line,
+and a failed export is invisible to the caller. :class:`ExportSink` keeps the books around
+it with public API only: it counts the spans handed to the batch processor and not yet
+given to the exporter, refuses (and counts, ``reason="queue_full"``) a span that would not
+fit, and counts every span of a batch the exporter failed or raised on
+(``reason="export_failed"``). One slow or broken exporter fills only its own queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+from opentelemetry.context import Context
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+from processors.chain import DropCounter
+
+__all__ = ["ExportSink"]
+
+_log = logging.getLogger(__name__)
+
+
+def _ignore_drop(stage: str, reason: str) -> None:
+    return None
+
+
+class _AccountingExporter(SpanExporter):
+    """What the batch processor exports through: settles the sink's books per batch."""
+
+    def __init__(self, sink: ExportSink, inner: SpanExporter) -> None:
+        self._sink = sink
+        self._inner = inner
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            result = self._inner.export(spans)
+        except Exception:
+            _log.exception("exporter %s raised; %d spans dropped", self._sink.name, len(spans))
+            result = SpanExportResult.FAILURE
+        self._sink._settle(len(spans), result is SpanExportResult.SUCCESS)
+        return result
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+
+class ExportSink(SpanProcessor):
+    """``BatchSpanProcessor(exporter)`` with a bounded, counted queue and export outcome.
+
+    ``name`` labels the drop counter (stage ``export.<name>``) and ``/health``.
+    ``last_ok`` is the outcome of the latest export (``None`` before the first) and
+    ``failed_batches`` counts failed exports.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        exporter: SpanExporter,
+        *,
+        max_queue_size: int = 8192,
+        schedule_delay_millis: float = 1000,
+        max_export_batch_size: int = 512,
+        on_drop: DropCounter | None = None,
+        meter_provider: MeterProvider | None = None,
+    ) -> None:
+        if max_queue_size < 1:
+            raise ValueError(f"max_queue_size must be >= 1, got {max_queue_size}")
+        self.name = name
+        self.exporter = exporter
+        self.last_ok: bool | None = None
+        self.failed_batches = 0
+        self._max = max_queue_size
+        self._pending = 0
+        self._stopped = False
+        self._lock = threading.Lock()
+        self._stage = f"export.{name}"
+        self._on_drop = on_drop or _ignore_drop
+        self._batch = BatchSpanProcessor(
+            _AccountingExporter(self, exporter),
+            max_queue_size=max_queue_size,
+            schedule_delay_millis=schedule_delay_millis,
+            max_export_batch_size=min(max_export_batch_size, max_queue_size),
+            meter_provider=meter_provider,
+        )
+
+    @property
+    def queue_depth(self) -> int:
+        """Spans accepted and not yet handed to the exporter."""
+        return self._pending
+
+    @property
+    def capacity(self) -> int:
+        return self._max
+
+    def set_drop_counter(self, on_drop: DropCounter) -> None:
+        self._on_drop = on_drop
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        return None  # export needs finished spans only
+
+    def on_end(self, span: ReadableSpan) -> None:
+        with self._lock:
+            reason = "shutdown" if self._stopped else (
+                "queue_full" if self._pending >= self._max else None)
+            if reason is None:
+                self._pending += 1
+        if reason is not None:
+            self._on_drop(self._stage, reason)
+            return
+        self._batch.on_end(span)
+
+    def _settle(self, count: int, ok: bool) -> None:
+        with self._lock:
+            self._pending = max(0, self._pending - count)
+        self.last_ok = ok
+        if not ok:
+            self.failed_batches += 1
+            for _ in range(count):
+                self._on_drop(self._stage, "export_failed")
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._batch.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._stopped = True
+        self._batch.shutdown()
