@@ -3,7 +3,7 @@
 ::
 
     span end ─> BackgroundSpanProcessor (bounded queue, worker thread)
-                 └─> CostProcessor ─> ContentPolicyProcessor ─> FanOut
+                 └─> CostProcessor ─> SecurityProcessor ─> ContentPolicyProcessor ─> FanOut
                                                                ├─> BatchSpanProcessor(SQLite)
                                                                ├─> BatchSpanProcessor(OTLP)
                                                                └─> extra processors (tests)
@@ -36,6 +36,8 @@ from llmtrace_otel.telemetry.instruments import ProxyInstruments
 from processors.chain import BackgroundSpanProcessor, EnrichingSpanProcessor, build_chain
 from processors.content_policy import ContentPolicyProcessor
 from processors.cost import CostProcessor, PriceTable
+from processors.security.findings import Severity
+from processors.security.processor import SecurityProcessor
 from processors.sinks import ExportSink
 
 __all__ = ["Telemetry", "build_telemetry"]
@@ -109,6 +111,14 @@ def _otlp_metric_reader(settings: Settings) -> MetricReader:
     return PeriodicExportingMetricReader(HTTPMetricExporter(endpoint=endpoint))
 
 
+def _security(settings: Settings, meter_provider: MeterProvider) -> list[EnrichingSpanProcessor]:
+    """The SecurityProcessor, when enabled: content is analysed before it is stripped."""
+    if not settings.security_enabled:
+        return []
+    return [SecurityProcessor(min_severity=Severity.parse(settings.security_min_severity),
+                              meter_provider=meter_provider)]
+
+
 def build_telemetry(
     settings: Settings,
     *,
@@ -160,6 +170,7 @@ def build_telemetry(
         prices = prices.merged_with(PriceTable.from_file(settings.pricing_file))
     enrichers: list[EnrichingSpanProcessor] = [
         CostProcessor(prices=prices, meter_provider=meter_provider),
+        *_security(settings, meter_provider),
         *extra_enrichers,
         ContentPolicyProcessor(capture_content=settings.capture_content),
     ]

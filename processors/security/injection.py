@@ -17,8 +17,8 @@ adjusted for where the text came from:
   ``prompt_injection.indirect``.
 * ``system_prompt``: when the system instructions hold a secret ("the password is ...",
   "do not reveal ..."), requests for secrets, personal data or the prompt count more.
-* ``source="assistant"``: model output; only exfiltration (markdown images and links
-  that carry data) is looked for.
+* ``source="assistant"`` / ``"tool_call"``: model output; only exfiltration (markdown
+  images and links that carry data, "send ... to <url>") is looked for.
 
 Pure Python, no I/O, no state: safe to call from any thread.
 """
@@ -36,6 +36,7 @@ from processors.security.context import damping
 from processors.security.findings import Finding, Severity, Side
 from processors.security.normalize import PLAIN, TextVariant, scan_variants
 from processors.security.scoring import Rule, RuleSet, Signal, combine, strongest_per_kind
+from processors.security.segments import Source
 
 __all__ = [
     "ALL_RULES",
@@ -45,6 +46,7 @@ __all__ = [
     "Source",
     "assess_injection",
     "detect_injection",
+    "findings_from",
 ]
 
 DETECTOR_NAME = "injection"
@@ -58,17 +60,8 @@ _MAX_SCAN_CHARS = 200_000  # longer texts: the head and the tail are scanned
 _MIN_WEIGHT = 0.05
 
 
-class Source:
-    """Where a text came from, which decides how its evidence is read."""
-
-    USER = "user"
-    SYSTEM = "system"
-    TOOL = "tool"  # tool results: data the model reads
-    DOCUMENT = "document"  # retrieved or pasted documents
-    ASSISTANT = "assistant"  # model output
-
-
 _DATA_SOURCES = frozenset({Source.TOOL, Source.DOCUMENT})
+_OUTPUT_SOURCES = frozenset({Source.ASSISTANT, Source.TOOL_CALL})
 _SECRET_CONTEXT = re.compile(
     r"\b(?:secret|password|passcode|passphrase|passwort|confidential|private|api\s+key|token|"
     r"do\s*n[o']?t\s+(?:reveal|share|disclose|tell|give)|never\s+(?:reveal|share|disclose|tell)|"
@@ -244,7 +237,7 @@ def assess_injection(
     text = _bounded(text)
     if not text.strip():
         return InjectionAssessment(0.0, (), source)
-    output = source == Source.ASSISTANT
+    output = source in _OUTPUT_SOURCES
     active = _OUTPUT_RULES if output else (rules or _INPUT_RULES)
     signals: list[Signal] = []
     variants = scan_variants(text)
@@ -330,6 +323,6 @@ def detect_injection(
 ) -> list[Finding]:
     """Prompt-injection and jailbreak findings for ``text`` (empty when benign)."""
     if side is None:
-        side = Side.OUTPUT if source == Source.ASSISTANT else Side.INPUT
+        side = Side.OUTPUT if source in _OUTPUT_SOURCES else Side.INPUT
     assessment = assess_injection(text, source=source, system_prompt=system_prompt)
     return findings_from(assessment, side=side, threshold=threshold)
