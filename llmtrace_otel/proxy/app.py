@@ -23,6 +23,7 @@ from llmtrace_otel.proxy.ops import (
     _OpsContext,
 )
 from llmtrace_otel.proxy.routing import Router
+from llmtrace_otel.proxy.security_guard import SecurityGuard
 from llmtrace_otel.proxy.upstream import UpstreamClient
 from llmtrace_otel.telemetry.pipeline import Telemetry
 
@@ -53,6 +54,8 @@ def _log_request(handler: RequestHandler) -> None:
 def build_guards(settings: Settings, telemetry: Telemetry) -> list[RequestGuard]:
     """The request guards the settings ask for, in the order they run."""
     guards: list[RequestGuard] = []
+    if settings.security_enforcement != "off":
+        guards.append(SecurityGuard.from_settings(settings))
     return guards
 
 
