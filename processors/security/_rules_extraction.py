@@ -40,9 +40,9 @@ _PROMPT_OBJ = (
     r"programming|guidelines|rules|context\s+window|initiali[sz]ation|preamble)"
 )
 _SECRET_OBJ = (
-    r"(?:password|passcode|pass\s?phrase|passwort|secret\s+(?:key|word|code|phrase|number|token|"
-    r"value|string|password)|secret(?=\s*(?:[?.!,:;]|$|\s+(?:is|was|you|that|i|now|please)\b))|"
-    r"api[\s_-]?key|access\s+(?:key|code|token)|pin(?:\s+(?:code|number))?|"
+    r"(?:passwords?|passcodes?|pass\s?phrases?|passw[oö]rt(?:er)?|secrets?\s+(?:keys?|word|code|"
+    r"phrase|number|token|value|string|password)|secret(?=\s*(?:[?.!,:;]|$|\s+(?:is|was|you|that|i|now|please)\b))|"
+    r"api[\s_-]?keys?|access\s+(?:keys?|codes?|tokens?)|pin(?:\s+(?:code|number))?|"
     r"credentials?|private\s+key|auth(?:entication|orization)?\s+(?:token|code|key)|"
     r"security\s+(?:code|key|answer)|key\s?phrase|code\s?word|magic\s+word|safe\s?word|"
     r"login\s+(?:details|credentials|info)|(?:hidden|confidential)\s+(?:key|word|code|phrase|"
@@ -279,8 +279,8 @@ EXTRACTION_RULES: tuple[Rule, ...] = (
         r"reply\s+with|end\s+(?:your|each|every)\s+(?:response|reply|answer|message)\s+with|"
         r"start\s+(?:your|each|every)\s+(?:response|reply|answer)\s+with)\s+(?:[\w'-]+\s+){0,4}?"
         r"(?:markdown\s+)?(?:image|img|picture|pixel|link|url|hyperlink)s?\b[^.\n]{0,150}?"
-        r"\b(?:append|include|add|encode|concatenat\w*|replace|put|insert|containing|contains|"
-        r"with|where|plus)\b[^.\n]{0,100}?\b(?:conversation|chat|data|secrets?|password|"
+        r"\b(?:append\w*|includ\w*|add\w*|encod\w*|concatenat\w*|replac\w*|put\w*|insert\w*|"
+        r"contain\w*|with|where|plus)\b[^.\n]{0,100}?\b(?:conversation|chat|data|secrets?|password|"
         r"previous|summary|history|messages?|user'?s|information|answers?|query|response|"
         r"context|details|credentials|e-?mails?|names?|keys?)\b",
         triggers="render display show include output print insert add embed append respond"

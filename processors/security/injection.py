@@ -281,13 +281,14 @@ def findings_from(
     threshold: float = DEFAULT_THRESHOLD,
 ) -> list[Finding]:
     """Findings for a flagged assessment: one per category (prompt_injection, jailbreak)
-    whose strongest evidence is at least 0.3, typed by that evidence."""
+    whose strongest evidence is at least 0.3, typed by that evidence; the most severe (then
+    best-evidenced) first. Every finding's confidence is the text's combined score."""
     if assessment.score < threshold or not assessment.signals:
         return []
     by_category: dict[str, list[Signal]] = {}
     for signal in assessment.kinds.values():
         by_category.setdefault(signal.finding_type.split(".", 1)[0], []).append(signal)
-    findings: list[Finding] = []
+    ranked: list[tuple[Severity, float, Finding]] = []
     overall = max(assessment.signals, key=lambda s: s.weight)
     for signals in by_category.values():
         signals.sort(key=lambda s: s.weight, reverse=True)
@@ -296,20 +297,20 @@ def findings_from(
             continue
         kinds = ", ".join(dict.fromkeys(s.kind for s in signals))
         where = f" in {top.encoding} payload" if top.encoding != PLAIN else ""
-        findings.append(
-            Finding(
-                finding_type=top.finding_type,
-                severity=_severity(top.finding_type, assessment.score),
-                confidence=round(assessment.score, 3),
-                detector=DETECTOR_NAME,
-                side=side,
-                start=top.start,
-                end=top.end,
-                evidence=top.evidence,
-                message=f"{top.name}{where}; evidence: {kinds}",
-            )
-        )
-    findings.sort(key=lambda f: (f.severity, f.confidence), reverse=True)
+        severity = _severity(top.finding_type, assessment.score)
+        ranked.append((severity, top.weight, Finding(
+            finding_type=top.finding_type,
+            severity=severity,
+            confidence=round(assessment.score, 3),
+            detector=DETECTOR_NAME,
+            side=side,
+            start=top.start,
+            end=top.end,
+            evidence=top.evidence,
+            message=f"{top.name}{where}; evidence: {kinds}",
+        )))
+    ranked.sort(key=lambda item: (item[0], item[1]), reverse=True)
+    findings = [finding for _, _, finding in ranked]
     return findings
 
 
