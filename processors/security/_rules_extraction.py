@@ -189,7 +189,7 @@ EXTRACTION_RULES: tuple[Rule, ...] = (
     ),
     rule(
         "data_extraction.pii", SECRET, 0.3,
-        rf"\b{_ASK}\b\s+(?:me\s+|us\s+)?{_W}{{0,3}}?(?:the\s+user'?s?|users'|the\s+customer'?s|"
+        rf"\b{_ASK}\b\s+(?:me\s+|us\s+)?{_W}{{0,4}}?(?:the\s+user'?s?|users'|the\s+customer'?s|"
         rf"(?:his|her|their)|[\w-]+'s)\s+{_W}{{0,2}}?{_PII_OBJ}\b",
         triggers=_TRIG_ASK, damp=_Q,
         requires="birth birthdate birthday date email mail e phone address social ssn credit "
@@ -198,7 +198,7 @@ EXTRACTION_RULES: tuple[Rule, ...] = (
     ),
     rule(
         "data_extraction.user", SECRET, 0.45,
-        rf"\b(?:{_ASK}|need|know|get|find\s+out|access|see)\b\s+(?:me\s+|us\s+)?{_W}{{0,2}}?"
+        rf"\b(?:{_ASK}|need|know|get|find\s+out|access|see)\b\s+(?:me\s+|us\s+)?{_W}{{0,5}}?"
         rf"(?:the\s+user'?s|users'|the\s+customer'?s|other\s+users'?|(?:all|every)\s+users'?)\s+"
         rf"{_W}{{0,2}}?{_PII_OBJ}\b",
         triggers=_TRIG_ASK + " need know get find access see",
@@ -208,6 +208,24 @@ EXTRACTION_RULES: tuple[Rule, ...] = (
         requires="birth birthdate birthday date email mail e phone address social ssn credit "
         "passport salary medical initials full maiden bank account city place country residence "
         "whereabouts current home exact location",
+    ),
+    rule(
+        "data_extraction.user_any", SECRET, 0.3,
+        rf"\b(?:{_ASK}|encode|translate|spell|write|use|using)\b\s+(?:me\s+|us\s+)?{_W}{{0,5}}?"
+        rf"(?:the\s+user'?s|users'|the\s+customer'?s)\s+[\w-]+",
+        triggers=_TRIG_ASK + " encode translate spell write use using",
+        requires="user's users' customer's user customer",
+        weaken=r"\b(?:the\s+)?(?:user|customer)'?s\s+(?:input|request|question|message|session|id|"
+        r"name|agent|interface|experience|guide|manual|feedback|query|prompt|text|code)\b",
+        weaken_factor=0.2, damp=_Q,
+    ),
+    rule(
+        "secret_mention.protected", SECRET, 0.25,
+        rf"\b(?:the|your|our|this)\s+(?:secret\s+)?(?:password|passcode|pass\s?phrase|"
+        rf"secret\s+(?:key|word|code|phrase)|api\s+key|access\s+code)\b{_NOT_SECRET}",
+        triggers="the your our this",
+        requires="password passcode passphrase pass secret api access",
+        damp=(Damp.NEGATION,),
     ),
     # --- indirect injection: data that talks to the model
     rule(

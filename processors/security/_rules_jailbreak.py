@@ -317,7 +317,8 @@ JAILBREAK_RULES: tuple[Rule, ...] = (
         r"(?:a\s+)?(?:dashes|hyphens|spaces|dots|commas|periods|asterisks|underscores)\s+(?:in\s+)?"
         r"between\s+(?:each|every|the)\s+(?:letters?|digits?|characters?)|(?:first|last)\s+(?:\w+\s+)?"
         r"(?:letters?|characters?|digits?)\s+of|(?:encode|encrypt|translate|convert|write|output|"
-        r"respond|reply|answer|say|give)(?:\s+[\w']+){0,3}\s+(?:in|into|using|with|as)\s+(?:base-?64|hex(?:adecimal)?|binary|"
+        r"respond|reply|answer|say|give)(?:\s+[\w']+){0,5}\s+(?:in|into|using|with|as)\s+"
+        r"(?:base-?64|hex(?:adecimal)?|binary|"
         r"rot-?13|morse(?:\s+code)?|leetspeak|leet|pig\s+latin|caesar\s+cipher|ascii\s+codes?|"
         r"unicode\s+escapes)|interlace\w*|acrostic|one\s+(?:letter|character)\s+per\s+line)\b",
         triggers="in backwards spell spelled with first last encode encrypt translate convert"

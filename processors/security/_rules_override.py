@@ -83,7 +83,7 @@ OVERRIDE_RULES: tuple[Rule, ...] = (
     rule(
         "override.aimed", OVERRIDE, 0.85,
         rf"\b{_VERB}\s+{_GAP}{_AIMED}\s+{_GAP}{_INSTR}\b",
-        triggers=_TRIG_EN, damp=_Q, weaken=_MINE,
+        triggers=_TRIG_EN, damp=_Q, weaken=_MINE, weaken_window=0,
         requires="instructions instruction directive directives directions commands orders rules "
         "guidelines guidance prompt prompts programming training policy policies "
         "guardrails filters safeguards restrictions constraints limitations protocols "
@@ -92,7 +92,7 @@ OVERRIDE_RULES: tuple[Rule, ...] = (
     rule(
         "override.aimed_weak", OVERRIDE, 0.7,
         rf"\b{_VERB}\s+(?:about\s+)?{_GAP}{_AIMED}\s+{_GAP}{_INSTR_WEAK}\b",
-        triggers=_TRIG_EN, damp=_Q, weaken=_MINE, weaken_factor=0.35,
+        triggers=_TRIG_EN, damp=_Q, weaken=_MINE, weaken_factor=0.35, weaken_window=0,
         requires="information input inputs messages message text content conversation data "
         "statements statement sentences sentence words requests request questions "
         "question answers answer task documents document articles article sources search "
@@ -222,7 +222,7 @@ OVERRIDE_RULES: tuple[Rule, ...] = (
         rf"\b{_VERB_DE}\s+(?:[\w-]+\s+){{0,3}}?{_AIMED_DE}\s+(?:[\w-]+\s+){{0,2}}?{_INSTR_DE}\b"
         rf"|\b{_VERB_DE}\s+(?:die|den|deine?n?)\s+{_INSTR_DE}\s+(?:von\s+)?(?:oben|davor|zuvor|"
         rf"vorher|bisher)\b",
-        triggers=_TRIG_DE, damp=_Q, weaken=_MINE,
+        triggers=_TRIG_DE, damp=_Q, weaken=_MINE, weaken_window=0,
     ),
     rule(
         "override.de_object_first", OVERRIDE, 0.8,
@@ -230,11 +230,30 @@ OVERRIDE_RULES: tuple[Rule, ...] = (
         r"vorigen|vorangegangenen|früheren|vorhergehenden|ursprünglichen)\s+(?:[\w-]+\s+)?"
         r"(?:ausführungen|anweisungen|instruktionen|angaben|informationen|befehle|regeln|"
         r"aufträge|aufgaben|texte|vorgaben|nachrichten|richtlinien)\s+(?:bitte\s+)?(?:einfach\s+)?"
-        r"(?:ignorieren|vergessen|missachten|übergehen|verwerfen|außer\s+acht\s+lassen|"
+        r"(?:aus\s+dem\s+(?:kopf|gedächtnis|speicher)\s+)?(?:zu\s+)?(?:ignorieren|vergessen|"
+        r"missachten|übergehen|verwerfen|streichen|löschen|außer\s+acht\s+lassen|"
         r"hinter\s+sich\s+lassen)\b",
         triggers="die alle sämtliche deine ihre obigen vorherigen bisherigen vorigen"
         " vorangegangenen früheren vorhergehenden ursprünglichen",
         damp=_Q,
+    ),
+    rule(
+        "override.declared_void", OVERRIDE, 0.7,
+        r"\b(?:all\s+)?(?:the\s+|your\s+)?(?:previous|prior|above|earlier|preceding|original|old)\s+"
+        r"(?:instructions?|information|rules|directives|guidelines|prompts?|tasks?|messages?)\s+"
+        r"(?:(?:that\s+)?you\s+(?:have\s+)?(?:received|got|were\s+given)\s+)?(?:is|are|were)\s+(?:now\s+)?"
+        r"(?:no\s+longer\s+(?:valid|relevant|in\s+effect|applicable)|irrelevant|void|null|invalid|"
+        r"cancel+ed|obsolete|outdated|revoked|wrong|fake|a\s+test|not\s+(?:important|relevant|valid|"
+        r"real|great))"
+        r"|\b(?:alle\s+)?(?:die\s+)?(?:vorherigen|bisherigen|obigen|vorigen|früheren|ursprünglichen)\s+"
+        r"(?:anweisungen|informationen|instruktionen|regeln|aufgaben|angaben|vorgaben)\s*,?\s+"
+        r"(?:die\s+(?:sie|du)\s+(?:\w+\s+){0,2}?(?:erhalten|bekommen)\s+(?:haben|hast)\s*,?\s+)?"
+        r"(?:sind|waren)\s+(?:jetzt\s+|nun\s+|ab\s+sofort\s+)?(?:nicht\s+(?:mehr\s+)?(?:gültig|"
+        r"relevant|wichtig|ganz\s+\w+)|irrelevant|ungültig|hinfällig|aufgehoben|falsch|"
+        r"veraltet|egal)",
+        triggers="all the your previous prior above earlier preceding original old alle die"
+        " vorherigen bisherigen obigen vorigen früheren ursprünglichen",
+        requires="is are were sind waren",
     ),
     rule(
         "override.de_plain", OVERRIDE, 0.45,
@@ -246,8 +265,12 @@ OVERRIDE_RULES: tuple[Rule, ...] = (
         r"\b(?:vergiss|vergesst|vergessen\s+sie|vergiß|ignorier\w*)\s+(?:[\w-]+\s+){0,2}?"
         r"(?:alles|das\s+alles|all\s+das)\s*,?\s*(?:davor|zuvor|vorher|bisher|bis\s+jetzt|oben|"
         r"(?:was|worüber)\s+(?:[\w-]+\s+){0,4}?(?:gesagt|besprochen|geschrieben|gesagt\s+wurde|"
-        r"erzählt|gelernt))",
-        triggers="vergiss vergesst vergessen vergiß ignoriere ignorieren ignoriert", damp=_Q,
+        r"erzählt|gelernt))"
+        r"|\b(?:vergiss|vergesst|vergessen\s+sie|vergiß|ignorier\w*|hör\w*\s+nicht\s+auf)\s+"
+        r"(?:[\w-]+\s+){0,2}?(?:alles\s+)?(?:zuvor\s+|vorher\s+|bisher\s+|oben\s+)?"
+        r"(?:gesagte\w*|geschriebene\w*|erwähnte\w*)\b",
+        triggers="vergiss vergesst vergessen vergiß ignoriere ignorieren ignoriert höre hör",
+        damp=_Q,
     ),
     rule(
         "override.de_everything_plain", OVERRIDE, 0.4,
@@ -320,7 +343,7 @@ OVERRIDE_RULES: tuple[Rule, ...] = (
         r"\b(?:now|next|here)\s*,?\s+(?:[\w'-]+\s+){0,3}?(?:new|further|another|additional|"
         r"the\s+next|the\s+following|a\s+different)\s+(?:tasks?|assignments?|challenges?|"
         r"instructions?|orders|missions?)\b"
-        r"|\b(?:nun|jetzt|hier)\s*,?\s+(?:[\w-]+\s+){0,3}?(?:neue|weitere|nächste|eine\s+andere)\s+"
+        r"|\b(?:nun|jetzt|hier)\s*,?\s+(?:[\w-]+\s+){0,4}?(?:neue|weitere|nächste|eine\s+andere)\s+"
         r"(?:aufgaben?|anweisungen?|herausforderung\w*|aufträge?)\b"
         r"|\b(?:we\s+)?(?:start|begin)\s+(?:over|again|from\s+(?:scratch|the\s+(?:front|beginning)))"
         r"\s+(?:\w+\s+){0,2}?with\s+a\s+new\b"
@@ -337,9 +360,9 @@ OVERRIDE_RULES: tuple[Rule, ...] = (
         r"|\b(?:the\s+)?first\s+(?:test|task|part|step|round)\s+(?:is\s+)?(?:done|over|complete|"
         r"completed|finished|passed)\b|\b(?:well|very\s+well|excellently)\s+done\b"
         r"|\b(?:das|dies)\s+(?:ist|war)\s+(?:erledigt|genug|geschafft)\b|\b(?:sehr\s+)?gut\s+gemacht\b"
-        r"|\bdu\s+hast\s+(?:den\s+ersten\s+test\s+)?(?:bestanden|geschafft)\b",
+        r"|\b(?:du\s+hast|sie\s+haben)\s+(?:den\s+ersten\s+test\s+)?(?:bestanden|geschafft)\b",
         triggers="that that's this you you've the first well very excellently das dies sehr"
-        " gut du",
+        " gut du sie",
         requires="done enough sufficient over finished complete passed completed outdone mastered "
         "first erledigt genug geschafft gemacht bestanden",
     ),
@@ -374,9 +397,11 @@ OVERRIDE_RULES: tuple[Rule, ...] = (
         r"on\s+the|at\s+the|back|here|there)\b)"
         r"|\bnow\s+you\s+are\b(?!\s+(?:ready|able|done|set|logged|connected|free|talking)\b)"
         r"|\bnow\s+you\s+(?:act|will\s+act|play|behave|become|pretend)\b"
+        r"|\byou\s+are\s+(?:not|no)\s+(?:longer\s+)?(?:an?\s+|the\s+)?[\w-]+(?:\s+[\w-]+)?\s+"
+        r"(?:anymore|any\s+more|but\s+(?:an?|the)\b)"
         r"|\byou\s+will\s+(?:now\s+)?(?:act|play|pretend|roleplay|simulate|impersonate)\b",
         triggers="you you're u now",
-        requires="now longer not going from",
+        requires="now longer not no going from",
     ),
     rule(
         "persona_switch.pretend", ROLE, 0.3,
@@ -398,7 +423,8 @@ OVERRIDE_RULES: tuple[Rule, ...] = (
     rule(
         "persona_switch.de", ROLE, 0.45,
         r"\bdu\s+bist\s+(?:jetzt|nun|ab\s+(?:jetzt|sofort)|ab\s+heute|nicht\s+mehr|kein\w*\s+"
-        r"(?:ki|assistent|chatbot|sprachmodell))\b|\b(?:jetzt|nun|ab\s+(?:jetzt|sofort))\s+bist\s+du\b",
+        r"(?:ki|assistent|chatbot|sprachmodell))\b|\b(?:jetzt|nun|ab\s+(?:jetzt|sofort))\s+bist\s+du\b"
+        r"|\bdu\s+bist\s+kein\w*\s+[\w-]+\s+(?:mehr|sondern)\b",
         triggers="du jetzt nun ab",
         requires="bist",
     ),
@@ -408,6 +434,13 @@ OVERRIDE_RULES: tuple[Rule, ...] = (
         r"|\b(?:spiel|spiele|übernimm|übernehme)\s+(?:\w+\s+){0,2}?rolle\b"
         r"|\bverhalte\s+dich\s+(?:wie|als)\b|\bantworte\s+(?:ab\s+jetzt\s+|nur\s+noch\s+)?als\b",
         triggers="tu stell spiel spiele übernimm übernehme verhalte antworte",
+    ),
+    rule(
+        "persona_switch.de_act_as", ROLE, 0.2,
+        r"\b(?:als|wie)\s+(?:ein\w*\s+)?[\w-]+\s+(?:zu\s+)?(?:fungieren|fungierst|agieren|agierst|"
+        r"auftreten|auftrittst|handeln)\b",
+        triggers="als wie",
+        requires="fungieren fungierst agieren agierst auftreten auftrittst handeln",
     ),
     # --- role tags and fake turns inside user content
     rule(
@@ -451,8 +484,8 @@ OVERRIDE_RULES: tuple[Rule, ...] = (
     ),
     rule(
         "template.escaped_breaks", DELIMITER, 0.45,
-        r"(?:\\n\s*){4,}|(?:\\r\\n\s*){3,}",
-        substrings=("\\n",), anchor=Anchor.SCAN,
+        r"(?:\\\s?n\s*){4,}|(?:\\r\\n\s*){3,}",
+        substrings=("\\n", "\\ n"), anchor=Anchor.SCAN,
     ),
     rule(
         "template.instruction_label", DELIMITER, 0.4,

@@ -132,9 +132,7 @@ def damping(text: str, start: int, end: int, kinds: Iterable[str]) -> float:
             factor *= 0.3
         elif kind == Damp.NEGATION and _NEGATION.search(text, max(0, start - 24), start):
             factor *= 0.15
-        elif kind == Damp.META and _META.search(
-            text, max(0, start - 160), min(len(text), end + 160)
-        ):
+        elif kind == Damp.META and _META.search(text, *sentence_bounds(text, start, end)):
             factor *= 0.4
         elif kind == Damp.DEVICE:
             left, right = sentence_bounds(text, start, end)

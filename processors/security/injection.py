@@ -257,7 +257,8 @@ def assess_injection(
         signals.append(Signal("obfuscation.encoded_payload", "prompt_injection.obfuscation",
                               0.35, best.start, best.end, f"{best.encoding} payload"))
     kinds = {s.kind for s in signals if s.weight >= 0.1}
-    if kinds & _FRAMING_KINDS and kinds & _TARGET_KINDS:
+    targets = {s.kind for s in signals if s.weight >= 0.3}
+    if kinds & _FRAMING_KINDS and targets & _TARGET_KINDS:
         target = max((s for s in signals if s.kind in _TARGET_KINDS), key=lambda s: s.weight)
         signals.append(Signal("evasion.framed_request", "jailbreak.framing", 0.2, target.start,
                               target.end, "framing around a request for protected data"))

@@ -20,11 +20,12 @@ is recorded, and :meth:`NormalizedText.to_original` maps a ``[start, end)`` span
 normalised text back to the span of the original text it came from.
 
 :func:`decode_payloads` finds encoded payloads (base64, hex, binary, percent-encoding,
-Morse, ROT13, reversed text, leetspeak, letter-spaced text) and returns their decoded text
-with the span they occupy. :func:`scan_variants` puts both together: the normalised text first,
-then every decoded payload (normalised, nested up to two levels). A detector runs its
-patterns over each variant and maps a match back with :meth:`TextVariant.to_original`:
-a match inside a decoded payload maps to the whole encoded span in the original text.
+Morse, ROT13, reversed text, Pig Latin, leetspeak, letter-spaced text) and returns their
+decoded text with the span they occupy. :func:`scan_variants` puts both together: the
+normalised text first, then every decoded payload (normalised, nested up to two levels).
+A detector runs its patterns over each variant and maps a match back with
+:meth:`TextVariant.to_original`: a match inside a decoded payload maps to the whole
+encoded span in the original text.
 """
 
 from __future__ import annotations
@@ -312,6 +313,7 @@ _MORSE_CODE = {
     "--...": "7", "---..": "8", "----.": "9", ".-.-.-": ".", "--..--": ",", "..--..": "?",
 }
 _WORD = re.compile(r"[a-zäöüß]+")
+_LETTERS = re.compile(r"[A-Za-z]+")
 _LINE = re.compile(r"[^\n]+")
 _LEET_TOKEN = re.compile(r"(?<![\w@$|!])(?=[\w@$|!]*[A-Za-z])(?=[\w@$|!]*[0134578@$|!])"
                          r"[\w@$|!]{3,}")
@@ -330,7 +332,8 @@ _COMMON_WORDS = frozenset(
     do does for from get give has have he her here his how i if in into is it its just
     know like make me more my new no not now of on one only or other our out over please
     say she so some tell than that the their them then there these they this to up us
-    use was we were what when which who will with would you your
+    use was we were what when where which who will with would you your user live name
+    people first
     ignore previous instructions instruction above prior system prompt rules secret
     password reveal forget disregard now act print repeat say output text message
     der die das und ist nicht ich du sie es ein eine zu mit auf für von den dem sich
@@ -422,6 +425,30 @@ def _looks_natural(line: str) -> bool:
     return hits * 12 >= head.count(" ") + 1
 
 
+def _from_pig_latin(line: str) -> str | None:
+    """Pig Latin back to English ("erewhay oesday" -> "where does"), when most words of the
+    line end in -ay; a consonant cluster before -ay moves back to the front."""
+    words = _LETTERS.findall(line)
+    if len(words) < 3 or sum(w.lower().endswith("ay") for w in words) < 0.6 * len(words):
+        return None
+
+    def back(match: re.Match[str]) -> str:
+        word = match.group()
+        lower = word.lower()
+        if len(lower) < 4 or not lower.endswith("ay"):
+            return word
+        if lower.endswith(("yay", "way")) and lower[0] in "aeiou":
+            return word[:-3]
+        stem = lower[:-2]
+        options = [stem[-k:] + stem[:-k] for k in (1, 2, 3)
+                   if len(stem) > k and all(c not in "aeiou" for c in stem[-k:])]
+        if not options:
+            return word
+        return next((o for o in options if o in _COMMON_WORDS), options[0])
+
+    return _LETTERS.sub(back, line)
+
+
 def _transformed_lines(text: str) -> Iterator[DecodedPayload]:
     """ROT13 and reversed lines, when the transform reads as language and the line not."""
     for match in _LINE.finditer(text):
@@ -431,7 +458,11 @@ def _transformed_lines(text: str) -> Iterator[DecodedPayload]:
         n_words, ratio = _common_ratio(line)
         if n_words < 3 or ratio > 0.25:
             continue
-        for encoding, candidate in (("rot13", line.translate(_ROT13)), ("reversed", line[::-1])):
+        candidates = [("rot13", line.translate(_ROT13)), ("reversed", line[::-1])]
+        pig = _from_pig_latin(line)
+        if pig is not None:
+            candidates.append(("piglatin", pig))
+        for encoding, candidate in candidates:
             _, cand_ratio = _common_ratio(candidate)
             if cand_ratio >= 0.4 and cand_ratio >= ratio + 0.3:
                 yield DecodedPayload(encoding, candidate, match.start(), match.end())
@@ -487,12 +518,12 @@ def decode_payloads(text: str, *, spaced: bool = True) -> list[DecodedPayload]:
 
     base64 (standard and URL-safe), hex (``414243``, ``\\x41\\x42``, ``0x41 0x42``), 8-bit
     binary and percent-encoding decode only when the result is readable UTF-8 text; Morse
-    code (``.-- .... .- -``, words split by ``/``) only when every symbol is valid, so keys, hashes
-    and ids are not "decoded". ROT13 and reversal apply per line, when the result is made
-    of common words and the line is not. Leetspeak and letter spacing produce one variant
-    of the whole text when at least two leet tokens (or a long spaced run) occur; in
-    spaced text a gap of two or more spaces separates words, so run it on text whose
-    whitespace is not folded yet.
+    code (``.-- .... .- -``, words split by ``/``) only when every symbol is valid; so keys,
+    hashes and ids are not "decoded". ROT13, reversal and Pig Latin apply per line, when
+    the result is made of common words and the line is not. Leetspeak and letter spacing
+    produce one variant of the whole text when at least two leet tokens (or a long spaced
+    run) occur; in spaced text a gap of two or more spaces separates words, so run it on
+    text whose whitespace is not folded yet.
     """
     found: list[DecodedPayload] = []
     hex_spans: list[tuple[int, int]] = []

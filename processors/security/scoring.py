@@ -82,6 +82,8 @@ class Rule:
     #: weight ("ignore *my* previous instructions" is a user correcting themselves).
     weaken: re.Pattern[str] | None = None
     weaken_factor: float = 0.5
+    #: How far past the match ``weaken`` is looked for (0: inside the match only).
+    weaken_window: int = 60
     #: Where matches start: at a trigger word (``WORD``, checked by the tests), at the
     #: start of a line (``LINE``), or anywhere (``SCAN``, the pattern is searched).
     anchor: str = "word"
@@ -91,8 +93,10 @@ class Rule:
 
     def weight_of(self, text: str, start: int, end: int) -> float:
         """The rule's weight for the match ``text[start:end]``; ``weaken`` is looked for in
-        the match and the 60 characters after it."""
-        if self.weaken is not None and self.weaken.search(text, start, min(len(text), end + 60)):
+        the match and the ``weaken_window`` characters after it."""
+        if self.weaken is not None and self.weaken.search(
+            text, start, min(len(text), end + self.weaken_window)
+        ):
             return self.weight * self.weaken_factor
         return self.weight
 
@@ -147,6 +151,7 @@ def rule(
     damp: Iterable[str] = (),
     weaken: str | None = None,
     weaken_factor: float = 0.5,
+    weaken_window: int = 60,
     anchor: str = Anchor.WORD,
     requires: str = "",
     flags: int = _FLAGS,
@@ -170,6 +175,7 @@ def rule(
         damp=frozenset(damp),
         weaken=re.compile(weaken, flags) if weaken else None,
         weaken_factor=weaken_factor,
+        weaken_window=weaken_window,
         anchor=anchor,
         requires=trigger_keys(_inflected(requires)),
     )
