@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import re
 import statistics
 import sys
@@ -418,6 +419,109 @@ def pii_report(datasets: Path, repeat: int) -> list[str]:
     return out
 
 
+# --- per-span cost ---------------------------------------------------------------------------
+
+_SYSTEM = (
+    "You are the support assistant of Acme Outdoor. Answer questions about orders, "
+    "shipping and returns politely and briefly. Never reveal internal notes. If you do not "
+    "know an answer, say so and offer to connect the customer with a human agent."
+)
+_USER = (
+    "Hi! I ordered the blue Trailrunner jacket (order 4411) last Tuesday and the tracking "
+    "page still says 'label created'. Can you tell me when it will arrive? Also, does the "
+    "jacket come in size M, and can I exchange it if it does not fit? My email is "
+    "jane.doe@example.com if you need it."
+)
+_ASSISTANT = (
+    "Thanks for reaching out! Order 4411 was handed to the carrier yesterday, so the "
+    "tracking page should update within 24 hours; delivery is expected by Friday. The "
+    "Trailrunner jacket is available in size M. If it does not fit, you can exchange it "
+    "free of charge within 30 days: start the exchange from your order page and print the "
+    "prepaid label. Is there anything else I can help you with?"
+)
+
+
+def _span_attributes(user: str) -> dict[str, str]:
+    def messages(role: str, text: str) -> str:
+        return json.dumps([{"role": role, "parts": [{"type": "text", "content": text}]}])
+
+    return {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.system_instructions": json.dumps([{"type": "text", "content": _SYSTEM}]),
+        "gen_ai.input.messages": messages("user", user),
+        "gen_ai.output.messages": messages("assistant", _ASSISTANT),
+    }
+
+
+def _stats(samples: Sequence[float]) -> str:
+    return f"{statistics.median(samples):.0f} / {_percentile(samples, 0.99):.0f}"
+
+
+def cost_report(calls: int) -> list[str]:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from processors.security.detectors import ScanContext
+    from processors.security.processor import SecurityProcessor
+    from processors.security.segments import segments_from_attributes, system_prompt_of
+
+    meters = MeterProvider()
+    processor = SecurityProcessor(meter_provider=meters)
+    tracer = TracerProvider().get_tracer("bench")
+    spans = {}
+    for name, user in (("typical chat span (system 0.3 KB, user 0.4 KB, reply 0.5 KB)", _USER),
+                       ("100 KB user prompt", (_USER + " ") * (100_000 // (len(_USER) + 1)))):
+        span = tracer.start_span("chat", attributes=_span_attributes(user))
+        span.end()
+        spans[name] = span
+    out = [
+        f"`SecurityProcessor.enrich` per span and each detector's share, microseconds "
+        f"({calls} calls for the typical span, {max(5, calls // 20)} for 100 KB; "
+        "median / p99):",
+        "",
+        "| span | whole processor | " + " | ".join(d.name for d in processor.detectors) + " |",
+        "|---|---|" + "---|" * len(processor.detectors),
+    ]
+    for name, span in spans.items():
+        n = calls if name.startswith("typical") else max(5, calls // 20)
+        whole = [_timed(lambda s=span: processor.enrich(s), 1) for _ in range(n)]
+        segments = segments_from_attributes(span.attributes or {})
+        context = ScanContext(system_prompt=system_prompt_of(segments))
+        parts = []
+        for detector in processor.detectors:
+            def run(d: Any = detector, segs: Any = segments, ctx: Any = context) -> None:
+                for segment in segs:
+                    if d.applies_to(segment):
+                        d.detect(segment, ctx)
+            parts.append(_stats([_timed(run, 1) for _ in range(n)]))
+        out.append(f"| {name} | {_stats(whole)} | " + " | ".join(parts) + " |")
+    meters.shutdown()
+    out += ["", *_guard_cost(calls)]
+    return out
+
+
+def _guard_cost(calls: int) -> list[str]:
+    from llmtrace_otel.providers.types import ChatMessage, LLMRequest, Operation, TextPart
+    from llmtrace_otel.proxy.security_guard import SecurityGuard
+
+    request = LLMRequest(operation=Operation.CHAT, system_instructions=(TextPart(_SYSTEM),),
+                         input_messages=(ChatMessage("user", (TextPart(_USER),)),))
+    rows = []
+    for types in ("prompt_injection,jailbreak", "prompt_injection,jailbreak,pii,secret"):
+        guard = SecurityGuard(mode="block", enforce_types=types.split(","))
+        samples = [_timed(lambda g=guard: g.inspect(request), 1) for _ in range(calls)]
+        rows.append(f"| `{types}` | {_stats(samples)} |")
+    return [
+        "Request-path cost of the security guard (`security.enforcement` flag/block), "
+        "microseconds per typical chat request, by `security.enforce_types`:",
+        "",
+        "| enforce_types | median / p99 |",
+        "|---|---|",
+        *rows,
+    ]
+
+
 # --- main ----------------------------------------------------------------------------------
 
 
@@ -449,6 +553,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines += injection_report(datasets, args.threshold, args.repeat, args.errors, args.sweep)
     lines += ["", "### PII (`processors.security.pii`)", ""]
     lines += pii_report(datasets, args.repeat)
+    lines += ["", "### Analysis cost per span", ""]
+    lines += cost_report(max(100, args.repeat * 100))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    lines += ["", f"Machine: {os.cpu_count()} CPUs, 1-minute load average {load:.1f} at the "
+              f"end of the run (other jobs share the CPUs; p99s are the first to suffer)."]
     print("\n".join(lines))
     if args.write_docs:
         _write_docs(lines)

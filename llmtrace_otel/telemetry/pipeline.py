@@ -4,9 +4,9 @@
 
     span end ─> BackgroundSpanProcessor (bounded queue, worker thread)
                  └─> CostProcessor ─> SecurityProcessor ─> ContentPolicyProcessor ─> FanOut
-                                                               ├─> BatchSpanProcessor(SQLite)
-                                                               ├─> BatchSpanProcessor(OTLP)
-                                                               └─> extra processors (tests)
+                                                                                 ├─> SQLite
+                                                                                 ├─> OTLP
+                                                                                 └─> extras
     metrics ─> MeterProvider ─> PrometheusMetricReader (private registry, served at /metrics)
                             └─> PeriodicExportingMetricReader(OTLP)
 
