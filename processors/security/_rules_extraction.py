@@ -272,8 +272,9 @@ EXTRACTION_RULES: tuple[Rule, ...] = (
         r"(?:the\s+|this\s+|"
         r"all\s+)?(?:\w+\s+)?(?:and|,)\s+(?:\w+\s+){0,3}?(?:say|state|print|output|return|claim|"
         r"respond)\b",
-        triggers="ignore disregard",
+        substrings=("#", "//", "/*"),
         anchor=Anchor.SCAN,
+        requires="ignore disregard",
     ),
     # --- exfiltration
     rule(
@@ -281,7 +282,8 @@ EXTRACTION_RULES: tuple[Rule, ...] = (
         r"(?m)(?:^|\s)(?:#|//|/\*)[ \t]*[^\n]{0,80}?\b(?:you\s+(?:must|should|need\s+to|have\s+to|"
         r"will)|i\s+(?:suggest|recommend|urge|advise)\s+you|(?:please\s+)?(?:consider|state|say|report|"
         r"claim)\s+(?:that\s+)?the\s+(?:output|result|answer|value))\b",
-        triggers="you i consider state say report claim", anchor=Anchor.SCAN,
+        substrings=("#", "//", "/*"), anchor=Anchor.SCAN,
+        requires="you i consider state say report claim",
     ),
     rule(
         "exfil.markdown_image", EXFILTRATION, 0.85,

@@ -492,7 +492,8 @@ OVERRIDE_RULES: tuple[Rule, ...] = (
         r"(?:^|\\n|\n)[ \t]*(?:new\s+|additional\s+|real\s+|secret\s+)?"
         r"(?:instructions?|order|command|"
         r"task|anweisung|befehl|aufgabe)[ \t]*:[ \t]*\S",
-        triggers="instruction instructions order command task anweisung befehl aufgabe",
+        substrings=("instruction:", "instructions:", "order:", "command:", "task:",
+                    "anweisung:", "befehl:", "aufgabe:"),
         anchor=Anchor.SCAN, damp=(Damp.CODE,),
     ),
     rule(

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections import Counter
 from dataclasses import dataclass
 
 from processors.security._rules_extraction import EXFILTRATION, EXTRACTION_RULES, INDIRECT
@@ -98,6 +99,8 @@ _IMPERATIVE = re.compile(
 _REPEATED_RUN = re.compile(r"\b(\w{2,}(?:\s+\w{2,}){0,2})(?:\s+\1\b){9,}", re.IGNORECASE)
 _Q_MARKER = re.compile(r"(?:^|\s)(?:Q|Question|User|Human)\s*:\s")
 _A_MARKER = re.compile(r"(?:^|\s)(?:A|Answer|Assistant|AI)\s*:\s")
+#: What output needs to exfiltrate anything: a link/image, a URL, or an e-mail address.
+_LINK_HINT = re.compile(r"\]\s*\(|https?:|www\.|<img|@[\w-]+\.", re.I)
 _MD_LINK_URL = re.compile(r"!?\[[^\]\n]{0,200}\]\(\s*<?((?:https?:)?//[^)\s>]+)")
 _LONG_VALUE = re.compile(r"[?&/=][A-Za-z0-9+/=%_.-]{40,}")
 _EVIDENCE_SECRETISH = re.compile(r"(?=[A-Za-z0-9+/_=-]*\d)[A-Za-z0-9+/_=-]{16,}")
@@ -153,6 +156,12 @@ def _rule_signals(variant: TextVariant, original: str, rules: RuleSet) -> list[S
     return found
 
 
+def _top_count(text: str) -> int:
+    """How often the most frequent word occurs (cheap gate for the repetition pattern)."""
+    words = text.lower().split()
+    return Counter(words).most_common(1)[0][1] if words else 0
+
+
 def _structural_signals(variant: TextVariant) -> list[Signal]:
     """Evidence that is a property of the whole text rather than a phrase."""
     text = variant.text
@@ -165,7 +174,7 @@ def _structural_signals(variant: TextVariant) -> list[Signal]:
         if ratio < 0.08:  # one token or phrase repeated over and over
             found.append(Signal("repetition.flood", "prompt_injection.repetition", 0.55,
                                 *whole, _excerpt(text[:60])))
-    elif n >= 30:
+    elif n >= 30 and _top_count(text) >= 10:
         run = _REPEATED_RUN.search(text)
         if run is not None:
             found.append(Signal("repetition.run", "prompt_injection.repetition", 0.4,
@@ -238,6 +247,8 @@ def assess_injection(
     if not text.strip():
         return InjectionAssessment(0.0, (), source)
     output = source in _OUTPUT_SOURCES
+    if output and not _LINK_HINT.search(text):
+        return InjectionAssessment(0.0, (), source)  # output: only links/images can exfiltrate
     active = _OUTPUT_RULES if output else (rules or _INPUT_RULES)
     signals: list[Signal] = []
     variants = scan_variants(text)

@@ -294,7 +294,7 @@ _BASE64 = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0
 # Cheap pre-checks: the full patterns run only where these match. Printable ASCII bytes
 # are 0x20..0x7e, so hex-encoded text has a digit 2-7 every other character.
 _HEX_HINT = re.compile(r"[2-7][0-9A-Fa-f][ ,:]?(?:\\x|0x)?[2-7][0-9A-Fa-f][ ,:]?(?:\\x|0x)?[2-7]")
-_LEET_HINT = re.compile(r"[0134578@$|!](?<=[A-Za-z].)(?=[A-Za-z0-9])")
+_LEET_HINT = re.compile(r"[0134578](?:(?<=[A-Za-z].)|(?=[A-Za-z]))")
 _SPACED_HINT = re.compile(r"[ ._*-][A-Za-z][ ._*-][A-Za-z][ ._*-]")
 _HEX = re.compile(
     r"(?<![0-9A-Za-z])(?:(?:\\x|0x)?[0-9A-Fa-f]{2}[ ,:]?){8,}(?![0-9A-Za-z])"
@@ -303,6 +303,7 @@ _PERCENT = re.compile(r"(?:%[0-9A-Fa-f]{2}|[A-Za-z0-9._~+-])*(?:%[0-9A-Fa-f]{2})
                       r"(?:%[0-9A-Fa-f]{2}|[A-Za-z0-9._~+-])*")
 _HEX_DIGITS = re.compile(r"[0-9A-Fa-f]{2}")
 _MORSE = re.compile(r"(?<![.\-\w])(?:[.\-]{1,7}(?: {1,3}|\s*/\s*)){3,}[.\-]{1,7}(?![.\-\w])")
+_BINARY_HINT = re.compile(r"[01]{8}[ ,]?[01]{8}")
 _BINARY = re.compile(r"(?<![01])(?:[01]{8}[ ,]?){4,}(?![01])")
 _MORSE_CODE = {
     ".-": "a", "-...": "b", "-.-.": "c", "-..": "d", ".": "e", "..-.": "f", "--.": "g",
@@ -472,6 +473,8 @@ def _is_leet_word(token: str) -> bool:
     """Letters with leet digits in between, not a hash, id or number with a unit."""
     if len(token) > 24 or any(c in "269" for c in token):
         return False
+    if not any(c in "0134578" for c in token[:-1]):  # "Hi!", "doe@example": punctuation only
+        return False
     letters = [c for c in token if c.isalpha()]
     if len(letters) < 0.4 * len(token):
         return False
@@ -543,7 +546,7 @@ def decode_payloads(text: str, *, spaced: bool = True) -> list[DecodedPayload]:
             decoded = _decode_morse(match.group())
             if decoded is not None:
                 found.append(DecodedPayload("morse", decoded, *match.span()))
-    if "0000" in text or "1111" in text or "01" in text:
+    if _BINARY_HINT.search(text):
         for match in _BINARY.finditer(text):
             decoded = _decode_binary(match.group())
             if decoded is not None:

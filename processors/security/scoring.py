@@ -188,6 +188,10 @@ class RuleSet:
     rules: tuple[Rule, ...]
     by_key: Mapping[str, tuple[int, ...]]  # trigger key -> indexes of word-anchored rules
     unanchored: tuple[int, ...]  # line-anchored and scanned rules
+    #: Every trigger key and substring of the unanchored rules: when a text has none,
+    #: none of them is looked at.
+    unanchored_keys: frozenset[str] = frozenset()
+    unanchored_substrings: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, rules: Iterable[Rule]) -> RuleSet:
@@ -197,10 +201,15 @@ class RuleSet:
             if one.anchor == Anchor.WORD:
                 for key in one.triggers:
                     by_key.setdefault(key, []).append(i)
+        unanchored = tuple(i for i, one in enumerate(ordered) if one.anchor != Anchor.WORD)
         return cls(
             rules=ordered,
             by_key=MappingProxyType({k: tuple(v) for k, v in by_key.items()}),
-            unanchored=tuple(i for i, one in enumerate(ordered) if one.anchor != Anchor.WORD),
+            unanchored=unanchored,
+            unanchored_keys=frozenset(k for i in unanchored for k in ordered[i].triggers),
+            unanchored_substrings=tuple(
+                dict.fromkeys(sub for i in unanchored for sub in ordered[i].substrings)
+            ),
         )
 
     def subset(self, keep: Callable[[Rule], bool]) -> RuleSet:
@@ -228,10 +237,16 @@ class RuleSet:
                 index = token_index(text)
             for i in tried:
                 yield from self._anchored(self.rules[i], text, index)
+        if self.unanchored_keys.isdisjoint(keys) and not any(
+            sub in lowered for sub in self.unanchored_substrings
+        ):
+            return
         line_starts: list[int] | None = None
         for i in self.unanchored:
             one = self.rules[i]
             if one.triggers.isdisjoint(keys) and not any(s in lowered for s in one.substrings):
+                continue
+            if one.requires and one.requires.isdisjoint(keys):
                 continue
             if one.anchor == Anchor.SCAN:
                 for match in one.pattern.finditer(text):
