@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?=
 
-.PHONY: run test bench eval-security lint typecheck clean
+.PHONY: run test bench eval-security lint typecheck clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,18 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed
 	$(BIN)/llmtrace-otel serve $(if $(CONFIG),--config $(CONFIG),)
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev | chromium
 	$(BIN)/python -m pytest -q
+
+# The viewer's browser tests drive Debian's Chromium. Installed here (as root, when missing)
+# so a clean CI machine has it; elsewhere the tests skip and say why.
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's chromium for the viewer's browser tests"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+	    || echo "could not install chromium: the browser tests will skip"; \
+	else echo "chromium not installed and not root: the browser tests will skip"; fi
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/run.py

@@ -26,7 +26,8 @@ LLMTRACE_SECURITY_SCORE: Final = "llmtrace.security.score"
 LLMTRACE_SECURITY_FINDINGS: Final = "llmtrace.security.findings"
 LLMTRACE_SECURITY_MAX_SEVERITY: Final = "llmtrace.security.max_severity"
 LLMTRACE_SECURITY_FINDING_TYPES: Final = "llmtrace.security.finding_types"
-#: Span event, one per finding, and its attributes.
+#: Span event, one per finding, and its attributes (the SQLite exporter counts the events
+#: into its ``findings_count`` column).
 LLMTRACE_SECURITY_FINDING_EVENT: Final = "llmtrace.security.finding"
 LLMTRACE_SECURITY_FINDING_TYPE: Final = "llmtrace.security.finding.type"
 LLMTRACE_SECURITY_FINDING_SEVERITY: Final = "llmtrace.security.finding.severity"
@@ -44,3 +45,6 @@ LLMTRACE_SECURITY_GUARD_FINDINGS: Final = "llmtrace.security.guard.finding_types
 LLMTRACE_PARSE_ERRORS: Final = "llmtrace.parse.errors"
 LLMTRACE_STREAM_CHUNKS: Final = "llmtrace.stream.chunks"
 LLMTRACE_API: Final = "llmtrace.api"
+
+# OTLP receiver (llmtrace_otel.receiver): which dialects a received span was translated from
+LLMTRACE_RECEIVER_DIALECTS: Final = "llmtrace.receiver.dialects"
