@@ -37,6 +37,9 @@ LLMTRACE_SECURITY_FINDING_DETECTOR: Final = "llmtrace.security.finding.detector"
 LLMTRACE_SECURITY_FINDING_EVIDENCE: Final = "llmtrace.security.finding.evidence"
 LLMTRACE_SECURITY_FINDING_LOCATION: Final = "llmtrace.security.finding.location"
 LLMTRACE_SECURITY_FINDING_MESSAGE: Final = "llmtrace.security.finding.message"
+#: Offsets of the finding in its side's text (parts joined with newlines; docs/ui.md).
+LLMTRACE_SECURITY_FINDING_START: Final = "llmtrace.security.finding.start"
+LLMTRACE_SECURITY_FINDING_END: Final = "llmtrace.security.finding.end"
 #: What the proxy's request guard did: flag or block (absent when it let the call pass).
 LLMTRACE_SECURITY_GUARD_ACTION: Final = "llmtrace.security.guard.action"
 LLMTRACE_SECURITY_GUARD_FINDINGS: Final = "llmtrace.security.guard.finding_types"

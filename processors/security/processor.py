@@ -37,12 +37,14 @@ from opentelemetry.util.types import AttributeValue
 from processors.attributes import (
     LLMTRACE_SECURITY_FINDING_CONFIDENCE,
     LLMTRACE_SECURITY_FINDING_DETECTOR,
+    LLMTRACE_SECURITY_FINDING_END,
     LLMTRACE_SECURITY_FINDING_EVENT,
     LLMTRACE_SECURITY_FINDING_EVIDENCE,
     LLMTRACE_SECURITY_FINDING_LOCATION,
     LLMTRACE_SECURITY_FINDING_MESSAGE,
     LLMTRACE_SECURITY_FINDING_SEVERITY,
     LLMTRACE_SECURITY_FINDING_SIDE,
+    LLMTRACE_SECURITY_FINDING_START,
     LLMTRACE_SECURITY_FINDING_TYPE,
     LLMTRACE_SECURITY_FINDING_TYPES,
     LLMTRACE_SECURITY_FINDINGS,
@@ -110,6 +112,10 @@ def _event_attributes(located: LocatedFinding) -> dict[str, AttributeValue]:
         LLMTRACE_SECURITY_FINDING_DETECTOR: finding.detector,
         LLMTRACE_SECURITY_FINDING_LOCATION: located.segment.location,
     }
+    offset = located.segment.offset
+    if offset is not None and 0 <= finding.start < finding.end:
+        attributes[LLMTRACE_SECURITY_FINDING_START] = offset + finding.start
+        attributes[LLMTRACE_SECURITY_FINDING_END] = offset + finding.end
     if finding.evidence:
         attributes[LLMTRACE_SECURITY_FINDING_EVIDENCE] = finding.evidence
     if finding.message:

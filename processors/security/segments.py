@@ -60,12 +60,19 @@ class Source:
 
 @dataclass(frozen=True, slots=True)
 class Segment:
-    """One text of a span: ``location`` names the attribute (and message/part index)."""
+    """One text of a span: ``location`` names the attribute (and message/part index).
+
+    ``offset`` is where ``text`` starts in the span's *side text*: the side's system
+    instruction and message parts joined with ``\n`` (a tool call shown as
+    ``name(arguments)``), the text the trace viewer highlights findings in. None for
+    texts outside it (tool definitions, execute_tool attributes, legacy attributes).
+    """
 
     text: str
     side: str
     source: str
     location: str
+    offset: int | None = None
 
 
 _ROLE_SOURCE = {
@@ -101,27 +108,55 @@ def _loads(raw: AttributeValue) -> Any:
         return None
 
 
+class _SideText:
+    """Running length of each side's text, as the viewer joins it."""
+
+    __slots__ = ("length",)
+
+    def __init__(self) -> None:
+        self.length = {Side.INPUT: 0, Side.OUTPUT: 0}
+
+    def place(self, side: str, shown: str, lead: int = 0) -> int:
+        """Add a block of text ``shown``; return where its segment (``lead`` chars into the
+        block) starts."""
+        start = self.length[side]
+        self.length[side] = start + len(shown) + 1
+        return start + lead
+
+
 def _part_segments(
-    part: Any, side: str, source: str, location: str
+    part: Any, side: str, source: str, location: str, sides: _SideText | None
 ) -> Iterator[Segment]:
     if isinstance(part, str):
-        yield Segment(part, side, source, location)
+        offset = sides.place(side, part) if sides is not None else None
+        yield Segment(part, side, source, location, offset)
         return
     if not isinstance(part, Mapping):
         return
     kind = part.get("type")
-    if kind in ("text", "reasoning", None) and "content" in part:
-        yield Segment(_text(part.get("content")), side, source, location)
+    content = part.get("content")
+    if isinstance(content, str):
+        offset = sides.place(side, content) if sides is not None else None
+        if kind in ("text", "reasoning", None):
+            yield Segment(content, side, source, location, offset)
     elif kind == "tool_call_response":
-        yield Segment(_text(part.get("response")), side, Source.TOOL, location)
+        text = _text(part.get("response"))
+        offset = sides.place(side, text) if sides is not None else None
+        yield Segment(text, side, Source.TOOL, location, offset)
     elif kind == "tool_call":
         arguments = part.get("arguments")
+        text = _text(arguments)
+        name = str(part.get("name") or "tool")
+        offset = (sides.place(side, f"{name}({text})", len(name) + 1)
+                  if sides is not None else None)
         if arguments is not None:
             call_source = Source.TOOL_CALL if side == Side.OUTPUT else Source.ASSISTANT
-            yield Segment(_text(arguments), side, call_source, location)
+            yield Segment(text, side, call_source, location, offset)
 
 
-def _messages(raw: AttributeValue, key: str, side: str) -> Iterator[Segment]:
+def _messages(
+    raw: AttributeValue, key: str, side: str, sides: _SideText | None = None
+) -> Iterator[Segment]:
     data = _loads(raw)
     if not isinstance(data, list):
         if isinstance(raw, str) and raw:
@@ -136,20 +171,21 @@ def _messages(raw: AttributeValue, key: str, side: str) -> Iterator[Segment]:
         parts = message.get("parts")
         if parts is None and "content" in message:  # {"role", "content"} (legacy shape)
             parts = [message.get("content")]
+            sides = None  # not a shape the viewer shows
         if isinstance(parts, str):
             parts = [parts]
         if not isinstance(parts, list):
             continue
         for j, part in enumerate(parts):
-            yield from _part_segments(part, side, source, f"{key}[{i}].parts[{j}]")
+            yield from _part_segments(part, side, source, f"{key}[{i}].parts[{j}]", sides)
 
 
-def _system(raw: AttributeValue) -> Iterator[Segment]:
+def _system(raw: AttributeValue, sides: _SideText) -> Iterator[Segment]:
     data = _loads(raw)
     if isinstance(data, list):
         for j, part in enumerate(data):
             yield from _part_segments(part, Side.INPUT, Source.SYSTEM,
-                                      f"{GEN_AI_SYSTEM_INSTRUCTIONS}[{j}]")
+                                      f"{GEN_AI_SYSTEM_INSTRUCTIONS}[{j}]", sides)
     elif isinstance(raw, str) and raw:
         yield Segment(raw, Side.INPUT, Source.SYSTEM, GEN_AI_SYSTEM_INSTRUCTIONS)
 
@@ -190,12 +226,13 @@ def _indexed(attributes: Mapping[str, AttributeValue]) -> Iterator[Segment]:
 def segments_from_attributes(attributes: Mapping[str, AttributeValue]) -> list[Segment]:
     """Every non-empty text of a span, in a stable order (input first)."""
     out: list[Segment] = []
+    sides = _SideText()
     raw = attributes.get(GEN_AI_SYSTEM_INSTRUCTIONS)
     if raw is not None:
-        out.extend(_system(raw))
+        out.extend(_system(raw, sides))
     raw = attributes.get(GEN_AI_INPUT_MESSAGES)
     if raw is not None:
-        out.extend(_messages(raw, GEN_AI_INPUT_MESSAGES, Side.INPUT))
+        out.extend(_messages(raw, GEN_AI_INPUT_MESSAGES, Side.INPUT, sides))
     raw = attributes.get(GEN_AI_PROMPT)
     if raw is not None:
         out.extend(_messages(raw, GEN_AI_PROMPT, Side.INPUT))
@@ -207,7 +244,7 @@ def segments_from_attributes(attributes: Mapping[str, AttributeValue]) -> list[S
         out.append(Segment(raw, Side.INPUT, Source.TOOL, GEN_AI_TOOL_CALL_RESULT))
     raw = attributes.get(GEN_AI_OUTPUT_MESSAGES)
     if raw is not None:
-        out.extend(_messages(raw, GEN_AI_OUTPUT_MESSAGES, Side.OUTPUT))
+        out.extend(_messages(raw, GEN_AI_OUTPUT_MESSAGES, Side.OUTPUT, sides))
     raw = attributes.get(GEN_AI_COMPLETION)
     if raw is not None:
         out.extend(_messages(raw, GEN_AI_COMPLETION, Side.OUTPUT))

@@ -314,3 +314,57 @@ def test_segments_cover_every_content_attribute() -> None:
 def test_malformed_content_json_is_read_as_text() -> None:
     got = segments_from_attributes({GEN_AI_INPUT_MESSAGES: "not json {"})
     assert [(s.source, s.text) for s in got] == [(Source.USER, "not json {")]
+
+
+def _side_text(attrs: dict[str, object], side: str) -> str:
+    """The side's text as docs/ui.md describes the viewer's: parts joined with newlines."""
+    blocks: list[str] = []
+
+    def shown(part: dict[str, object]) -> str | None:
+        if isinstance(part.get("content"), str):
+            return str(part["content"])
+        if part.get("type") == "tool_call":
+            args = part.get("arguments")
+            text = args if isinstance(args, str) else json.dumps(args, separators=(",", ":"))
+            return f"{part.get('name') or 'tool'}({text})"
+        if part.get("type") == "tool_call_response":
+            response = part.get("response")
+            return response if isinstance(response, str) else json.dumps(
+                response, separators=(",", ":"))
+        return None
+
+    if side == "input":
+        for part in json.loads(str(attrs.get(GEN_AI_SYSTEM_INSTRUCTIONS, "[]"))):
+            if (text := shown(part)) is not None:
+                blocks.append(text)
+    key = GEN_AI_INPUT_MESSAGES if side == "input" else GEN_AI_OUTPUT_MESSAGES
+    for message in json.loads(str(attrs.get(key, "[]"))):
+        for part in message["parts"]:
+            if (text := shown(part)) is not None:
+                blocks.append(text)
+    return "\n".join(blocks)
+
+
+def test_finding_offsets_index_the_side_text_the_viewer_shows(chain: Chain) -> None:
+    attrs: dict[str, object] = {
+        **GENAI,
+        GEN_AI_SYSTEM_INSTRUCTIONS: json.dumps([{"type": "text", "content": "Be brief."}]),
+        GEN_AI_INPUT_MESSAGES: json.dumps([
+            {"role": "user", "parts": [{"type": "text", "content": "Look this up"}]},
+            {"role": "assistant", "parts": [{"type": "tool_call", "name": "search",
+                                             "arguments": {"q": "x"}}]},
+            {"role": "tool", "parts": [{"type": "tool_call_response", "response":
+                "Result: my card is 4539 1488 0343 6467. " + ATTACK}]},
+        ]),
+    }
+    span = chain.emit(attrs)
+    text = _side_text(attrs, "input")
+    events = _events(span)
+    assert events
+    for event in events:
+        start, end = int(event["llmtrace.security.finding.start"]), int(  # type: ignore[call-overload]
+            event["llmtrace.security.finding.end"])  # type: ignore[call-overload]
+        if event["llmtrace.security.finding.type"] == "pii.credit_card":
+            assert text[start:end] == "4539 1488 0343 6467"
+        else:
+            assert "previous instructions" in text[start:end]
