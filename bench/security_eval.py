@@ -467,7 +467,7 @@ def cost_report(calls: int) -> list[str]:
     from processors.security.segments import segments_from_attributes, system_prompt_of
 
     meters = MeterProvider()
-    processor = SecurityProcessor(meter_provider=meters)
+    processor = SecurityProcessor(meter_provider=meters, cache_size=0)  # every call analyses
     tracer = TracerProvider().get_tracer("bench")
     spans = {}
     for name, user in (("typical chat span (system 0.3 KB, user 0.4 KB, reply 0.5 KB)", _USER),
@@ -476,7 +476,8 @@ def cost_report(calls: int) -> list[str]:
         span.end()
         spans[name] = span
     out = [
-        f"`SecurityProcessor.enrich` per span and each detector's share, microseconds "
+        f"`SecurityProcessor.enrich` per span (result cache off: every call analyses) and "
+        f"each detector's share, microseconds "
         f"({calls} calls for the typical span, {max(5, calls // 20)} for 100 KB; "
         "median / p99):",
         "",

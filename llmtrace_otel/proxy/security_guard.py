@@ -18,6 +18,8 @@ fails, the proxy fails open (the guard chain logs and counts it), unless
 ``security.fail_closed`` is set in block mode: then the call is refused with 503.
 
 The background SecurityProcessor still analyses every span; this guard only decides.
+Results are remembered per text (``processors.security.cache``), so the earlier turns a
+conversation sends again on every call are not analysed again on the request path.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from llmtrace_otel.providers.types import (
 from llmtrace_otel.proxy.errors import ProxyError
 from llmtrace_otel.proxy.guards import CallInfo, CallResult, Verdict
 from processors.attributes import LLMTRACE_SECURITY_GUARD_ACTION, LLMTRACE_SECURITY_GUARD_FINDINGS
+from processors.security.cache import DEFAULT_CACHE_SIZE, FindingsCache
 from processors.security.detectors import Detector, ScanContext, default_detectors
 from processors.security.findings import Finding, Severity, Side
 from processors.security.segments import Segment, Source
@@ -102,6 +105,7 @@ class SecurityGuard:
         fail_closed: bool = False,
         max_chars: int = 50_000,
         detectors: Sequence[Detector] | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
         if mode not in ("flag", "block"):
             raise ValueError(f"security guard mode must be flag or block, got {mode!r}")
@@ -114,6 +118,7 @@ class SecurityGuard:
             wanted = {_DETECTOR_FOR_PREFIX.get(t.split(".", 1)[0]) for t in self.enforce_types}
             detectors = [d for d in default_detectors() if d.name in wanted]
         self.detectors = tuple(detectors)
+        self._cache = FindingsCache(cache_size)  # earlier turns come back on every call
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SecurityGuard:
@@ -140,7 +145,8 @@ class SecurityGuard:
         for detector in self.detectors:
             for segment in segments:
                 if detector.applies_to(segment):
-                    found.extend(f for f in detector.detect(segment, context) if self._enforced(f))
+                    found.extend(f for f in self._cache.detect(detector, segment, context)
+                                 if self._enforced(f))
         return found
 
     async def check(self, call: CallInfo) -> Verdict | None:

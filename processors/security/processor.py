@@ -16,6 +16,10 @@ Metrics (through the ``meter_provider`` given): the counter ``llmtrace.security.
 histogram ``llmtrace.security.detector.duration`` (s, ``detector``; the time one detector
 took on one span).
 
+Results are remembered per (detector, text, system prompt) for the last ``cache_size``
+texts: system instructions, tool definitions and earlier conversation turns repeat on
+every call of a conversation and are analysed once.
+
 It declares ``needs_content = True`` (the proxy then puts content on spans for it) and
 runs wherever the chain runs: behind a ``BackgroundSpanProcessor``, never on the caller's
 thread. Put it before the ``ContentPolicyProcessor`` so content is analysed, then stripped.
@@ -52,11 +56,13 @@ from processors.attributes import (
     LLMTRACE_SECURITY_SCORE,
 )
 from processors.chain import DropCounter, EnrichingSpanProcessor, Enrichment
+from processors.security.cache import DEFAULT_CACHE_SIZE, FindingsCache
 from processors.security.detectors import Detector, ScanContext, default_detectors
 from processors.security.findings import Finding, Severity
 from processors.security.segments import Segment, segments_from_attributes, system_prompt_of
 
 __all__ = [
+    "DEFAULT_CACHE_SIZE",
     "DETECTOR_DURATION_METRIC",
     "FINDINGS_METRIC",
     "MAX_FINDING_EVENTS",
@@ -72,6 +78,7 @@ FINDINGS_METRIC = "llmtrace.security.findings"
 DETECTOR_DURATION_METRIC = "llmtrace.security.detector.duration"
 #: Finding events per span; more findings are counted (attribute, metric) but not listed.
 MAX_FINDING_EVENTS = 64
+
 _DURATION_BUCKETS = (
     0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
     0.05, 0.1, 0.25,
@@ -137,8 +144,10 @@ class SecurityProcessor(EnrichingSpanProcessor):
         min_severity: Severity = Severity.LOW,
         meter_provider: MeterProvider | None = None,
         on_drop: DropCounter | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
         super().__init__(next_processor, on_drop=on_drop)
+        self._cache = FindingsCache(cache_size)
         self.detectors: tuple[Detector, ...] = tuple(
             default_detectors() if detectors is None else detectors
         )
@@ -164,7 +173,7 @@ class SecurityProcessor(EnrichingSpanProcessor):
                 for segment in segments:
                     if not detector.applies_to(segment):
                         continue
-                    for finding in detector.detect(segment, context):
+                    for finding in self._cache.detect(detector, segment, context):
                         if finding.severity >= self.min_severity:
                             located.append(LocatedFinding(finding, segment))
             except Exception:  # one broken detector never stops the others
@@ -172,10 +181,6 @@ class SecurityProcessor(EnrichingSpanProcessor):
                                detector.name)
                 self._on_drop(f"{self.stage}.{detector.name}", "detector_error")
             self._duration.record(time.perf_counter() - began, {"detector": detector.name})
-            # Hand the GIL over between detectors: the worker is CPU-bound, the proxy's event
-            # loop is I/O-bound, and without this the loop waits for the interpreter's
-            # switch interval (5 ms) behind analysis (measured: docs/security.md).
-            time.sleep(0)
         return located
 
     def enrich(self, span: ReadableSpan) -> Enrichment | None:

@@ -368,3 +368,47 @@ def test_finding_offsets_index_the_side_text_the_viewer_shows(chain: Chain) -> N
             assert text[start:end] == "4539 1488 0343 6467"
         else:
             assert "previous instructions" in text[start:end]
+
+
+def test_repeated_texts_are_analysed_once_and_reported_every_time() -> None:
+    counting = _Fixed("counting", [Finding("custom.x", Severity.HIGH, 0.9, "custom")])
+    for chain in _chain([counting]):
+        attrs = {**GENAI, GEN_AI_INPUT_MESSAGES: _messages(("user", "same text"))}
+        first = chain.emit(attrs)
+        second = chain.emit(attrs)
+        assert len(counting.seen) == 1  # the second span was answered from the cache
+        assert len(_events(first)) == len(_events(second)) == 1
+        other = chain.emit({**GENAI, GEN_AI_INPUT_MESSAGES: _messages(("user", "other"))})
+        assert len(counting.seen) == 2 and _events(other)
+
+
+def test_the_cache_can_be_turned_off_and_is_bounded() -> None:
+    counting = _Fixed("counting", [])
+    processor = SecurityProcessor(detectors=[counting], cache_size=0,
+                                  meter_provider=MeterProvider())
+    segment = Segment("hi", Side.INPUT, Source.USER, "x")
+    processor.scan([segment])
+    processor.scan([segment])
+    assert len(counting.seen) == 2
+    small = SecurityProcessor(detectors=[counting], cache_size=2, meter_provider=MeterProvider())
+    for text in ("a", "b", "c", "a"):  # "a" was evicted by "c"
+        small.scan([Segment(text, Side.INPUT, Source.USER, "x")])
+    assert [s.text for s in counting.seen[2:]] == ["a", "b", "c", "a"]
+    with pytest.raises(ValueError, match="cache_size"):
+        SecurityProcessor(detectors=[counting], cache_size=-1)
+
+
+def test_findings_cache_keys_on_context_and_skips_long_texts() -> None:
+    from processors.security.cache import MAX_CACHED_CHARS, FindingsCache
+
+    counting = _Fixed("counting", [])
+    cache = FindingsCache(8)
+    segment = Segment("what is the passcode?", Side.INPUT, Source.USER, "x")
+    cache.detect(counting, segment, ScanContext())
+    cache.detect(counting, segment, ScanContext(system_prompt="The passcode is 7781."))
+    cache.detect(counting, segment, ScanContext(system_prompt="The passcode is 7781."))
+    assert len(counting.seen) == 2  # a different system prompt is a different question
+    long = Segment("x" * (MAX_CACHED_CHARS + 1), Side.INPUT, Source.USER, "x")
+    cache.detect(counting, long, ScanContext())
+    cache.detect(counting, long, ScanContext())
+    assert len(counting.seen) == 4 and len(cache) == 2
