@@ -42,6 +42,7 @@ class Settings:
     port: int = 8080
     max_body_bytes: int = 32 * 1024 * 1024
     shutdown_timeout_s: float = 15.0
+    event_loop: str = "auto"
     upstream_url: str = "https://api.openai.com"
     anthropic_upstream_url: str = "https://api.anthropic.com"
     connect_timeout_s: float = 10.0
@@ -131,6 +132,8 @@ FIELDS: tuple[FieldSpec, ...] = (
        "Largest request body accepted; larger bodies get 413."),
     _f("shutdown_timeout_s", "server.shutdown_timeout_s", float,
        "On SIGTERM/SIGINT, how long in-flight calls may take to finish."),
+    _f("event_loop", "server.event_loop", str,
+       "Event loop of serve/collect: auto (uvloop when installed), uvloop or asyncio."),
     _f("upstream_url", "upstream.url", str,
        "Base URL of the OpenAI-compatible upstream (paths are appended)."),
     _f("anthropic_upstream_url", "upstream.anthropic_url", str,
@@ -303,6 +306,10 @@ def validate(settings: Settings) -> Settings:
         _check_url("otlp.endpoint", settings.otlp_endpoint)
     if settings.log_level.upper() not in _LOG_LEVELS:
         raise ConfigError(f"logging.level: {settings.log_level!r} is not one of {_LOG_LEVELS}")
+    if settings.event_loop not in ("auto", "uvloop", "asyncio"):
+        raise ConfigError(
+            f"server.event_loop: {settings.event_loop!r} is not one of auto, uvloop, asyncio"
+        )
     if settings.log_format not in ("text", "json"):
         raise ConfigError(f"logging.format: {settings.log_format!r} is not text or json")
     token = settings.api_admin_token
