@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?=
 
-.PHONY: run test bench lint typecheck clean chromium
+.PHONY: run test bench eval-security lint typecheck clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ chromium:
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/run.py
+
+# Scores the security detectors on ../shared/datasets and writes the tables into docs/security.md.
+eval-security: $(VENV)/.installed-dev
+	$(BIN)/python bench/security_eval.py --write-docs
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check llmtrace_otel processors tests bench

@@ -70,6 +70,13 @@ class Settings:
     pricing_file: str | None = None
     log_level: str = "INFO"
     log_format: str = "text"
+    security_enabled: bool = True
+    security_min_severity: str = "low"
+    security_enforcement: str = "off"
+    security_enforce_types: str = "prompt_injection,jailbreak"
+    security_enforce_min_severity: str = "high"
+    security_fail_closed: bool = False
+    security_guard_max_chars: int = 50_000
     sdk_hosts: str = ""
     sdk_proxy_urls: str = ""
     sdk_exporters: str = "auto"
@@ -189,6 +196,24 @@ FIELDS: tuple[FieldSpec, ...] = (
        "Price table (our YAML/JSON or LiteLLM JSON) overriding/extending the built-in one."),
     _f("log_level", "logging.level", str, "DEBUG, INFO, WARNING or ERROR."),
     _f("log_format", "logging.format", str, "text or json."),
+    _f("security_enabled", "security.enabled", _parse_bool,
+       "Scan GenAI span content for prompt injection, jailbreaks, PII, secrets and leakage "
+       "(off the request path)."),
+    _f("security_min_severity", "security.min_severity", str,
+       "Lowest severity reported as a finding: info, low, medium, high or critical."),
+    _f("security_enforcement", "security.enforcement", str,
+       "Request-path check before the upstream call: off, flag (response header + span "
+       "attribute) or block (4xx in the API's error shape, no upstream call)."),
+    _f("security_enforce_types", "security.enforce_types", str,
+       "Comma-separated finding-type prefixes enforcement acts on (prompt_injection, "
+       "jailbreak, pii, secret, or exact types such as pii.credit_card)."),
+    _f("security_enforce_min_severity", "security.enforce_min_severity", str,
+       "Lowest severity of an input finding that enforcement flags or blocks."),
+    _f("security_fail_closed", "security.fail_closed", _parse_bool,
+       "In block mode, reject the call (503) when the check itself fails, instead of "
+       "letting it through."),
+    _f("security_guard_max_chars", "security.guard_max_chars", int,
+       "Request text the request-path check reads; longer inputs are checked head and tail."),
     _f("sdk_hosts", "sdk.hosts", str,
        "SDK instrumentation: hosts whose calls may be LLM calls, comma-separated (exact, or "
        "*.suffix); empty = any host whose path is an API shape."),
@@ -339,7 +364,32 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError(f"pricing.file: {settings.pricing_file!r} does not exist")
     _validate_receiver(settings)
     _validate_sdk(settings)
+    _validate_security(settings)
     return settings
+
+
+_SEVERITIES = ("info", "low", "medium", "high", "critical")
+_ENFORCEMENT = ("off", "flag", "block")
+
+
+def _validate_security(settings: Settings) -> None:
+    for name in ("security_min_severity", "security_enforce_min_severity"):
+        value = getattr(settings, name)
+        if value.strip().lower() not in _SEVERITIES:
+            raise ConfigError(
+                f"{_spec(name).key}: {value!r} is not one of {', '.join(_SEVERITIES)}"
+            )
+    if settings.security_enforcement not in _ENFORCEMENT:
+        raise ConfigError(
+            f"security.enforcement: {settings.security_enforcement!r} is not one of "
+            f"{', '.join(_ENFORCEMENT)}"
+        )
+    if not [t for t in settings.security_enforce_types.split(",") if t.strip()]:
+        raise ConfigError("security.enforce_types: names no finding type")
+    if settings.security_guard_max_chars < 1:
+        raise ConfigError(
+            f"security.guard_max_chars: must be >= 1, got {settings.security_guard_max_chars}"
+        )
 
 
 def split_endpoint(key: str, endpoint: str) -> tuple[str, int]:

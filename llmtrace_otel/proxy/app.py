@@ -26,6 +26,7 @@ from llmtrace_otel.proxy.ops import (
     _OpsContext,
 )
 from llmtrace_otel.proxy.routing import Router
+from llmtrace_otel.proxy.security_guard import SecurityGuard
 from llmtrace_otel.proxy.upstream import UpstreamClient
 from llmtrace_otel.receiver.http import otlp_routes
 from llmtrace_otel.receiver.service import OTLPReceiver
@@ -85,6 +86,8 @@ def _api_context(settings: Settings, telemetry: Telemetry) -> ApiContext | None:
 def build_guards(settings: Settings, telemetry: Telemetry) -> list[RequestGuard]:
     """The request guards the settings ask for, in the order they run."""
     guards: list[RequestGuard] = []
+    if settings.security_enforcement != "off":
+        guards.append(SecurityGuard.from_settings(settings))
     return guards
 
 

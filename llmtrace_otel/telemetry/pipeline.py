@@ -3,10 +3,10 @@
 ::
 
     span end ─> BackgroundSpanProcessor (bounded queue, worker thread)
-                 └─> CostProcessor ─> ContentPolicyProcessor ─> FanOut
-                                                               ├─> BatchSpanProcessor(SQLite)
-                                                               ├─> BatchSpanProcessor(OTLP)
-                                                               └─> extra processors (tests)
+                 └─> CostProcessor ─> SecurityProcessor ─> ContentPolicyProcessor ─> FanOut
+                                                                                 ├─> SQLite
+                                                                                 ├─> OTLP
+                                                                                 └─> extras
     metrics ─> MeterProvider ─> PrometheusMetricReader (private registry, served at /metrics)
                             └─> PeriodicExportingMetricReader(OTLP)
 
@@ -39,6 +39,8 @@ from llmtrace_otel.telemetry.provider_health import ProviderHealth
 from processors.chain import BackgroundSpanProcessor, EnrichingSpanProcessor, build_chain
 from processors.content_policy import ContentPolicyProcessor
 from processors.cost import CostProcessor, PriceTable
+from processors.security.findings import Severity
+from processors.security.processor import SecurityProcessor
 from processors.sinks import ExportSink
 
 __all__ = ["Telemetry", "build_telemetry"]
@@ -110,6 +112,14 @@ def _otlp_metric_reader(settings: Settings) -> MetricReader:
         OTLPMetricExporter as HTTPMetricExporter,
     )
     return PeriodicExportingMetricReader(HTTPMetricExporter(endpoint=endpoint))
+
+
+def _security(settings: Settings, meter_provider: MeterProvider) -> list[EnrichingSpanProcessor]:
+    """The SecurityProcessor, when enabled: content is analysed before it is stripped."""
+    if not settings.security_enabled:
+        return []
+    return [SecurityProcessor(min_severity=Severity.parse(settings.security_min_severity),
+                              meter_provider=meter_provider)]
 
 
 def build_telemetry(
@@ -190,6 +200,7 @@ def build_telemetry(
         prices = prices.merged_with(PriceTable.from_file(settings.pricing_file))
     enrichers: list[EnrichingSpanProcessor] = [
         CostProcessor(prices=prices, meter_provider=meter_provider),
+        *_security(settings, meter_provider),
         *extra_enrichers,
         ContentPolicyProcessor(capture_content=settings.capture_content),
     ]
