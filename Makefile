@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?=
 
-.PHONY: run test bench lint typecheck clean
+.PHONY: run test bench lint typecheck clean redis-server
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,14 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 run: $(VENV)/.installed
 	$(BIN)/llmtrace-otel serve $(if $(CONFIG),--config $(CONFIG),)
+
+# The tenancy tests start their own redis-server (tests/tenancy/conftest.py); install it
+# when missing and we may (root, Debian). Without it those tests skip with the reason.
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
+	  else echo "redis-server missing (not root or no apt-get): Redis tests will skip"; fi; }
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q

@@ -37,6 +37,9 @@ def make_app(context: ProxyContext, ops: _OpsContext) -> Application:
     registry = context.telemetry.prometheus_registry
     if registry is not None:
         routes.append((METRICS_PATH, MetricsHandler, {"registry": registry}))
+    from llmtrace_otel.tenancy.api import budget_routes
+
+    routes.extend(budget_routes(context.guards.guards, context.settings.admin_token))
     routes.append((r"/.*", ProxyHandler, {"context": context}))
     return Application(routes, compress_response=False, serve_traceback=False,
                        log_function=_log_request)
@@ -53,6 +56,11 @@ def _log_request(handler: RequestHandler) -> None:
 def build_guards(settings: Settings, telemetry: Telemetry) -> list[RequestGuard]:
     """The request guards the settings ask for, in the order they run."""
     guards: list[RequestGuard] = []
+    from llmtrace_otel.tenancy.build import build_tenancy_guard
+
+    tenancy = build_tenancy_guard(settings, telemetry)
+    if tenancy is not None:
+        guards.append(tenancy)
     return guards
 
 
@@ -76,7 +84,7 @@ class ProxyServer:
         )
         self._context = ProxyContext(settings, Router(settings), self._upstream, telemetry,
                                      self.in_flight, chain)
-        self._ops = _OpsContext(telemetry, time.monotonic(), self.in_flight)
+        self._ops = _OpsContext(telemetry, time.monotonic(), self.in_flight, chain)
         self._server: HTTPServer | None = None
         self.port: int | None = None
 
@@ -114,6 +122,7 @@ class ProxyServer:
         await self._upstream.close()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self._flush_telemetry)
+        await self._context.guards.aclose()  # after the flush: spend of the last spans
 
     def _flush_telemetry(self) -> None:
         try:
