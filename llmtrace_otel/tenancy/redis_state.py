@@ -124,8 +124,9 @@ class RedisBackend:
     name = "redis"
 
     def __init__(self, url: str, *, timeout_s: float = 0.25, retry_interval_s: float = 1.0,
-                 clock: Any = time.monotonic) -> None:
+                 max_connections: int = 16, clock: Any = time.monotonic) -> None:
         self.url = url
+        self._max_connections = max_connections
         self._timeout = timeout_s
         self._retry_interval = retry_interval_s
         self._clock = clock
@@ -140,9 +141,13 @@ class RedisBackend:
 
     def _connect(self) -> redis_asyncio.Redis:
         if self._client is None:
-            self._client = redis_asyncio.Redis.from_url(
-                self.url, socket_timeout=self._timeout, socket_connect_timeout=self._timeout,
+            # A bounded pool: a burst of calls queues for a connection (each script takes
+            # microseconds on the server) instead of opening hundreds of them at once.
+            pool = redis_asyncio.BlockingConnectionPool.from_url(
+                self.url, max_connections=self._max_connections, timeout=self._timeout,
+                socket_timeout=self._timeout, socket_connect_timeout=self._timeout,
                 retry=Retry(NoBackoff(), 0), health_check_interval=0, decode_responses=True)
+            self._client = redis_asyncio.Redis(connection_pool=pool)
             self._admit = self._client.register_script(_ADMIT)
             self._adjust = self._client.register_script(_ADJUST)
         return self._client
@@ -218,6 +223,6 @@ class RedisBackend:
         client, self._client = self._client, None
         if client is not None:
             try:
-                await client.aclose()
+                await client.aclose(close_connection_pool=True)
             except _ERRORS:
                 pass
