@@ -161,7 +161,13 @@ class BudgetTracker:
     def _start(self, event: SpendEvent) -> None:
         task = asyncio.get_running_loop().create_task(self.record(event))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.lost += 1
+            _log.error("recording spend failed", exc_info=task.exception())
 
     async def drain(self, timeout_s: float = 5.0) -> None:
         """Wait for spend writes in flight (shutdown, tests)."""

@@ -170,7 +170,12 @@ class TenancyGuard:
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.error("token reconciliation failed", exc_info=task.exception())
 
     async def drain(self, timeout_s: float = 5.0) -> None:
         """Wait for reconciliations and spend writes in flight."""

@@ -17,8 +17,8 @@ from tests.support.fake_upstream import SCENARIO_HEADER
 from tests.support.proxy_harness import RunningProxy
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
-#: 2026-06-10 12:00:00 UTC, a Wednesday.
-NOON = 1_781_092_800.0
+#: 2030-06-12 12:00:00 UTC, a Wednesday (in the future: Redis expires keys on real time).
+NOON = 1_907_496_000.0
 
 
 @dataclass
