@@ -15,8 +15,7 @@ import logging
 import threading
 from typing import Protocol
 
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
-from opentelemetry.sdk.trace import Event
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
 from opentelemetry.util.types import AttributeValue
 
 from processors.chain import DropCounter, EnrichingSpanProcessor, Enrichment, copy_span

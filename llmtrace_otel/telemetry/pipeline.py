@@ -37,8 +37,8 @@ from processors.chain import BackgroundSpanProcessor, EnrichingSpanProcessor, bu
 from processors.content_policy import ContentPolicyProcessor
 from processors.cost import CostProcessor, PriceTable
 from processors.labels import BoundedLabels
-from processors.slot import EnricherSlot
 from processors.sinks import ExportSink
+from processors.slot import EnricherSlot
 
 __all__ = ["Telemetry", "build_telemetry"]
 

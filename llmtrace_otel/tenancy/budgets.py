@@ -224,13 +224,13 @@ class BudgetTracker:
         pairs: dict[tuple[str, str | None], None] = {}
         for name, override in self.book.overrides.entries:
             pairs[(name, None)] = None
-            for agent in override.agents:
-                if agent != ANY_AGENT:
-                    pairs[(name, agent)] = None
-        for seen_tenant, agent in self._seen:
+            for named in override.agents:
+                if named != ANY_AGENT:
+                    pairs[(name, named)] = None
+        for seen_tenant, seen_agent in self._seen:
             pairs[(seen_tenant, None)] = None
-            if agent is not None:
-                pairs[(seen_tenant, agent)] = None
+            if seen_agent is not None:
+                pairs[(seen_tenant, seen_agent)] = None
         if tenant is not None:
             return [p for p in pairs if p[0] == tenant] or [(tenant, None)]
         return sorted(pairs, key=lambda p: (p[0], p[1] or ""))

@@ -19,6 +19,7 @@ open or closed) is the guard's decision.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -111,7 +112,7 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(math.max(0, cap - t) / rate * 1000) + 1
 return tostring(t)
 """
 
-_ERRORS = (RedisError, OSError, TimeoutError)
+_ERRORS: tuple[type[Exception], ...] = (RedisError, OSError, TimeoutError)
 
 
 class RedisBackend:
@@ -222,7 +223,5 @@ class RedisBackend:
     async def aclose(self) -> None:
         client, self._client = self._client, None
         if client is not None:
-            try:
+            with contextlib.suppress(*_ERRORS):
                 await client.aclose(close_connection_pool=True)
-            except _ERRORS:
-                pass

@@ -87,7 +87,7 @@ class AnomalyProcessor(EnrichingSpanProcessor):
         super().__init__(next_processor, on_drop=on_drop)
         self.detector = detector if detector is not None else AnomalyDetector(
             config or AnomalyConfig())
-        self._label = tenant_label or (lambda tenant: tenant)
+        self._label = tenant_label if tenant_label is not None else (lambda tenant: tenant)
         self._listeners: tuple[AnomalyListener, ...] = ()
         self._lock = threading.Lock()
         meter = get_meter(_METER_NAME, meter_provider=meter_provider)

@@ -178,3 +178,20 @@ def test_tenant_metric_labels_are_capped_with_other(upstream: FakeUpstream,
         assert metric(proxy, "llmtrace_tenant_requests_total", tenant="second") == 0
         assert metric(proxy, "llmtrace_cost_usd_total", tenant="_other") > 0
         assert metric(proxy, "llmtrace_cost_usd_total", tenant="third") == 0
+
+
+def test_concurrent_calls_never_exceed_the_in_memory_limit(upstream: FakeUpstream,
+                                                           tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def status(_: int) -> int:
+        try:
+            chat(proxy, tenant="burst")
+            return 200
+        except openai.RateLimitError:
+            return 429
+
+    with running_proxy(upstream.url, tmp_path, requests_per_s=0.001,
+                       request_burst=12) as proxy, ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(pool.map(status, range(50)))
+    assert statuses.count(200) == 12 and statuses.count(429) == 38
