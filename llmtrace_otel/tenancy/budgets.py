@@ -78,6 +78,7 @@ class BudgetTracker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._seen: OrderedDict[tuple[str, str | None], None] = OrderedDict()
+        self._bounds_cache: dict[Window, tuple[float, float]] = {}
         #: Spend records lost (state unavailable, no event loop yet); read by /health.
         self.lost = 0
 
@@ -85,18 +86,24 @@ class BudgetTracker:
 
     def _key(self, tenant: str, agent: str | None, window: Window, start: float) -> str:
         scope = f"|a|{agent}" if agent is not None else ""
-        return f"{self._prefix}{{{tenant}}}|sp{scope}|{window.value}|{int(start)}"
+        return f"{self._prefix}{{{tenant}}}|sp{scope}|{window}|{int(start)}"
+
+    def _bounds(self, window: Window, now: float) -> tuple[float, float]:
+        """window_bounds, computed once per window and reused until it ends."""
+        cached = self._bounds_cache.get(window)
+        if cached is not None and cached[0] <= now < cached[1]:
+            return cached
+        cached = self._bounds_cache[window] = window_bounds(window, now)
+        return cached
 
     def windows(self, tenant: str, agent: str | None, budgets: Budgets, now: float, *,
                 all_windows: bool = False) -> list[WindowKey]:
         """Window keys of one scope: those with a limit (or all four when recording a
         tenant's spend, so /api/v1/budgets can show spend without a limit)."""
         out = []
-        for window in Window:
+        for window in (Window if all_windows else budgets):
             limit = budgets.get(window)
-            if limit is None and not all_windows:
-                continue
-            start, end = window_bounds(window, now)
+            start, end = self._bounds(window, now)
             limit = limit or BudgetLimit()
             out.append(WindowKey("agent" if agent is not None else "tenant", window, start,
                                  end, limit,

@@ -75,7 +75,7 @@ class TenancyGuard:
             return Verdict(reject=ProxyError(400, "invalid_tenant_id", str(exc)))
         attributes: dict[str, AttributeValue] = {
             LLMTRACE_TENANT_ID: identity.tenant,
-            LLMTRACE_TENANT_SOURCE: identity.source.value,
+            LLMTRACE_TENANT_SOURCE: str(identity.source),
         }
         if identity.agent is not None:
             attributes[LLMTRACE_AGENT_ID] = identity.agent
