@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?=
 
-.PHONY: run test bench lint typecheck clean redis-server
+.PHONY: run test bench lint typecheck clean chromium redis-server
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,18 @@ redis-server:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
 	  else echo "redis-server missing (not root or no apt-get): Redis tests will skip"; fi; }
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev | chromium
 	$(BIN)/python -m pytest -q
+
+# The viewer's browser tests drive Debian's Chromium. Installed here (as root, when missing)
+# so a clean CI machine has it; elsewhere the tests skip and say why.
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's chromium for the viewer's browser tests"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+	    || echo "could not install chromium: the browser tests will skip"; \
+	else echo "chromium not installed and not root: the browser tests will skip"; fi
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/run.py

@@ -1,10 +1,9 @@
-"""Command line: ``llmtrace-otel serve | validate | traces``."""
+"""Command line: ``llmtrace-otel serve | collect | validate | traces | trace ID | stats``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import signal
 import sys
@@ -21,6 +20,7 @@ from llmtrace_otel.config import (
     log_level_number,
 )
 from llmtrace_otel.logs import configure_logging
+from llmtrace_otel.query_commands import add_query_commands
 
 __all__ = ["main"]
 
@@ -74,6 +74,34 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _collect(settings: Settings) -> None:
+    from llmtrace_otel.receiver import CollectorServer
+    from llmtrace_otel.telemetry.pipeline import build_telemetry
+
+    # Exporters wait instead of dropping: backpressure goes back to the OTLP senders.
+    telemetry = build_telemetry(settings, blocking_export=True)
+    try:
+        server = CollectorServer(settings, telemetry)
+    except BaseException:
+        telemetry.shutdown()
+        raise
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    _log.info("shutting down: handing queued spans to the pipeline and flushing telemetry")
+    await server.stop()
+
+
+def _cmd_collect(args: argparse.Namespace) -> int:
+    settings = _settings_from(args)
+    configure_logging(log_level_number(settings), settings.log_format)
+    asyncio.run(_collect(settings))
+    return 0
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     settings = _settings_from(args)
     rows = describe(settings)
@@ -81,27 +109,6 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     print("configuration is valid; resolved values (secrets masked):")
     for key, value, env in rows:
         print(f"  {key.ljust(width)}  {value}    ({env})")
-    return 0
-
-
-def _cmd_traces(args: argparse.Namespace) -> int:
-    from llmtrace_otel.exporters.sqlite import SpanStore
-
-    settings = _settings_from(args)
-    store = SpanStore(args.db or settings.sqlite_path)
-    rows = store.recent_calls(args.limit, provider=args.provider, model=args.model)
-    if args.json:
-        print(json.dumps([row.as_dict() for row in rows], indent=2))
-        return 0
-    if not rows:
-        print("no calls stored yet")
-        return 0
-    header = ("time (UTC)", "operation", "provider", "model", "status", "in", "out",
-              "ms", "ttfc ms", "trace id")
-    table = [header] + [row.as_table_row() for row in rows]
-    widths = [max(len(str(r[i])) for r in table) for i in range(len(header))]
-    for r in table:
-        print("  ".join(str(cell).ljust(w) for cell, w in zip(r, widths, strict=True)))
     return 0
 
 
@@ -115,17 +122,14 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the proxy")
     _add_settings_flags(serve)
     serve.set_defaults(func=_cmd_serve)
+    collect = sub.add_parser(
+        "collect", help="run the OTLP receiver: our processors on spans from any source")
+    _add_settings_flags(collect)
+    collect.set_defaults(func=_cmd_collect)
     validate = sub.add_parser("validate", help="check the configuration and print it")
     _add_settings_flags(validate)
     validate.set_defaults(func=_cmd_validate)
-    traces = sub.add_parser("traces", help="list recent calls from the SQLite store")
-    _add_settings_flags(traces)
-    traces.add_argument("--db", help="SQLite file (default: sqlite.path)")
-    traces.add_argument("--limit", type=int, default=20)
-    traces.add_argument("--provider")
-    traces.add_argument("--model")
-    traces.add_argument("--json", action="store_true", help="JSON instead of a table")
-    traces.set_defaults(func=_cmd_traces)
+    add_query_commands(sub, _add_settings_flags, _settings_from)  # traces, trace ID, stats
     return parser
 
 

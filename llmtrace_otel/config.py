@@ -21,7 +21,15 @@ import yaml
 
 from llmtrace_otel.tenancy.policy import PolicyError, TenantOverrides, parse_overrides
 
-__all__ = ["FIELDS", "ConfigError", "FieldSpec", "Settings", "load_settings"]
+__all__ = [
+    "FIELDS",
+    "ConfigError",
+    "FieldSpec",
+    "Settings",
+    "load_settings",
+    "split_endpoint",
+    "split_list",
+]
 
 
 class ConfigError(ValueError):
@@ -54,6 +62,20 @@ class Settings:
     pricing_file: str | None = None
     log_level: str = "INFO"
     log_format: str = "text"
+    sdk_hosts: str = ""
+    sdk_proxy_urls: str = ""
+    sdk_exporters: str = "auto"
+    sdk_prometheus_port: int = 0
+    api_enabled: bool = True
+    api_admin_token: str | None = None
+    # OTLP receiver (`llmtrace-otel collect`, docs/collector-mode.md)
+    receiver_grpc_endpoint: str | None = "127.0.0.1:4317"
+    receiver_http_endpoint: str | None = "127.0.0.1:4318"
+    receiver_on_proxy: bool = False
+    receiver_auth_token: str | None = None
+    receiver_queue_size: int = 8192
+    receiver_retry_after_s: float = 1.0
+    receiver_forward_metrics: bool = False
     # Tenancy, limits, budgets, anomalies, alerts (docs/tenants.md)
     tenancy_enabled: bool = True
     default_tenant: str = "default"
@@ -92,7 +114,6 @@ class Settings:
     alert_timeout_s: float = 5.0
     alert_retries: int = 3
     alert_backoff_s: float = 0.5
-    admin_token: str | None = None
     #: Per-tenant overrides: the ``tenants:`` section of the file (not a flat setting).
     tenants: TenantOverrides = TenantOverrides()
 
@@ -108,6 +129,11 @@ def _parse_bool(text: str) -> bool:
 
 def _parse_optional_str(text: str) -> str | None:
     return text or None
+
+
+def _parse_endpoint(text: str) -> str | None:
+    """``host:port``; empty, ``off`` or ``none`` turn the listener off."""
+    return None if text.strip().lower() in {"", "off", "none"} else text.strip()
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +199,38 @@ FIELDS: tuple[FieldSpec, ...] = (
        "Price table (our YAML/JSON or LiteLLM JSON) overriding/extending the built-in one."),
     _f("log_level", "logging.level", str, "DEBUG, INFO, WARNING or ERROR."),
     _f("log_format", "logging.format", str, "text or json."),
+    _f("sdk_hosts", "sdk.hosts", str,
+       "SDK instrumentation: hosts whose calls may be LLM calls, comma-separated (exact, or "
+       "*.suffix); empty = any host whose path is an API shape."),
+    _f("sdk_proxy_urls", "sdk.proxy_urls", str,
+       "SDK instrumentation: base URLs of llmtrace-otel proxies, comma-separated; calls to "
+       "them carry the trace context but get no SDK span (the proxy records them)."),
+    _f("sdk_exporters", "sdk.exporters", str,
+       "SDK instrumentation: also use llmtrace's own exporters (sqlite.*, otlp.*): auto "
+       "(only when the application has no TracerProvider), on or off."),
+    _f("sdk_prometheus_port", "sdk.prometheus_port", int,
+       "SDK instrumentation without an application MeterProvider: serve Prometheus "
+       "metrics on this port (0 = off)."),
+    _f("api_enabled", "api.enabled", _parse_bool,
+       "Serve the read-only query API (/api/v1/...) and the trace viewer (/ui) on the proxy's "
+       "port; those paths are then not proxied."),
+    _f("api_admin_token", "api.admin_token", _parse_optional_str,
+       "When set, /api/v1/... requires 'Authorization: Bearer <token>' (the viewer asks for "
+       "it). Unset: the API is open to whoever can reach the port.", secret=True),
+    _f("receiver_grpc_endpoint", "receiver.grpc_endpoint", _parse_endpoint,
+       "host:port of the OTLP/gRPC receiver of `collect` (`off` = none)."),
+    _f("receiver_http_endpoint", "receiver.http_endpoint", _parse_endpoint,
+       "host:port of the OTLP/HTTP receiver of `collect` (`off` = none)."),
+    _f("receiver_on_proxy", "receiver.on_proxy", _parse_bool,
+       "`serve` also accepts OTLP/HTTP at /v1/traces and /v1/metrics on the proxy's port."),
+    _f("receiver_auth_token", "receiver.auth_token", _parse_optional_str,
+       "When set, OTLP senders must send `Authorization: Bearer <token>`.", secret=True),
+    _f("receiver_queue_size", "receiver.queue_size", int,
+       "Received spans waiting for the pipeline; beyond it senders are told to retry."),
+    _f("receiver_retry_after_s", "receiver.retry_after_s", float,
+       "Delay suggested to senders when the queue is full (RetryInfo / Retry-After)."),
+    _f("receiver_forward_metrics", "receiver.forward_metrics", _parse_bool,
+       "Forward received OTLP metrics unchanged to the OTLP endpoint (else refused)."),
     # Tenancy, limits, budgets, anomalies, alerts (docs/tenants.md)
     _f("tenancy_enabled", "tenancy.enabled", _parse_bool,
        "Identify tenants (header, API-key hash, default) and enforce their limits."),
@@ -236,8 +294,6 @@ FIELDS: tuple[FieldSpec, ...] = (
        "Retries of a failed delivery (network error, 429, 5xx)."),
     _f("alert_backoff_s", "alerts.backoff_s", float,
        "First retry delay; doubles with each retry."),
-    _f("admin_token", "api.admin_token", _parse_optional_str,
-       "Bearer token required by the /api/v1/* endpoints (unset: open).", secret=True),
 )
 
 _BY_KEY = {spec.key: spec for spec in FIELDS}
@@ -334,8 +390,16 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError(f"logging.level: {settings.log_level!r} is not one of {_LOG_LEVELS}")
     if settings.log_format not in ("text", "json"):
         raise ConfigError(f"logging.format: {settings.log_format!r} is not text or json")
+    token = settings.api_admin_token
+    if token is not None and (len(token) < 16 or token.strip() != token or " " in token):
+        raise ConfigError(
+            "api.admin_token: must be at least 16 characters without spaces (generate one "
+            "with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
     if settings.pricing_file is not None and not Path(settings.pricing_file).is_file():
         raise ConfigError(f"pricing.file: {settings.pricing_file!r} does not exist")
+    _validate_receiver(settings)
+    _validate_sdk(settings)
     from llmtrace_otel.tenancy.settings import check_settings
 
     try:
@@ -350,6 +414,47 @@ def _structured(key: str, raw: Any, source: str) -> Any:
         return _STRUCTURED[key][1](raw, source)
     except PolicyError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def split_endpoint(key: str, endpoint: str) -> tuple[str, int]:
+    """``"0.0.0.0:4317"`` -> ``("0.0.0.0", 4317)``; ``[::1]:4317`` for IPv6. ConfigError else."""
+    host, sep, port_text = endpoint.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ConfigError(f"{key}: {endpoint!r} is not host:port (port 0-65535)")
+    return host, int(port_text)
+
+
+def _validate_receiver(settings: Settings) -> None:
+    if settings.receiver_grpc_endpoint is not None:
+        split_endpoint("receiver.grpc_endpoint", settings.receiver_grpc_endpoint)
+    if settings.receiver_http_endpoint is not None:
+        split_endpoint("receiver.http_endpoint", settings.receiver_http_endpoint)
+    if settings.receiver_queue_size < 1:
+        raise ConfigError(f"receiver.queue_size: must be >= 1, got {settings.receiver_queue_size}")
+    if not settings.receiver_retry_after_s > 0:
+        raise ConfigError(
+            f"receiver.retry_after_s: must be > 0 seconds, got {settings.receiver_retry_after_s}"
+        )
+
+
+def _validate_sdk(settings: Settings) -> None:
+    if settings.sdk_exporters not in ("auto", "on", "off"):
+        raise ConfigError(
+            f"sdk.exporters: {settings.sdk_exporters!r} is not one of auto, on, off")
+    if not 0 <= settings.sdk_prometheus_port <= 65535:
+        raise ConfigError(f"sdk.prometheus_port: {settings.sdk_prometheus_port} is not a "
+                          "port number (0-65535)")
+    for url in split_list(settings.sdk_proxy_urls):
+        _check_url("sdk.proxy_urls", url)
+    for host in split_list(settings.sdk_hosts):
+        if "/" in host or ":" in host or " " in host:
+            raise ConfigError(f"sdk.hosts: {host!r} is not a host name or *.suffix pattern")
+
+
+def split_list(text: str) -> tuple[str, ...]:
+    """A comma-separated setting as its non-empty, stripped items."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
 def _spec(name: str) -> FieldSpec:

@@ -33,8 +33,14 @@ LLMTRACE_ANOMALY_SAMPLES: Final = "llmtrace.anomaly.samples"
 
 # Security
 LLMTRACE_SECURITY_SCORE: Final = "llmtrace.security.score"
+#: Name of the span event that carries one security finding (counted into SQLite's
+#: ``findings_count`` column by the exporter).
+LLMTRACE_SECURITY_FINDING_EVENT: Final = "llmtrace.security.finding"
 
 # Proxy bookkeeping
 LLMTRACE_PARSE_ERRORS: Final = "llmtrace.parse.errors"
 LLMTRACE_STREAM_CHUNKS: Final = "llmtrace.stream.chunks"
 LLMTRACE_API: Final = "llmtrace.api"
+
+# OTLP receiver (llmtrace_otel.receiver): which dialects a received span was translated from
+LLMTRACE_RECEIVER_DIALECTS: Final = "llmtrace.receiver.dialects"

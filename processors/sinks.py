@@ -7,6 +7,12 @@ it with public API only: it counts the spans handed to the batch processor and n
 given to the exporter, refuses (and counts, ``reason="queue_full"``) a span that would not
 fit, and counts every span of a batch the exporter failed or raised on
 (``reason="export_failed"``). One slow or broken exporter fills only its own queue.
+
+With ``block_when_full`` a span that would not fit makes ``on_end`` wait for room instead
+of being dropped. That is for callers that may wait: in collector mode the caller is the
+analysis worker, and waiting there is how backpressure travels back to the OTLP senders
+(the receiver's queue fills and they are told to retry) instead of accepted spans being
+lost at the exporter.
 """
 
 from __future__ import annotations
@@ -72,6 +78,7 @@ class ExportSink(SpanProcessor):
         max_export_batch_size: int = 512,
         on_drop: DropCounter | None = None,
         meter_provider: MeterProvider | None = None,
+        block_when_full: bool = False,
     ) -> None:
         if max_queue_size < 1:
             raise ValueError(f"max_queue_size must be >= 1, got {max_queue_size}")
@@ -82,7 +89,8 @@ class ExportSink(SpanProcessor):
         self._max = max_queue_size
         self._pending = 0
         self._stopped = False
-        self._lock = threading.Lock()
+        self._block = block_when_full
+        self._lock = threading.Condition(threading.Lock())
         self._stage = f"export.{name}"
         self._on_drop = on_drop or _ignore_drop
         self._batch = BatchSpanProcessor(
@@ -110,6 +118,8 @@ class ExportSink(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         with self._lock:
+            while self._block and not self._stopped and self._pending >= self._max:
+                self._lock.wait(0.1)  # woken by _settle; the timeout only re-checks
             reason = "shutdown" if self._stopped else (
                 "queue_full" if self._pending >= self._max else None)
             if reason is None:
@@ -122,6 +132,7 @@ class ExportSink(SpanProcessor):
     def _settle(self, count: int, ok: bool) -> None:
         with self._lock:
             self._pending = max(0, self._pending - count)
+            self._lock.notify_all()
         self.last_ok = ok
         if not ok:
             self.failed_batches += 1
@@ -134,4 +145,5 @@ class ExportSink(SpanProcessor):
     def shutdown(self) -> None:
         with self._lock:
             self._stopped = True
+            self._lock.notify_all()
         self._batch.shutdown()

@@ -82,7 +82,7 @@ def test_serve_drains_in_flight_call_on_sigterm_and_traces_lists_it(
         capture_output=True, text=True, timeout=60, env=env,
     )
     assert listing.returncode == 0, listing.stderr
-    rows = json.loads(listing.stdout)
+    rows = json.loads(listing.stdout)["items"]
     assert len(rows) == 2  # both calls stored, the drained one included
     assert {row["request_model"] for row in rows} == {"gpt-4o-mini"}
     table = subprocess.run(

@@ -28,6 +28,8 @@ PIPELINE_NAME = re.compile(r"^(traces|metrics|logs)(/[^/\s]+)?$")
 #: plus the older spellings that still work as deprecated aliases.
 KNOWN_TYPES: Mapping[str, frozenset[str]] = {
     "receivers": frozenset({"otlp", "prometheus"}),
+    # Connectors are an exporter of one pipeline and a receiver of another.
+    "connectors": frozenset({"forward", "routing"}),
     "processors": frozenset(
         {"attributes", "batch", "filter", "memory_limiter", "redaction", "resource", "transform"}
     ),
@@ -69,14 +71,16 @@ def collector_config_problems(config: Mapping[str, Any]) -> list[str]:
 
     Checks: pipelines exist and are named ``traces|metrics|logs[/name]``; each pipeline has
     receivers and exporters; every referenced receiver/processor/exporter is defined in its
-    top-level section; every defined receiver and exporter is used by a pipeline; every
-    component type is one we know otelcol-contrib ships.
+    top-level section (or, for receivers and exporters, under ``connectors``); every defined
+    receiver and exporter is used by a pipeline, every connector both as an exporter and as
+    a receiver; every component type is one we know otelcol-contrib ships.
     """
     problems: list[str] = []
     pipelines = _as_mapping(_as_mapping(config.get("service")).get("pipelines"))
     if not pipelines:
         return ["service.pipelines is missing or empty"]
     defined = {section: _as_mapping(config.get(section)) for section in SECTIONS}
+    connectors = _as_mapping(config.get("connectors"))
     used: dict[str, set[str]] = {section: set() for section in SECTIONS}
 
     for name, pipeline in pipelines.items():
@@ -94,6 +98,8 @@ def collector_config_problems(config: Mapping[str, Any]) -> list[str]:
                 problems.append(f"pipeline {name!r}: needs at least one entry in {section}")
             for ref in refs:
                 used[section].add(ref)
+                if section != "processors" and ref in connectors:
+                    continue
                 if ref not in defined[section]:
                     problems.append(
                         f"pipeline {name!r} references {section[:-1]} {ref!r}, which is not "
@@ -103,8 +109,12 @@ def collector_config_problems(config: Mapping[str, Any]) -> list[str]:
     for section in ("receivers", "exporters"):
         for component_id in sorted(set(defined[section]) - used[section]):
             problems.append(f"{section[:-1]} {component_id!r} is defined but used by no pipeline")
-    for section in SECTIONS:
-        for component_id in defined[section]:
+    for component_id in sorted(connectors):
+        for section, role in (("exporters", "an exporter"), ("receivers", "a receiver")):
+            if component_id not in used[section]:
+                problems.append(f"connector {component_id!r} is not used as {role} of any pipeline")
+    for section in (*SECTIONS, "connectors"):
+        for component_id in (connectors if section == "connectors" else defined[section]):
             kind = component_type(component_id)
             if kind not in KNOWN_TYPES[section]:
                 problems.append(
@@ -163,6 +173,25 @@ def test_checker_reports_undefined_component() -> None:
     assert "not defined under top-level 'processors'" in problem
 
 
+def test_checker_understands_connectors() -> None:
+    routed = {
+        **GOOD,
+        "connectors": {"routing/x": {"table": []}},
+        "service": {"pipelines": {
+            "traces/in": {"receivers": ["otlp"], "exporters": ["routing/x"]},
+            "traces/out": {"receivers": ["routing/x"], "exporters": ["otlp_grpc/jaeger"]},
+        }},
+    }
+    assert collector_config_problems(routed) == []
+    half = {**routed, "service": {"pipelines": {
+        "traces/in": {"receivers": ["otlp"], "exporters": ["routing/x", "otlp_grpc/jaeger"]}}}}
+    assert collector_config_problems(half) == [
+        "connector 'routing/x' is not used as a receiver of any pipeline"]
+    odd = {**routed, "connectors": {"routing/x": {}, "teleport": {}}}
+    assert any("connector 'teleport': type 'teleport' is not in the allow-list" in problem
+               for problem in collector_config_problems(odd))
+
+
 def test_checker_reports_unused_unknown_and_misnamed() -> None:
     broken = {
         **GOOD,
@@ -195,9 +224,10 @@ def test_expected_files_exist() -> None:
         "prometheus/otel-collector.yaml",
         "prometheus/prometheus.yml",
         "genai-content-redaction/otel-collector.yaml",
+        "enrichment/otel-collector.yaml",
     }
     assert expected <= {_relative(path) for path in YAML_FILES}
-    assert len(COLLECTOR_FILES) == 4
+    assert len(COLLECTOR_FILES) == 5
 
 
 @pytest.mark.parametrize("path", YAML_FILES, ids=_relative)
@@ -332,3 +362,45 @@ def test_readmes_index_every_folder() -> None:
         readme = (folder / "README.md").read_text(encoding="utf-8")
         for variable in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME"):
             assert variable in readme, f"{folder.name}/README.md does not mention {variable}"
+
+
+# -- enrichment: GenAI spans through llmtrace-otel collect and back --------------------------
+
+
+def test_enrichment_routes_genai_spans_through_llmtrace_and_back_without_a_loop() -> None:
+    from llmtrace_otel.config import load_settings
+    from llmtrace_otel.receiver.dialects import genai_legacy, openinference, openllmetry
+
+    config = _collector("enrichment/otel-collector.yaml")
+    pipelines = config["service"]["pipelines"]
+    [route] = config["connectors"]["routing/genai"]["table"]
+    assert route["context"] == "span"
+    assert route["pipelines"] == ["traces/genai"]
+    # The condition names a key of every dialect the receiver normalises.
+    for key in ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.system",
+                "openinference.span.kind", "llm.request.type"):
+        assert f'attributes["{key}"] != nil' in route["condition"], key
+    assert "gen_ai.system" in genai_legacy.TRIGGER_KEYS
+    assert "openinference.span.kind" in openinference.TRIGGER_KEYS
+    assert "llm.request.type" in openllmetry.TRIGGER_KEYS
+    assert config["connectors"]["routing/genai"]["default_pipelines"] == ["traces/other"]
+    assert pipelines["traces/in"]["exporters"] == ["routing/genai"]
+    assert pipelines["traces/genai"]["exporters"] == ["otlp_grpc/llmtrace"]
+    assert "otlp_grpc/tempo" in pipelines["traces/other"]["exporters"]
+    # llmtrace-otel's default receiver port, and a retrying exporter towards it.
+    llmtrace = config["exporters"]["otlp_grpc/llmtrace"]
+    default_port = load_settings(env={}).receiver_grpc_endpoint.rsplit(":", 1)[1]
+    assert llmtrace["endpoint"] == f"llmtrace:{default_port}"
+    assert llmtrace["retry_on_failure"]["enabled"] is True
+    # Enriched spans come back on a second receiver whose pipeline never routes again.
+    enriched = pipelines["traces/enriched"]
+    assert enriched["receivers"] == ["otlp/enriched"]
+    assert "routing/genai" not in enriched["exporters"]
+    assert "otlp_grpc/llmtrace" not in enriched["exporters"]
+    assert "otlp_grpc/tempo" in enriched["exporters"]
+    back = config["receivers"]["otlp/enriched"]["protocols"]["grpc"]["endpoint"]
+    front = config["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"]
+    assert back != front
+    readme = (CONFIG_DIR / "enrichment" / "README.md").read_text(encoding="utf-8")
+    assert f"--otlp-endpoint http://otel-collector:{back.rsplit(':', 1)[1]}" in readme
+    assert pipelines["metrics"]["receivers"] == ["otlp", "otlp/enriched"]

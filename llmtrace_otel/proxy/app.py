@@ -11,7 +11,9 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
 
+from llmtrace_otel.api import ApiContext, api_routes
 from llmtrace_otel.config import Settings
+from llmtrace_otel.exporters.sqlite import SpanStore
 from llmtrace_otel.proxy.guards import GuardChain, RequestGuard
 from llmtrace_otel.proxy.handler import ProxyContext, ProxyHandler
 from llmtrace_otel.proxy.ops import (
@@ -24,7 +26,10 @@ from llmtrace_otel.proxy.ops import (
 )
 from llmtrace_otel.proxy.routing import Router
 from llmtrace_otel.proxy.upstream import UpstreamClient
+from llmtrace_otel.receiver.http import otlp_routes
+from llmtrace_otel.receiver.service import OTLPReceiver
 from llmtrace_otel.telemetry.pipeline import Telemetry
+from llmtrace_otel.ui import ui_routes
 
 __all__ = ["ProxyServer", "build_guards", "make_app"]
 
@@ -32,14 +37,19 @@ _log = logging.getLogger(__name__)
 _access_log = logging.getLogger("llmtrace_otel.access")
 
 
-def make_app(context: ProxyContext, ops: _OpsContext) -> Application:
+def make_app(context: ProxyContext, ops: _OpsContext, api: ApiContext | None = None,
+             receiver: OTLPReceiver | None = None) -> Application:
     routes: list[tuple[str, type, dict]] = [(HEALTH_PATH, HealthHandler, {"context": ops})]
     registry = context.telemetry.prometheus_registry
     if registry is not None:
         routes.append((METRICS_PATH, MetricsHandler, {"registry": registry}))
     from llmtrace_otel.tenancy.api import budget_routes
 
-    routes.extend(budget_routes(context.guards.guards, context.settings.admin_token))
+    routes.extend(budget_routes(context.guards.guards, context.settings.api_admin_token))
+    if api is not None:  # /api/v1/* and /ui/* are reserved then: never proxied
+        routes.extend(api_routes(api) + ui_routes())
+    if receiver is not None:  # receiver.on_proxy: OTLP/HTTP on the proxy's own port
+        routes.extend(otlp_routes(receiver))
     routes.append((r"/.*", ProxyHandler, {"context": context}))
     return Application(routes, compress_response=False, serve_traceback=False,
                        log_function=_log_request)
@@ -51,6 +61,16 @@ def _log_request(handler: RequestHandler) -> None:
     if _access_log.isEnabledFor(logging.DEBUG):
         _access_log.debug("%d %s %.2fms", handler.get_status(), handler._request_summary(),
                           1000.0 * handler.request.request_time())
+
+
+def _api_context(settings: Settings) -> ApiContext | None:
+    if not settings.api_enabled:
+        return None
+    if settings.api_admin_token is None and settings.host not in ("127.0.0.1", "::1", "localhost"):
+        _log.warning("the query API and /ui are open to anyone who reaches %s:%d; set "
+                     "api.admin_token (or api.enabled=false)", settings.host, settings.port)
+    store = SpanStore(settings.sqlite_path) if settings.sqlite_enabled else None
+    return ApiContext(store, settings.api_admin_token)
 
 
 def build_guards(settings: Settings, telemetry: Telemetry) -> list[RequestGuard]:
@@ -85,6 +105,8 @@ class ProxyServer:
         self._context = ProxyContext(settings, Router(settings), self._upstream, telemetry,
                                      self.in_flight, chain)
         self._ops = _OpsContext(telemetry, time.monotonic(), self.in_flight, chain)
+        self._api = _api_context(settings)
+        self._receiver = OTLPReceiver(settings, telemetry) if settings.receiver_on_proxy else None
         self._server: HTTPServer | None = None
         self.port: int | None = None
 
@@ -94,7 +116,7 @@ class ProxyServer:
         sockets = bind_sockets(settings.port, settings.host, reuse_port=False)
         self.port = sockets[0].getsockname()[1]
         self._server = HTTPServer(
-            make_app(self._context, self._ops),
+            make_app(self._context, self._ops, self._api, self._receiver),
             # Our handler answers 413 itself below this bound (in the API's error shape);
             # Tornado's own limit only stops a chunked body that keeps going far beyond.
             max_body_size=settings.max_body_bytes * 2 + 1024 * 1024,
@@ -120,12 +142,16 @@ class ProxyServer:
         if self._server is not None:
             await self._server.close_all_connections()
         await self._upstream.close()
+        if self._api is not None:
+            self._api.close()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self._flush_telemetry)
         await self._context.guards.aclose()  # after the flush: spend of the last spans
 
     def _flush_telemetry(self) -> None:
         try:
+            if self._receiver is not None:
+                self._receiver.close(self.settings.shutdown_timeout_s)
             self.telemetry.force_flush()
         finally:
             self.telemetry.shutdown()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import zlib
 from dataclasses import dataclass
 
 import aiohttp
@@ -19,6 +18,8 @@ from tornado.web import RequestHandler, stream_request_body
 
 from llmtrace_otel.config import Settings
 from llmtrace_otel.providers.base import ParseError, StreamAccumulator
+from llmtrace_otel.providers.content_encoding import decoded as _decoded
+from llmtrace_otel.providers.content_encoding import inflater as _inflater
 from llmtrace_otel.providers.sse import SSEDecoder
 from llmtrace_otel.providers.types import LLMRequest, LLMResponse, SSEEvent, StreamSignal
 from llmtrace_otel.proxy.errors import ProxyError, error_body
@@ -50,27 +51,6 @@ class ProxyContext:
     telemetry: Telemetry
     in_flight: InFlight
     guards: GuardChain
-
-
-def _inflater(encoding: str) -> zlib._Decompress | None:
-    if encoding == "gzip":
-        return zlib.decompressobj(16 + zlib.MAX_WBITS)
-    if encoding == "deflate":
-        return zlib.decompressobj()
-    return None
-
-
-def _decoded(body: bytes, encoding: str) -> bytes | None:
-    """The body without its content-encoding, for parsing; None if we cannot decode it."""
-    if not encoding or encoding == "identity":
-        return body
-    inflater = _inflater(encoding)
-    if inflater is None:
-        return None
-    try:
-        return inflater.decompress(body) + inflater.flush()
-    except zlib.error:
-        return None
 
 
 @stream_request_body

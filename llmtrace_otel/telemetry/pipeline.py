@@ -123,24 +123,34 @@ def build_telemetry(
     extra_span_processors: Sequence[SpanProcessor] = (),
     extra_metric_readers: Sequence[MetricReader] = (),
     extra_enrichers: Sequence[EnrichingSpanProcessor] = (),
+    instrumentation_name: str = INSTRUMENTATION_NAME,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
+    blocking_export: bool = False,
 ) -> Telemetry:
     """Create providers, the processor chain and every configured exporter.
 
     ``extra_*`` let tests (and embedders) add an InMemorySpanExporter, an
     InMemoryMetricReader or their own processors without touching global state.
+    ``tracer_provider`` / ``meter_provider`` (used by the SDK instrumentation) are used
+    instead of new ones: the chain is added to the given tracer provider, and a given
+    meter provider keeps its own readers (no Prometheus or OTLP reader is added to it).
+    ``blocking_export`` (collector mode) makes a full exporter queue wait instead of drop,
+    so backpressure reaches the OTLP senders (``ExportSink(block_when_full=True)``).
     """
     env = os.environ if env is None else env
     resource = _resource(settings, env)
 
-    readers: list[MetricReader] = list(extra_metric_readers)
     registry: CollectorRegistry | None = None
-    if settings.metrics_enabled:
-        registry = CollectorRegistry()
-        readers.append(PrometheusMetricReader(registry=registry))
-    if otlp_requested(settings, env):
-        readers.append(_otlp_metric_reader(settings))
-    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
-    meter = meter_provider.get_meter(INSTRUMENTATION_NAME, __version__)
+    if meter_provider is None:
+        readers: list[MetricReader] = list(extra_metric_readers)
+        if settings.metrics_enabled:
+            registry = CollectorRegistry()
+            readers.append(PrometheusMetricReader(registry=registry))
+        if otlp_requested(settings, env):
+            readers.append(_otlp_metric_reader(settings))
+        meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    meter = meter_provider.get_meter(instrumentation_name, __version__)
     instruments = ProxyInstruments(meter)
 
     sinks: list[SpanProcessor] = []
@@ -152,12 +162,14 @@ def build_telemetry(
             "sqlite", SQLiteSpanExporter(settings.sqlite_path),
             max_queue_size=settings.analysis_queue_size, schedule_delay_millis=500,
             on_drop=instruments.count_drop, meter_provider=meter_provider,
+            block_when_full=blocking_export,
         ))
     if otlp_requested(settings, env):
         exporters.append(ExportSink(
             "otlp", _otlp_span_exporter(settings),
             max_queue_size=settings.analysis_queue_size,
             on_drop=instruments.count_drop, meter_provider=meter_provider,
+            block_when_full=blocking_export,
         ))
     sinks.extend(exporters)
     sinks.extend(extra_span_processors)
@@ -179,9 +191,10 @@ def build_telemetry(
         max_queue_size=settings.analysis_queue_size,
         on_drop=instruments.count_drop,
     )
-    tracer_provider = TracerProvider(resource=resource)
+    if tracer_provider is None:
+        tracer_provider = TracerProvider(resource=resource)
     tracer_provider.add_span_processor(head)
-    tracer = tracer_provider.get_tracer(INSTRUMENTATION_NAME, __version__)
+    tracer = tracer_provider.get_tracer(instrumentation_name, __version__)
     needs_content = settings.capture_content or any(
         getattr(enricher, "needs_content", False) for enricher in enrichers
     )

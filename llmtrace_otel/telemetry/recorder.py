@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Protocol
 
 from opentelemetry.context import Context
 from opentelemetry.propagate import inject
@@ -22,21 +23,35 @@ from opentelemetry.semconv.attributes.http_attributes import (
 )
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
 from opentelemetry.semconv.attributes.url_attributes import URL_FULL
-from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer, set_span_in_context
 from opentelemetry.util.types import AttributeValue
 
 from llmtrace_otel.providers.types import LLMRequest, LLMResponse, StreamSignal
 from llmtrace_otel.telemetry.attributes import request_attributes, response_attributes, span_name
 from llmtrace_otel.telemetry.content import content_attributes
-from llmtrace_otel.telemetry.instruments import CallOutcome
-from llmtrace_otel.telemetry.pipeline import Telemetry
+from llmtrace_otel.telemetry.instruments import CallOutcome, ProxyInstruments
 from processors.attributes import LLMTRACE_API, LLMTRACE_PARSE_ERRORS, LLMTRACE_STREAM_CHUNKS
 
-__all__ = ["CallRecorder"]
+__all__ = ["CallRecorder", "RecordingTarget"]
+
+
+class RecordingTarget(Protocol):
+    """Where a recorder's span and metrics go: a ``Telemetry`` (proxy), or the SDK
+    instrumentation's tracer + instruments attached to an application's providers."""
+
+    @property
+    def tracer(self) -> Tracer: ...
+
+    @property
+    def instruments(self) -> ProxyInstruments: ...
+
+    @property
+    def needs_content(self) -> bool: ...
 
 
 class CallRecorder:
-    """Span + metrics for one call. Not thread-safe: used on the event loop only."""
+    """Span + metrics for one call. Not thread-safe: one call is driven by one thread
+    (the proxy's event loop, or the application thread reading an SDK response)."""
 
     __slots__ = (
         "_telemetry", "_request", "_provider", "_server_address", "_server_port", "_t0",
@@ -46,7 +61,7 @@ class CallRecorder:
 
     def __init__(
         self,
-        telemetry: Telemetry,
+        telemetry: RecordingTarget,
         *,
         method: str,
         url: str,

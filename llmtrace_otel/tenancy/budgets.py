@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -79,6 +80,10 @@ class BudgetTracker:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._seen: OrderedDict[tuple[str, str | None], None] = OrderedDict()
         self._bounds_cache: dict[Window, tuple[float, float]] = {}
+        # Latest spend seen per (tenant, window) with a limit: (usd, window end, limit).
+        self._observed: dict[tuple[str, Window], tuple[float, float, float]] = {}
+        self._observed_lock = threading.Lock()
+        instruments.observe_budgets(self.observed)
         #: Spend records lost (state unavailable, no event loop yet); read by /health.
         self.lost = 0
 
@@ -121,6 +126,26 @@ class BudgetTracker:
             keys.extend(k for k in self.windows(identity.tenant, identity.agent, agent_budgets,
                                                 now) if k.limit.hard_usd is not None)
         return keys
+
+    def observe(self, tenant: str, keys: Sequence[WindowKey], totals: Sequence[float]) -> None:
+        """Remember the spend just read or written, for the budget gauges."""
+        with self._observed_lock:
+            for key, total in zip(keys, totals, strict=True):
+                reference = key.limit.hard_usd if key.limit.hard_usd is not None \
+                    else key.limit.soft_usd
+                if key.scope == "tenant" and reference is not None:
+                    self._observed[(tenant, key.window)] = (total, key.end, reference)
+            if len(self._observed) > 4 * _MAX_SEEN:
+                now = self.clock()
+                self._observed = {k: v for k, v in self._observed.items() if v[1] > now}
+
+    def observed(self) -> list[tuple[str, str, float, float]]:
+        """(tenant, window, spend, limit) of windows still running (gauge callback)."""
+        now = self.clock()
+        with self._observed_lock:
+            items = list(self._observed.items())
+        return [(tenant, window.value, usd, limit)
+                for (tenant, window), (usd, end, limit) in items if end > now]
 
     def note_seen(self, identity: Identity) -> None:
         """Remember recent tenants (and agents with budgets) for /api/v1/budgets."""
@@ -195,6 +220,7 @@ class BudgetTracker:
             self._instruments.degraded(self.backend.name, "add_spend")
             _log.debug("spend of tenant %s not recorded: %s", event.tenant, exc)
             return
+        self.observe(event.tenant, keys, totals)
         if event.usd is None or self._alerts is None:
             return
         for key, total in zip(keys, totals, strict=True):

@@ -98,6 +98,9 @@ class TenancyGuard:
                                                  [w.key for w in windows], now)
         except StateUnavailable as exc:
             return self._degraded(attributes, "admit", exc)
+        if windows:
+            assert budgets is not None
+            budgets.observe(identity.tenant, windows, admission.spend)
         if not admission.budget_ok:
             assert budgets is not None
             message, wait, window = budgets.refusal(windows, admission.spend, identity, now)

@@ -7,9 +7,9 @@ so the first ``tenancy.metric_tenants`` tenants have their own series and the re
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-from opentelemetry.metrics import Meter
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 __all__ = ["TenancyInstruments"]
 
@@ -17,6 +17,7 @@ __all__ = ["TenancyInstruments"]
 class TenancyInstruments:
     def __init__(self, meter: Meter, tenant_label: Callable[[str], str]) -> None:
         self.tenant_label = tenant_label
+        self._meter = meter
         self._rate_limited = meter.create_counter(
             "llmtrace.rate_limited", unit="{request}",
             description="Calls refused with 429 by a tenant's rate limit.")
@@ -37,6 +38,34 @@ class TenancyInstruments:
         self._deliveries = meter.create_counter(
             "llmtrace.alert.deliveries", unit="{delivery}",
             description="Alert deliveries per channel: sent, retried, failed, queue_full.")
+
+    def observe_budgets(self, current: Callable[[], Iterable[tuple[str, str, float, float]]]
+                        ) -> None:
+        """``llmtrace_budget_spend_usd`` and ``llmtrace_budget_limit_usd`` gauges
+        ({tenant, window}) from ``current()``: (tenant, window, spend, limit) rows, read
+        at collection time. Tenants past the label cap are left out (a gauge summed
+        into ``_other`` would mean nothing)."""
+
+        def rows() -> list[tuple[dict[str, str], float, float]]:
+            out = []
+            for tenant, window, spend, limit in current():
+                label = self.tenant_label(tenant)
+                if label == tenant:
+                    out.append(({"tenant": tenant, "window": window}, spend, limit))
+            return out
+
+        def spend(options: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(value, labels) for labels, value, _ in rows()]
+
+        def limit(options: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(value, labels) for labels, _, value in rows()]
+
+        self._meter.create_observable_gauge(
+            "llmtrace.budget.spend_usd", callbacks=[spend], unit="{USD}",
+            description="Spend in the current budget window (windows with a limit).")
+        self._meter.create_observable_gauge(
+            "llmtrace.budget.limit_usd", callbacks=[limit], unit="{USD}",
+            description="The window's hard limit (its soft limit when it has no hard one).")
 
     def rate_limited(self, tenant: str, limit: str) -> None:
         self._rate_limited.add(1, {"tenant": self.tenant_label(tenant), "limit": limit})

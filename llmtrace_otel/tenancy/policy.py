@@ -36,6 +36,7 @@ __all__ = [
     "MAX_TOKENS_PER_MIN",
     "MAX_USD",
     "BudgetLimit",
+    "Budgets",
     "PolicyBook",
     "PolicyError",
     "RateLimits",

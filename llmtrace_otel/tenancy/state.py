@@ -109,7 +109,7 @@ def refill(tokens: float | None, stamp: float, capacity: float, rate: float,
     return tokens, stamp
 
 
-def bucket_state(tokens: float, cost: float, capacity: float, rate: float,
+def _bucket_state(tokens: float, cost: float, capacity: float, rate: float,
                  allowed: bool) -> BucketState:
     after = tokens - cost if allowed else tokens
     retry = 0.0 if tokens >= cost else (cost - tokens) / rate
@@ -149,7 +149,7 @@ class MemoryBackend:
                                                                      strict=True))
             states = []
             for (tokens, stamp), b in zip(current, buckets, strict=True):
-                state = bucket_state(tokens, b.cost, b.capacity, b.rate_per_s, allowed)
+                state = _bucket_state(tokens, b.cost, b.capacity, b.rate_per_s, allowed)
                 self._buckets[b.key] = (state.remaining, stamp, b.capacity, b.rate_per_s)
                 states.append(state)
             return Admission(totals, True, tuple(states))

@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as genai
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.trace import SpanKind, StatusCode
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.fake_upstream import MODEL_SUFFIX, TokenUsage
 
@@ -70,3 +71,20 @@ def assert_genai_span(
     if stream:
         ttfc = attrs[genai.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK]
         assert isinstance(ttfc, float) and 0 < ttfc < 30
+
+
+def metric_samples(text: str) -> list[tuple[str, dict[str, str], float]]:
+    """(name, labels, value) of every sample in a Prometheus text exposition."""
+    return [
+        (sample.name, dict(sample.labels), sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    ]
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """Sum of the samples called ``name`` whose labels include ``labels``; fails if none."""
+    matching = [value for sample, got, value in metric_samples(text)
+                if sample == name and all(got.get(k) == v for k, v in labels.items())]
+    assert matching, f"no sample {name}{labels} in the metrics"
+    return sum(matching)

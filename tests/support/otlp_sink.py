@@ -130,6 +130,10 @@ class ReceivedSpan:
     status_message: str = ""
     start_time_unix_nano: int = 0
     end_time_unix_nano: int = 0
+    #: (trace_id_hex, span_id_hex, attributes) per link.
+    links: tuple[tuple[str, str, dict[str, object]], ...] = ()
+    #: Event timestamps, in the order of ``events``.
+    event_times_unix_nano: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -231,6 +235,12 @@ def _decode_spans(
                         status_message=span.status.message,
                         start_time_unix_nano=span.start_time_unix_nano,
                         end_time_unix_nano=span.end_time_unix_nano,
+                        links=tuple(
+                            (link.trace_id.hex(), link.span_id.hex(),
+                             _decode_attributes(link.attributes))
+                            for link in span.links
+                        ),
+                        event_times_unix_nano=tuple(event.time_unix_nano for event in span.events),
                     )
                 )
     return spans

@@ -25,6 +25,7 @@ from llmtrace_otel.config import Settings, load_settings
 from llmtrace_otel.proxy.app import ProxyServer
 from llmtrace_otel.proxy.guards import RequestGuard
 from llmtrace_otel.telemetry.pipeline import Telemetry, build_telemetry
+from processors.chain import EnrichingSpanProcessor
 
 
 @dataclass
@@ -66,9 +67,15 @@ class RunningProxy:
 
 
 @contextmanager
-def running_proxy(upstream_url: str, tmp_path: Path, *,
-                  guards: Sequence[RequestGuard] | None = None,
-                  **overrides: Any) -> Iterator[RunningProxy]:
+def running_proxy(
+    upstream_url: str,
+    tmp_path: Path,
+    *,
+    guards: Sequence[RequestGuard] | None = None,
+    enrichers: Sequence[EnrichingSpanProcessor] = (),
+    **overrides: Any,
+) -> Iterator[RunningProxy]:
+    """``enrichers`` are added to the real processor chain (before the content policy)."""
     values: dict[str, Any] = {
         "host": "127.0.0.1",
         "port": 0,
@@ -81,7 +88,8 @@ def running_proxy(upstream_url: str, tmp_path: Path, *,
     settings = load_settings(env={}, overrides=values)
     memory = InMemorySpanExporter()
     telemetry = build_telemetry(settings, env={},
-                                extra_span_processors=[SimpleSpanProcessor(memory)])
+                                extra_span_processors=[SimpleSpanProcessor(memory)],
+                                extra_enrichers=enrichers)
     loop = asyncio.new_event_loop()
     server = ProxyServer(settings, telemetry, guards)
     ready = threading.Event()

@@ -100,7 +100,7 @@ def test_budgets_api_shows_spend_limits_utilisation_and_reset(upstream: FakeUpst
     tenants = {"team-a": {"budgets": {"monthly": {"soft_usd": CALL_USD * 2,
                                                   "hard_usd": CALL_USD * 4}}}}
     with running_proxy(upstream.url, tmp_path, budget_daily_hard_usd=1.0,
-                       admin_token="adm1n", tenants=tenants) as proxy:
+                       api_admin_token="adm1n-0123456789abcdef", tenants=tenants) as proxy:
         use_clock(proxy, clock)
         chat(proxy, tenant="team-a")
         chat(proxy, tenant="team-a")
@@ -113,8 +113,8 @@ def test_budgets_api_shows_spend_limits_utilisation_and_reset(upstream: FakeUpst
         url = f"{proxy.url}/api/v1/budgets"
         assert get_json(url)[0] == 401
         assert get_json(url, token="wrong")[0] == 401
-        status, report = get_json(url, token="adm1n")
-        assert get_json(f"{url}?tenant=bad%20id", token="adm1n")[0] == 400
+        status, report = get_json(url, token="adm1n-0123456789abcdef")
+        assert get_json(f"{url}?tenant=bad%20id", token="adm1n-0123456789abcdef")[0] == 400
     assert status == 200 and report["enabled"] is True and report["backend"] == "memory"
     tenants_seen = {t["tenant"]: {w["window"]: w for w in t["windows"]}
                     for t in report["tenants"]}
@@ -142,3 +142,34 @@ def test_budgets_api_without_budgets_and_never_forwarded(upstream: FakeUpstream,
         status, report = get_json(f"{proxy.url}/api/v1/budgets")
     assert (status, report) == (200, {"enabled": False, "tenants": []})
     assert upstream.requests == []
+
+
+def test_budget_gauges_answer_the_dashboard_and_alert_rule(upstream: FakeUpstream,
+                                                           tmp_path: Path) -> None:
+    """The Grafana panel and the Prometheus rule divide spend by limit per tenant: both
+    gauges exist with the labels those expressions use (checked with their own parser)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.test_dashboards import expressions, selectors
+
+    with running_proxy(upstream.url, tmp_path, budget_daily_hard_usd=CALL_USD * 4,
+                       budget_monthly_soft_usd=1.0) as proxy:
+        chat(proxy, tenant="team-a")
+        chat(proxy, tenant="team-a")
+        settle(proxy, 2)
+        text = proxy.metrics_text()
+        assert metric(proxy, "llmtrace_budget_spend_usd", tenant="team-a",
+                      window="daily") == pytest.approx(2 * CALL_USD)
+        assert metric(proxy, "llmtrace_budget_limit_usd", tenant="team-a",
+                      window="daily") == pytest.approx(4 * CALL_USD)
+        assert metric(proxy, "llmtrace_budget_limit_usd", tenant="team-a",
+                      window="monthly") == 1.0
+    labels: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels.setdefault(sample.name, set()).update(sample.labels)
+    budget_exprs = [e for _, e in expressions() if "llmtrace_budget_" in e]
+    assert len(budget_exprs) >= 2
+    for expr in budget_exprs:
+        for name, matched in selectors(expr):
+            assert name in labels and matched <= labels[name], (expr, name)

@@ -54,6 +54,7 @@ from llmtrace_otel.exporters.sqlite.schema import (
 from processors.attributes import (
     LLMTRACE_AGENT_ID,
     LLMTRACE_COST_USD,
+    LLMTRACE_SECURITY_FINDING_EVENT,
     LLMTRACE_SECURITY_SCORE,
     LLMTRACE_TENANT_ID,
 )
@@ -100,6 +101,7 @@ INSERT_COLUMNS: Final = (
     "resource",
     "scope_name",
     "scope_version",
+    "findings_count",
 )
 _INSERT: Final = (
     f"INSERT OR REPLACE INTO spans ({', '.join(INSERT_COLUMNS)}) "
@@ -158,6 +160,13 @@ def _events_json(span: ReadableSpan, encode: _Encode) -> str:
             for event in span.events
         ]
     )
+
+
+def _findings_count(span: ReadableSpan) -> int:
+    events = span.events
+    if not events:
+        return 0
+    return sum(1 for event in events if event.name == LLMTRACE_SECURITY_FINDING_EVENT)
 
 
 def _links_json(span: ReadableSpan, encode: _Encode) -> str:
@@ -240,6 +249,7 @@ def _span_row(
         cached[1],
         scope.name if scope is not None else None,
         scope.version if scope is not None else None,
+        _findings_count(span),
     )
 
 

@@ -8,218 +8,52 @@ filter is a bound parameter and each filtered listing is served by an index on
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
-from datetime import UTC, datetime
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Final
 
-from opentelemetry.util.types import AttributeValue
-
+from llmtrace_otel.exporters.sqlite.filters import Cursor, GroupBy, ListQuery, StatsQuery
+from llmtrace_otel.exporters.sqlite.listing import MAX_TRACE_SPANS, list_sql, trace_sql
+from llmtrace_otel.exporters.sqlite.records import (
+    CALL_COLUMNS,
+    RECORD_COLUMNS,
+    STATUS_CODES,
+    CallPage,
+    CallRow,
+    EventRecord,
+    LinkRecord,
+    SpanRecord,
+    TraceRecord,
+    call_from_row,
+    iso_time,
+    record_from_row,
+)
 from llmtrace_otel.exporters.sqlite.schema import (
     DEFAULT_BUSY_TIMEOUT_MS,
     StoreError,
     connect_reader,
 )
+from llmtrace_otel.exporters.sqlite.stats import (
+    StatsResult,
+    aggregate_sql,
+    rank_sql,
+    run_stats,
+    sorted_durations_sql,
+)
 
-__all__ = ["STATUS_CODES", "CallRow", "EventRecord", "LinkRecord", "SpanRecord", "SpanStore"]
-
-STATUS_CODES: Final = frozenset({"UNSET", "OK", "ERROR"})
-
-Attributes = Mapping[str, AttributeValue]
-
-
-def _iso(time_ns: int | None) -> str | None:
-    if time_ns is None:
-        return None
-    moment = datetime.fromtimestamp(time_ns / 1e9, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-@dataclass(frozen=True, slots=True)
-class CallRow:
-    """One call in a listing: the columns a person scans, not the full record."""
-
-    span_id: str
-    trace_id: str
-    parent_span_id: str | None
-    name: str
-    start_time_ns: int | None
-    duration_ms: float | None
-    status_code: str
-    status_message: str | None
-    service_name: str | None
-    operation: str | None
-    provider: str | None
-    request_model: str | None
-    response_model: str | None
-    input_tokens: int | None
-    output_tokens: int | None
-    ttft_ms: float | None
-    stream: bool | None
-    error_type: str | None
-    http_status: int | None
-    cost_usd: float | None
-    tenant_id: str | None
-
-    def as_dict(self) -> dict[str, object]:
-        """JSON-ready fields, plus ``start_time`` as an ISO-8601 UTC string."""
-        data: dict[str, object] = asdict(self)
-        data["start_time"] = _iso(self.start_time_ns)
-        return data
-
-    def as_table_row(self) -> tuple[str, ...]:
-        """Cells for: time (UTC), operation, provider, model, status, in, out, ms, ttfc ms,
-        trace id."""
-        time = _iso(self.start_time_ns)
-        status = self.status_code
-        if self.error_type:
-            status = f"{status} {self.error_type}"
-        return (
-            time.replace("T", " ").rstrip("Z") if time else "-",
-            self.operation or "-",
-            self.provider or "-",
-            self.response_model or self.request_model or "-",
-            status,
-            "-" if self.input_tokens is None else str(self.input_tokens),
-            "-" if self.output_tokens is None else str(self.output_tokens),
-            "-" if self.duration_ms is None else f"{self.duration_ms:.0f}",
-            "-" if self.ttft_ms is None else f"{self.ttft_ms:.0f}",
-            self.trace_id,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class EventRecord:
-    name: str
-    timestamp_ns: int | None
-    attributes: Attributes
-
-
-@dataclass(frozen=True, slots=True)
-class LinkRecord:
-    trace_id: str
-    span_id: str
-    attributes: Attributes
-
-
-@dataclass(frozen=True, slots=True)
-class SpanRecord:
-    """Everything stored for one span; attribute maps are read-only, sequences are tuples."""
-
-    span_id: str
-    trace_id: str
-    parent_span_id: str | None
-    name: str
-    kind: str
-    start_time_ns: int | None
-    end_time_ns: int | None
-    duration_ms: float | None
-    status_code: str
-    status_message: str | None
-    service_name: str | None
-    operation: str | None
-    provider: str | None
-    request_model: str | None
-    response_model: str | None
-    response_id: str | None
-    input_tokens: int | None
-    output_tokens: int | None
-    cache_read_tokens: int | None
-    cache_creation_tokens: int | None
-    reasoning_tokens: int | None
-    ttft_ms: float | None
-    stream: bool | None
-    error_type: str | None
-    server_address: str | None
-    http_status: int | None
-    cost_usd: float | None
-    tenant_id: str | None
-    agent_id: str | None
-    security_score: float | None
-    attributes: Attributes
-    events: tuple[EventRecord, ...]
-    links: tuple[LinkRecord, ...]
-    resource: Attributes
-    scope_name: str | None
-    scope_version: str | None
-
-    def as_dict(self) -> dict[str, object]:
-        """JSON-ready: attribute maps as dicts, events and links as lists of dicts."""
-        data: dict[str, object] = {}
-        for field in fields(self):
-            value = getattr(self, field.name)
-            if field.name in ("attributes", "resource"):
-                value = dict(value)
-            elif field.name in ("events", "links"):
-                value = [
-                    {f.name: getattr(item, f.name) for f in fields(item)}
-                    | {"attributes": dict(item.attributes)}
-                    for item in value
-                ]
-            data[field.name] = value
-        data["start_time"] = _iso(self.start_time_ns)
-        return data
-
-
-_CALL_COLUMNS: Final = tuple(f.name for f in fields(CallRow))
-_RECORD_COLUMNS: Final = tuple(f.name for f in fields(SpanRecord))
-_CALL_STREAM: Final = _CALL_COLUMNS.index("stream")
-
-
-def _attributes(raw: Any) -> Attributes:
-    if not isinstance(raw, dict):
-        return MappingProxyType({})
-    return MappingProxyType(
-        {key: tuple(value) if isinstance(value, list) else value for key, value in raw.items()}
-    )
-
-
-def _decode(text: str | None, column: str, span_id: str) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise StoreError(f"span {span_id}: column {column} holds invalid JSON: {exc}") from exc
-
-
-def _record(row: tuple[Any, ...]) -> SpanRecord:
-    values: dict[str, Any] = dict(zip(_RECORD_COLUMNS, row, strict=True))
-    span_id = values["span_id"]
-    values["attributes"] = _attributes(_decode(values["attributes"], "attributes", span_id))
-    values["resource"] = _attributes(_decode(values["resource"], "resource", span_id))
-    values["events"] = tuple(
-        EventRecord(
-            name=str(event.get("name", "")),
-            timestamp_ns=event.get("timestamp_ns"),
-            attributes=_attributes(event.get("attributes")),
-        )
-        for event in _decode(values["events"], "events", span_id) or ()
-    )
-    values["links"] = tuple(
-        LinkRecord(
-            trace_id=str(link.get("trace_id", "")),
-            span_id=str(link.get("span_id", "")),
-            attributes=_attributes(link.get("attributes")),
-        )
-        for link in _decode(values["links"], "links", span_id) or ()
-    )
-    if values["stream"] is not None:
-        values["stream"] = bool(values["stream"])
-    return SpanRecord(**values)
-
-
-def _call(row: tuple[Any, ...]) -> CallRow:
-    if row[_CALL_STREAM] is not None:
-        row = (*row[:_CALL_STREAM], bool(row[_CALL_STREAM]), *row[_CALL_STREAM + 1 :])
-    return CallRow(*row)
-
+__all__ = [
+    "STATUS_CODES",
+    "CallPage",
+    "CallRow",
+    "EventRecord",
+    "LinkRecord",
+    "SpanRecord",
+    "SpanStore",
+    "TraceRecord",
+    "iso_time",
+]
 
 def _recent_calls_sql(
     limit: int,
@@ -255,7 +89,7 @@ def _recent_calls_sql(
         params.append(code)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     sql = (
-        f"SELECT {', '.join(_CALL_COLUMNS)} FROM spans{clause} "
+        f"SELECT {', '.join(CALL_COLUMNS)} FROM spans{clause} "
         "ORDER BY start_time_ns DESC, rowid DESC LIMIT ?"
     )
     params.append(limit)
@@ -312,7 +146,7 @@ class SpanStore:
         """
         sql, params = _recent_calls_sql(limit, provider, model, since_ns, trace_id, status)
         with self._connection() as conn:
-            return [_call(row) for row in conn.execute(sql, params)]
+            return [call_from_row(row) for row in conn.execute(sql, params)]
 
     def explain_recent_calls(
         self,
@@ -331,10 +165,61 @@ class SpanStore:
 
     def get_span(self, span_id: str) -> SpanRecord | None:
         """The full record of one span (16 hex digits), or None when it is not stored."""
-        sql = f"SELECT {', '.join(_RECORD_COLUMNS)} FROM spans WHERE span_id = ?"
+        sql = f"SELECT {', '.join(RECORD_COLUMNS)} FROM spans WHERE span_id = ?"
         with self._connection() as conn:
             row = conn.execute(sql, (span_id.lower(),)).fetchone()
-        return None if row is None else _record(row)
+        return None if row is None else record_from_row(row)
+
+    def list_calls(self, query: ListQuery) -> CallPage:
+        """One page of calls matching ``query.filter``, newest first (keyset pagination)."""
+        sql, params = list_sql(query, CALL_COLUMNS)
+        with self._connection() as conn:
+            rows = [call_from_row(row) for row in conn.execute(sql, params)]
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        cursor = None
+        if more:
+            last = rows[-1]
+            assert last.start_time_ns is not None  # the listing excludes NULL start times
+            cursor = Cursor(last.start_time_ns, last.span_id).encode()
+        return CallPage(tuple(rows), cursor)
+
+    def explain_list_calls(self, query: ListQuery) -> tuple[str, ...]:
+        """The ``EXPLAIN QUERY PLAN`` detail lines of :meth:`list_calls`."""
+        sql, params = list_sql(query, CALL_COLUMNS)
+        return self._explain(sql, params)
+
+    def get_trace(self, trace_id: str) -> TraceRecord | None:
+        """Every stored span of ``trace_id`` (32 hex digits), or None when there is none."""
+        trace_id = trace_id.lower()
+        with self._connection() as conn:
+            rows = conn.execute(trace_sql(RECORD_COLUMNS), (trace_id,)).fetchall()
+        if not rows:
+            return None
+        spans = tuple(record_from_row(row) for row in rows[:MAX_TRACE_SPANS])
+        return TraceRecord(trace_id, spans, len(rows) > MAX_TRACE_SPANS)
+
+    def stats(self, query: StatsQuery) -> StatsResult:
+        """Calls, errors, tokens, cost and latency percentiles (see ``stats.py``)."""
+        with self._connection() as conn:
+            return run_stats(conn, query)
+
+    def explain_stats(self, query: StatsQuery) -> tuple[str, ...]:
+        """``EXPLAIN QUERY PLAN`` lines of every statement :meth:`stats` runs."""
+        lines: list[str] = []
+        statements = [aggregate_sql(query, GroupBy.NONE), rank_sql(query, descending=False)]
+        if query.group_by is not GroupBy.NONE:
+            statements += [aggregate_sql(query, query.group_by),
+                           sorted_durations_sql(query, query.group_by)]
+        for sql, params in statements:
+            if "OFFSET ?" in sql:
+                params = (*params, 0)
+            lines.extend(self._explain(sql, params))
+        return tuple(lines)
+
+    def _explain(self, sql: str, params: tuple[object, ...]) -> tuple[str, ...]:
+        with self._connection() as conn:
+            return tuple(str(row[3]) for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
 
     def count(self) -> int:
         """Number of stored spans."""

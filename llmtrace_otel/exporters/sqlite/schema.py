@@ -21,6 +21,8 @@ import sqlite3
 from pathlib import Path
 from typing import Final
 
+from processors.attributes import LLMTRACE_SECURITY_FINDING_EVENT
+
 __all__ = [
     "APPLICATION_ID",
     "DEFAULT_BUSY_TIMEOUT_MS",
@@ -89,6 +91,15 @@ CREATE TABLE spans (
 )
 """
 
+# Migration steps are parameterless statements, so the event name (our own constant, never
+# user input) is inlined as a quoted SQL literal.
+_FINDING_LITERAL: Final = "'" + LLMTRACE_SECURITY_FINDING_EVENT.replace("'", "''") + "'"
+_BACKFILL_FINDINGS_V2: Final = (
+    "UPDATE spans SET findings_count = (SELECT count(*) FROM json_each(spans.events) "
+    f"WHERE json_extract(json_each.value, '$.name') = {_FINDING_LITERAL}) "
+    f"WHERE instr(events, {_FINDING_LITERAL}) > 0"
+)
+
 #: Ordered ``(version, statements)`` steps; a step's statements run in one transaction.
 MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
     (
@@ -100,6 +111,32 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             "CREATE INDEX idx_spans_model_start ON spans (request_model, start_time_ns)",
             "CREATE INDEX idx_spans_trace ON spans (trace_id)",
             "CREATE INDEX idx_spans_tenant_start ON spans (tenant_id, start_time_ns)",
+        ),
+    ),
+    (
+        2,
+        (
+            # Security findings arrive as span events; the count is kept in a column so the
+            # "has findings" filter is an index lookup, not a JSON scan. ADD COLUMN with a
+            # constant default rewrites nothing; the UPDATE backfills rows written by v1.
+            "ALTER TABLE spans ADD COLUMN findings_count INTEGER NOT NULL DEFAULT 0",
+            _BACKFILL_FINDINGS_V2,
+            # The time index becomes covering for stats: after start_time_ns it holds every
+            # column a stats filter, grouping or aggregate reads, so stats never touch the
+            # wide rows. Start times grow, so new entries land at the right edge of the tree.
+            "DROP INDEX idx_spans_start",
+            "CREATE INDEX idx_spans_start ON spans (start_time_ns, provider, request_model, "
+            "tenant_id, status_code, findings_count, security_score, duration_ms, ttft_ms, "
+            "input_tokens, output_tokens, cost_usd)",
+            # Partial indexes for the listing filters that select few rows (findings, errors,
+            # scored spans): they hold only the matching rows, so they cost the writer
+            # nothing for the others, and newest-first listings walk them in order.
+            "CREATE INDEX idx_spans_findings_start ON spans (start_time_ns) "
+            "WHERE findings_count > 0",
+            "CREATE INDEX idx_spans_errors_start ON spans (start_time_ns) "
+            "WHERE status_code = 'ERROR'",
+            "CREATE INDEX idx_spans_scored_start ON spans (start_time_ns) "
+            "WHERE security_score IS NOT NULL",
         ),
     ),
 )
