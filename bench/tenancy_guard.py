@@ -56,13 +56,14 @@ def _call(settings_router: Router, headers: HTTPHeaders) -> CallInfo:
                     route.adapter.parse_request(BODY))
 
 
-def _guard(backend: StateBackend) -> TenancyGuard:
+def _guard(backend: StateBackend, *, limits: bool = True) -> TenancyGuard:
     settings = load_settings(env={}, overrides={
         "requests_per_s": 1e6, "request_burst": 1e9, "tokens_per_min": 1e12,
-        "budget_daily_hard_usd": 1e9})
+        "budget_daily_hard_usd": 1e9} if limits else {})
     book = PolicyBook(default_policy(settings), settings.tenants)
     instruments = TenancyInstruments(MeterProvider().get_meter("bench"), BoundedLabels(100))
-    budgets = BudgetTracker(book, backend, key_prefix="bench:", instruments=instruments)
+    budgets = BudgetTracker(book, backend, key_prefix="bench:", instruments=instruments) \
+        if limits else None
     return TenancyGuard(TenantResolver("default", "secret"), book, backend, instruments,
                         key_prefix="bench:", budgets=budgets)
 
@@ -106,13 +107,22 @@ def main() -> int:
                  _batches(resolve(key_call), options.batch, options.repeats)))
 
     loop = asyncio.new_event_loop()
-    guard = _guard(MemoryBackend())
     call = _call(router, key_call)
+    plain = _guard(MemoryBackend(), limits=False)
+    guard = _guard(MemoryBackend())
+
+    async def plain_checks(n: int) -> None:
+        for _ in range(n):
+            await plain.check(call)
 
     async def checks(n: int) -> None:
         for _ in range(n):
             verdict = await guard.check(call)
             assert verdict is not None and verdict.reject is None
+
+    rows.append(("guard check, no limits configured (the default: resolution + attributes)",
+                 _batches(lambda n: loop.run_until_complete(plain_checks(n)), options.batch,
+                          options.repeats)))
 
     rows.append(("guard check, memory backend (resolve + 2 buckets + daily budget)",
                  _batches(lambda n: loop.run_until_complete(checks(n)), options.batch,
@@ -155,10 +165,24 @@ def main() -> int:
                     await backend.aclose()
                     return samples
 
+                async def pings(n: int) -> list[float]:
+                    client = backend._connect()
+                    out = []
+                    for _ in range(n):
+                        start = time.perf_counter_ns()
+                        await client.ping()
+                        out.append((time.perf_counter_ns() - start) / 1000)
+                    return out
+
                 samples = loop.run_until_complete(timed(options.redis_calls))
+                backend._client = None
+                reference = loop.run_until_complete(pings(options.redis_calls))
+                loop.run_until_complete(backend.aclose())
                 rows.append(("guard check, Redis backend (one Lua round trip, loopback)",
                              statistics.median(samples)))
                 rows.append(("  ... p99", sorted(samples)[int(len(samples) * 0.99)]))
+                rows.append(("reference: redis.asyncio PING round trip, same client settings",
+                             statistics.median(reference)))
             finally:
                 server.terminate()
                 server.wait(10)
