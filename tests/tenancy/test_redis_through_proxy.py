@@ -30,7 +30,7 @@ def test_two_instances_enforce_one_limit_under_concurrency(upstream: FakeUpstrea
                                                           redis_url: str) -> None:
     """40 calls at once, spread over two instances, against a burst of 10: exactly 10 pass."""
     shared = {"state_backend": "redis", "redis_url": redis_url, "requests_per_s": 0.001,
-              "request_burst": 10}
+              "request_burst": 10, "redis_timeout_s": 5}  # exactness, not latency, here
     with running_proxy(upstream.url, tmp_path / "a", **shared) as a, \
             running_proxy(upstream.url, tmp_path / "b", **shared) as b:
         with ThreadPoolExecutor(max_workers=16) as pool:
@@ -46,7 +46,7 @@ def test_spend_recorded_by_one_instance_stops_the_other(upstream: FakeUpstream,
                                                         tmp_path: Path,
                                                         redis_url: str) -> None:
     clock = Clock()
-    shared = {"state_backend": "redis", "redis_url": redis_url,
+    shared = {"state_backend": "redis", "redis_url": redis_url, "redis_timeout_s": 5,
               "budget_daily_hard_usd": CALL_USD * 1.5}
     with running_proxy(upstream.url, tmp_path / "a", **shared) as a, \
             running_proxy(upstream.url, tmp_path / "b", **shared) as b:
@@ -110,7 +110,7 @@ def test_redis_recovers_without_restart(upstream: FakeUpstream, tmp_path: Path,
                                         redis_url: str) -> None:
     with running_proxy(upstream.url, tmp_path, state_backend="redis",
                        redis_url=dead_redis_url(), requests_per_s=0.001,
-                       request_burst=1) as proxy:
+                       request_burst=1, redis_timeout_s=5) as proxy:
         assert _status(proxy, tenant="t") == 200
         assert _health(proxy)["status"] == "degraded"
         from tests.tenancy.support import tenancy_guard

@@ -12,10 +12,13 @@ from llmtrace_otel.tenancy.state import Bucket, MemoryBackend, SpendKey, StateBa
 from tests.tenancy.conftest import dead_redis_url
 
 T0 = 1_800_000_000.0
+#: Generous: these tests check exactness under concurrency, not latency, and CI machines
+#: can be busy (the product default is 0.25 s).
+TIMEOUT_S = 5.0
 
 
 def _make(kind: str, url: str | None) -> StateBackend:
-    return MemoryBackend() if kind == "memory" else RedisBackend(url or "")
+    return MemoryBackend() if kind == "memory" else RedisBackend(url or "", timeout_s=TIMEOUT_S)
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -141,7 +144,7 @@ def test_concurrent_spend_is_not_lost(redis_url: str) -> None:
     key = SpendKey("s|{t}|sp|daily|0", hard_usd=None, expires_at=T0 + 86400)
 
     async def scenario() -> tuple[float, int]:
-        backends = [RedisBackend(redis_url) for _ in range(4)]
+        backends = [RedisBackend(redis_url, timeout_s=TIMEOUT_S) for _ in range(4)]
         try:
             await asyncio.gather(*(backends[i % 4].add_spend([key], 0.01, T0)
                                    for i in range(400)))
