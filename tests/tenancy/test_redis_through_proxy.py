@@ -13,6 +13,7 @@ import pytest
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.proxy_harness import RunningProxy, running_proxy
 from tests.tenancy.conftest import dead_redis_url
+from tests.tenancy.receiver import Receiver
 from tests.tenancy.support import Clock, chat, metric, settle, use_clock
 from tests.tenancy.test_budgets_through_proxy import CALL_USD
 
@@ -72,9 +73,10 @@ def _health(proxy: RunningProxy) -> dict:  # type: ignore[type-arg]
 
 def test_redis_down_fails_open_counted_and_on_health(upstream: FakeUpstream,
                                                      tmp_path: Path) -> None:
-    with running_proxy(upstream.url, tmp_path, state_backend="redis",
-                       redis_url=dead_redis_url(), requests_per_s=0.001, request_burst=1,
-                       budget_daily_hard_usd=1.0) as proxy:
+    with Receiver() as hook, running_proxy(
+            upstream.url, tmp_path, state_backend="redis", redis_url=dead_redis_url(),
+            requests_per_s=0.001, request_burst=1, budget_daily_hard_usd=1.0,
+            alert_webhook_url=hook.url) as proxy:
         assert _health(proxy)["status"] == "healthy"
         statuses = [_status(proxy, tenant="t") for _ in range(3)]
         assert statuses == [200, 200, 200]  # limits unenforceable: traffic flows
@@ -84,6 +86,12 @@ def test_redis_down_fails_open_counted_and_on_health(upstream: FakeUpstream,
                       operation="admit") == 3
         assert metric(proxy, "llmtrace_limits_degraded_total", backend="redis",
                       operation="add_spend") == 3
+        [alert] = hook.wait_for(1)  # one alert for the outage: the others cooled down
+        assert metric(proxy, "llmtrace_alerts_total", kind="state_backend_degraded",
+                      outcome="cooldown") == 2
+    assert alert.body["kind"] == "state_backend_degraded"
+    assert alert.body["severity"] == "error" and alert.body["tenant"] == "*"
+    assert "calls are passing without limits" in alert.body["summary"]
     assert health["status"] == "degraded"
     component = health["components"]["guard.tenancy"]
     assert component["state"] == "failing" and component["backend"] == "redis"
