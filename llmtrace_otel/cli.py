@@ -21,6 +21,7 @@ from llmtrace_otel.config import (
 )
 from llmtrace_otel.logs import configure_logging
 from llmtrace_otel.query_commands import add_query_commands
+from llmtrace_otel.runtime import run
 
 __all__ = ["main"]
 
@@ -70,7 +71,7 @@ async def _serve(settings: Settings) -> None:
 def _cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings_from(args)
     configure_logging(log_level_number(settings), settings.log_format)
-    asyncio.run(_serve(settings))
+    run(_serve(settings), settings.event_loop)
     return 0
 
 
@@ -98,7 +99,7 @@ async def _collect(settings: Settings) -> None:
 def _cmd_collect(args: argparse.Namespace) -> int:
     settings = _settings_from(args)
     configure_logging(log_level_number(settings), settings.log_format)
-    asyncio.run(_collect(settings))
+    run(_collect(settings), settings.event_loop)
     return 0
 
 

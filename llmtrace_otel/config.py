@@ -44,6 +44,7 @@ class Settings:
     port: int = 8080
     max_body_bytes: int = 32 * 1024 * 1024
     shutdown_timeout_s: float = 15.0
+    event_loop: str = "auto"
     upstream_url: str = "https://api.openai.com"
     anthropic_upstream_url: str = "https://api.anthropic.com"
     connect_timeout_s: float = 10.0
@@ -59,6 +60,15 @@ class Settings:
     otlp_endpoint: str | None = None
     otlp_protocol: str = "grpc"
     metrics_enabled: bool = True
+    metrics_max_models: int = 200
+    metrics_model_allowlist: str = ""
+    metrics_http_server: bool = True
+    metrics_http_exclude_paths: str = "/health,/metrics"
+    metrics_process: bool = True
+    provider_health_window_s: float = 60.0
+    provider_health_min_calls: int = 5
+    provider_health_failure_ratio: float = 0.5
+    provider_health_consecutive_failures: int = 5
     pricing_file: str | None = None
     log_level: str = "INFO"
     log_format: str = "text"
@@ -166,6 +176,8 @@ FIELDS: tuple[FieldSpec, ...] = (
        "Largest request body accepted; larger bodies get 413."),
     _f("shutdown_timeout_s", "server.shutdown_timeout_s", float,
        "On SIGTERM/SIGINT, how long in-flight calls may take to finish."),
+    _f("event_loop", "server.event_loop", str,
+       "Event loop of serve/collect: auto (uvloop when installed), uvloop or asyncio."),
     _f("upstream_url", "upstream.url", str,
        "Base URL of the OpenAI-compatible upstream (paths are appended)."),
     _f("anthropic_upstream_url", "upstream.anthropic_url", str,
@@ -195,6 +207,26 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("otlp_protocol", "otlp.protocol", str,
        "OTLP protocol: grpc or http/protobuf (else OTEL_EXPORTER_OTLP_PROTOCOL)."),
     _f("metrics_enabled", "metrics.enabled", _parse_bool, "Serve Prometheus metrics at /metrics."),
+    _f("metrics_max_models", "metrics.max_models", int,
+       "Distinct model names a metric label keeps; later ones are counted as `_other` "
+       "(spans keep the real name)."),
+    _f("metrics_model_allowlist", "metrics.model_allowlist", str,
+       "Comma-separated model names that metric labels keep (all others `_other`); "
+       "replaces metrics.max_models when set."),
+    _f("metrics_http_server", "metrics.http_server", _parse_bool,
+       "Record the OTel HTTP server metrics (http.server.*) for every route of the port."),
+    _f("metrics_http_exclude_paths", "metrics.http_exclude_paths", str,
+       "Comma-separated paths left out of the http.server.* metrics."),
+    _f("metrics_process", "metrics.process", _parse_bool,
+       "Report process metrics (CPU, memory, file descriptors, threads, GC, start time)."),
+    _f("provider_health_window_s", "provider_health.window_s", float,
+       "Sliding window of call outcomes that decides llmtrace_provider_available."),
+    _f("provider_health_min_calls", "provider_health.min_calls", int,
+       "Calls in the window before the failure ratio can mark a provider unavailable."),
+    _f("provider_health_failure_ratio", "provider_health.failure_ratio", float,
+       "Share of failed calls in the window (0-1] that marks a provider unavailable."),
+    _f("provider_health_consecutive_failures", "provider_health.consecutive_failures", int,
+       "This many failures in a row mark a provider unavailable at once."),
     _f("pricing_file", "pricing.file", _parse_optional_str,
        "Price table (our YAML/JSON or LiteLLM JSON) overriding/extending the built-in one."),
     _f("log_level", "logging.level", str, "DEBUG, INFO, WARNING or ERROR."),
@@ -388,6 +420,23 @@ def validate(settings: Settings) -> Settings:
         _check_url("otlp.endpoint", settings.otlp_endpoint)
     if settings.log_level.upper() not in _LOG_LEVELS:
         raise ConfigError(f"logging.level: {settings.log_level!r} is not one of {_LOG_LEVELS}")
+    for name in ("metrics_max_models", "provider_health_min_calls",
+                 "provider_health_consecutive_failures"):
+        if getattr(settings, name) < 1:
+            raise ConfigError(f"{_spec(name).key}: must be >= 1, got {getattr(settings, name)}")
+    if not settings.provider_health_window_s > 0:
+        raise ConfigError("provider_health.window_s: must be > 0 seconds, "
+                          f"got {settings.provider_health_window_s}")
+    if not 0 < settings.provider_health_failure_ratio <= 1:
+        raise ConfigError("provider_health.failure_ratio: must be in (0, 1], "
+                          f"got {settings.provider_health_failure_ratio}")
+    for path in split_list(settings.metrics_http_exclude_paths):
+        if not path.startswith("/"):
+            raise ConfigError(f"metrics.http_exclude_paths: {path!r} must start with '/'")
+    if settings.event_loop not in ("auto", "uvloop", "asyncio"):
+        raise ConfigError(
+            f"server.event_loop: {settings.event_loop!r} is not one of auto, uvloop, asyncio"
+        )
     if settings.log_format not in ("text", "json"):
         raise ConfigError(f"logging.format: {settings.log_format!r} is not text or json")
     token = settings.api_admin_token

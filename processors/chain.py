@@ -93,12 +93,21 @@ def copy_span(span: ReadableSpan, enrichment: Enrichment) -> ReadableSpan:
     The counts of attributes, events and links the SDK dropped at its limits are kept,
     so exporters still report them (OTLP ``dropped_*_count``).
     """
-    merged = dict(span.attributes or {})
+    source = span.attributes
+    # ``attributes`` of a ReadableSpan is a read-only proxy whose copy() is a C-level dict
+    # copy; the values in it were validated when the span recorded them.
+    merged: dict[str, AttributeValue] = source.copy() if source else {}  # type: ignore[attr-defined]
     for key in enrichment.remove:
         merged.pop(key, None)
-    merged.update(enrichment.attributes)
-    attributes = BoundedAttributes(maxlen=None, attributes=merged, immutable=True)
-    attributes.dropped = span.dropped_attributes
+    if enrichment.attributes:
+        # Only the new values need the SDK's validation (and conversion of lists to tuples).
+        merged.update(BoundedAttributes(maxlen=None, attributes=enrichment.attributes))
+    dropped = span.dropped_attributes
+    attributes: Mapping[str, AttributeValue] = merged
+    if dropped:  # only a BoundedAttributes can carry the count the SDK dropped at its limits
+        bounded = BoundedAttributes(maxlen=None, attributes=merged, immutable=True)
+        bounded.dropped = dropped
+        attributes = bounded
     return ReadableSpan(
         name=span.name,
         context=span.context,

@@ -19,18 +19,25 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
 
 from opentelemetry.context import Context
-from opentelemetry.metrics import MeterProvider
+from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, get_meter
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from processors.chain import DropCounter
 
-__all__ = ["ExportSink"]
+__all__ = ["EXPORT_DURATION_BUCKETS", "ExportSink"]
 
 _log = logging.getLogger(__name__)
+_METER = "llmtrace.processors.sinks"
+_EXPORTER = "exporter"
+#: Seconds; a local SQLite batch takes milliseconds, a remote OTLP one up to its timeout.
+EXPORT_DURATION_BUCKETS: Sequence[float] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+)
 
 
 def _ignore_drop(stage: str, reason: str) -> None:
@@ -45,12 +52,14 @@ class _AccountingExporter(SpanExporter):
         self._inner = inner
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        started = time.perf_counter()
         try:
             result = self._inner.export(spans)
         except Exception:
             _log.exception("exporter %s raised; %d spans dropped", self._sink.name, len(spans))
             result = SpanExportResult.FAILURE
-        self._sink._settle(len(spans), result is SpanExportResult.SUCCESS)
+        self._sink._settle(len(spans), result is SpanExportResult.SUCCESS,
+                           time.perf_counter() - started)
         return result
 
     def shutdown(self) -> None:
@@ -63,7 +72,10 @@ class _AccountingExporter(SpanExporter):
 class ExportSink(SpanProcessor):
     """``BatchSpanProcessor(exporter)`` with a bounded, counted queue and export outcome.
 
-    ``name`` labels the drop counter (stage ``export.<name>``) and ``/health``.
+    ``name`` labels the drop counter (stage ``export.<name>``), ``/health`` and the
+    sink's metrics: ``llmtrace.export.duration`` (seconds per exported batch, by
+    ``exporter`` and ``outcome``), ``llmtrace.export.queue.depth`` and
+    ``llmtrace.export.queue.capacity`` (spans, read at collection time).
     ``last_ok`` is the outcome of the latest export (``None`` before the first) and
     ``failed_batches`` counts failed exports.
     """
@@ -93,6 +105,16 @@ class ExportSink(SpanProcessor):
         self._lock = threading.Condition(threading.Lock())
         self._stage = f"export.{name}"
         self._on_drop = on_drop or _ignore_drop
+        meter = get_meter(_METER, meter_provider=meter_provider)
+        self._duration = meter.create_histogram(
+            "llmtrace.export.duration", unit="s", description="Time to export one batch.",
+            explicit_bucket_boundaries_advisory=EXPORT_DURATION_BUCKETS)
+        meter.create_observable_gauge(
+            "llmtrace.export.queue.depth", [self._observe_depth], unit="{span}",
+            description="Spans waiting for this exporter.")
+        meter.create_observable_gauge(
+            "llmtrace.export.queue.capacity", [self._observe_capacity], unit="{span}",
+            description="Spans this exporter's queue holds before it drops.")
         self._batch = BatchSpanProcessor(
             _AccountingExporter(self, exporter),
             max_queue_size=max_queue_size,
@@ -129,10 +151,18 @@ class ExportSink(SpanProcessor):
             return
         self._batch.on_end(span)
 
-    def _settle(self, count: int, ok: bool) -> None:
+    def _observe_depth(self, options: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(self._pending, {_EXPORTER: self.name})
+
+    def _observe_capacity(self, options: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(self._max, {_EXPORTER: self.name})
+
+    def _settle(self, count: int, ok: bool, seconds: float = 0.0) -> None:
         with self._lock:
             self._pending = max(0, self._pending - count)
             self._lock.notify_all()
+        self._duration.record(seconds, {_EXPORTER: self.name,
+                                        "outcome": "ok" if ok else "failed"})
         self.last_ok = ok
         if not ok:
             self.failed_batches += 1

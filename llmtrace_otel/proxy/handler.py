@@ -39,6 +39,15 @@ _CLIENT_GONE = "client_disconnected"
 # When the proxy added stream_options.include_usage, OpenAI adds `"usage":null` to every
 # chunk; the client did not ask for it, so it is removed again (compact JSON, as sent).
 _USAGE_NULL = b',"usage":null'
+# http.route of proxied LLM API calls: the canonical path, or the API's suffix under any
+# other prefix (Azure deployments, gateways), so the route stays low-cardinality.
+_API_ROUTES = {
+    "openai.chat_completions": ("/v1/chat/completions", "/*/chat/completions"),
+    "openai.completions": ("/v1/completions", "/*/completions"),
+    "openai.embeddings": ("/v1/embeddings", "/*/embeddings"),
+    "openai.responses": ("/v1/responses", "/*/responses"),
+    "anthropic.messages": ("/v1/messages", "/*/v1/messages"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +79,9 @@ class ProxyHandler(RequestHandler):
         self._accumulator: StreamAccumulator | None = None
         self._stream_complete = False
         self._guard_headers: list[tuple[str, str]] = []
+        #: For the http.server.* metrics (proxy/http_metrics.py).
+        self.http_route = "/*"
+        self.response_body_size = 0
 
     def set_default_headers(self) -> None:
         # Relay the upstream's headers only: no Tornado Server/Content-Type defaults.
@@ -94,6 +106,15 @@ class ProxyHandler(RequestHandler):
             self._chunks.clear()
         else:
             self._chunks.append(chunk)
+
+    @property
+    def request_body_size(self) -> int:
+        return self._size
+
+    def write(self, chunk: str | bytes | dict) -> None:  # type: ignore[type-arg]
+        if isinstance(chunk, bytes):
+            self.response_body_size += len(chunk)
+        super().write(chunk)
 
     def on_connection_close(self) -> None:
         self._client_gone = True
@@ -121,6 +142,9 @@ class ProxyHandler(RequestHandler):
         method = request.method or "GET"
         headers = request.headers
         route = ctx.router.route(method, request.path, headers)
+        if route.adapter is not None:
+            canonical, other = _API_ROUTES.get(route.adapter.api, ("/*", "/*"))
+            self.http_route = canonical if request.path == canonical else other
         body = b"".join(self._chunks) if self._chunks else None
         issues: list[str] = []
         llm_request = self._parse_request(route, body, issues)

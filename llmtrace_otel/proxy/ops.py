@@ -40,7 +40,8 @@ class _OpsContext:
 
 def health_report(telemetry: Telemetry, started_monotonic: float, in_flight: InFlight,
                   guards: GuardChain | None = None) -> dict:
-    """Liveness/readiness: ``healthy`` unless a component is failing (``degraded``).
+    """Liveness/readiness: ``healthy`` unless a component is failing or an upstream
+    provider is unavailable (``degraded``; ``providers`` says which and why).
 
     The proxy keeps relaying traffic when telemetry degrades, so ``degraded`` is still
     served with 200: it is a signal for operators, not a reason to restart the pod.
@@ -68,12 +69,17 @@ def health_report(telemetry: Telemetry, started_monotonic: float, in_flight: InF
         for name, (details, failing) in guards.health().items():
             degraded |= failing
             components[name] = details
+    providers: dict[str, dict[str, object]] = {}
+    for provider in telemetry.instruments.provider_health.states():
+        providers[provider.provider] = provider.as_dict()
+        degraded |= not provider.available
     return {
         "status": "degraded" if degraded else "healthy",
         "version": __version__,
         "uptime_s": round(time.monotonic() - started_monotonic, 3),
         "in_flight": in_flight.count,
         "components": components,
+        "providers": providers,
     }
 
 

@@ -31,8 +31,11 @@ from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry
 
 from llmtrace_otel import __version__
-from llmtrace_otel.config import Settings, otlp_requested
+from llmtrace_otel.config import Settings, otlp_requested, split_list
 from llmtrace_otel.telemetry.instruments import ProxyInstruments
+from llmtrace_otel.telemetry.labels import ValueCap
+from llmtrace_otel.telemetry.process import observe_process, register_process_collectors
+from llmtrace_otel.telemetry.provider_health import ProviderHealth
 from processors.chain import BackgroundSpanProcessor, EnrichingSpanProcessor, build_chain
 from processors.content_policy import ContentPolicyProcessor
 from processors.cost import CostProcessor, PriceTable
@@ -151,7 +154,21 @@ def build_telemetry(
             readers.append(_otlp_metric_reader(settings))
         meter_provider = MeterProvider(resource=resource, metric_readers=readers)
     meter = meter_provider.get_meter(instrumentation_name, __version__)
-    instruments = ProxyInstruments(meter)
+    instruments = ProxyInstruments(
+        meter,
+        model_cap=ValueCap(settings.metrics_max_models,
+                           allow=split_list(settings.metrics_model_allowlist)),
+        provider_health=ProviderHealth(
+            window_s=settings.provider_health_window_s,
+            min_calls=settings.provider_health_min_calls,
+            failure_ratio=settings.provider_health_failure_ratio,
+            consecutive_failures=settings.provider_health_consecutive_failures,
+        ),
+    )
+    if registry is not None and settings.metrics_process:
+        register_process_collectors(registry)
+    if settings.metrics_process:
+        observe_process(meter)
 
     sinks: list[SpanProcessor] = []
     exporters: list[ExportSink] = []
@@ -159,7 +176,8 @@ def build_telemetry(
         from llmtrace_otel.exporters.sqlite import SQLiteSpanExporter
 
         exporters.append(ExportSink(
-            "sqlite", SQLiteSpanExporter(settings.sqlite_path),
+            "sqlite",
+            SQLiteSpanExporter(settings.sqlite_path, on_operation=instruments.count_storage),
             max_queue_size=settings.analysis_queue_size, schedule_delay_millis=500,
             on_drop=instruments.count_drop, meter_provider=meter_provider,
             block_when_full=blocking_export,

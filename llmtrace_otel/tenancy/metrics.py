@@ -2,7 +2,8 @@
 
 Every ``tenant`` label goes through one shared :class:`~processors.labels.BoundedLabels`,
 so the first ``tenancy.metric_tenants`` tenants have their own series and the rest share
-``_other``.
+``_other``. Counters are :class:`~llmtrace_otel.telemetry.totals.CounterTotals` (plain
+totals reported at collection): some are counted on every call.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from collections.abc import Callable, Iterable
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
+from llmtrace_otel.telemetry.totals import CounterTotals
+
 __all__ = ["TenancyInstruments"]
 
 
@@ -18,26 +21,32 @@ class TenancyInstruments:
     def __init__(self, meter: Meter, tenant_label: Callable[[str], str]) -> None:
         self.tenant_label = tenant_label
         self._meter = meter
-        self._rate_limited = meter.create_counter(
-            "llmtrace.rate_limited", unit="{request}",
-            description="Calls refused with 429 by a tenant's rate limit.")
-        self._budget_exceeded = meter.create_counter(
-            "llmtrace.budget.exceeded", unit="{request}",
-            description="Calls refused with 429 because a hard budget is spent.")
-        self._degraded = meter.create_counter(
-            "llmtrace.limits.degraded", unit="{operation}",
-            description="Limit/budget operations that could not reach the state backend.")
-        self._requests = meter.create_counter(
-            "llmtrace.tenant.requests", unit="{request}", description="Calls per tenant.")
-        self._tokens = meter.create_counter(
-            "llmtrace.tenant.tokens", unit="{token}",
-            description="Tokens reported by the upstream, per tenant.")
-        self._alerts = meter.create_counter(
-            "llmtrace.alerts", unit="{alert}",
-            description="Alerts raised, or suppressed by the cool-down.")
-        self._deliveries = meter.create_counter(
-            "llmtrace.alert.deliveries", unit="{delivery}",
-            description="Alert deliveries per channel: sent, retried, failed, queue_full.")
+
+        def counter(name: str, labels: tuple[str, ...], unit: str,
+                    description: str) -> CounterTotals:
+            return CounterTotals(meter, name, labels=labels, unit=unit, description=description)
+
+        self._rate_limited = counter(
+            "llmtrace.rate_limited", ("tenant", "limit"), "{request}",
+            "Calls refused with 429 by a tenant's rate limit.")
+        self._budget_exceeded = counter(
+            "llmtrace.budget.exceeded", ("tenant", "window", "scope"), "{request}",
+            "Calls refused with 429 because a hard budget is spent.")
+        self._degraded = counter(
+            "llmtrace.limits.degraded", ("backend", "operation"), "{operation}",
+            "Limit/budget operations that could not reach the state backend.")
+        self._requests = counter(
+            "llmtrace.tenant.requests", ("tenant", "status_code"), "{request}",
+            "Calls per tenant.")
+        self._tokens = counter(
+            "llmtrace.tenant.tokens", ("tenant", "direction"), "{token}",
+            "Tokens reported by the upstream, per tenant.")
+        self._alerts = counter(
+            "llmtrace.alerts", ("kind", "severity", "outcome"), "{alert}",
+            "Alerts raised, or suppressed by the cool-down.")
+        self._deliveries = counter(
+            "llmtrace.alert.deliveries", ("channel", "outcome"), "{delivery}",
+            "Alert deliveries per channel: sent, retried, failed, queue_full.")
 
     def observe_budgets(self, current: Callable[[], Iterable[tuple[str, str, float, float]]]
                         ) -> None:
@@ -68,24 +77,22 @@ class TenancyInstruments:
             description="The window's hard limit (its soft limit when it has no hard one).")
 
     def rate_limited(self, tenant: str, limit: str) -> None:
-        self._rate_limited.add(1, {"tenant": self.tenant_label(tenant), "limit": limit})
+        self._rate_limited.add(1, (self.tenant_label(tenant), limit))
 
     def budget_exceeded(self, tenant: str, window: str, scope: str) -> None:
-        self._budget_exceeded.add(1, {"tenant": self.tenant_label(tenant), "window": window,
-                                      "scope": scope})
+        self._budget_exceeded.add(1, (self.tenant_label(tenant), window, scope))
 
     def degraded(self, backend: str, operation: str) -> None:
-        self._degraded.add(1, {"backend": backend, "operation": operation})
+        self._degraded.add(1, (backend, operation))
 
     def request(self, tenant: str, status_code: int) -> None:
-        self._requests.add(1, {"tenant": self.tenant_label(tenant),
-                               "status_code": str(status_code)})
+        self._requests.add(1, (self.tenant_label(tenant), str(status_code)))
 
     def tokens(self, tenant: str, direction: str, count: int) -> None:
-        self._tokens.add(count, {"tenant": self.tenant_label(tenant), "direction": direction})
+        self._tokens.add(count, (self.tenant_label(tenant), direction))
 
     def alert(self, kind: str, severity: str, outcome: str) -> None:
-        self._alerts.add(1, {"kind": kind, "severity": severity, "outcome": outcome})
+        self._alerts.add(1, (kind, severity, outcome))
 
     def delivery(self, channel: str, outcome: str) -> None:
-        self._deliveries.add(1, {"channel": channel, "outcome": outcome})
+        self._deliveries.add(1, (channel, outcome))
