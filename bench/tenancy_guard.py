@@ -34,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
 
 from llmtrace_otel.config import load_settings  # noqa: E402
-from llmtrace_otel.proxy.guards import CallInfo  # noqa: E402
+from llmtrace_otel.providers.types import LLMResponse, Usage  # noqa: E402
+from llmtrace_otel.proxy.guards import CallInfo, CallResult  # noqa: E402
 from llmtrace_otel.proxy.routing import Router  # noqa: E402
 from llmtrace_otel.tenancy.budgets import BudgetTracker  # noqa: E402
 from llmtrace_otel.tenancy.guard import TenancyGuard  # noqa: E402
@@ -127,6 +128,14 @@ def main() -> int:
     rows.append(("guard check, memory backend (resolve + 2 buckets + daily budget)",
                  _batches(lambda n: loop.run_until_complete(checks(n)), options.batch,
                           options.repeats)))
+    result = CallResult(200, LLMResponse(usage=Usage(input_tokens=12, output_tokens=6)), None)
+
+    def completions(n: int) -> None:
+        for _ in range(n):
+            plain.on_complete(call, result)
+
+    rows.append(("on_complete, no limits (per-tenant request and token counters)",
+                 _batches(completions, options.batch, options.repeats)))
 
     binary = shutil.which("redis-server")
     if binary is None:
