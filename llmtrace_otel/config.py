@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from llmtrace_otel.tenancy.policy import PolicyError, TenantOverrides, parse_overrides
+
 __all__ = [
     "FIELDS",
     "ConfigError",
@@ -91,6 +93,46 @@ class Settings:
     receiver_queue_size: int = 8192
     receiver_retry_after_s: float = 1.0
     receiver_forward_metrics: bool = False
+    # Tenancy, limits, budgets, anomalies, alerts (docs/tenants.md)
+    tenancy_enabled: bool = True
+    default_tenant: str = "default"
+    tenant_key_secret: str | None = None
+    metric_tenants: int = 100
+    requests_per_s: float = 0.0
+    request_burst: float = 0.0
+    tokens_per_min: float = 0.0
+    limits_on_backend_error: str = "open"
+    budget_hourly_soft_usd: float = 0.0
+    budget_hourly_hard_usd: float = 0.0
+    budget_daily_soft_usd: float = 0.0
+    budget_daily_hard_usd: float = 0.0
+    budget_weekly_soft_usd: float = 0.0
+    budget_weekly_hard_usd: float = 0.0
+    budget_monthly_soft_usd: float = 0.0
+    budget_monthly_hard_usd: float = 0.0
+    state_backend: str = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_timeout_s: float = 0.25
+    state_key_prefix: str = "llmtrace:"
+    anomaly_enabled: bool = False
+    anomaly_sigma: float = 4.0
+    anomaly_min_samples: int = 30
+    anomaly_alpha: float = 0.05
+    anomaly_rate_window_s: float = 60.0
+    alert_slack_webhook_url: str | None = None
+    alert_slack_min_severity: str = "warning"
+    alert_pagerduty_routing_key: str | None = None
+    alert_pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
+    alert_pagerduty_min_severity: str = "error"
+    alert_webhook_url: str | None = None
+    alert_webhook_min_severity: str = "info"
+    alert_cooldown_s: float = 300.0
+    alert_queue_size: int = 1000
+    alert_timeout_s: float = 5.0
+    alert_retries: int = 3
+    alert_backoff_s: float = 0.5
+    #: Per-tenant overrides: the ``tenants:`` section of the file (not a flat setting).
+    tenants: TenantOverrides = TenantOverrides()
 
 
 def _parse_bool(text: str) -> bool:
@@ -246,9 +288,76 @@ FIELDS: tuple[FieldSpec, ...] = (
        "Delay suggested to senders when the queue is full (RetryInfo / Retry-After)."),
     _f("receiver_forward_metrics", "receiver.forward_metrics", _parse_bool,
        "Forward received OTLP metrics unchanged to the OTLP endpoint (else refused)."),
+    # Tenancy, limits, budgets, anomalies, alerts (docs/tenants.md)
+    _f("tenancy_enabled", "tenancy.enabled", _parse_bool,
+       "Identify tenants (header, API-key hash, default) and enforce their limits."),
+    _f("default_tenant", "tenancy.default_tenant", str,
+       "Tenant of calls with neither an X-LLMTrace-Tenant-ID header nor an API key."),
+    _f("tenant_key_secret", "tenancy.key_secret", _parse_optional_str,
+       "HMAC secret for tenant ids derived from API keys (unset: random per process, so "
+       "those ids change at restart).", secret=True),
+    _f("metric_tenants", "tenancy.metric_tenants", int,
+       "Tenants with their own metric series; later ones share tenant=\"_other\"."),
+    _f("requests_per_s", "limits.requests_per_s", float,
+       "Default per-tenant request rate (token bucket); 0 = unlimited."),
+    _f("request_burst", "limits.request_burst", float,
+       "Default request bucket capacity; 0 = max(1, requests_per_s)."),
+    _f("tokens_per_min", "limits.tokens_per_min", float,
+       "Default per-tenant tokens per minute (max_tokens up front, reconciled from "
+       "usage); 0 = unlimited."),
+    _f("limits_on_backend_error", "limits.on_backend_error", str,
+       "State backend unreachable: open (let calls through) or closed (503)."),
+    *(
+        _f(f"budget_{window}_{level}_usd", f"budgets.{window}_{level}_usd", float,
+           f"Default {window} {level} budget per tenant in USD "
+           f"({'alert' if level == 'soft' else '429 budget_exceeded'}); 0 = none.")
+        for window in ("hourly", "daily", "weekly", "monthly") for level in ("soft", "hard")
+    ),
+    _f("state_backend", "state.backend", str,
+       "Where limits and spend live: memory (this process) or redis (shared)."),
+    _f("redis_url", "state.redis_url", str, "Redis URL for state.backend=redis."),
+    _f("redis_timeout_s", "state.redis_timeout_s", float,
+       "Redis connect/read timeout; on failure Redis is skipped for 1 s."),
+    _f("state_key_prefix", "state.key_prefix", str, "Prefix of every Redis key."),
+    _f("anomaly_enabled", "anomaly.enabled", _parse_bool,
+       "Flag calls and rate windows far above their tenant's baseline."),
+    _f("anomaly_sigma", "anomaly.sigma", float,
+       "Standard deviations above the EWMA mean that count as an anomaly."),
+    _f("anomaly_min_samples", "anomaly.min_samples", int,
+       "Warm-up: calls (or rate windows) seen before a tenant can be flagged."),
+    _f("anomaly_alpha", "anomaly.alpha", float,
+       "EWMA weight of the newest sample (0-1; smaller = longer memory)."),
+    _f("anomaly_rate_window_s", "anomaly.rate_window_s", float,
+       "Window of the request-rate and error-rate statistics."),
+    _f("alert_slack_webhook_url", "alerts.slack.webhook_url", _parse_optional_str,
+       "Slack incoming-webhook URL.", secret=True),
+    _f("alert_slack_min_severity", "alerts.slack.min_severity", str,
+       "Least severity sent to Slack: info, warning, error, critical."),
+    _f("alert_pagerduty_routing_key", "alerts.pagerduty.routing_key", _parse_optional_str,
+       "PagerDuty Events API v2 routing (integration) key.", secret=True),
+    _f("alert_pagerduty_url", "alerts.pagerduty.url", str, "PagerDuty Events API v2 URL."),
+    _f("alert_pagerduty_min_severity", "alerts.pagerduty.min_severity", str,
+       "Least severity sent to PagerDuty."),
+    _f("alert_webhook_url", "alerts.webhook.url", _parse_optional_str,
+       "Generic webhook receiving alert JSON."),
+    _f("alert_webhook_min_severity", "alerts.webhook.min_severity", str,
+       "Least severity sent to the webhook."),
+    _f("alert_cooldown_s", "alerts.cooldown_s", float,
+       "At most one alert per (tenant, kind, subject) in this many seconds."),
+    _f("alert_queue_size", "alerts.queue_size", int,
+       "Alerts waiting per channel before new ones are dropped (and counted)."),
+    _f("alert_timeout_s", "alerts.timeout_s", float, "Timeout of one delivery attempt."),
+    _f("alert_retries", "alerts.retries", int,
+       "Retries of a failed delivery (network error, 429, 5xx)."),
+    _f("alert_backoff_s", "alerts.backoff_s", float,
+       "First retry delay; doubles with each retry."),
 )
 
 _BY_KEY = {spec.key: spec for spec in FIELDS}
+#: Sections of the file that are not flat settings: key -> (Settings field, parser).
+_STRUCTURED: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
+    "tenants": ("tenants", parse_overrides),
+}
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -296,8 +405,9 @@ def _read_file(path: str) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
     if not isinstance(data, Mapping):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
-    flat = _flatten(data)
-    unknown = sorted(set(flat) - set(_BY_KEY))
+    flat = _flatten({k: v for k, v in data.items() if k not in _STRUCTURED})
+    flat.update({k: data[k] for k in _STRUCTURED if k in data})
+    unknown = sorted(set(flat) - set(_BY_KEY) - set(_STRUCTURED))
     if unknown:
         raise ConfigError(
             f"config file {path}: unknown key(s) {', '.join(unknown)}; "
@@ -365,6 +475,12 @@ def validate(settings: Settings) -> Settings:
     _validate_receiver(settings)
     _validate_sdk(settings)
     _validate_security(settings)
+    from llmtrace_otel.tenancy.settings import check_settings
+
+    try:
+        check_settings(settings)
+    except PolicyError as exc:
+        raise ConfigError(str(exc)) from None
     return settings
 
 
@@ -390,6 +506,13 @@ def _validate_security(settings: Settings) -> None:
         raise ConfigError(
             f"security.guard_max_chars: must be >= 1, got {settings.security_guard_max_chars}"
         )
+
+
+def _structured(key: str, raw: Any, source: str) -> Any:
+    try:
+        return _STRUCTURED[key][1](raw, source)
+    except PolicyError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def split_endpoint(key: str, endpoint: str) -> tuple[str, int]:
@@ -452,6 +575,9 @@ def load_settings(
     values: dict[str, Any] = {}
     if config_file:
         for key, raw in _read_file(config_file).items():
+            if key in _STRUCTURED:
+                values[_STRUCTURED[key][0]] = _structured(key, raw, f"file {config_file}")
+                continue
             spec = _BY_KEY[key]
             values[spec.name] = _coerce(spec, raw, f"file {config_file}")
     for spec in FIELDS:
@@ -465,7 +591,9 @@ def load_settings(
         if standard:
             values["otlp_protocol"] = standard
     for name, raw in (overrides or {}).items():
-        if raw is not None:
+        if name in _STRUCTURED:
+            values[_STRUCTURED[name][0]] = _structured(name, raw, "overrides")
+        elif raw is not None:
             values[name] = _coerce(_spec(name), raw, f"flag {_spec(name).flag}")
     return validate(dataclasses.replace(Settings(), **values))
 

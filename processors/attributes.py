@@ -18,6 +18,18 @@ LLMTRACE_COST_PRICING_MODEL: Final = "llmtrace.cost.pricing_model"
 # Tenancy
 LLMTRACE_TENANT_ID: Final = "llmtrace.tenant.id"
 LLMTRACE_AGENT_ID: Final = "llmtrace.agent.id"
+#: How the tenant was identified: header, api_key or default.
+LLMTRACE_TENANT_SOURCE: Final = "llmtrace.tenant.source"
+
+# Anomalies (processors.anomaly): one span event per anomaly, and the list on the span
+LLMTRACE_ANOMALY_EVENT: Final = "llmtrace.anomaly"
+LLMTRACE_ANOMALY_TYPES: Final = "llmtrace.anomaly.types"
+LLMTRACE_ANOMALY_TYPE: Final = "llmtrace.anomaly.type"
+LLMTRACE_ANOMALY_VALUE: Final = "llmtrace.anomaly.value"
+LLMTRACE_ANOMALY_MEAN: Final = "llmtrace.anomaly.mean"
+LLMTRACE_ANOMALY_STDDEV: Final = "llmtrace.anomaly.stddev"
+LLMTRACE_ANOMALY_SCORE: Final = "llmtrace.anomaly.score"
+LLMTRACE_ANOMALY_SAMPLES: Final = "llmtrace.anomaly.samples"
 
 # Security (processors.security)
 #: 0-100 risk score of an analysed span (0: analysed, nothing reported).

@@ -45,6 +45,9 @@ def make_app(context: ProxyContext, ops: _OpsContext, api: ApiContext | None = N
     registry = context.telemetry.prometheus_registry
     if registry is not None:
         routes.append((METRICS_PATH, MetricsHandler, {"registry": registry}))
+    from llmtrace_otel.tenancy.api import budget_routes
+
+    routes.extend(budget_routes(context.guards.guards, context.settings.api_admin_token))
     if api is not None:  # /api/v1/* and /ui/* are reserved then: never proxied
         routes.extend(api_routes(api) + ui_routes())
     if receiver is not None:  # receiver.on_proxy: OTLP/HTTP on the proxy's own port
@@ -86,6 +89,11 @@ def _api_context(settings: Settings, telemetry: Telemetry) -> ApiContext | None:
 def build_guards(settings: Settings, telemetry: Telemetry) -> list[RequestGuard]:
     """The request guards the settings ask for, in the order they run."""
     guards: list[RequestGuard] = []
+    from llmtrace_otel.tenancy.build import build_tenancy_guard
+
+    tenancy = build_tenancy_guard(settings, telemetry)
+    if tenancy is not None:
+        guards.append(tenancy)
     if settings.security_enforcement != "off":
         guards.append(SecurityGuard.from_settings(settings))
     return guards
@@ -111,7 +119,7 @@ class ProxyServer:
         )
         self._context = ProxyContext(settings, Router(settings), self._upstream, telemetry,
                                      self.in_flight, chain)
-        self._ops = _OpsContext(telemetry, time.monotonic(), self.in_flight)
+        self._ops = _OpsContext(telemetry, time.monotonic(), self.in_flight, chain)
         self._api = _api_context(settings, telemetry)
         self._receiver = OTLPReceiver(settings, telemetry) if settings.receiver_on_proxy else None
         self._server: HTTPServer | None = None
@@ -153,6 +161,7 @@ class ProxyServer:
             self._api.close()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self._flush_telemetry)
+        await self._context.guards.aclose()  # after the flush: spend of the last spans
 
     def _flush_telemetry(self) -> None:
         try:

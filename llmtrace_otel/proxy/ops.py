@@ -11,6 +11,7 @@ from prometheus_client.exposition import choose_encoder
 from tornado.web import RequestHandler
 
 from llmtrace_otel import __version__
+from llmtrace_otel.proxy.guards import GuardChain
 from llmtrace_otel.telemetry.pipeline import Telemetry
 from processors.chain import BackgroundSpanProcessor
 
@@ -34,9 +35,11 @@ class _OpsContext:
     telemetry: Telemetry
     started_monotonic: float
     in_flight: InFlight
+    guards: GuardChain | None = None
 
 
-def health_report(telemetry: Telemetry, started_monotonic: float, in_flight: InFlight) -> dict:
+def health_report(telemetry: Telemetry, started_monotonic: float, in_flight: InFlight,
+                  guards: GuardChain | None = None) -> dict:
     """Liveness/readiness: ``healthy`` unless a component is failing or an upstream
     provider is unavailable (``degraded``; ``providers`` says which and why).
 
@@ -62,6 +65,10 @@ def health_report(telemetry: Telemetry, started_monotonic: float, in_flight: InF
             "depth": depth,
             "capacity": capacity,
         }
+    if guards is not None:
+        for name, (details, failing) in guards.health().items():
+            degraded |= failing
+            components[name] = details
     providers: dict[str, dict[str, object]] = {}
     for provider in telemetry.instruments.provider_health.states():
         providers[provider.provider] = provider.as_dict()
@@ -82,7 +89,7 @@ class HealthHandler(RequestHandler):
 
     def get(self) -> None:
         report = health_report(self._ctx.telemetry, self._ctx.started_monotonic,
-                               self._ctx.in_flight)
+                               self._ctx.in_flight, self._ctx.guards)
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
         self.finish(json.dumps(report))

@@ -39,9 +39,11 @@ from llmtrace_otel.telemetry.provider_health import ProviderHealth
 from processors.chain import BackgroundSpanProcessor, EnrichingSpanProcessor, build_chain
 from processors.content_policy import ContentPolicyProcessor
 from processors.cost import CostProcessor, PriceTable
+from processors.labels import BoundedLabels
 from processors.security.findings import Severity
 from processors.security.processor import SecurityProcessor
 from processors.sinks import ExportSink
+from processors.slot import EnricherSlot
 
 __all__ = ["Telemetry", "build_telemetry"]
 
@@ -63,6 +65,11 @@ class Telemetry:
     #: True when something in-process reads message content (capture or analysis).
     needs_content: bool
     exporters: list[ExportSink] = field(default_factory=list)
+    #: Where parts built after the pipeline attach enrichers (after cost, before the
+    #: content policy): the tenancy spend recorder and anomaly processor.
+    enricher_slot: EnricherSlot = field(default_factory=EnricherSlot)
+    #: One cardinality cap shared by every metric labelled with a tenant.
+    tenant_labels: BoundedLabels = field(default_factory=lambda: BoundedLabels(100))
 
     def force_flush(self, timeout_millis: int = 10000) -> bool:
         spans = self.tracer_provider.force_flush(timeout_millis)
@@ -198,10 +205,13 @@ def build_telemetry(
     prices = PriceTable.builtin()
     if settings.pricing_file:
         prices = prices.merged_with(PriceTable.from_file(settings.pricing_file))
+    tenant_labels = BoundedLabels(settings.metric_tenants)
+    slot = EnricherSlot()
     enrichers: list[EnrichingSpanProcessor] = [
-        CostProcessor(prices=prices, meter_provider=meter_provider),
+        CostProcessor(prices=prices, meter_provider=meter_provider, tenant_label=tenant_labels),
         *_security(settings, meter_provider),
         *extra_enrichers,
+        slot,
         ContentPolicyProcessor(capture_content=settings.capture_content),
     ]
     head = build_chain(
@@ -227,4 +237,6 @@ def build_telemetry(
         head=head,
         needs_content=needs_content,
         exporters=exporters,
+        enricher_slot=slot,
+        tenant_labels=tenant_labels,
     )

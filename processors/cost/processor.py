@@ -8,7 +8,7 @@ the spend in a metric. Prices come from a :class:`~processors.cost.prices.PriceT
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from opentelemetry.metrics import MeterProvider, get_meter
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
@@ -120,7 +120,8 @@ class CostProcessor(EnrichingSpanProcessor):
     Spend is counted in ``llmtrace.cost.usd`` (``{USD}``) with labels ``tenant``
     (``llmtrace.tenant.id`` of the span, else of its resource, else ``"default"``) and
     ``model`` (the price-table entry,
-    so its cardinality is bounded by the table).
+    so its cardinality is bounded by the table). ``tenant_label`` caps the tenant label's
+    cardinality (``processors.labels.BoundedLabels``).
     """
 
     stage = "cost"
@@ -132,9 +133,12 @@ class CostProcessor(EnrichingSpanProcessor):
         prices: PriceTable | None = None,
         meter_provider: MeterProvider | None = None,
         on_drop: DropCounter | None = None,
+        tenant_label: Callable[[str], str] | None = None,
     ) -> None:
         super().__init__(next_processor, on_drop=on_drop)
         self.prices = prices if prices is not None else PriceTable.builtin()
+        #: Maps a tenant id to its metric label (e.g. a processors.labels.BoundedLabels).
+        self._tenant_label = tenant_label
         meter = get_meter(_METER_NAME, meter_provider=meter_provider)
         self._spend = meter.create_counter(
             COST_METRIC, unit=COST_METRIC_UNIT, description="Cost of GenAI calls at list prices."
@@ -183,7 +187,8 @@ class CostProcessor(EnrichingSpanProcessor):
             or DEFAULT_TENANT
         )
         total = cost.total_usd
-        self._spend.add(total, {"tenant": tenant, "model": resolved.model})
+        label = self._tenant_label(tenant) if self._tenant_label is not None else tenant
+        self._spend.add(total, {"tenant": label, "model": resolved.model})
         return Enrichment(
             attributes={
                 LLMTRACE_COST_USD: total,
