@@ -33,9 +33,9 @@ from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, S
 from opentelemetry.util.types import AttributeValue
 
 from llmtrace_otel.providers.types import Usage
-from llmtrace_otel.telemetry.labels import ValueCap
 from llmtrace_otel.telemetry.provider_health import ProviderHealth, is_upstream_failure
 from llmtrace_otel.telemetry.totals import CounterTotals
+from processors.labels import BoundedLabels
 
 __all__ = [
     "DURATION_BUCKETS",
@@ -102,11 +102,11 @@ class ProxyInstruments:
         self,
         meter: Meter,
         *,
-        model_cap: ValueCap | None = None,
+        model_cap: BoundedLabels | None = None,
         provider_health: ProviderHealth | None = None,
     ) -> None:
         self._meter = meter
-        self._cap = model_cap if model_cap is not None else ValueCap(200)
+        self._cap = model_cap if model_cap is not None else BoundedLabels(200)
         self.provider_health = provider_health if provider_health is not None else (
             ProviderHealth())
         self.provider_health.observe_with(meter)

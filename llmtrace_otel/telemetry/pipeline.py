@@ -33,7 +33,6 @@ from prometheus_client import CollectorRegistry
 from llmtrace_otel import __version__
 from llmtrace_otel.config import Settings, otlp_requested, split_list
 from llmtrace_otel.telemetry.instruments import ProxyInstruments
-from llmtrace_otel.telemetry.labels import ValueCap
 from llmtrace_otel.telemetry.process import observe_process, register_process_collectors
 from llmtrace_otel.telemetry.provider_health import ProviderHealth
 from processors.chain import BackgroundSpanProcessor, EnrichingSpanProcessor, build_chain
@@ -166,7 +165,7 @@ def build_telemetry(
     meter = meter_provider.get_meter(instrumentation_name, __version__)
     instruments = ProxyInstruments(
         meter,
-        model_cap=ValueCap(settings.metrics_max_models,
+        model_cap=BoundedLabels(settings.metrics_max_models,
                            allow=split_list(settings.metrics_model_allowlist)),
         provider_health=ProviderHealth(
             window_s=settings.provider_health_window_s,
