@@ -34,8 +34,8 @@ from opentelemetry.util.types import AttributeValue
 
 from llmtrace_otel.providers.types import Usage
 from llmtrace_otel.telemetry.provider_health import ProviderHealth, is_upstream_failure
-from llmtrace_otel.telemetry.totals import CounterTotals
 from processors.labels import BoundedLabels
+from processors.totals import CounterTotals
 
 __all__ = [
     "DURATION_BUCKETS",
@@ -129,7 +129,7 @@ class ProxyInstruments:
             description="Time between consecutive chunks after the first.",
             explicit_bucket_boundaries_advisory=TIME_PER_CHUNK_BUCKETS,
         )
-        # Counters are pre-aggregated totals (telemetry/totals.py): a synchronous
+        # Counters are pre-aggregated totals (processors/totals.py): a synchronous
         # Counter.add costs ~70k instructions per call in the SDK.
         self._requests = CounterTotals(
             meter, "llmtrace.requests", labels=(_PROVIDER, _MODEL, _STATUS_CODE),

@@ -2,7 +2,7 @@
 
 Every ``tenant`` label goes through one shared :class:`~processors.labels.BoundedLabels`,
 so the first ``tenancy.metric_tenants`` tenants have their own series and the rest share
-``_other``. Counters are :class:`~llmtrace_otel.telemetry.totals.CounterTotals` (plain
+``_other``. Counters are :class:`~processors.totals.CounterTotals` (plain
 totals reported at collection): some are counted on every call.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
-from llmtrace_otel.telemetry.totals import CounterTotals
+from processors.totals import CounterTotals
 
 __all__ = ["TenancyInstruments"]
 
