@@ -85,7 +85,7 @@ class Settings:
     sdk_prometheus_port: int = 0
     api_enabled: bool = True
     api_admin_token: str | None = None
-    # OTLP receiver (`llmtrace-otel collect`, docs/collector-mode.md)
+    # OTLP receiver (`llmtrace-otel collect`, docs/collector.md)
     receiver_grpc_endpoint: str | None = "127.0.0.1:4317"
     receiver_http_endpoint: str | None = "127.0.0.1:4318"
     receiver_on_proxy: bool = False
@@ -93,7 +93,7 @@ class Settings:
     receiver_queue_size: int = 8192
     receiver_retry_after_s: float = 1.0
     receiver_forward_metrics: bool = False
-    # Tenancy, limits, budgets, anomalies, alerts (docs/tenants.md)
+    # Tenancy, limits, budgets, anomalies, alerts (docs/tenancy.md)
     tenancy_enabled: bool = True
     default_tenant: str = "default"
     tenant_key_secret: str | None = None
@@ -288,7 +288,7 @@ FIELDS: tuple[FieldSpec, ...] = (
        "Delay suggested to senders when the queue is full (RetryInfo / Retry-After)."),
     _f("receiver_forward_metrics", "receiver.forward_metrics", _parse_bool,
        "Forward received OTLP metrics unchanged to the OTLP endpoint (else refused)."),
-    # Tenancy, limits, budgets, anomalies, alerts (docs/tenants.md)
+    # Tenancy, limits, budgets, anomalies, alerts (docs/tenancy.md)
     _f("tenancy_enabled", "tenancy.enabled", _parse_bool,
        "Identify tenants (header, API-key hash, default) and enforce their limits."),
     _f("default_tenant", "tenancy.default_tenant", str,

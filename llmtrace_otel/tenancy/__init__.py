@@ -1,4 +1,4 @@
-"""Tenants, rate limits, budgets, anomaly alerts (docs/tenants.md).
+"""Tenants, rate limits, budgets, anomaly alerts (docs/tenancy.md).
 
 Modules, one concept each:
 

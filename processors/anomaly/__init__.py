@@ -1,4 +1,4 @@
-"""Anomaly detection: per-tenant rolling statistics over GenAI spans (docs/tenants.md).
+"""Anomaly detection: per-tenant rolling statistics over GenAI spans (docs/tenancy.md).
 
 Add :class:`AnomalyProcessor` after ``CostProcessor`` in an enrichment chain.
 """
