@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?=
 
-.PHONY: run test soak bench lint typecheck clean chromium
+.PHONY: run test soak bench eval-security lint typecheck clean chromium redis-server
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,16 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 run: $(VENV)/.installed
 	$(BIN)/llmtrace-otel serve $(if $(CONFIG),--config $(CONFIG),)
+
+# The tenancy tests start their own redis-server (tests/tenancy/conftest.py); install it
+# when missing and we may (root, Debian). Without it those tests skip with the reason.
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's redis-server for the tenancy tests"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; } \
+	      || echo "could not install redis-server: the Redis tests will skip"; \
+	  else echo "redis-server missing (not root or no apt-get): Redis tests will skip"; fi; }
 
 test: $(VENV)/.installed-dev | chromium
 	$(BIN)/python -m pytest -q
@@ -41,6 +51,10 @@ soak: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/run.py
+
+# Scores the security detectors on ../shared/datasets and writes the tables into docs/security.md.
+eval-security: $(VENV)/.installed-dev
+	$(BIN)/python bench/security_eval.py --write-docs
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check llmtrace_otel processors tests bench

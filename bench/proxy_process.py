@@ -48,6 +48,8 @@ class ProxyProcess:
     port: int
     process: subprocess.Popen[bytes] | None = None
     command: list[str] = field(default_factory=list)
+    #: More ``serve`` flags (``--proxy-arg`` of run.py), e.g. limits to measure their cost.
+    extra_args: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -62,7 +64,7 @@ class ProxyProcess:
     def start(self, ready_timeout_s: float = 30.0) -> ProxyProcess:
         self.command = [str(self.executable), "serve", "--host", "127.0.0.1",
                         "--port", str(self.port), "--upstream-url", self.upstream_url,
-                        "--sqlite-path", str(self.db_path)]
+                        "--sqlite-path", str(self.db_path), *self.extra_args]
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
                                         env=_clean_env())

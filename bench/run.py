@@ -47,6 +47,7 @@ class Options:
     install: bool
     proxy_bin: Path
     output: Path | None
+    proxy_arg: tuple[str, ...] = ()
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -62,6 +63,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
                              "reading (default 100000; RSS is also read at N/2)")
     parser.add_argument("--direct-only", action="store_true",
                         help="measure nginx only; proxy rows are marked pending")
+    parser.add_argument("--proxy-arg", action="append", default=[], metavar="FLAG",
+                        help="extra `serve` flag, repeatable (e.g. --proxy-arg=--requests-per-s"
+                             "=1000000 to measure the cost of limits)")
     parser.add_argument("--no-install", action="store_true",
                         help="never apt-get install nginx/wrk; fail if they are missing")
     parser.add_argument("--proxy-bin", type=Path,
@@ -80,6 +84,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         install=not args.no_install,
         proxy_bin=args.proxy_bin,
         output=args.output,
+        proxy_arg=tuple(args.proxy_arg),
     )
 
 
@@ -255,7 +260,7 @@ def _measure_memory_and_spans(bench: Bench) -> None:
 def _start_proxy(bench: Bench) -> ProxyProcess:
     proxy = ProxyProcess(executable=bench.options.proxy_bin, upstream_url=bench.nginx.url,
                          db_path=bench.workdir / "bench.db", log_path=bench.workdir / "proxy.log",
-                         port=free_port())
+                         port=free_port(), extra_args=list(bench.options.proxy_arg))
     _log(f"starting proxy: {bench.options.proxy_bin} serve ... --upstream-url {bench.nginx.url}")
     proxy.start()
     _log(f"proxy healthy at {proxy.url} (pid {proxy.pid})")

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from llmtrace_otel.tenancy.policy import PolicyError, TenantOverrides, parse_overrides
+
 __all__ = [
     "FIELDS",
     "ConfigError",
@@ -58,16 +60,32 @@ class Settings:
     otlp_endpoint: str | None = None
     otlp_protocol: str = "grpc"
     metrics_enabled: bool = True
+    metrics_max_models: int = 200
+    metrics_model_allowlist: str = ""
+    metrics_http_server: bool = True
+    metrics_http_exclude_paths: str = "/health,/metrics"
+    metrics_process: bool = True
+    provider_health_window_s: float = 60.0
+    provider_health_min_calls: int = 5
+    provider_health_failure_ratio: float = 0.5
+    provider_health_consecutive_failures: int = 5
     pricing_file: str | None = None
     log_level: str = "INFO"
     log_format: str = "text"
+    security_enabled: bool = True
+    security_min_severity: str = "low"
+    security_enforcement: str = "off"
+    security_enforce_types: str = "prompt_injection,jailbreak"
+    security_enforce_min_severity: str = "high"
+    security_fail_closed: bool = False
+    security_guard_max_chars: int = 50_000
     sdk_hosts: str = ""
     sdk_proxy_urls: str = ""
     sdk_exporters: str = "auto"
     sdk_prometheus_port: int = 0
     api_enabled: bool = True
     api_admin_token: str | None = None
-    # OTLP receiver (`llmtrace-otel collect`, docs/collector-mode.md)
+    # OTLP receiver (`llmtrace-otel collect`, docs/collector.md)
     receiver_grpc_endpoint: str | None = "127.0.0.1:4317"
     receiver_http_endpoint: str | None = "127.0.0.1:4318"
     receiver_on_proxy: bool = False
@@ -75,6 +93,46 @@ class Settings:
     receiver_queue_size: int = 8192
     receiver_retry_after_s: float = 1.0
     receiver_forward_metrics: bool = False
+    # Tenancy, limits, budgets, anomalies, alerts (docs/tenancy.md)
+    tenancy_enabled: bool = True
+    default_tenant: str = "default"
+    tenant_key_secret: str | None = None
+    metric_tenants: int = 100
+    requests_per_s: float = 0.0
+    request_burst: float = 0.0
+    tokens_per_min: float = 0.0
+    limits_on_backend_error: str = "open"
+    budget_hourly_soft_usd: float = 0.0
+    budget_hourly_hard_usd: float = 0.0
+    budget_daily_soft_usd: float = 0.0
+    budget_daily_hard_usd: float = 0.0
+    budget_weekly_soft_usd: float = 0.0
+    budget_weekly_hard_usd: float = 0.0
+    budget_monthly_soft_usd: float = 0.0
+    budget_monthly_hard_usd: float = 0.0
+    state_backend: str = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_timeout_s: float = 0.25
+    state_key_prefix: str = "llmtrace:"
+    anomaly_enabled: bool = False
+    anomaly_sigma: float = 4.0
+    anomaly_min_samples: int = 30
+    anomaly_alpha: float = 0.05
+    anomaly_rate_window_s: float = 60.0
+    alert_slack_webhook_url: str | None = None
+    alert_slack_min_severity: str = "warning"
+    alert_pagerduty_routing_key: str | None = None
+    alert_pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
+    alert_pagerduty_min_severity: str = "error"
+    alert_webhook_url: str | None = None
+    alert_webhook_min_severity: str = "info"
+    alert_cooldown_s: float = 300.0
+    alert_queue_size: int = 1000
+    alert_timeout_s: float = 5.0
+    alert_retries: int = 3
+    alert_backoff_s: float = 0.5
+    #: Per-tenant overrides: the ``tenants:`` section of the file (not a flat setting).
+    tenants: TenantOverrides = TenantOverrides()
     # Reliability (docs/reliability.md): client limits, upstream retry, circuit breakers
     idle_timeout_s: float = 75.0
     body_timeout_s: float = 120.0
@@ -169,10 +227,48 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("otlp_protocol", "otlp.protocol", str,
        "OTLP protocol: grpc or http/protobuf (else OTEL_EXPORTER_OTLP_PROTOCOL)."),
     _f("metrics_enabled", "metrics.enabled", _parse_bool, "Serve Prometheus metrics at /metrics."),
+    _f("metrics_max_models", "metrics.max_models", int,
+       "Distinct model names a metric label keeps; later ones are counted as `_other` "
+       "(spans keep the real name)."),
+    _f("metrics_model_allowlist", "metrics.model_allowlist", str,
+       "Comma-separated model names that metric labels keep (all others `_other`); "
+       "replaces metrics.max_models when set."),
+    _f("metrics_http_server", "metrics.http_server", _parse_bool,
+       "Record the OTel HTTP server metrics (http.server.*) for every route of the port."),
+    _f("metrics_http_exclude_paths", "metrics.http_exclude_paths", str,
+       "Comma-separated paths left out of the http.server.* metrics."),
+    _f("metrics_process", "metrics.process", _parse_bool,
+       "Report process metrics (CPU, memory, file descriptors, threads, GC, start time)."),
+    _f("provider_health_window_s", "provider_health.window_s", float,
+       "Sliding window of call outcomes that decides llmtrace_provider_available."),
+    _f("provider_health_min_calls", "provider_health.min_calls", int,
+       "Calls in the window before the failure ratio can mark a provider unavailable."),
+    _f("provider_health_failure_ratio", "provider_health.failure_ratio", float,
+       "Share of failed calls in the window (0-1] that marks a provider unavailable."),
+    _f("provider_health_consecutive_failures", "provider_health.consecutive_failures", int,
+       "This many failures in a row mark a provider unavailable at once."),
     _f("pricing_file", "pricing.file", _parse_optional_str,
        "Price table (our YAML/JSON or LiteLLM JSON) overriding/extending the built-in one."),
     _f("log_level", "logging.level", str, "DEBUG, INFO, WARNING or ERROR."),
     _f("log_format", "logging.format", str, "text or json."),
+    _f("security_enabled", "security.enabled", _parse_bool,
+       "Scan GenAI span content for prompt injection, jailbreaks, PII, secrets and leakage "
+       "(off the request path)."),
+    _f("security_min_severity", "security.min_severity", str,
+       "Lowest severity reported as a finding: info, low, medium, high or critical."),
+    _f("security_enforcement", "security.enforcement", str,
+       "Request-path check before the upstream call: off, flag (response header + span "
+       "attribute) or block (4xx in the API's error shape, no upstream call)."),
+    _f("security_enforce_types", "security.enforce_types", str,
+       "Comma-separated finding-type prefixes enforcement acts on (prompt_injection, "
+       "jailbreak, pii, secret, or exact types such as pii.credit_card)."),
+    _f("security_enforce_min_severity", "security.enforce_min_severity", str,
+       "Lowest severity of an input finding that enforcement flags or blocks."),
+    _f("security_fail_closed", "security.fail_closed", _parse_bool,
+       "In block mode, reject the call (503) when the check itself fails, instead of "
+       "letting it through."),
+    _f("security_guard_max_chars", "security.guard_max_chars", int,
+       "Request text the request-path check reads; longer inputs are checked head and tail."),
     _f("sdk_hosts", "sdk.hosts", str,
        "SDK instrumentation: hosts whose calls may be LLM calls, comma-separated (exact, or "
        "*.suffix); empty = any host whose path is an API shape."),
@@ -205,6 +301,69 @@ FIELDS: tuple[FieldSpec, ...] = (
        "Delay suggested to senders when the queue is full (RetryInfo / Retry-After)."),
     _f("receiver_forward_metrics", "receiver.forward_metrics", _parse_bool,
        "Forward received OTLP metrics unchanged to the OTLP endpoint (else refused)."),
+    # Tenancy, limits, budgets, anomalies, alerts (docs/tenancy.md)
+    _f("tenancy_enabled", "tenancy.enabled", _parse_bool,
+       "Identify tenants (header, API-key hash, default) and enforce their limits."),
+    _f("default_tenant", "tenancy.default_tenant", str,
+       "Tenant of calls with neither an X-LLMTrace-Tenant-ID header nor an API key."),
+    _f("tenant_key_secret", "tenancy.key_secret", _parse_optional_str,
+       "HMAC secret for tenant ids derived from API keys (unset: random per process, so "
+       "those ids change at restart).", secret=True),
+    _f("metric_tenants", "tenancy.metric_tenants", int,
+       "Tenants with their own metric series; later ones share tenant=\"_other\"."),
+    _f("requests_per_s", "limits.requests_per_s", float,
+       "Default per-tenant request rate (token bucket); 0 = unlimited."),
+    _f("request_burst", "limits.request_burst", float,
+       "Default request bucket capacity; 0 = max(1, requests_per_s)."),
+    _f("tokens_per_min", "limits.tokens_per_min", float,
+       "Default per-tenant tokens per minute (max_tokens up front, reconciled from "
+       "usage); 0 = unlimited."),
+    _f("limits_on_backend_error", "limits.on_backend_error", str,
+       "State backend unreachable: open (let calls through) or closed (503)."),
+    *(
+        _f(f"budget_{window}_{level}_usd", f"budgets.{window}_{level}_usd", float,
+           f"Default {window} {level} budget per tenant in USD "
+           f"({'alert' if level == 'soft' else '429 budget_exceeded'}); 0 = none.")
+        for window in ("hourly", "daily", "weekly", "monthly") for level in ("soft", "hard")
+    ),
+    _f("state_backend", "state.backend", str,
+       "Where limits and spend live: memory (this process) or redis (shared)."),
+    _f("redis_url", "state.redis_url", str, "Redis URL for state.backend=redis."),
+    _f("redis_timeout_s", "state.redis_timeout_s", float,
+       "Redis connect/read timeout; on failure Redis is skipped for 1 s."),
+    _f("state_key_prefix", "state.key_prefix", str, "Prefix of every Redis key."),
+    _f("anomaly_enabled", "anomaly.enabled", _parse_bool,
+       "Flag calls and rate windows far above their tenant's baseline."),
+    _f("anomaly_sigma", "anomaly.sigma", float,
+       "Standard deviations above the EWMA mean that count as an anomaly."),
+    _f("anomaly_min_samples", "anomaly.min_samples", int,
+       "Warm-up: calls (or rate windows) seen before a tenant can be flagged."),
+    _f("anomaly_alpha", "anomaly.alpha", float,
+       "EWMA weight of the newest sample (0-1; smaller = longer memory)."),
+    _f("anomaly_rate_window_s", "anomaly.rate_window_s", float,
+       "Window of the request-rate and error-rate statistics."),
+    _f("alert_slack_webhook_url", "alerts.slack.webhook_url", _parse_optional_str,
+       "Slack incoming-webhook URL.", secret=True),
+    _f("alert_slack_min_severity", "alerts.slack.min_severity", str,
+       "Least severity sent to Slack: info, warning, error, critical."),
+    _f("alert_pagerduty_routing_key", "alerts.pagerduty.routing_key", _parse_optional_str,
+       "PagerDuty Events API v2 routing (integration) key.", secret=True),
+    _f("alert_pagerduty_url", "alerts.pagerduty.url", str, "PagerDuty Events API v2 URL."),
+    _f("alert_pagerduty_min_severity", "alerts.pagerduty.min_severity", str,
+       "Least severity sent to PagerDuty."),
+    _f("alert_webhook_url", "alerts.webhook.url", _parse_optional_str,
+       "Generic webhook receiving alert JSON."),
+    _f("alert_webhook_min_severity", "alerts.webhook.min_severity", str,
+       "Least severity sent to the webhook."),
+    _f("alert_cooldown_s", "alerts.cooldown_s", float,
+       "At most one alert per (tenant, kind, subject) in this many seconds."),
+    _f("alert_queue_size", "alerts.queue_size", int,
+       "Alerts waiting per channel before new ones are dropped (and counted)."),
+    _f("alert_timeout_s", "alerts.timeout_s", float, "Timeout of one delivery attempt."),
+    _f("alert_retries", "alerts.retries", int,
+       "Retries of a failed delivery (network error, 429, 5xx)."),
+    _f("alert_backoff_s", "alerts.backoff_s", float,
+       "First retry delay; doubles with each retry."),
     _f("idle_timeout_s", "server.idle_timeout_s", float,
        "Longest a client connection may sit idle, and longest a client may take to send a "
        "request's headers (slow clients are disconnected)."),
@@ -235,6 +394,10 @@ FIELDS: tuple[FieldSpec, ...] = (
 )
 
 _BY_KEY = {spec.key: spec for spec in FIELDS}
+#: Sections of the file that are not flat settings: key -> (Settings field, parser).
+_STRUCTURED: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
+    "tenants": ("tenants", parse_overrides),
+}
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -282,8 +445,9 @@ def _read_file(path: str) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
     if not isinstance(data, Mapping):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
-    flat = _flatten(data)
-    unknown = sorted(set(flat) - set(_BY_KEY))
+    flat = _flatten({k: v for k, v in data.items() if k not in _STRUCTURED})
+    flat.update({k: data[k] for k in _STRUCTURED if k in data})
+    unknown = sorted(set(flat) - set(_BY_KEY) - set(_STRUCTURED))
     if unknown:
         raise ConfigError(
             f"config file {path}: unknown key(s) {', '.join(unknown)}; "
@@ -321,6 +485,19 @@ def validate(settings: Settings) -> Settings:
         _check_url("otlp.endpoint", settings.otlp_endpoint)
     if settings.log_level.upper() not in _LOG_LEVELS:
         raise ConfigError(f"logging.level: {settings.log_level!r} is not one of {_LOG_LEVELS}")
+    for name in ("metrics_max_models", "provider_health_min_calls",
+                 "provider_health_consecutive_failures"):
+        if getattr(settings, name) < 1:
+            raise ConfigError(f"{_spec(name).key}: must be >= 1, got {getattr(settings, name)}")
+    if not settings.provider_health_window_s > 0:
+        raise ConfigError("provider_health.window_s: must be > 0 seconds, "
+                          f"got {settings.provider_health_window_s}")
+    if not 0 < settings.provider_health_failure_ratio <= 1:
+        raise ConfigError("provider_health.failure_ratio: must be in (0, 1], "
+                          f"got {settings.provider_health_failure_ratio}")
+    for path in split_list(settings.metrics_http_exclude_paths):
+        if not path.startswith("/"):
+            raise ConfigError(f"metrics.http_exclude_paths: {path!r} must start with '/'")
     if settings.event_loop not in ("auto", "uvloop", "asyncio"):
         raise ConfigError(
             f"server.event_loop: {settings.event_loop!r} is not one of auto, uvloop, asyncio"
@@ -338,6 +515,13 @@ def validate(settings: Settings) -> Settings:
     _validate_receiver(settings)
     _validate_sdk(settings)
     _validate_reliability(settings)
+    _validate_security(settings)
+    from llmtrace_otel.tenancy.settings import check_settings
+
+    try:
+        check_settings(settings)
+    except PolicyError as exc:
+        raise ConfigError(str(exc)) from None
     return settings
 
 
@@ -364,6 +548,37 @@ def _validate_reliability(settings: Settings) -> None:
         raise ConfigError(
             f"breaker.failure_threshold: must be between 1 and breaker.window "
             f"({settings.breaker_window}), got {settings.breaker_failure_threshold}")
+
+
+_SEVERITIES = ("info", "low", "medium", "high", "critical")
+_ENFORCEMENT = ("off", "flag", "block")
+
+
+def _validate_security(settings: Settings) -> None:
+    for name in ("security_min_severity", "security_enforce_min_severity"):
+        value = getattr(settings, name)
+        if value.strip().lower() not in _SEVERITIES:
+            raise ConfigError(
+                f"{_spec(name).key}: {value!r} is not one of {', '.join(_SEVERITIES)}"
+            )
+    if settings.security_enforcement not in _ENFORCEMENT:
+        raise ConfigError(
+            f"security.enforcement: {settings.security_enforcement!r} is not one of "
+            f"{', '.join(_ENFORCEMENT)}"
+        )
+    if not [t for t in settings.security_enforce_types.split(",") if t.strip()]:
+        raise ConfigError("security.enforce_types: names no finding type")
+    if settings.security_guard_max_chars < 1:
+        raise ConfigError(
+            f"security.guard_max_chars: must be >= 1, got {settings.security_guard_max_chars}"
+        )
+
+
+def _structured(key: str, raw: Any, source: str) -> Any:
+    try:
+        return _STRUCTURED[key][1](raw, source)
+    except PolicyError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def split_endpoint(key: str, endpoint: str) -> tuple[str, int]:
@@ -426,6 +641,9 @@ def load_settings(
     values: dict[str, Any] = {}
     if config_file:
         for key, raw in _read_file(config_file).items():
+            if key in _STRUCTURED:
+                values[_STRUCTURED[key][0]] = _structured(key, raw, f"file {config_file}")
+                continue
             spec = _BY_KEY[key]
             values[spec.name] = _coerce(spec, raw, f"file {config_file}")
     for spec in FIELDS:
@@ -439,7 +657,9 @@ def load_settings(
         if standard:
             values["otlp_protocol"] = standard
     for name, raw in (overrides or {}).items():
-        if raw is not None:
+        if name in _STRUCTURED:
+            values[_STRUCTURED[name][0]] = _structured(name, raw, "overrides")
+        elif raw is not None:
             values[name] = _coerce(_spec(name), raw, f"flag {_spec(name).flag}")
     return validate(dataclasses.replace(Settings(), **values))
 

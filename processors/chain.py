@@ -85,7 +85,11 @@ class Enrichment:
         return bool(self.attributes or self.events or self.remove)
 
 
-def _bounded(items: Sequence[_T], dropped: int) -> BoundedList:
+def _sequence(items: Sequence[_T], dropped: int) -> Sequence[_T]:
+    """``items`` as a ReadableSpan keeps them: a tuple, or a BoundedList when the SDK
+    dropped some at its limits (only a BoundedList can carry that count)."""
+    if not dropped:
+        return tuple(items)
     bounded = BoundedList.from_seq(None, items)
     bounded.dropped = dropped
     return bounded
@@ -118,8 +122,8 @@ def copy_span(span: ReadableSpan, enrichment: Enrichment) -> ReadableSpan:
         parent=span.parent,
         resource=span.resource,
         attributes=attributes,
-        events=_bounded((*span.events, *enrichment.events), span.dropped_events),
-        links=_bounded(tuple(span.links), span.dropped_links),
+        events=_sequence((*span.events, *enrichment.events), span.dropped_events),
+        links=_sequence(span.links, span.dropped_links),
         kind=span.kind,
         status=span.status,
         start_time=span.start_time,

@@ -26,19 +26,25 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from opentelemetry.context import Context
-from opentelemetry.metrics import MeterProvider
+from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, get_meter
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from processors.breaker import CircuitBreaker
 from processors.chain import DropCounter
 
-__all__ = ["ExportSink"]
+__all__ = ["EXPORT_DURATION_BUCKETS", "ExportSink"]
 
 _log = logging.getLogger(__name__)
+_METER = "llmtrace.processors.sinks"
+_EXPORTER = "exporter"
+#: Seconds; a local SQLite batch takes milliseconds, a remote OTLP one up to its timeout.
+EXPORT_DURATION_BUCKETS: Sequence[float] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+)
 
 
 def _ignore_drop(stage: str, reason: str) -> None:
@@ -60,18 +66,18 @@ class _AccountingExporter(SpanExporter):
             if permit is None:  # open: skip the exporter, count the spans
                 self._sink._settle(len(spans), None)
                 return SpanExportResult.FAILURE
-        started = time.monotonic()
+        started = time.perf_counter()
         reason = None
         try:
             result = self._inner.export(spans)
         except Exception as exc:
             _log.exception("exporter %s raised; %d spans dropped", self._sink.name, len(spans))
             result, reason = SpanExportResult.FAILURE, f"raised {type(exc).__name__}"
+        seconds = time.perf_counter() - started
         ok = result is SpanExportResult.SUCCESS
         if breaker is not None and permit is not None:
-            breaker.record(permit, ok, time.monotonic() - started,
-                           reason=reason or "export failed")
-        self._sink._settle(len(spans), ok)
+            breaker.record(permit, ok, seconds, reason=reason or "export failed")
+        self._sink._settle(len(spans), ok, seconds)
         return result
 
     def shutdown(self) -> None:
@@ -84,7 +90,10 @@ class _AccountingExporter(SpanExporter):
 class ExportSink(SpanProcessor):
     """``BatchSpanProcessor(exporter)`` with a bounded, counted queue and export outcome.
 
-    ``name`` labels the drop counter (stage ``export.<name>``) and ``/health``.
+    ``name`` labels the drop counter (stage ``export.<name>``), ``/health`` and the
+    sink's metrics: ``llmtrace.export.duration`` (seconds per exported batch, by
+    ``exporter`` and ``outcome``), ``llmtrace.export.queue.depth`` and
+    ``llmtrace.export.queue.capacity`` (spans, read at collection time).
     ``last_ok`` is the outcome of the latest export (``None`` before the first) and
     ``failed_batches`` counts failed exports. ``breaker`` (optional) skips the exporter
     while it keeps failing.
@@ -117,6 +126,16 @@ class ExportSink(SpanProcessor):
         self._lock = threading.Condition(threading.Lock())
         self._stage = f"export.{name}"
         self._on_drop = on_drop or _ignore_drop
+        meter = get_meter(_METER, meter_provider=meter_provider)
+        self._duration = meter.create_histogram(
+            "llmtrace.export.duration", unit="s", description="Time to export one batch.",
+            explicit_bucket_boundaries_advisory=EXPORT_DURATION_BUCKETS)
+        meter.create_observable_gauge(
+            "llmtrace.export.queue.depth", [self._observe_depth], unit="{span}",
+            description="Spans waiting for this exporter.")
+        meter.create_observable_gauge(
+            "llmtrace.export.queue.capacity", [self._observe_capacity], unit="{span}",
+            description="Spans this exporter's queue holds before it drops.")
         self._batch = BatchSpanProcessor(
             _AccountingExporter(self, exporter),
             max_queue_size=max_queue_size,
@@ -161,7 +180,13 @@ class ExportSink(SpanProcessor):
             return
         self._batch.on_end(span)
 
-    def _settle(self, count: int, ok: bool | None) -> None:
+    def _observe_depth(self, options: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(self._pending, {_EXPORTER: self.name})
+
+    def _observe_capacity(self, options: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(self._max, {_EXPORTER: self.name})
+
+    def _settle(self, count: int, ok: bool | None, seconds: float = 0.0) -> None:
         """Books for one batch: exported (``ok``), failed, or skipped by the breaker (None)."""
         with self._lock:
             self._pending = max(0, self._pending - count)
@@ -170,6 +195,8 @@ class ExportSink(SpanProcessor):
             for _ in range(count):
                 self._on_drop(self._stage, "circuit_open")
             return
+        self._duration.record(seconds, {_EXPORTER: self.name,
+                                        "outcome": "ok" if ok else "failed"})
         self.last_ok = ok
         if not ok:
             self.failed_batches += 1

@@ -11,10 +11,11 @@ from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
 
 from llmtrace_otel.api import ApiContext, api_routes
-from llmtrace_otel.config import Settings
+from llmtrace_otel.config import Settings, split_list
 from llmtrace_otel.exporters.sqlite import SpanStore
 from llmtrace_otel.proxy.guards import GuardChain, RequestGuard
 from llmtrace_otel.proxy.handler import ProxyContext, ProxyHandler
+from llmtrace_otel.proxy.http_metrics import HttpServerMetrics, MeteredApplication
 from llmtrace_otel.proxy.limits import BoundedHTTPServer, ensure_open_files, listen_backlog
 from llmtrace_otel.proxy.ops import (
     HEALTH_PATH,
@@ -25,6 +26,7 @@ from llmtrace_otel.proxy.ops import (
     _OpsContext,
 )
 from llmtrace_otel.proxy.routing import Router
+from llmtrace_otel.proxy.security_guard import SecurityGuard
 from llmtrace_otel.proxy.upstream import UpstreamClient
 from llmtrace_otel.receiver.http import otlp_routes
 from llmtrace_otel.receiver.service import OTLPReceiver
@@ -43,13 +45,24 @@ def make_app(context: ProxyContext, ops: _OpsContext, api: ApiContext | None = N
     registry = context.telemetry.prometheus_registry
     if registry is not None:
         routes.append((METRICS_PATH, MetricsHandler, {"registry": registry}))
+    from llmtrace_otel.tenancy.api import budget_routes
+
+    routes.extend(budget_routes(context.guards.guards, context.settings.api_admin_token))
     if api is not None:  # /api/v1/* and /ui/* are reserved then: never proxied
         routes.extend(api_routes(api) + ui_routes())
     if receiver is not None:  # receiver.on_proxy: OTLP/HTTP on the proxy's own port
         routes.extend(otlp_routes(receiver))
     routes.append((r"/.*", ProxyHandler, {"context": context}))
-    return Application(routes, compress_response=False, serve_traceback=False,
-                       log_function=_log_request)
+    settings = context.settings
+    http_metrics = None
+    if settings.metrics_http_server:
+        http_metrics = HttpServerMetrics(
+            context.telemetry.meter,
+            exclude_paths=split_list(settings.metrics_http_exclude_paths),
+            routes=[pattern for pattern, _, _ in routes],
+        )
+    return MeteredApplication(routes, http_metrics=http_metrics, compress_response=False,
+                              serve_traceback=False, log_function=_log_request)
 
 
 def _log_request(handler: RequestHandler) -> None:
@@ -60,19 +73,29 @@ def _log_request(handler: RequestHandler) -> None:
                           1000.0 * handler.request.request_time())
 
 
-def _api_context(settings: Settings) -> ApiContext | None:
+def _api_context(settings: Settings, telemetry: Telemetry) -> ApiContext | None:
     if not settings.api_enabled:
         return None
     if settings.api_admin_token is None and settings.host not in ("127.0.0.1", "::1", "localhost"):
         _log.warning("the query API and /ui are open to anyone who reaches %s:%d; set "
                      "api.admin_token (or api.enabled=false)", settings.host, settings.port)
-    store = SpanStore(settings.sqlite_path) if settings.sqlite_enabled else None
+    store = (
+        SpanStore(settings.sqlite_path, on_operation=telemetry.instruments.count_storage)
+        if settings.sqlite_enabled else None
+    )
     return ApiContext(store, settings.api_admin_token)
 
 
 def build_guards(settings: Settings, telemetry: Telemetry) -> list[RequestGuard]:
     """The request guards the settings ask for, in the order they run."""
     guards: list[RequestGuard] = []
+    from llmtrace_otel.tenancy.build import build_tenancy_guard
+
+    tenancy = build_tenancy_guard(settings, telemetry)
+    if tenancy is not None:
+        guards.append(tenancy)
+    if settings.security_enforcement != "off":
+        guards.append(SecurityGuard.from_settings(settings))
     return guards
 
 
@@ -96,9 +119,9 @@ class ProxyServer:
         )
         self._context = ProxyContext(settings, Router(settings), self._upstream, telemetry,
                                      self.in_flight, chain)
-        self._ops = _OpsContext(telemetry, time.monotonic(), self.in_flight,
+        self._ops = _OpsContext(telemetry, time.monotonic(), self.in_flight, chain,
                                 self._connections)
-        self._api = _api_context(settings)
+        self._api = _api_context(settings, telemetry)
         self._receiver = OTLPReceiver(settings, telemetry) if settings.receiver_on_proxy else None
         self._server: BoundedHTTPServer | None = None
         self.port: int | None = None
@@ -153,6 +176,7 @@ class ProxyServer:
             self._api.close()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self._flush_telemetry)
+        await self._context.guards.aclose()  # after the flush: spend of the last spans
 
     def _flush_telemetry(self) -> None:
         try:

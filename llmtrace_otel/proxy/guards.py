@@ -112,6 +112,36 @@ class GuardChain:
     def names(self) -> tuple[str, ...]:
         return tuple(guard.name for guard in self._guards)
 
+    @property
+    def guards(self) -> tuple[RequestGuard, ...]:
+        return self._guards
+
+    def health(self) -> dict[str, tuple[dict[str, object], bool]]:
+        """``/health`` components of guards that have a ``health()`` method:
+        name -> (details, degraded)."""
+        out: dict[str, tuple[dict[str, object], bool]] = {}
+        for guard in self._guards:
+            report = getattr(guard, "health", None)
+            if report is None:
+                continue
+            try:
+                out[f"guard.{guard.name}"] = report()
+            except Exception:
+                _log.exception("request guard %s failed to report health", guard.name)
+                out[f"guard.{guard.name}"] = ({"state": "unknown"}, False)
+        return out
+
+    async def aclose(self) -> None:
+        """Close guards that hold resources (an ``aclose()`` method): connections, threads."""
+        for guard in self._guards:
+            close = getattr(guard, "aclose", None)
+            if close is None:
+                continue
+            try:
+                await close()
+            except Exception:
+                _log.exception("request guard %s failed to close", guard.name)
+
     async def check(self, call: CallInfo) -> _Outcome:
         if not self._guards:
             return _PASS

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 import aiohttp
@@ -39,6 +40,19 @@ _CLIENT_GONE = "client_disconnected"
 # When the proxy added stream_options.include_usage, OpenAI adds `"usage":null` to every
 # chunk; the client did not ask for it, so it is removed again (compact JSON, as sent).
 _USAGE_NULL = b',"usage":null'
+# Every usage-only chunk has an empty choices list (compact as OpenAI sends it, or with a
+# space as some compatible servers do); most events do not, and only those that do must be
+# parsed before they are relayed.
+_USAGE_CANDIDATES = (b'"choices":[]', b'"choices": []')
+# http.route of proxied LLM API calls: the canonical path, or the API's suffix under any
+# other prefix (Azure deployments, gateways), so the route stays low-cardinality.
+_API_ROUTES = {
+    "openai.chat_completions": ("/v1/chat/completions", "/*/chat/completions"),
+    "openai.completions": ("/v1/completions", "/*/completions"),
+    "openai.embeddings": ("/v1/embeddings", "/*/embeddings"),
+    "openai.responses": ("/v1/responses", "/*/responses"),
+    "anthropic.messages": ("/v1/messages", "/*/v1/messages"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +84,9 @@ class ProxyHandler(RequestHandler):
         self._accumulator: StreamAccumulator | None = None
         self._stream_complete = False
         self._guard_headers: list[tuple[str, str]] = []
+        #: For the http.server.* metrics (proxy/http_metrics.py).
+        self.http_route = "/*"
+        self.response_body_size = 0
 
     def set_default_headers(self) -> None:
         # Relay the upstream's headers only: no Tornado Server/Content-Type defaults.
@@ -94,6 +111,15 @@ class ProxyHandler(RequestHandler):
             self._chunks.clear()
         else:
             self._chunks.append(chunk)
+
+    @property
+    def request_body_size(self) -> int:
+        return self._size
+
+    def write(self, chunk: str | bytes | dict) -> None:  # type: ignore[type-arg]
+        if isinstance(chunk, bytes):
+            self.response_body_size += len(chunk)
+        super().write(chunk)
 
     def on_connection_close(self) -> None:
         self._client_gone = True
@@ -121,6 +147,9 @@ class ProxyHandler(RequestHandler):
         method = request.method or "GET"
         headers = request.headers
         route = ctx.router.route(method, request.path, headers)
+        if route.adapter is not None:
+            canonical, other = _API_ROUTES.get(route.adapter.api, ("/*", "/*"))
+            self.http_route = canonical if request.path == canonical else other
         body = b"".join(self._chunks) if self._chunks else None
         issues: list[str] = []
         llm_request = self._parse_request(route, body, issues)
@@ -298,23 +327,17 @@ class ProxyHandler(RequestHandler):
         error_type: str | None = None
         try:
             async for chunk in response.content.iter_any():
+                arrived = time.perf_counter()
                 if edit_stream:
-                    out = []
-                    for event in decoder.feed(chunk):
-                        signal = self._account(event, recorder)
-                        if not signal.usage_only:
-                            out.append(event.raw.replace(_USAGE_NULL, b""))
-                    if out:
-                        self.write(b"".join(out))
-                        await self._flush_or_cancel()
+                    await self._relay_edited(decoder.feed(chunk), recorder, arrived)
                     continue
                 self.write(chunk)
-                await self._flush_or_cancel()
+                await self._flush_or_cancel()  # bytes out first, parsing after
                 if not decodable:
                     continue
                 data = inflater.decompress(chunk) if inflater is not None else chunk
                 for event in decoder.feed(data):
-                    self._account(event, recorder)
+                    self._account(event, recorder, arrived)
             if edit_stream and decoder.pending:
                 self.write(decoder.pending)  # an unterminated tail is relayed as it came
             for event in decoder.flush():
@@ -337,12 +360,42 @@ class ProxyHandler(RequestHandler):
         await self._write_final(b"")
         recorder.finish(response.status, result)
 
-    def _account(self, event: SSEEvent, recorder: CallRecorder) -> StreamSignal:
+    async def _relay_edited(self, events: list[SSEEvent], recorder: CallRecorder,
+                            arrived: float) -> None:
+        """Relay the events of one network chunk minus the usage-only chunk the proxy asked
+        for. Only an event that can be that chunk (``"choices":[]``) is parsed before it is
+        relayed, and what precedes it is flushed first; the rest are parsed after the
+        flush, so the client's first byte never waits for JSON parsing."""
+        out: list[bytes] = []
+        unparsed: list[SSEEvent] = []
+        for event in events:
+            raw = event.raw
+            if _USAGE_CANDIDATES[0] in raw or _USAGE_CANDIDATES[1] in raw:
+                if out:
+                    self.write(b"".join(out))
+                    out = []
+                    await self._flush_or_cancel()
+                for earlier in unparsed:  # keep the accumulator's order
+                    self._account(earlier, recorder, arrived)
+                unparsed = []
+                if self._account(event, recorder, arrived).usage_only:
+                    continue
+            else:
+                unparsed.append(event)
+            out.append(event.raw.replace(_USAGE_NULL, b""))
+        if out:
+            self.write(b"".join(out))
+            await self._flush_or_cancel()
+        for event in unparsed:
+            self._account(event, recorder, arrived)
+
+    def _account(self, event: SSEEvent, recorder: CallRecorder,
+                 arrived: float | None = None) -> StreamSignal:
         accumulator = self._accumulator
         signal = accumulator.feed(event) if accumulator is not None else _DEFAULT_SIGNAL
         if signal.terminal:
             self._stream_complete = True
-        recorder.on_event(signal)
+        recorder.on_event(signal, arrived)
         return signal
 
     async def _flush_or_cancel(self) -> None:

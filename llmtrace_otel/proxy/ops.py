@@ -12,6 +12,7 @@ from prometheus_client.exposition import choose_encoder
 from tornado.web import RequestHandler
 
 from llmtrace_otel import __version__
+from llmtrace_otel.proxy.guards import GuardChain
 from llmtrace_otel.telemetry.pipeline import Telemetry
 from processors.chain import BackgroundSpanProcessor
 
@@ -35,12 +36,15 @@ class _OpsContext:
     telemetry: Telemetry
     started_monotonic: float
     in_flight: InFlight
+    guards: GuardChain | None = None
     #: Open/max/refused client connections (proxy/limits.py), when the server has started.
     connections: Callable[[], dict[str, int]] | None = None
 
 
-def health_report(telemetry: Telemetry, started_monotonic: float, in_flight: InFlight) -> dict:
-    """Liveness/readiness: ``healthy`` unless a component is failing (``degraded``).
+def health_report(telemetry: Telemetry, started_monotonic: float, in_flight: InFlight,
+                  guards: GuardChain | None = None) -> dict:
+    """Liveness/readiness: ``healthy`` unless a component is failing or an upstream
+    provider is unavailable (``degraded``; ``providers`` says which and why).
 
     The proxy keeps relaying traffic when telemetry degrades, so ``degraded`` is still
     served with 200: it is a signal for operators, not a reason to restart the pod.
@@ -64,6 +68,14 @@ def health_report(telemetry: Telemetry, started_monotonic: float, in_flight: InF
             "depth": depth,
             "capacity": capacity,
         }
+    if guards is not None:
+        for name, (details, failing) in guards.health().items():
+            degraded |= failing
+            components[name] = details
+    providers: dict[str, dict[str, object]] = {}
+    for provider in telemetry.instruments.provider_health.states():
+        providers[provider.provider] = provider.as_dict()
+        degraded |= not provider.available
     breakers = breaker_report(telemetry)
     degraded |= any(detail["state"] != "closed" for detail in breakers.values())
     return {
@@ -72,6 +84,7 @@ def health_report(telemetry: Telemetry, started_monotonic: float, in_flight: InF
         "uptime_s": round(time.monotonic() - started_monotonic, 3),
         "in_flight": in_flight.count,
         "components": components,
+        "providers": providers,
         "breakers": breakers,
     }
 
@@ -89,7 +102,7 @@ class HealthHandler(RequestHandler):
 
     def get(self) -> None:
         report = health_report(self._ctx.telemetry, self._ctx.started_monotonic,
-                               self._ctx.in_flight)
+                               self._ctx.in_flight, self._ctx.guards)
         if self._ctx.connections is not None:
             report["connections"] = self._ctx.connections()
         self.set_header("Content-Type", "application/json")

@@ -3,7 +3,7 @@
 OTLP/gRPC and OTLP/HTTP (protobuf and JSON, gzip) in; received spans are normalised to the
 latest GenAI semantic conventions and handed, with their original ids, times, resource,
 scope, events, links and status, to the same processor chain and exporters as the proxy's
-own spans. See docs/collector-mode.md.
+own spans. See docs/collector.md.
 """
 
 from __future__ import annotations

@@ -33,7 +33,9 @@ from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, S
 from opentelemetry.util.types import AttributeValue
 
 from llmtrace_otel.providers.types import Usage
-from llmtrace_otel.telemetry.totals import CounterTotals
+from llmtrace_otel.telemetry.provider_health import ProviderHealth, is_upstream_failure
+from processors.labels import BoundedLabels
+from processors.totals import CounterTotals
 
 __all__ = [
     "DURATION_BUCKETS",
@@ -68,6 +70,7 @@ _MODEL = "model"
 _STATUS_CODE = "status_code"
 _DIRECTION = "direction"
 _ERROR_TYPE = "error_type"
+_OPERATION = "operation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +92,24 @@ class CallOutcome:
 
 
 class ProxyInstruments:
-    """Creates the instruments once; :meth:`record` is called once per call."""
+    """Creates the instruments once; :meth:`record` is called once per call.
 
-    def __init__(self, meter: Meter) -> None:
+    ``model_cap`` bounds the model label values of every metric (spans keep the real
+    names); ``provider_health`` is fed the outcome of every call.
+    """
+
+    def __init__(
+        self,
+        meter: Meter,
+        *,
+        model_cap: BoundedLabels | None = None,
+        provider_health: ProviderHealth | None = None,
+    ) -> None:
         self._meter = meter
+        self._cap = model_cap if model_cap is not None else BoundedLabels(200)
+        self.provider_health = provider_health if provider_health is not None else (
+            ProviderHealth())
+        self.provider_health.observe_with(meter)
         self._operation_duration = meter.create_histogram(
             GEN_AI_CLIENT_OPERATION_DURATION, unit="s", description="GenAI operation duration.",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
@@ -112,7 +129,7 @@ class ProxyInstruments:
             description="Time between consecutive chunks after the first.",
             explicit_bucket_boundaries_advisory=TIME_PER_CHUNK_BUCKETS,
         )
-        # Counters are pre-aggregated totals (telemetry/totals.py): a synchronous
+        # Counters are pre-aggregated totals (processors/totals.py): a synchronous
         # Counter.add costs ~70k instructions per call in the SDK.
         self._requests = CounterTotals(
             meter, "llmtrace.requests", labels=(_PROVIDER, _MODEL, _STATUS_CODE),
@@ -130,6 +147,17 @@ class ProxyInstruments:
         self._upstream_errors = CounterTotals(
             meter, "llmtrace.upstream_errors", labels=(_PROVIDER, _ERROR_TYPE), unit="{error}",
             description="Upstream failures: unreachable, timeout, reset, or an error status.",
+        )
+        self._cache_tokens = CounterTotals(
+            meter, "llmtrace.prompt_cache.tokens", labels=(_PROVIDER, _MODEL, _OPERATION),
+            unit="{token}",
+            description="Input tokens read from (operation=read) or written to "
+            "(operation=write) the provider's prompt cache.",
+        )
+        self._storage = CounterTotals(
+            meter, "llmtrace.storage.operations", labels=(_OPERATION, "status"),
+            unit="{operation}",
+            description="Operations on the SQLite span store (open, write, read) by status.",
         )
         self._dropped = CounterTotals(
             meter, "llmtrace.telemetry.dropped", labels=("stage", "reason"), unit="{span}",
@@ -151,6 +179,10 @@ class ProxyInstruments:
             description="Requests currently being proxied.",
         )
 
+    def count_storage(self, operation: str, status: str) -> None:
+        """One SQLite operation (open, write, read) and how it ended (ok, error)."""
+        self._storage.add(1, (operation, status))
+
     def count_drop(self, stage: str, reason: str) -> None:
         self._dropped.add(1, (stage, reason))
 
@@ -158,7 +190,10 @@ class ProxyInstruments:
         self._upstream_errors.add(1, (provider, error_type))
 
     def record(self, outcome: CallOutcome) -> None:
-        model = outcome.request_model or ""
+        self.provider_health.record(
+            outcome.provider, is_upstream_failure(outcome.status_code, outcome.error_type))
+        cap = self._cap
+        model = cap(outcome.request_model or "")
         status = str(outcome.status_code)
         self._requests.add(1, (outcome.provider, model, status))
         self._request_duration.record(
@@ -173,9 +208,9 @@ class ProxyInstruments:
             SERVER_PORT: outcome.server_port,
         }
         if outcome.request_model:
-            genai[GEN_AI_REQUEST_MODEL] = outcome.request_model
+            genai[GEN_AI_REQUEST_MODEL] = model
         if outcome.response_model:
-            genai[GEN_AI_RESPONSE_MODEL] = outcome.response_model
+            genai[GEN_AI_RESPONSE_MODEL] = cap(outcome.response_model)
         if outcome.error_type:
             genai[ERROR_TYPE] = outcome.error_type
         self._operation_duration.record(outcome.duration_s, genai)
@@ -194,3 +229,10 @@ class ProxyInstruments:
                 continue
             self._token_usage.record(count, {**genai, GEN_AI_TOKEN_TYPE: token_type})
             self._tokens.add(count, (token_type, outcome.provider, model))
+        # Cache-hit ratio = read / input tokens (input includes cached tokens everywhere).
+        if usage.cache_read_input_tokens:
+            self._cache_tokens.add(usage.cache_read_input_tokens,
+                                   (outcome.provider, model, "read"))
+        if usage.cache_creation_input_tokens:
+            self._cache_tokens.add(usage.cache_creation_input_tokens,
+                                   (outcome.provider, model, "write"))

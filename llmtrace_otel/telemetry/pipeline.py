@@ -3,10 +3,10 @@
 ::
 
     span end ─> BackgroundSpanProcessor (bounded queue, worker thread)
-                 └─> CostProcessor ─> ContentPolicyProcessor ─> FanOut
-                                                               ├─> BatchSpanProcessor(SQLite)
-                                                               ├─> BatchSpanProcessor(OTLP)
-                                                               └─> extra processors (tests)
+                 └─> CostProcessor ─> SecurityProcessor ─> ContentPolicyProcessor ─> FanOut
+                                                                                 ├─> SQLite
+                                                                                 ├─> OTLP
+                                                                                 └─> extras
     metrics ─> MeterProvider ─> PrometheusMetricReader (private registry, served at /metrics)
                             └─> PeriodicExportingMetricReader(OTLP)
 
@@ -32,13 +32,19 @@ from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry
 
 from llmtrace_otel import __version__
-from llmtrace_otel.config import Settings, otlp_requested
+from llmtrace_otel.config import Settings, otlp_requested, split_list
 from llmtrace_otel.telemetry.instruments import ProxyInstruments
+from llmtrace_otel.telemetry.process import observe_process, register_process_collectors
+from llmtrace_otel.telemetry.provider_health import ProviderHealth
 from processors.breaker import BreakerPolicy, CircuitBreakers
 from processors.chain import BackgroundSpanProcessor, EnrichingSpanProcessor, build_chain
 from processors.content_policy import ContentPolicyProcessor
 from processors.cost import CostProcessor, PriceTable
+from processors.labels import BoundedLabels
+from processors.security.findings import Severity
+from processors.security.processor import SecurityProcessor
 from processors.sinks import ExportSink
+from processors.slot import EnricherSlot
 
 __all__ = ["Telemetry", "build_telemetry"]
 
@@ -60,6 +66,11 @@ class Telemetry:
     #: True when something in-process reads message content (capture or analysis).
     needs_content: bool
     exporters: list[ExportSink] = field(default_factory=list)
+    #: Where parts built after the pipeline attach enrichers (after cost, before the
+    #: content policy): the tenancy spend recorder and anomaly processor.
+    enricher_slot: EnricherSlot = field(default_factory=EnricherSlot)
+    #: One cardinality cap shared by every metric labelled with a tenant.
+    tenant_labels: BoundedLabels = field(default_factory=lambda: BoundedLabels(100))
     #: Circuit breakers of the exporters and analysis processors (None: breakers off).
     breakers: CircuitBreakers | None = None
 
@@ -128,15 +139,24 @@ def _breakers(settings: Settings) -> tuple[CircuitBreakers | None, BreakerPolicy
 def _guard_analysis(enrichers: Sequence[EnrichingSpanProcessor], breakers: CircuitBreakers,
                     policy: BreakerPolicy) -> None:
     """A breaker per analysis step (``analysis.<stage>``). The content policy gets none: it
-    is what keeps un-opted-in content out of the exports, so it is never bypassed."""
+    is what keeps un-opted-in content out of the exports, so it is never bypassed. Nor does
+    the enricher slot (it runs what is attached later with its own error handling)."""
     for enricher in enrichers:
-        if isinstance(enricher, ContentPolicyProcessor):
+        if isinstance(enricher, ContentPolicyProcessor | EnricherSlot):
             continue
         name, n = f"analysis.{enricher.stage}", 1
         while breakers.get(name) is not None:
             n += 1
             name = f"analysis.{enricher.stage}#{n}"
         enricher.set_breaker(breakers.new(name, policy))
+
+
+def _security(settings: Settings, meter_provider: MeterProvider) -> list[EnrichingSpanProcessor]:
+    """The SecurityProcessor, when enabled: content is analysed before it is stripped."""
+    if not settings.security_enabled:
+        return []
+    return [SecurityProcessor(min_severity=Severity.parse(settings.security_min_severity),
+                              meter_provider=meter_provider)]
 
 
 def build_telemetry(
@@ -174,7 +194,21 @@ def build_telemetry(
             readers.append(_otlp_metric_reader(settings))
         meter_provider = MeterProvider(resource=resource, metric_readers=readers)
     meter = meter_provider.get_meter(instrumentation_name, __version__)
-    instruments = ProxyInstruments(meter)
+    instruments = ProxyInstruments(
+        meter,
+        model_cap=BoundedLabels(settings.metrics_max_models,
+                           allow=split_list(settings.metrics_model_allowlist)),
+        provider_health=ProviderHealth(
+            window_s=settings.provider_health_window_s,
+            min_calls=settings.provider_health_min_calls,
+            failure_ratio=settings.provider_health_failure_ratio,
+            consecutive_failures=settings.provider_health_consecutive_failures,
+        ),
+    )
+    if registry is not None and settings.metrics_process:
+        register_process_collectors(registry)
+    if settings.metrics_process:
+        observe_process(meter)
     breakers, analysis_policy = _breakers(settings)
     if breakers is not None:
         breakers.observe(meter)
@@ -185,8 +219,9 @@ def build_telemetry(
         from llmtrace_otel.exporters.sqlite import SQLiteSpanExporter
 
         exporters.append(ExportSink(
-            "sqlite", SQLiteSpanExporter(settings.sqlite_path,
-                                         busy_timeout_ms=settings.sqlite_busy_timeout_ms),
+            "sqlite",
+            SQLiteSpanExporter(settings.sqlite_path, on_operation=instruments.count_storage,
+                               busy_timeout_ms=settings.sqlite_busy_timeout_ms),
             max_queue_size=settings.analysis_queue_size, schedule_delay_millis=500,
             on_drop=instruments.count_drop, meter_provider=meter_provider,
             block_when_full=blocking_export,
@@ -206,9 +241,13 @@ def build_telemetry(
     prices = PriceTable.builtin()
     if settings.pricing_file:
         prices = prices.merged_with(PriceTable.from_file(settings.pricing_file))
+    tenant_labels = BoundedLabels(settings.metric_tenants)
+    slot = EnricherSlot()
     enrichers: list[EnrichingSpanProcessor] = [
-        CostProcessor(prices=prices, meter_provider=meter_provider),
+        CostProcessor(prices=prices, meter_provider=meter_provider, tenant_label=tenant_labels),
+        *_security(settings, meter_provider),
         *extra_enrichers,
+        slot,
         ContentPolicyProcessor(capture_content=settings.capture_content),
     ]
     if breakers is not None:
@@ -236,5 +275,7 @@ def build_telemetry(
         head=head,
         needs_content=needs_content,
         exporters=exporters,
+        enricher_slot=slot,
+        tenant_labels=tenant_labels,
         breakers=breakers,
     )

@@ -114,10 +114,12 @@ class CallRecorder:
         inject(carrier, context=set_span_in_context(self.span))
         return list(carrier.items())
 
-    def on_event(self, signal: StreamSignal) -> None:
+    def on_event(self, signal: StreamSignal, at: float | None = None) -> None:
+        """One stream event; ``at`` is when it arrived (``time.perf_counter()``), if the
+        caller relayed it before accounting for it."""
         if not signal.counts_as_chunk:
             return
-        now = time.perf_counter()
+        now = time.perf_counter() if at is None else at
         if self._first_chunk is None:
             self._first_chunk = now
         else:

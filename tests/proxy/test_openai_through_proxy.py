@@ -72,10 +72,12 @@ def test_chat_is_relayed_unchanged_and_becomes_one_span(proxy: RunningProxy,
     assert genai.GEN_AI_OUTPUT_MESSAGES not in attrs
 
 
+@pytest.mark.parametrize("scenario", ["ok", "burst", "split-events"])
 def test_stream_without_usage_request_gets_usage_on_span_but_not_in_stream(
-    proxy: RunningProxy, upstream: FakeUpstream
+    proxy: RunningProxy, upstream: FakeUpstream, scenario: str
 ) -> None:
-    stream = client(proxy).chat.completions.create(
+    # "burst": the whole stream, usage chunk included, arrives in one network read.
+    stream = client(proxy, scenario).chat.completions.create(
         model="gpt-4o-mini", messages=MESSAGES, stream=True
     )
     chunks = list(stream)

@@ -82,6 +82,7 @@ SCENARIOS = frozenset(
         "reset-midstream",
         "malformed-sse",
         "split-events",
+        "burst",
     }
 )
 _DEFAULT_DELAY = {"slow": 0.5, "slow-stream": 0.1}
@@ -664,6 +665,8 @@ class _BaseHandler(tornado.web.RequestHandler):
             return
         if self.scenario == "split-events":
             await self._write_pieces(_split(b"".join(events)), pause=0.001)
+        elif self.scenario == "burst":  # the whole stream in one write, as a cache would
+            await self._write_pieces([b"".join(events)])
         else:
             gap = self.delay if self.scenario == "slow-stream" else 0.0
             for index, event in enumerate(events):

@@ -7,7 +7,7 @@ import threading
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from llmtrace_otel.telemetry.totals import OVERFLOW_VALUE, CounterTotals
+from processors.totals import OVERFLOW_VALUE, CounterTotals
 
 
 def _points(reader: InMemoryMetricReader, name: str) -> dict[tuple[tuple[str, object], ...], float]:

@@ -114,6 +114,11 @@ _INSERT: Final = (
 )
 
 _Row = tuple[object, ...]
+
+
+def _ignore_operation(operation: str, status: str) -> None:
+    return None
+
 _Encode = Callable[[object], str]
 
 
@@ -279,10 +284,13 @@ class SQLiteSpanExporter(SpanExporter):
         path: str | os.PathLike[str],
         *,
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        on_operation: Callable[[str, str], None] | None = None,
     ) -> None:
         if busy_timeout_ms < 0:
             raise ValueError(f"busy_timeout_ms must be >= 0, got {busy_timeout_ms}")
         self._path = Path(path)
+        #: Told (operation, status) of every storage operation: ("open"|"write", "ok"|"error").
+        self._on_operation = on_operation or _ignore_operation
         self._busy_timeout_ms = busy_timeout_ms
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
@@ -325,8 +333,10 @@ class SQLiteSpanExporter(SpanExporter):
             try:
                 self._write(spans)
             except Exception as exc:  # noqa: BLE001 - telemetry must not break traffic
+                self._on_operation("write", "error")
                 self._on_failure(exc, len(spans))
                 return SpanExportResult.FAILURE
+            self._on_operation("write", "ok")
             self._written += len(spans)
             if self._burst_dropped:
                 _log.warning(
@@ -348,9 +358,14 @@ class SQLiteSpanExporter(SpanExporter):
             self._close_connection()
             conn = None
         if conn is None:
-            conn = self._conn = connect_writer(
-                self._path, busy_timeout_ms=self._busy_timeout_ms
-            )
+            try:
+                conn = self._conn = connect_writer(
+                    self._path, busy_timeout_ms=self._busy_timeout_ms
+                )
+            except Exception:
+                self._on_operation("open", "error")
+                raise
+            self._on_operation("open", "ok")
             self._identity = _identity(self._path)
         conn.execute("BEGIN IMMEDIATE")
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -109,9 +109,12 @@ class SpanStore:
         path: str | os.PathLike[str],
         *,
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        on_operation: Callable[[str, str], None] | None = None,
     ) -> None:
         self._path = Path(path)
         self._busy_timeout_ms = busy_timeout_ms
+        #: Told ("read", "ok"|"error") after every read.
+        self._on_operation = on_operation
 
     @property
     def path(self) -> Path:
@@ -119,13 +122,19 @@ class SpanStore:
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
-        conn = connect_reader(self._path, busy_timeout_ms=self._busy_timeout_ms)
+        status = "error"
         try:
-            yield conn
-        except sqlite3.Error as exc:
-            raise StoreError(f"reading {self._path} failed: {exc}") from exc
+            conn = connect_reader(self._path, busy_timeout_ms=self._busy_timeout_ms)
+            try:
+                yield conn
+                status = "ok"
+            except sqlite3.Error as exc:
+                raise StoreError(f"reading {self._path} failed: {exc}") from exc
+            finally:
+                conn.close()
         finally:
-            conn.close()
+            if self._on_operation is not None:
+                self._on_operation("read", status)
 
     def recent_calls(
         self,

@@ -21,10 +21,12 @@ from collections.abc import Iterable
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
+from processors.labels import OTHER_LABEL
+
 __all__ = ["OVERFLOW_VALUE", "CounterTotals"]
 
 #: Label value of the series that collects everything beyond the series cap.
-OVERFLOW_VALUE = "_other"
+OVERFLOW_VALUE = OTHER_LABEL
 
 
 class CounterTotals:

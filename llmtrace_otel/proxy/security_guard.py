@@ -1,0 +1,188 @@
+"""The security request guard: input-side detectors on the request path, flag or block.
+
+With ``security.enforcement`` at ``flag`` or ``block`` the proxy runs the input-side
+detectors (prompt injection and jailbreak, and PII or secrets when ``security.enforce_types``
+names them) on the parsed request before it goes upstream:
+
+* ``flag``: the call goes through; the response carries ``X-LLMTrace-Security: flagged;
+  types=...`` and the span ``llmtrace.security.guard.action = "flag"`` and
+  ``llmtrace.security.guard.finding_types``.
+* ``block``: the call never reaches the upstream; the client gets 400 in its API's error
+  shape (code ``security_policy_violation``) naming the finding types, and the span is
+  marked as above with ``action = "block"`` and ``error.type = security_policy_violation``.
+
+Only findings at or above ``security.enforce_min_severity`` whose type starts with one of
+the ``security.enforce_types`` count. The check runs synchronously on the event loop, so it
+reads at most ``security.guard_max_chars`` of each text (head and tail). If the check itself
+fails, the proxy fails open (the guard chain logs and counts it), unless
+``security.fail_closed`` is set in block mode: then the call is refused with 503.
+
+The background SecurityProcessor still analyses every span; this guard only decides.
+Results are remembered per text (``processors.security.cache``), so the earlier turns a
+conversation sends again on every call are not analysed again on the request path.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+
+from llmtrace_otel.config import Settings
+from llmtrace_otel.providers.types import (
+    ChatMessage,
+    LLMRequest,
+    TextPart,
+    ToolCallResponsePart,
+)
+from llmtrace_otel.proxy.errors import ProxyError
+from llmtrace_otel.proxy.guards import CallInfo, CallResult, Verdict
+from processors.attributes import LLMTRACE_SECURITY_GUARD_ACTION, LLMTRACE_SECURITY_GUARD_FINDINGS
+from processors.security.cache import DEFAULT_CACHE_SIZE, FindingsCache
+from processors.security.detectors import Detector, ScanContext, default_detectors
+from processors.security.findings import Finding, Severity, Side
+from processors.security.segments import Segment, Source
+
+__all__ = ["BLOCKED_CODE", "FAILED_CODE", "FLAG_HEADER", "SecurityGuard", "request_segments"]
+
+_log = logging.getLogger(__name__)
+
+FLAG_HEADER = "X-LLMTrace-Security"
+BLOCKED_CODE = "security_policy_violation"
+FAILED_CODE = "security_check_failed"
+_ROLE_SOURCE = {"user": Source.USER, "tool": Source.TOOL, "function": Source.TOOL,
+                "system": Source.SYSTEM, "developer": Source.SYSTEM}
+#: Which built-in detector a finding-type prefix needs.
+_DETECTOR_FOR_PREFIX = {"prompt_injection": "injection", "jailbreak": "injection",
+                        "pii": "pii", "secret": "secrets"}
+
+
+def _bounded(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return text[:half] + "\n" + text[-half:]
+
+
+def _message_segments(message: ChatMessage, index: int, limit: int) -> Iterator[Segment]:
+    source = _ROLE_SOURCE.get(message.role.lower(), Source.ASSISTANT)
+    if source == Source.ASSISTANT:
+        return  # earlier model turns are not the attacker's input
+    for j, part in enumerate(message.parts):
+        location = f"messages[{index}].parts[{j}]"
+        if isinstance(part, TextPart):
+            yield Segment(_bounded(part.content, limit), Side.INPUT, source, location)
+        elif isinstance(part, ToolCallResponsePart):
+            yield Segment(_bounded(part.response, limit), Side.INPUT, Source.TOOL, location)
+
+
+def request_segments(request: LLMRequest, limit: int) -> list[Segment]:
+    """The texts of a parsed request a request-path check reads, each at most ``limit``."""
+    out: list[Segment] = []
+    for j, part in enumerate(request.system_instructions):
+        if isinstance(part, TextPart):
+            out.append(Segment(_bounded(part.content, limit), Side.INPUT, Source.SYSTEM,
+                               f"system[{j}]"))
+    for i, message in enumerate(request.input_messages):
+        out.extend(_message_segments(message, i, limit))
+    for i, tool in enumerate(request.tool_definitions):
+        if tool.description:
+            out.append(Segment(_bounded(tool.description, limit), Side.INPUT, Source.TOOL,
+                               f"tools[{i}]"))
+    return [s for s in out if s.text.strip()]
+
+
+class SecurityGuard:
+    """A :class:`~llmtrace_otel.proxy.guards.RequestGuard` enforcing the security policy."""
+
+    name = "security"
+
+    def __init__(
+        self,
+        *,
+        mode: str,
+        enforce_types: Sequence[str] = ("prompt_injection", "jailbreak"),
+        min_severity: Severity = Severity.HIGH,
+        fail_closed: bool = False,
+        max_chars: int = 50_000,
+        detectors: Sequence[Detector] | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> None:
+        if mode not in ("flag", "block"):
+            raise ValueError(f"security guard mode must be flag or block, got {mode!r}")
+        self.mode = mode
+        self.enforce_types = tuple(t.strip() for t in enforce_types if t.strip())
+        self.min_severity = min_severity
+        self.fail_closed = fail_closed
+        self.max_chars = max_chars
+        if detectors is None:
+            wanted = {_DETECTOR_FOR_PREFIX.get(t.split(".", 1)[0]) for t in self.enforce_types}
+            detectors = [d for d in default_detectors() if d.name in wanted]
+        self.detectors = tuple(detectors)
+        self._cache = FindingsCache(cache_size)  # earlier turns come back on every call
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SecurityGuard:
+        return cls(
+            mode=settings.security_enforcement,
+            enforce_types=settings.security_enforce_types.split(","),
+            min_severity=Severity.parse(settings.security_enforce_min_severity),
+            fail_closed=settings.security_fail_closed,
+            max_chars=settings.security_guard_max_chars,
+        )
+
+    def _enforced(self, finding: Finding) -> bool:
+        if finding.severity < self.min_severity:
+            return False
+        kind = finding.finding_type
+        return any(kind == t or kind.startswith(t + ".") for t in self.enforce_types)
+
+    def inspect(self, request: LLMRequest) -> list[Finding]:
+        """The enforced findings in ``request`` (synchronous; what ``check`` decides on)."""
+        segments = request_segments(request, self.max_chars)
+        system = [s.text for s in segments if s.source == Source.SYSTEM]
+        context = ScanContext(system_prompt="\n".join(system) if system else None)
+        found: list[Finding] = []
+        for detector in self.detectors:
+            for segment in segments:
+                if detector.applies_to(segment):
+                    found.extend(f for f in self._cache.detect(detector, segment, context)
+                                 if self._enforced(f))
+        return found
+
+    async def check(self, call: CallInfo) -> Verdict | None:
+        if call.request is None:
+            return None
+        try:
+            found = self.inspect(call.request)
+        except Exception:
+            if self.mode == "block" and self.fail_closed:
+                _log.exception("security check failed; call refused (security.fail_closed)")
+                return Verdict(
+                    attributes={LLMTRACE_SECURITY_GUARD_ACTION: "error"},
+                    reject=ProxyError(503, FAILED_CODE, "The security check of this request "
+                                      "failed and the proxy is set to fail closed; retry "
+                                      "later or contact the operator."),
+                )
+            raise  # the guard chain logs, counts and lets the call through
+        if not found:
+            return None
+        types = tuple(sorted({f.finding_type for f in found}))
+        worst = max(f.severity for f in found)
+        attributes = {LLMTRACE_SECURITY_GUARD_ACTION: self.mode,
+                      LLMTRACE_SECURITY_GUARD_FINDINGS: types}
+        header = (FLAG_HEADER, f"{'blocked' if self.mode == 'block' else 'flagged'}; "
+                               f"types={','.join(types)}")
+        if self.mode == "flag":
+            return Verdict(attributes=attributes, response_headers=(header,))
+        message = (
+            f"This request was blocked by the llmtrace-otel security policy and was not sent "
+            f"to the model: {', '.join(types)} ({worst.label}) found in the input. If this is "
+            f"a false positive, rephrase the request or ask the operator to adjust "
+            f"security.enforcement / security.enforce_types."
+        )
+        return Verdict(attributes=attributes, response_headers=(header,),
+                       reject=ProxyError(400, BLOCKED_CODE, message))
+
+    def on_complete(self, call: CallInfo, result: CallResult) -> None:
+        return None
+

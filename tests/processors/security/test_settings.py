@@ -1,0 +1,81 @@
+"""security.* settings: defaults, env/flag parsing, clear errors, pipeline wiring."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmtrace_otel.config import ConfigError, load_settings
+from llmtrace_otel.proxy.app import build_guards
+from llmtrace_otel.proxy.security_guard import SecurityGuard
+from llmtrace_otel.telemetry.pipeline import build_telemetry
+from processors.content_policy import ContentPolicyProcessor
+from processors.security.findings import Severity
+from processors.security.processor import SecurityProcessor
+
+
+def test_defaults_analyse_without_enforcing() -> None:
+    settings = load_settings(env={})
+    assert settings.security_enabled is True
+    assert settings.security_min_severity == "low"
+    assert settings.security_enforcement == "off"
+
+
+def test_env_values_are_parsed() -> None:
+    settings = load_settings(env={
+        "LLMTRACE_SECURITY_ENFORCEMENT": "block",
+        "LLMTRACE_SECURITY_ENFORCE_TYPES": "prompt_injection,pii.credit_card",
+        "LLMTRACE_SECURITY_ENFORCE_MIN_SEVERITY": "medium",
+        "LLMTRACE_SECURITY_FAIL_CLOSED": "yes",
+    })
+    guard = SecurityGuard.from_settings(settings)
+    assert guard.mode == "block"
+    assert guard.enforce_types == ("prompt_injection", "pii.credit_card")
+    assert guard.min_severity is Severity.MEDIUM
+    assert guard.fail_closed is True
+    assert sorted(d.name for d in guard.detectors) == ["injection", "pii"]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"LLMTRACE_SECURITY_ENFORCEMENT": "deny"}, r"security.enforcement: 'deny' is not one of"),
+        ({"LLMTRACE_SECURITY_MIN_SEVERITY": "severe"}, r"security.min_severity: 'severe'"),
+        ({"LLMTRACE_SECURITY_ENFORCE_MIN_SEVERITY": "x"}, r"security.enforce_min_severity"),
+        ({"LLMTRACE_SECURITY_ENFORCE_TYPES": " , "}, r"security.enforce_types: names no"),
+        ({"LLMTRACE_SECURITY_GUARD_MAX_CHARS": "0"}, r"security.guard_max_chars: must be >= 1"),
+        ({"LLMTRACE_SECURITY_ENABLED": "perhaps"}, r"security.enabled"),
+    ],
+)
+def test_bad_values_fail_at_startup_naming_the_key(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(env=env)
+
+
+def test_pipeline_places_security_before_the_content_policy(tmp_path: object) -> None:
+    settings = load_settings(env={}, overrides={"sqlite_enabled": False,
+                                                "security_min_severity": "medium"})
+    telemetry = build_telemetry(settings, env={})
+    try:
+        assert telemetry.needs_content
+        chain, seen = telemetry.head._next, []  # type: ignore[union-attr]
+        while chain is not None and hasattr(chain, "set_next"):
+            seen.append(chain)
+            chain = chain._next
+        kinds = [type(p) for p in seen]
+        assert kinds.index(SecurityProcessor) < kinds.index(ContentPolicyProcessor)
+        security = seen[kinds.index(SecurityProcessor)]
+        assert security.min_severity is Severity.MEDIUM  # type: ignore[attr-defined]
+    finally:
+        telemetry.shutdown()
+
+
+def test_guard_is_built_only_when_enforcing() -> None:
+    off = load_settings(env={}, overrides={"sqlite_enabled": False})
+    on = load_settings(env={}, overrides={"sqlite_enabled": False, "security_enforcement": "flag"})
+    for settings, expected in ((off, []), (on, ["security"])):
+        telemetry = build_telemetry(settings, env={})
+        try:
+            names = [g.name for g in build_guards(settings, telemetry)]
+            assert [n for n in names if n != "tenancy"] == expected  # tenancy: its own tests
+        finally:
+            telemetry.shutdown()
