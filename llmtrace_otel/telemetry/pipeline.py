@@ -73,10 +73,18 @@ class Telemetry:
     tenant_labels: BoundedLabels = field(default_factory=lambda: BoundedLabels(100))
     #: Circuit breakers of the exporters and analysis processors (None: breakers off).
     breakers: CircuitBreakers | None = None
+    #: Metric readers that push (OTLP), flushed by :meth:`force_flush`.
+    push_readers: list[MetricReader] = field(default_factory=list)
 
     def force_flush(self, timeout_millis: int = 10000) -> bool:
+        """Flush spans through the chain and every exporter, and push metrics (OTLP).
+
+        Only push readers are flushed: ``MeterProvider.force_flush`` would also make the
+        Prometheus reader collect, which queues a second copy of every series for the next
+        scrape (duplicate samples on /metrics).
+        """
         spans = self.tracer_provider.force_flush(timeout_millis)
-        metrics = self.meter_provider.force_flush(timeout_millis)
+        metrics = all(reader.force_flush(timeout_millis) for reader in self.push_readers)
         return bool(spans and metrics)
 
     def shutdown(self) -> None:
@@ -187,17 +195,21 @@ def build_telemetry(
     registry: CollectorRegistry | None = None
     if meter_provider is None:
         readers: list[MetricReader] = list(extra_metric_readers)
+        push_readers: list[MetricReader] = []
         if settings.metrics_enabled:
             registry = CollectorRegistry()
             readers.append(PrometheusMetricReader(registry=registry))
         if otlp_requested(settings, env):
-            readers.append(_otlp_metric_reader(settings))
+            push_readers.append(_otlp_metric_reader(settings))
+            readers.append(push_readers[-1])
         meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    else:
+        push_readers = []  # the application's provider: its readers are its own
     meter = meter_provider.get_meter(instrumentation_name, __version__)
     instruments = ProxyInstruments(
         meter,
         model_cap=BoundedLabels(settings.metrics_max_models,
-                           allow=split_list(settings.metrics_model_allowlist)),
+                                allow=split_list(settings.metrics_model_allowlist)),
         provider_health=ProviderHealth(
             window_s=settings.provider_health_window_s,
             min_calls=settings.provider_health_min_calls,
@@ -266,6 +278,7 @@ def build_telemetry(
         getattr(enricher, "needs_content", False) for enricher in enrichers
     )
     return Telemetry(
+        push_readers=push_readers,
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
         tracer=tracer,
