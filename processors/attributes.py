@@ -62,6 +62,9 @@ LLMTRACE_SECURITY_GUARD_BUDGET_EXCEEDED: Final = "llmtrace.security.guard.budget
 LLMTRACE_SECURITY_REDACTED: Final = "llmtrace.security.redacted"
 #: The proxy ended a streamed response early on a finding (security.stream_scan = stop).
 LLMTRACE_SECURITY_STREAM_STOPPED: Final = "llmtrace.security.stream_stopped"
+#: Span event, one per finding of the stream scanner (the finding.* attributes; offsets in
+#: the output text as streamed).
+LLMTRACE_SECURITY_STREAM_FINDING_EVENT: Final = "llmtrace.security.stream.finding"
 #: Output characters the stream scanner read, and the finding types it reported.
 LLMTRACE_SECURITY_STREAM_SCANNED_CHARS: Final = "llmtrace.security.stream.scanned_chars"
 LLMTRACE_SECURITY_STREAM_FINDING_TYPES: Final = "llmtrace.security.stream.finding_types"
