@@ -1,0 +1,87 @@
+"""Topics the system instructions put off limits, and user text that goes there.
+
+Many attacks are ordinary requests that are attacks only against their system prompt: a
+recipe question to a bot told "providing recipes is not allowed", a chess question wrapped
+in a hypothetical for a bot told "under no circumstances give instructions on how to play
+chess". :func:`restricted_topics` reads the restriction sentences of the instructions
+(``never discuss ...``, ``do not ... under any circumstances``, ``... is not allowed``,
+``avoid ...``, ``refuse to discuss ...``) and keeps their content words;
+:func:`touches_restricted` says which of them a user text mentions (by word stem, so
+``dinosaurio`` meets ``Dinosaurs`` and ``intelligenza artificiale`` ``artificial
+intelligence``).
+
+Touching a restricted topic is weak evidence by itself (people ask off-topic questions all
+the time): the injection detector counts it as a *target*, which becomes an attack when it
+comes wrapped in fiction, persuasion, many-shot priming or an evasive format.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["restricted_topics", "touches_restricted"]
+
+_SENTENCE = re.compile(r"[^.!?\n]+")
+_PROHIBITION = re.compile(
+    r"\b(?:never|do\s+not|don'?t|dont|must\s+not|mustn't|should\s+not|shouldn't|avoid\w*|"
+    r"refuse|not\s+(?:allowed|permitted|programmed|supposed)|prohibited|forbidden|"
+    r"under\s+no\s+circumstances|strictly\s+not|no\s+discussion|off-?limits)\b",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"[^\W\d_]{4,}")
+_STEM = 6  # letters a topic word and a text word must share
+# Words of the restriction sentence that name no topic.
+_GENERIC = frozenset(re.findall(r"\S+", """
+    never dont don't must mustn should shouldn avoid avoiding avoids refuse allowed permitted
+    programmed supposed prohibited forbidden under circumstances strictly discussion discussions
+    discuss discussing talk talking about topic topics share sharing information details detail
+    provide providing give giving help helping answer answers answering questions question
+    related regarding including include like such things thing kind kinds type types other
+    others anything everything something user users customer customers chatbot chat assistant
+    your yours their them they this that these those with without into from only also always
+    cases case costs cost matter what which when where while there here will would could
+    reveal revealing disclose tell telling mention mentioning anyone anybody someone person
+    people private personal instructions instruction prompt system task role purpose maintain
+    ensure focus focused environment appropriate platform service forum developed designed
+    reasons reason concerns concern potential individual please engage engaging depth
+    in-depth complex technical general specific more most less least very much many
+    inputted input output text language languages given mentioned listed above below
+    provided contained stated written described outlined absolutely because since order
+    """))
+
+
+def _stems(text: str) -> set[str]:
+    return {word[:_STEM] for word in _WORD.findall(text.lower())}
+
+
+def restricted_topics(system_prompt: str | None) -> frozenset[str]:
+    """The word stems of the topics the instructions forbid (empty when none)."""
+    if not system_prompt or _PROHIBITION.search(system_prompt) is None:
+        return frozenset()
+    stems: set[str] = set()
+    for sentence in _SENTENCE.findall(system_prompt):
+        if _PROHIBITION.search(sentence) is None:
+            continue
+        for word in _WORD.findall(sentence.lower()):
+            if word not in _GENERIC:
+                stems.add(word[:_STEM])
+    return frozenset(stems)
+
+
+def touches_restricted(text: str, topics: frozenset[str]) -> tuple[list[str], int, int]:
+    """The restricted topic stems ``text`` mentions (sorted), and where the first mention
+    is (``-1, -1`` when none)."""
+    if not topics:
+        return [], -1, -1
+    hits = sorted(_stems(text) & topics)
+    if not hits:
+        return [], -1, -1
+    first = min((m for stem in hits
+                 if (m := re.search(rf"(?<!\w){re.escape(stem)}", text, re.IGNORECASE))),
+                key=lambda m: m.start(), default=None)
+    if first is None:
+        return hits, -1, -1
+    end = first.start()
+    while end < len(text) and (text[end].isalpha()):
+        end += 1
+    return hits, first.start(), end
