@@ -15,9 +15,12 @@ Only findings at or above ``security.enforce_min_severity`` whose type starts wi
 the ``security.enforce_types`` count. The check runs synchronously on the event loop, so it
 reads at most ``security.guard_max_chars`` of each text (head and tail), and it has a time
 budget, ``security.guard_budget_ms``: the clock is read before each detector runs on each
-text (a detector call on one text cannot be interrupted, pure Python has no safe point
-inside a regex), and once the budget is spent the remaining (detector, text) pairs are not
-run. What was found so far is enforced; if nothing was, the unfinished check is treated
+text, and texts longer than 8,192 characters are read in 8,192-character pieces (512 of
+overlap, so a phrase across a cut is still seen) with the clock read between pieces. A
+detector call on one piece cannot be interrupted (pure Python has no safe point inside a
+regex), so the check can overrun the budget by one detector run on one piece (~3 ms for
+the injection detector on 8 KB on this kind of machine). Once the budget is spent the
+remaining runs are skipped. What was found so far is enforced; if nothing was, the unfinished check is treated
 like a failed one. The span gets ``llmtrace.security.guard.budget_exceeded = true`` and the
 chain counts ``llmtrace_telemetry_dropped_total{stage="guard.security",
 reason="budget_exceeded"}``.
@@ -78,6 +81,10 @@ FAILED_CODE = "security_check_failed"
 BUDGET_EXCEEDED = "budget_exceeded"
 _ROLE_SOURCE = {"user": Source.USER, "tool": Source.TOOL, "function": Source.TOOL,
                 "system": Source.SYSTEM, "developer": Source.SYSTEM}
+#: Longer texts are checked in pieces of this size, overlapping by _OVERLAP (budget checks
+#: between pieces).
+_PIECE = 8192
+_OVERLAP = 512
 #: Which built-in detector a finding-type prefix needs.
 _DETECTOR_FOR_PREFIX = {"prompt_injection": "injection", "jailbreak": "injection",
                         "pii": "pii", "secret": "secrets"}
@@ -100,6 +107,18 @@ def _message_segments(message: ChatMessage, index: int, limit: int) -> Iterator[
             yield Segment(_bounded(part.content, limit), Side.INPUT, source, location)
         elif isinstance(part, ToolCallResponsePart):
             yield Segment(_bounded(part.response, limit), Side.INPUT, Source.TOOL, location)
+
+
+def _pieces(segment: Segment) -> Iterator[Segment]:
+    """``segment``, or its text in overlapping pieces of at most ``_PIECE`` characters."""
+    text = segment.text
+    if len(text) <= _PIECE:
+        yield segment
+        return
+    step = _PIECE - _OVERLAP
+    for start in range(0, len(text) - _OVERLAP, step):
+        yield Segment(text[start:start + _PIECE], segment.side, segment.source,
+                      segment.location, segment.offset)
 
 
 def request_segments(request: LLMRequest, limit: int) -> list[Segment]:
@@ -192,7 +211,8 @@ class SecurityGuard:
         system = [s.text for s in segments if s.source == Source.SYSTEM]
         context = ScanContext(system_prompt="\n".join(system) if system else None)
         found: list[Finding] = []
-        pairs = [(d, s) for d in self.detectors for s in segments if d.applies_to(s)]
+        pieces = [piece for s in segments for piece in _pieces(s)]
+        pairs = [(d, s) for d in self.detectors for s in pieces if d.applies_to(s)]
         for ran, (detector, segment) in enumerate(pairs):
             if deadline is not None and time.perf_counter() >= deadline:  # the safe point
                 return GuardScan(tuple(found), False, (time.perf_counter() - began) * 1000,

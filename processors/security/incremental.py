@@ -2,8 +2,8 @@
 
 A :class:`TextStreamScanner` is fed the new text of one or more output streams (the
 message text of choice 0, a tool call's arguments, ...) as it arrives. It scans when
-``every`` new characters have accumulated, or earlier at a line or sentence end once
-``min_every`` have, and at :meth:`flush`. Each scan reads only the new tail plus the last
+``every`` (512) new characters have accumulated, or earlier at a line or sentence end
+once ``min_every`` (128) have, and at :meth:`flush`. Each scan reads only the new tail plus the last
 ``overlap`` characters before it, so a value split across pieces (``AKIA`` | ``2OGY...``) is
 still seen whole, while the cost stays proportional to the new text. Findings are
 deduplicated across scans by (type, start offset in the stream).
@@ -36,9 +36,9 @@ __all__ = [
 ]
 
 #: Scan once this many new characters have arrived ...
-DEFAULT_EVERY = 256
+DEFAULT_EVERY = 512
 #: ... or at a line/sentence end once this many have.
-DEFAULT_MIN_EVERY = 48
+DEFAULT_MIN_EVERY = 128
 #: Characters before the new text that each scan reads again (a PEM header and 64
 #: characters of key body, an AWS key pair, a JWT header and payload fit).
 DEFAULT_OVERLAP = 320

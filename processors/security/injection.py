@@ -253,7 +253,8 @@ def assess_injection(
         return InjectionAssessment(0.0, (), source)  # output: only links/images can exfiltrate
     active = _OUTPUT_RULES if output else (rules or _INPUT_RULES)
     signals: list[Signal] = []
-    variants = scan_variants(text)
+    # model output is searched for exfiltration links, which are not hidden in encodings
+    variants = scan_variants(text, max_depth=0 if output else 2)
     for variant in variants:
         signals.extend(_rule_signals(variant, text, active))
         if variant.encoding == PLAIN:

@@ -64,20 +64,27 @@ _JOIN = re.compile(
 _PLUS = re.compile(r"(\$?[A-Za-z]\w{0,11})\s*\+\s*(\$?[A-Za-z]\w{0,11})")
 
 
-def _top_count(text: str) -> int:
-    """How often the most frequent word occurs (cheap gate for the repetition pattern)."""
+def _repeats(text: str) -> bool:
+    """Whether some word pair occurs 9+ times (cheap gate for the repeated-run pattern, whose
+    back-reference is costly): a phrase repeated ten times repeats its word pairs."""
     words = text.lower().split()
-    return Counter(words).most_common(1)[0][1] if words else 0
+    if len(words) < 10 or Counter(words).most_common(1)[0][1] < 10:
+        return False
+    return Counter(zip(words, words[1:])).most_common(1)[0][1] >= 9
 
 
 def _repetition(variant: TextVariant, whole: tuple[int, int]) -> list[Signal]:
     text = variant.text
     n = len(text)
-    if n >= 300:
+    if n < 30:
+        return []
+    if n >= 300:  # the compression ratio says how repetitive a text is, at C speed
         ratio = len(zlib.compress(text.encode("utf-8", "replace"), 1)) / n
         if ratio < 0.08:  # one token or phrase repeated over and over
             return [Signal("repetition.flood", REPETITION, 0.55, *whole, excerpt(text[:60]))]
-    if n >= 30 and n <= 20_000 and _top_count(text) >= 10:
+        if ratio > 0.4 or n > 20_000:  # prose compresses to ~0.5-0.7: no run of ten repeats
+            return []
+    if _repeats(text):
         run = _REPEATED_RUN.search(text)
         if run is not None:
             return [Signal("repetition.run", REPETITION, 0.4,
@@ -98,15 +105,15 @@ def _shots(text: str, whole: tuple[int, int]) -> list[Signal]:
 def _shouted(variant: TextVariant) -> list[Signal]:
     """A run of capitals carrying an order, inside text that is mostly not capitals."""
     text = variant.text
-    letters = sum(1 for c in text if c.isalpha())
-    if letters < 20:
+    runs = [run for run in _CAPS_RUN.finditer(text) if len(run.group()) >= 12]
+    if not runs:
         return []
     upper = sum(1 for c in text if c.isupper())
-    if upper > 0.6 * letters:  # all-caps text: shouting, not an inserted command
+    lower = sum(1 for c in text if c.islower())
+    if lower < 20 or upper > 1.5 * lower:  # all-caps text: shouting, not an inserted command
         return []
-    for run in _CAPS_RUN.finditer(text):
-        command = _CAPS_COMMAND.search(run.group())
-        if command is not None and len(run.group()) >= 12:
+    for run in runs:
+        if _CAPS_COMMAND.search(run.group()) is not None:
             return [Signal("shouted_command.caps", OVERRIDE, 0.35,
                            *variant.to_original(*run.span()), excerpt(run.group()))]
     return []

@@ -173,7 +173,8 @@ def _chunk_events(pieces: list[str]) -> list[SSEEvent]:
 @pytest.mark.parametrize(("stop_at", "stops"), [("critical", False), ("high", True)])
 def test_only_findings_at_the_stop_severity_stop_the_stream(stop_at: str, stops: bool) -> None:
     # an access key id alone is `high`; the default stop severity is `critical`
-    policy = StreamScanPolicy(mode="stop", stop_severity=Severity.parse(stop_at))
+    policy = StreamScanPolicy(mode="stop", stop_severity=Severity.parse(stop_at),
+                              every=16, min_every=16)  # a scan after each piece
     accumulator = OpenAIChatAdapter().new_stream_accumulator()
     span = TracerProvider().get_tracer("test").start_span("chat")
     watch = policy.watch("openai.chat_completions", None, accumulator, span)

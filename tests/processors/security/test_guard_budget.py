@@ -151,3 +151,17 @@ def test_within_budget_nothing_is_marked(upstream: FakeUpstream, tmp_path: Path)
         attrs = dict(proxy.only_span().attributes or {})
         assert "llmtrace.security.guard.budget_exceeded" not in attrs
         assert _budget_count(proxy.metrics_text()) == 0
+
+
+def test_long_texts_are_read_in_overlapping_pieces_with_the_clock_read_between() -> None:
+    filler = "The quarterly numbers look fine and the team is on track. "
+    text = (filler * 200)[:8192 - 30] + ". " + ATTACK + " " + (filler * 200)[:11_000]
+    slow = _Slow()
+    scan = SecurityGuard(mode="block", budget_ms=1, detectors=[slow], cache_size=0).scan(
+        _request(text))
+    assert len(slow.seen) == 1 and len(slow.seen[0]) == 8192 and scan.skipped == 2
+    # an attack across the first cut is still found whole, in the second piece
+    guard = SecurityGuard(mode="block", budget_ms=0, cache_size=0)
+    found = guard.scan(_request(text))
+    assert found.complete
+    assert "prompt_injection.instruction_override" in {f.finding_type for f in found.findings}
