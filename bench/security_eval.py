@@ -597,7 +597,7 @@ def _guard_cost(calls: int) -> list[str]:
     budget_rows = []
     for budget in (0.0, 5.0):
         guard = SecurityGuard(mode="block", cache_size=0, budget_ms=budget,
-                              enforce_types="prompt_injection,jailbreak,pii,secret".split(","))
+                              enforce_types=["prompt_injection", "jailbreak", "pii", "secret"])
         scans = [guard.scan(big) for _ in range(max(5, calls // 20))]
         elapsed = [scan.elapsed_ms * 1000 for scan in scans]
         cut = sum(not scan.complete for scan in scans)
