@@ -21,9 +21,9 @@ detector call on one piece cannot be interrupted (pure Python has no safe point 
 regex), so the check can overrun the budget by one detector run on one piece (~3 ms for
 the injection detector on 8 KB on this kind of machine). Once the budget is spent the
 remaining runs are skipped. What was found so far is enforced; if nothing was, the
-unfinished check is treated like a failed one. The span gets ``llmtrace.security.guard.budget_exceeded = true`` and the
-chain counts ``llmtrace_telemetry_dropped_total{stage="guard.security",
-reason="budget_exceeded"}``.
+unfinished check is treated like a failed one. The span gets
+``llmtrace.security.guard.budget_exceeded = true`` and the chain counts
+``llmtrace_telemetry_dropped_total{stage="guard.security", reason="budget_exceeded"}``.
 
 If the check fails (or runs out of time with nothing found), the proxy fails open (the guard
 chain logs and counts it), unless ``security.fail_closed`` is set in block mode: then the

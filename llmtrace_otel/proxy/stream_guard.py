@@ -6,8 +6,8 @@ never waits for the scan). The watch reads the new output text from the provider
 stream accumulator (``text_pieces()``: message text, reasoning, tool-call arguments) and
 feeds it to a :class:`~processors.security.incremental.TextStreamScanner`, which scans
 every 512 new characters (at a line or sentence end once 128 have arrived) with a
-320-character overlap, so a key split across chunks is still found: credentials and keys, exfiltration links, and
-the system prompt or its secrets echoed back.
+320-character overlap, so a key split across chunks is still found: credentials and
+keys, exfiltration links, and the system prompt or its secrets echoed back.
 
 * ``observe``: findings become span events ``llmtrace.security.stream.finding`` as they
   are found, and the span gets ``llmtrace.security.stream.finding_types`` and
