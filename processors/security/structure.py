@@ -70,7 +70,7 @@ def _repeats(text: str) -> bool:
     words = text.lower().split()
     if len(words) < 10 or Counter(words).most_common(1)[0][1] < 10:
         return False
-    return Counter(zip(words, words[1:])).most_common(1)[0][1] >= 9
+    return Counter(zip(words, words[1:], strict=False)).most_common(1)[0][1] >= 9
 
 
 def _repetition(variant: TextVariant, whole: tuple[int, int]) -> list[Signal]:
