@@ -210,14 +210,29 @@ def _interactions(signals: list[Signal]) -> list[Signal]:
     return found
 
 
-def _adjust(signal: Signal, source: str, secret_context: bool) -> Signal:
+_NAMED = re.compile(r"\b[A-Z][a-z]+\b")
+_NOT_NAMES = frozenset({"Where", "What", "Who", "How", "When", "The", "Does", "Did", "Is", "Do"})
+
+
+def _concerns(signal: Signal, system_prompt: str | None) -> bool:
+    """Whether a request for someone's whereabouts concerns a person the instructions
+    hold data about (a name they mention, or "the user"): asking where a celebrity lives
+    is not asking for the protected record."""
+    if signal.name != "data_extraction.whereabouts" or not system_prompt:
+        return True
+    names = [n for n in _NAMED.findall(signal.evidence) if n not in _NOT_NAMES]
+    return not names or any(name in system_prompt for name in names)
+
+
+def _adjust(signal: Signal, source: str, secret_context: bool,
+            system_prompt: str | None = None) -> Signal:
     weight = signal.weight
     finding_type = signal.finding_type
     if source in _DATA_SOURCES and finding_type.startswith("prompt_injection."):
         weight = 1.0 - (1.0 - weight) ** 1.5  # instructions inside data
         if finding_type != EXFILTRATION:
             finding_type = INDIRECT
-    if secret_context and signal.kind in _CONTEXT_KINDS:
+    if secret_context and signal.kind in _CONTEXT_KINDS and _concerns(signal, system_prompt):
         weight = 1.0 - (1.0 - weight) ** 2
     if weight == signal.weight and finding_type == signal.finding_type:
         return signal
@@ -285,7 +300,7 @@ def assess_injection(
                                   f"{', '.join(hits[:4])}"))
     signals.extend(_interactions(signals))
     secret_context = bool(system_prompt) and _SECRET_CONTEXT.search(system_prompt or "") is not None
-    adjusted = tuple(_adjust(s, source, secret_context) for s in signals)
+    adjusted = tuple(_adjust(s, source, secret_context, system_prompt) for s in signals)
     score = combine(s.weight for s in strongest_per_kind(adjusted).values())
     return InjectionAssessment(round(score, 4), adjusted, source)
 

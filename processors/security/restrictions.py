@@ -18,6 +18,7 @@ comes wrapped in fiction, persuasion, many-shot priming or an evasive format.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 __all__ = ["restricted_topics", "touches_restricted"]
 
@@ -47,33 +48,53 @@ _GENERIC = frozenset(re.findall(r"\S+", """
     in-depth complex technical general specific more most less least very much many
     inputted input output text language languages given mentioned listed above below
     provided contained stated written described outlined absolutely because since order
+    current future modern able ever anymore certain being doing making based data info
+    content material stuff record records
     """))
+
+
+_TOKEN = re.compile(r"[^\W_]+(?:-[^\W_]+)*|[^\w\s]")
 
 
 def _stems(text: str) -> set[str]:
     return {word[:_STEM] for word in _WORD.findall(text.lower())}
 
 
-def restricted_topics(system_prompt: str | None) -> frozenset[str]:
-    """The word stems of the topics the instructions forbid (empty when none)."""
+def _phrases(sentence: str) -> Iterator[tuple[str, ...]]:
+    """Runs of adjacent content words: "space travel", "quantum physics", "dinosaurs"."""
+    run: list[str] = []
+    for token in _TOKEN.findall(sentence.lower()):
+        if len(token) >= 4 and token.isalpha() and token not in _GENERIC:
+            run.append(token[:_STEM])
+            continue
+        if run:
+            yield tuple(run)
+            run = []
+    if run:
+        yield tuple(run)
+
+
+def restricted_topics(system_prompt: str | None) -> frozenset[tuple[str, ...]]:
+    """The topics the instructions forbid, each as the word stems of one phrase (empty when
+    there are none). A topic of several words is touched only when all of them are."""
     if not system_prompt or _PROHIBITION.search(system_prompt) is None:
         return frozenset()
-    stems: set[str] = set()
+    topics: set[tuple[str, ...]] = set()
     for sentence in _SENTENCE.findall(system_prompt):
-        if _PROHIBITION.search(sentence) is None:
-            continue
-        for word in _WORD.findall(sentence.lower()):
-            if word not in _GENERIC:
-                stems.add(word[:_STEM])
-    return frozenset(stems)
+        if _PROHIBITION.search(sentence) is not None:
+            topics.update(phrase[:3] for phrase in _phrases(sentence))
+    return frozenset(topics)
 
 
-def touches_restricted(text: str, topics: frozenset[str]) -> tuple[list[str], int, int]:
-    """The restricted topic stems ``text`` mentions (sorted), and where the first mention
-    is (``-1, -1`` when none)."""
+def touches_restricted(
+    text: str, topics: frozenset[tuple[str, ...]]
+) -> tuple[list[str], int, int]:
+    """The restricted topics ``text`` mentions (their words, sorted), and where the first
+    mention is (``-1, -1`` when none)."""
     if not topics:
         return [], -1, -1
-    hits = sorted(_stems(text) & topics)
+    present = _stems(text)
+    hits = sorted({stem for topic in topics if present.issuperset(topic) for stem in topic})
     if not hits:
         return [], -1, -1
     first = min((m for stem in hits
@@ -82,6 +103,6 @@ def touches_restricted(text: str, topics: frozenset[str]) -> tuple[list[str], in
     if first is None:
         return hits, -1, -1
     end = first.start()
-    while end < len(text) and (text[end].isalpha()):
+    while end < len(text) and text[end].isalpha():
         end += 1
     return hits, first.start(), end
