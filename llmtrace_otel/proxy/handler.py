@@ -221,7 +221,8 @@ class ProxyHandler(RequestHandler):
         response: aiohttp.ClientResponse | None = None
         try:
             try:
-                response = await ctx.upstream.send(method, url, forwarded, upstream_body)
+                response = await ctx.upstream.send(method, url, forwarded, upstream_body,
+                                                   recorder)
             except UpstreamFailure as failure:
                 ctx.telemetry.instruments.count_upstream_error(route.provider, failure.error.code)
                 self._send_error(recorder, route, failure.error)
