@@ -36,7 +36,7 @@ from processors.security.context import damping
 from processors.security.evidence import excerpt as _excerpt
 from processors.security.findings import Finding, Severity, Side
 from processors.security.normalize import PLAIN, TextVariant, scan_variants
-from processors.security.restrictions import restricted_topics, touches_restricted
+from processors.security.restrictions import Restrictions, restricted_topics, touches_restricted
 from processors.security.scoring import Damp, Rule, RuleSet, Signal, combine, strongest_per_kind
 from processors.security.segments import Source
 from processors.security.structure import structural_signals
@@ -253,12 +253,15 @@ def assess_injection(
     source: str = Source.USER,
     system_prompt: str | None = None,
     rules: RuleSet | None = None,
+    restrictions: Restrictions | None = None,
 ) -> InjectionAssessment:
     """All injection/jailbreak evidence in ``text`` and its combined score.
 
     Offsets of the signals index ``text`` (a match inside a decoded payload spans the
     whole encoded stretch). Texts over 200,000 characters are scanned head and tail, and
-    their offsets index that shortened text.
+    their offsets index that shortened text. ``restrictions`` are the topics
+    ``system_prompt`` forbids (:func:`~processors.security.restrictions.restricted_topics`),
+    for callers that keep them per prompt; computed when not given.
     """
     text = _bounded(text)
     if not text.strip():
@@ -292,8 +295,9 @@ def assess_injection(
         signals.append(Signal("obfuscation.encoded_payload", "prompt_injection.obfuscation",
                               0.35, best.start, best.end, f"{best.encoding} payload"))
     if system_prompt and not output:
-        topics = restricted_topics(system_prompt)
-        hits, start, end = touches_restricted(text, topics) if topics else ([], -1, -1)
+        if restrictions is None:  # callers that see the same prompt often pass it in
+            restrictions = restricted_topics(system_prompt)
+        hits, start, end = touches_restricted(text, restrictions)
         if hits and start >= 0:
             signals.append(Signal("restricted_topic.mentioned", RESTRICTED, 0.3, start, end,
                                   f"touches what the system instructions forbid: "
@@ -359,9 +363,11 @@ def detect_injection(
     system_prompt: str | None = None,
     side: str | None = None,
     threshold: float = DEFAULT_THRESHOLD,
+    restrictions: Restrictions | None = None,
 ) -> list[Finding]:
     """Prompt-injection and jailbreak findings for ``text`` (empty when benign)."""
     if side is None:
         side = Side.OUTPUT if source in _OUTPUT_SOURCES else Side.INPUT
-    assessment = assess_injection(text, source=source, system_prompt=system_prompt)
+    assessment = assess_injection(text, source=source, system_prompt=system_prompt,
+                                  restrictions=restrictions)
     return findings_from(assessment, side=side, threshold=threshold)

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
-__all__ = ["restricted_topics", "touches_restricted"]
+__all__ = ["Restrictions", "restricted_topics", "touches_restricted"]
 
 _SENTENCE = re.compile(r"[^.!?\n]+")
 _PROHIBITION = re.compile(
@@ -74,35 +75,60 @@ def _phrases(sentence: str) -> Iterator[tuple[str, ...]]:
         yield tuple(run)
 
 
-def restricted_topics(system_prompt: str | None) -> frozenset[tuple[str, ...]]:
-    """The topics the instructions forbid, each as the word stems of one phrase (empty when
-    there are none). A topic of several words is touched only when all of them are."""
+@dataclass(frozen=True, slots=True)
+class Restrictions:
+    """The topics one set of system instructions forbids, ready to be matched."""
+
+    topics: frozenset[tuple[str, ...]]  # each topic: the word stems of one phrase
+    pattern: re.Pattern[str] | None  # every topic word, at a word start
+
+    def __bool__(self) -> bool:
+        return bool(self.topics)
+
+
+_NONE = Restrictions(frozenset(), None)
+
+
+def restricted_topics(system_prompt: str | None) -> Restrictions:
+    """The topics the instructions forbid, each as the word stems of one phrase (none when
+    there are no prohibitions). A topic of several words is touched only when all of them
+    are. Pure; callers that see the same instructions often keep the result."""
     if not system_prompt or _PROHIBITION.search(system_prompt) is None:
-        return frozenset()
+        return _NONE
     topics: set[tuple[str, ...]] = set()
     for sentence in _SENTENCE.findall(system_prompt):
         if _PROHIBITION.search(sentence) is not None:
             topics.update(phrase[:3] for phrase in _phrases(sentence))
-    return frozenset(topics)
-
-
-def touches_restricted(
-    text: str, topics: frozenset[tuple[str, ...]]
-) -> tuple[list[str], int, int]:
-    """The restricted topics ``text`` mentions (their words, sorted), and where the first
-    mention is (``-1, -1`` when none)."""
     if not topics:
+        return _NONE
+    stems = sorted({stem for topic in topics for stem in topic}, key=len, reverse=True)
+    pattern = re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, stems)) + ")", re.IGNORECASE)
+    return Restrictions(frozenset(topics), pattern)
+
+
+def touches_restricted(text: str, restrictions: Restrictions) -> tuple[list[str], int, int]:
+    """The restricted topics ``text`` mentions (their words, sorted), and where the first
+    mention is (``-1, -1`` when none). One regular-expression pass for all topic words, so
+    a long text costs a C-level scan, not a word split."""
+    pattern = restrictions.pattern
+    if pattern is None:
         return [], -1, -1
-    present = _stems(text)
-    hits = sorted({stem for topic in topics if present.issuperset(topic) for stem in topic})
+    wanted = len({stem for topic in restrictions.topics for stem in topic})
+    first: dict[str, tuple[int, int]] = {}
+    for match in pattern.finditer(text):
+        stem = match.group().lower()
+        if stem not in first:
+            end = match.end()
+            while end < len(text) and text[end].isalpha():
+                end += 1
+            first[stem] = (match.start(), end)
+            if len(first) == wanted:
+                break
+    if not first:
+        return [], -1, -1
+    hits = sorted({stem for topic in restrictions.topics if all(s in first for s in topic)
+                   for stem in topic})
     if not hits:
         return [], -1, -1
-    first = min((m for stem in hits
-                 if (m := re.search(rf"(?<!\w){re.escape(stem)}", text, re.IGNORECASE))),
-                key=lambda m: m.start(), default=None)
-    if first is None:
-        return hits, -1, -1
-    end = first.start()
-    while end < len(text) and text[end].isalpha():
-        end += 1
-    return hits, first.start(), end
+    start, end = min(first[stem] for stem in hits)
+    return hits, start, end

@@ -44,6 +44,7 @@ _SHOT_HINTS = ("Q:", "User:", "Human:", "Input:", "Eingabe:", "Question:", "Frag
 # Runs of 3+ capitalised words (2+ letters each), quotes and punctuation allowed between.
 _CAPS_RUN = re.compile(
     r"(?<![\w'])(?:[A-ZÄÖÜ][A-ZÄÖÜß'-]+[\"',.:!?]*\s+){2,}[A-ZÄÖÜ][A-ZÄÖÜß'-]+\b")
+_CAPS_HINT = re.compile(r"[A-ZÄÖÜ]{2}")
 _CAPS_COMMAND = re.compile(
     r"\b(?:IGNORE|IGNORIERE|DISREGARD|FORGET|VERGISS|OUTPUT|PRINT|SAY|SAG|SAGE|WRITE|"
     r"SCHREIB|SCHREIBE|ANSWER|ANTWORTE|RESPOND|REPLY|REVEAL|TELL|GIB|DO\s+NOT\s+(?:ANSWER|"
@@ -61,6 +62,9 @@ _JOIN = re.compile(
     r"teile|[A-Za-z]\d?(?:\s*,\s*[A-Za-z]\d?)*\s*,?\s*(?:and|und|&)\s*[A-Za-z]\d?)\b"
     r"|\b(?:using|from|with)\s+the\s+following\s+(?:parts|pieces|strings|fragments)\b",
     re.IGNORECASE)
+#: A quoted value right after "=", "is", "ist": where fragment assignments can be (C-speed gate).
+_ASSIGN_HINT = re.compile(r"(?:=|\bis|\bist)\s*[\"']")
+_SPLIT_WINDOW = 20_000  # payload-split fragments are looked for in the first 20,000 characters
 _PLUS = re.compile(r"(\$?[A-Za-z]\w{0,11})\s*\+\s*(\$?[A-Za-z]\w{0,11})")
 
 
@@ -105,6 +109,8 @@ def _shots(text: str, whole: tuple[int, int]) -> list[Signal]:
 def _shouted(variant: TextVariant) -> list[Signal]:
     """A run of capitals carrying an order, inside text that is mostly not capitals."""
     text = variant.text
+    if _CAPS_HINT.search(text) is None:  # no two capitals in a row: nothing shouted
+        return []
     runs = [run for run in _CAPS_RUN.finditer(text) if len(run.group()) >= 12]
     if not runs:
         return []
@@ -133,8 +139,8 @@ def _completion_bait(variant: TextVariant) -> list[Signal]:
 
 
 def _payload_split(variant: TextVariant) -> list[Signal]:
-    text = variant.text
-    if text.count('"') + text.count("'") < 4:
+    text = variant.text[:_SPLIT_WINDOW]
+    if text.count('"') + text.count("'") < 4 or len(_ASSIGN_HINT.findall(text)) < 2:
         return []
     names: dict[str, str] = {}
     first = -1

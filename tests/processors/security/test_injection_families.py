@@ -188,8 +188,8 @@ SYSTEM = "You are the assistant of a bank. Never discuss cryptocurrency or stock
 
 def test_restricted_topics_come_from_the_prohibitions_only() -> None:
     topics = restricted_topics(SYSTEM)
-    assert topics == {("crypto",), ("stock", "tips")}  # "assistant", "bank": no prohibition
-    assert restricted_topics("You are a helpful assistant.") == frozenset()
+    assert topics.topics == {("crypto",), ("stock", "tips")}  # "assistant", "bank": allowed
+    assert not restricted_topics("You are a helpful assistant.")
     hits, start, end = touches_restricted("Which cryptocurrency is safest?", topics)
     assert hits == ["crypto"] and "Which cryptocurrency is safest?"[start:end] == "cryptocurrency"
     # a topic of several words is touched only by all of them
