@@ -615,8 +615,9 @@ def _guard_cost(calls: int) -> list[str]:
         *rows,
         "",
         "The time budget on a long prompt (all four detectors enforced): the check stops at "
-        "the first (detector, text) boundary after the budget; one detector run on one "
-        "text is never interrupted, so that is how far it can overrun:",
+        "the first safe point after the budget (between detectors, texts and 8 KB pieces); "
+        "one detector run on one piece is never interrupted, so that is how far it can "
+        "overrun:",
         "",
         "| request | guard time, µs, median / p99 | stopped by the budget |",
         "|---|---|---|",
