@@ -230,6 +230,8 @@ class ProxyHandler(RequestHandler):
             await self._relay_response(response, route, llm_request, recorder, edit_stream, url)
         except asyncio.CancelledError:
             status = response.status if response is not None else 0
+            if self._watch is not None:  # scan what was relayed before the hang-up
+                self._watch.close()
             partial = self._accumulator.result() if self._accumulator is not None else None
             # A client that hangs up after the terminal event ([DONE], message_stop) got
             # the whole answer; only an earlier hang-up is an error.

@@ -256,6 +256,8 @@ class StreamWatch:
             self._span.add_event(LLMTRACE_SECURITY_STREAM_FINDING_EVENT, attributes)
             if stop_at is not None and finding.severity >= stop_at:
                 self._stopped = True
+        # on the live span now: a stream the client hangs up on is never closed by the relay
+        self._span.set_attributes(self._attributes())
 
     def _attributes(self) -> dict[str, AttributeValue]:
         attributes: dict[str, AttributeValue] = {
