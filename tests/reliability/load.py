@@ -296,7 +296,10 @@ class Probe:
         assert ordered, "the probe got no answer at all"
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
-    def assert_responsive(self, p99_bound_s: float = 0.5) -> None:
+    def assert_responsive(self, p99_bound_s: float = 0.9) -> None:
+        """A correctness bound, not a benchmark: an event loop stalled by a fault (the
+        injected slow processor takes 1 s) shows as >= 1 s; the bound leaves room for a
+        loaded CI machine (p99 is tens of ms on a quiet one, docs/reliability.md)."""
         assert not self.failures, f"probe failures: {self.failures[:5]}"
         assert len(self.latencies) >= 5, f"only {len(self.latencies)} probes answered"
         p99 = self.quantile(0.99)
