@@ -30,15 +30,15 @@ from llmtrace_otel.exporters.sqlite.records import (
     iso_time,
     record_from_row,
 )
-from llmtrace_otel.exporters.sqlite.schema import (
-    DEFAULT_BUSY_TIMEOUT_MS,
-    StoreError,
-    connect_reader,
-)
 from llmtrace_otel.exporters.sqlite.rollup_stats import (
     EXACT_BELOW,
     answer_stats,
     rollup_statements,
+)
+from llmtrace_otel.exporters.sqlite.schema import (
+    DEFAULT_BUSY_TIMEOUT_MS,
+    StoreError,
+    connect_reader,
 )
 from llmtrace_otel.exporters.sqlite.stats import (
     StatsResult,
