@@ -53,6 +53,7 @@ EXACT_BELOW: Final = 10_000
 _DAY_NS: Final = 24 * HOUR_NS
 _MIN_NS: Final = -(2**63)
 _MAX_NS: Final = 2**63 - 1
+_COLUMNS: Final = ", ".join(ROLLUP_COLUMNS)
 _Row = Sequence[Any]
 _Statement = tuple[str, tuple[object, ...]]
 
@@ -100,7 +101,7 @@ def _rollup_sql(query: StatsQuery, plan: _Plan) -> _Statement:
         where.append("has_findings = ?")
         params.append(1 if spec.has_findings else 0)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
-    return f"SELECT {', '.join(ROLLUP_COLUMNS)} FROM span_rollup{clause}", tuple(params)
+    return f"SELECT {_COLUMNS} FROM span_rollup{clause}", tuple(params)
 
 
 def _pending_sql(plan: _Plan) -> _Statement:
@@ -122,7 +123,8 @@ def rollup_statements(query: StatsQuery) -> list[_Statement] | None:
     plan = _plan(query)
     if plan is None:
         return None
-    return [_pending_sql(plan), _rollup_sql(query, plan),
+    sql, params = _rollup_sql(query, plan)
+    return [_pending_sql(plan), (sql.replace(_COLUMNS, "sum(calls)", 1), params), (sql, params),
             *(_edge_sql(query, edge) for edge in plan.edges)]
 
 
@@ -148,18 +150,15 @@ class _Groups:
         self._key = _key_function(group_by)
         # key -> [calls, errors, input, output, cost, durations, ttft sum, ttft n, histograms]
         self.groups: dict[Any, list[Any]] = {}
-        self.calls = 0
 
     def add(self, rows: Iterable[_Row]) -> None:
         groups, key_of = self.groups, self._key
-        calls_seen = 0
         for row in rows:
             key = key_of(row)
             acc = groups.get(key)
             if acc is None:
                 acc = groups[key] = [0, 0, 0, 0, 0.0, 0, 0.0, 0, []]
             calls = row[6]
-            calls_seen += calls
             acc[0] += calls
             if row[4] == "ERROR":
                 acc[1] += calls
@@ -171,7 +170,6 @@ class _Groups:
             acc[7] += row[13]
             if row[12]:
                 acc[8].append(decode(row[12]))
-        self.calls += calls_seen
 
 
 def _stats_row(key: str | None, acc: list[Any], histogram: int) -> StatsRow:
@@ -221,10 +219,13 @@ def _from_rollup(conn: sqlite3.Connection, query: StatsQuery,
     plan = _plan(query)
     if plan is None or conn.execute(*_pending_sql(plan)).fetchone() is not None:
         return None
-    groups = _Groups(query.group_by)
-    groups.add(conn.execute(*_rollup_sql(query, plan)))
-    if groups.calls <= exact_below:
+    sql, params = _rollup_sql(query, plan)
+    # A cheap count first: a small range is answered exactly, without reading histograms.
+    calls = conn.execute(sql.replace(_COLUMNS, "sum(calls)", 1), params).fetchone()[0]
+    if (calls or 0) <= exact_below:
         return None
+    groups = _Groups(query.group_by)
+    groups.add(conn.execute(sql, params))
     for edge in plan.edges:
         batch = RollupBatch()
         batch.add(conn.execute(*_edge_sql(query, edge)))
