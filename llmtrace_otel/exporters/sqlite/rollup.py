@@ -211,6 +211,10 @@ _SOURCE_SQL: Final = (
 )
 
 
+def _key_value(value: str | None) -> str | bytes:
+    return NO_VALUE if value is None else value
+
+
 def floor_hour(time_ns: int) -> int:
     return time_ns - time_ns % HOUR_NS
 
@@ -232,14 +236,7 @@ class RollupBatch:
         for start, provider, model, tenant, status, findings, inp, out, cost, dur, ttft in rows:
             if start is None:
                 continue
-            key = (
-                start - start % HOUR_NS,
-                NO_VALUE if provider is None else provider,
-                NO_VALUE if model is None else model,
-                NO_VALUE if tenant is None else tenant,
-                status,
-                1 if findings else 0,
-            )
+            key = (start - start % HOUR_NS, provider, model, tenant, status, findings > 0)
             acc = groups.get(key)
             if acc is None:
                 acc = groups[key] = [0, 0, 0, 0.0, 0, 0.0, {}, 0, 0.0]
@@ -262,8 +259,11 @@ class RollupBatch:
 
     def rows(self) -> list[tuple[Any, ...]]:
         return [
-            (*key, calls, inp, out, cost, lat_n, lat_sum, encode_counts(counts), ttft_n, ttft_sum)
-            for key, (calls, inp, out, cost, lat_n, lat_sum, counts, ttft_n, ttft_sum)
+            (hour, _key_value(provider), _key_value(model), _key_value(tenant), status,
+             int(findings), calls, inp, out, cost, lat_n, lat_sum, encode_counts(counts), ttft_n,
+             ttft_sum)
+            for (hour, provider, model, tenant, status, findings),
+            (calls, inp, out, cost, lat_n, lat_sum, counts, ttft_n, ttft_sum)
             in self._groups.items()
         ]
 

@@ -67,6 +67,7 @@ class _Plan:
 
 def _plan(query: StatsQuery) -> _Plan | None:
     spec = query.filter
+    filter_sql(spec)  # the same QueryError as the exact path for a hand-built bad filter
     if spec.min_score is not None or query.group_by is GroupBy.MINUTE:
         return None
     since, until = spec.since_ns, spec.until_ns
