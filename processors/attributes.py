@@ -60,6 +60,11 @@ LLMTRACE_SECURITY_GUARD_FINDINGS: Final = "llmtrace.security.guard.finding_types
 LLMTRACE_PARSE_ERRORS: Final = "llmtrace.parse.errors"
 LLMTRACE_STREAM_CHUNKS: Final = "llmtrace.stream.chunks"
 LLMTRACE_API: Final = "llmtrace.api"
+#: Upstream connections that failed before the request was sent and were retried.
+LLMTRACE_UPSTREAM_CONNECT_RETRIES: Final = "llmtrace.upstream.connect_retries"
+
+# Reliability (processors.breaker): analysis steps an open circuit breaker bypassed on this span
+LLMTRACE_ANALYSIS_SKIPPED: Final = "llmtrace.analysis.skipped"
 
 # OTLP receiver (llmtrace_otel.receiver): which dialects a received span was translated from
 LLMTRACE_RECEIVER_DIALECTS: Final = "llmtrace.receiver.dialects"

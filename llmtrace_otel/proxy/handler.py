@@ -217,7 +217,8 @@ class ProxyHandler(RequestHandler):
         response: aiohttp.ClientResponse | None = None
         try:
             try:
-                response = await ctx.upstream.send(method, url, forwarded, upstream_body)
+                response = await ctx.upstream.send(method, url, forwarded, upstream_body,
+                                                   recorder)
             except UpstreamFailure as failure:
                 ctx.telemetry.instruments.count_upstream_error(route.provider, failure.error.code)
                 self._send_error(recorder, route, failure.error)
@@ -269,18 +270,48 @@ class ProxyHandler(RequestHandler):
                 await self._relay_stream(response, route, llm_request, recorder, edit_stream,
                                          encoding)
                 return
-            data = await response.read()
+            data = await self._read_body(response, recorder)
         except (TimeoutError, aiohttp.ClientError) as exc:
             error = classify_exception(exc, url)
             self._ctx.telemetry.instruments.count_upstream_error(route.provider, error.code)
-            self._send_error(recorder, route, error)  # nothing was sent to the client yet
+            if self.response_body_size == 0:
+                self._send_error(recorder, route, error)  # nothing was sent to the client yet
+                return
+            recorder.finish(response.status, error_type=error.code)
+            self._abort_connection()  # a large body was being relayed: cut, not truncated
             return
-        await self._write_final(data)
-        parsed = self._parse_response(route, llm_request, data, encoding, recorder)
+        await self._write_final(data or b"")
+        parsed = self._parse_response(route, llm_request, data or b"", encoding, recorder)
         if response.status >= 400:
             self._ctx.telemetry.instruments.count_upstream_error(
                 route.provider, f"http_{response.status}")
         recorder.finish(response.status, parsed)
+
+    async def _read_body(self, response: aiohttp.ClientResponse,
+                         recorder: CallRecorder) -> bytes | None:
+        """The whole body when it is at most ``server.max_body_bytes`` (the common case:
+        one write to the client, then parsing). A larger one is relayed as it arrives and
+        not parsed (``None``), so an upstream cannot make the proxy hold unbounded bytes."""
+        limit = self._ctx.settings.max_body_bytes
+        length = response.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) <= limit:
+            return await response.read()
+        held: list[bytes] | None = []
+        size = 0
+        async for chunk in response.content.iter_any():
+            if held is not None:
+                size += len(chunk)
+                if size <= limit:
+                    held.append(chunk)
+                    continue
+                recorder.note(f"response: body over {limit} bytes (server.max_body_bytes) "
+                              "relayed without parsing")
+                for piece in held:
+                    self.write(piece)
+                held = None
+            self.write(chunk)
+            await self._flush_or_cancel()
+        return b"".join(held) if held is not None else None
 
     async def _write_final(self, data: bytes) -> None:
         try:

@@ -13,8 +13,9 @@ Endpoints: POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/respo
 the shape of the real API (ids, object fields, created, model echo, usage).
 
 Behaviour is chosen per request with the ``x-fake-scenario`` header (see ``SCENARIOS``);
-``x-fake-delay`` (seconds) tunes ``slow`` and ``slow-stream``. An unknown scenario is answered
-with a 400 in the provider's error shape, so a typo never passes silently.
+``x-fake-delay`` (seconds) tunes ``slow`` and ``slow-stream``; ``x-fake-retry-after`` sets the
+``Retry-After`` of an ``error-*`` answer (429s carry ``2`` by default). An unknown scenario is
+answered with a 400 in the provider's error shape, so a typo never passes silently.
 
 Every response carries ``x-request-id`` and ``x-fake-received-authorization: yes|no`` (whether
 the request carried a credential: ``authorization`` or ``x-api-key``; the value is never echoed).
@@ -46,6 +47,7 @@ __all__ = [
     "MODEL_SUFFIX",
     "REPLY_CHUNKS",
     "REPLY_TEXT",
+    "RETRY_AFTER_HEADER",
     "SCENARIOS",
     "SCENARIO_HEADER",
     "TOOL_ARGUMENTS",
@@ -62,6 +64,7 @@ Json = dict[str, Any]
 
 SCENARIO_HEADER = "x-fake-scenario"
 DELAY_HEADER = "x-fake-delay"
+RETRY_AFTER_HEADER = "x-fake-retry-after"
 SCENARIOS = frozenset(
     {
         "ok",
@@ -578,7 +581,10 @@ class _BaseHandler(tornado.web.RequestHandler):
         body = _error_body(self.provider, status, self.request_id)
         if message is not None:
             body["error"]["message"] = message
-        if status == 429:
+        retry_after = self.request.headers.get(RETRY_AFTER_HEADER)
+        if retry_after is not None:
+            self.set_header("retry-after", retry_after)
+        elif status == 429:
             self.set_header("retry-after", "2")
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
