@@ -79,6 +79,10 @@ class Settings:
     security_enforce_min_severity: str = "high"
     security_fail_closed: bool = False
     security_guard_max_chars: int = 50_000
+    security_guard_budget_ms: float = 5.0
+    security_pii_export: str = "alert"
+    security_stream_scan: str = "off"
+    security_stream_stop_severity: str = "critical"
     sdk_hosts: str = ""
     sdk_proxy_urls: str = ""
     sdk_exporters: str = "auto"
@@ -269,6 +273,20 @@ FIELDS: tuple[FieldSpec, ...] = (
        "letting it through."),
     _f("security_guard_max_chars", "security.guard_max_chars", int,
        "Request text the request-path check reads; longer inputs are checked head and tail."),
+    _f("security_guard_budget_ms", "security.guard_budget_ms", float,
+       "Time the request-path check may take (ms, checked between detectors and texts); "
+       "when spent, found findings are enforced, else security.fail_closed decides. 0 = "
+       "no limit."),
+    _f("security_pii_export", "security.pii_export", str,
+       "PII and secrets in exported content (with telemetry.capture_content): alert (export "
+       "as is, findings only) or redact ([PII:EMAIL], [SECRET:AWS_ACCESS_KEY] placeholders "
+       "in the exported copy; the client and upstream see the original)."),
+    _f("security_stream_scan", "security.stream_scan", str,
+       "Scan streamed output as it is relayed, for secrets, leakage and exfiltration: off, "
+       "observe (findings on the span) or stop (end the stream on a finding at or above "
+       "security.stream_stop_severity)."),
+    _f("security_stream_stop_severity", "security.stream_stop_severity", str,
+       "Lowest severity of a streamed-output finding that ends the stream in stop mode."),
     _f("sdk_hosts", "sdk.hosts", str,
        "SDK instrumentation: hosts whose calls may be LLM calls, comma-separated (exact, or "
        "*.suffix); empty = any host whose path is an API shape."),
@@ -552,10 +570,13 @@ def _validate_reliability(settings: Settings) -> None:
 
 _SEVERITIES = ("info", "low", "medium", "high", "critical")
 _ENFORCEMENT = ("off", "flag", "block")
+_PII_EXPORT = ("alert", "redact")
+_STREAM_SCAN = ("off", "observe", "stop")
 
 
 def _validate_security(settings: Settings) -> None:
-    for name in ("security_min_severity", "security_enforce_min_severity"):
+    for name in ("security_min_severity", "security_enforce_min_severity",
+                 "security_stream_stop_severity"):
         value = getattr(settings, name)
         if value.strip().lower() not in _SEVERITIES:
             raise ConfigError(
@@ -572,6 +593,17 @@ def _validate_security(settings: Settings) -> None:
         raise ConfigError(
             f"security.guard_max_chars: must be >= 1, got {settings.security_guard_max_chars}"
         )
+    if not settings.security_guard_budget_ms >= 0:  # also rejects NaN
+        raise ConfigError(
+            f"security.guard_budget_ms: must be >= 0, got {settings.security_guard_budget_ms}"
+        )
+    for name, allowed in (("security_pii_export", _PII_EXPORT),
+                          ("security_stream_scan", _STREAM_SCAN)):
+        if getattr(settings, name) not in allowed:
+            raise ConfigError(
+                f"{_spec(name).key}: {getattr(settings, name)!r} is not one of "
+                f"{', '.join(allowed)}"
+            )
 
 
 def _structured(key: str, raw: Any, source: str) -> Any:

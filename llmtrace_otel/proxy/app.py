@@ -27,6 +27,7 @@ from llmtrace_otel.proxy.ops import (
 )
 from llmtrace_otel.proxy.routing import Router
 from llmtrace_otel.proxy.security_guard import SecurityGuard
+from llmtrace_otel.proxy.stream_guard import StreamScanPolicy
 from llmtrace_otel.proxy.upstream import UpstreamClient
 from llmtrace_otel.receiver.http import otlp_routes
 from llmtrace_otel.receiver.service import OTLPReceiver
@@ -117,8 +118,9 @@ class ProxyServer:
             build_guards(settings, telemetry) if guards is None else guards,
             telemetry.instruments.count_drop,
         )
-        self._context = ProxyContext(settings, Router(settings), self._upstream, telemetry,
-                                     self.in_flight, chain)
+        self._context = ProxyContext(
+            settings, Router(settings), self._upstream, telemetry, self.in_flight, chain,
+            StreamScanPolicy.from_settings(settings, telemetry.instruments.count_drop))
         self._ops = _OpsContext(telemetry, time.monotonic(), self.in_flight, chain,
                                 self._connections)
         self._api = _api_context(settings, telemetry)

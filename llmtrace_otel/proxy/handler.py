@@ -28,6 +28,7 @@ from llmtrace_otel.proxy.guards import CallInfo, CallResult, GuardChain
 from llmtrace_otel.proxy.headers import request_headers, response_headers
 from llmtrace_otel.proxy.ops import InFlight
 from llmtrace_otel.proxy.routing import Route, Router
+from llmtrace_otel.proxy.stream_guard import StreamScanPolicy, StreamStopped, StreamWatch
 from llmtrace_otel.proxy.upstream import UpstreamClient, UpstreamFailure, classify_exception
 from llmtrace_otel.telemetry.pipeline import Telemetry
 from llmtrace_otel.telemetry.recorder import CallRecorder
@@ -65,6 +66,8 @@ class ProxyContext:
     telemetry: Telemetry
     in_flight: InFlight
     guards: GuardChain
+    #: security.stream_scan (observe/stop); None when off.
+    stream_scan: StreamScanPolicy | None = None
 
 
 @stream_request_body
@@ -84,6 +87,7 @@ class ProxyHandler(RequestHandler):
         self._accumulator: StreamAccumulator | None = None
         self._stream_complete = False
         self._guard_headers: list[tuple[str, str]] = []
+        self._watch: StreamWatch | None = None  # security.stream_scan, per stream
         #: For the http.server.* metrics (proxy/http_metrics.py).
         self.http_route = "/*"
         self.response_body_size = 0
@@ -226,6 +230,8 @@ class ProxyHandler(RequestHandler):
             await self._relay_response(response, route, llm_request, recorder, edit_stream, url)
         except asyncio.CancelledError:
             status = response.status if response is not None else 0
+            if self._watch is not None:  # scan what was relayed before the hang-up
+                self._watch.close()
             partial = self._accumulator.result() if self._accumulator is not None else None
             # A client that hangs up after the terminal event ([DONE], message_stop) got
             # the whole answer; only an earlier hang-up is an error.
@@ -351,6 +357,10 @@ class ProxyHandler(RequestHandler):
         decoder = SSEDecoder()
         inflater = None if edit_stream else _inflater(encoding)
         decodable = edit_stream or not encoding or encoding == "identity" or inflater is not None
+        if self._ctx.stream_scan is not None and decodable and adapter is not None:
+            self._watch = self._ctx.stream_scan.watch(
+                adapter.api, llm_request, accumulator, recorder.span,
+                appendable=inflater is None)
         if not decodable:
             recorder.note(f"stream: content-encoding {encoding!r} not decoded for telemetry")
         await self._flush_or_cancel()  # headers now, as the upstream sent them
@@ -379,6 +389,11 @@ class ProxyHandler(RequestHandler):
         except ValueError as exc:  # an SSE event over the size limit: stop parsing only
             recorder.note(f"stream: {exc}")
             decodable = False
+        except StreamStopped as stop:
+            await self._stop_stream(stop, response, recorder)
+            return
+        if self._watch is not None:
+            self._watch.close()
         result = accumulator.result() if accumulator is not None else None
         if accumulator is not None:
             for problem in accumulator.problems:
@@ -426,7 +441,25 @@ class ProxyHandler(RequestHandler):
         if signal.terminal:
             self._stream_complete = True
         recorder.on_event(signal, arrived)
+        if self._watch is not None:  # after the event was relayed; may raise StreamStopped
+            self._watch.on_event()
         return signal
+
+    async def _stop_stream(self, stop: StreamStopped, response: aiohttp.ClientResponse,
+                           recorder: CallRecorder) -> None:
+        """The stream scanner found what security.stream_scan=stop ends a stream for: close
+        the upstream connection (cancelling the generation) and end the client's stream as
+        the API ends a filtered one, or break it when no such event fits."""
+        response.close()
+        self._stream_complete = True  # what the client gets next is a complete response
+        result = self._accumulator.result() if self._accumulator is not None else None
+        if stop.final is None:
+            recorder.finish(response.status, result)
+            self._abort_connection()
+            return
+        self.write(stop.final)
+        await self._write_final(b"")
+        recorder.finish(response.status, result)
 
     async def _flush_or_cancel(self) -> None:
         try:

@@ -164,7 +164,10 @@ def _security(settings: Settings, meter_provider: MeterProvider) -> list[Enrichi
     if not settings.security_enabled:
         return []
     return [SecurityProcessor(min_severity=Severity.parse(settings.security_min_severity),
-                              meter_provider=meter_provider)]
+                              meter_provider=meter_provider,
+                              # content that is not exported needs no redaction
+                              redact=settings.security_pii_export == "redact"
+                              and settings.capture_content)]
 
 
 def build_telemetry(
