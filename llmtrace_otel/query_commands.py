@@ -25,7 +25,9 @@ from llmtrace_otel.exporters.sqlite import (
     parse_stats_query,
 )
 from llmtrace_otel.exporters.sqlite.filters import parse_trace_id
+from llmtrace_otel.exporters.sqlite.histogram import RELATIVE_ERROR
 from llmtrace_otel.exporters.sqlite.queries import iso_time
+from llmtrace_otel.exporters.sqlite.stats import HISTOGRAM
 
 __all__ = ["add_query_commands"]
 
@@ -165,6 +167,9 @@ def _cmd_stats(args: argparse.Namespace, settings_from: _SettingsFrom) -> int:
         )
         if result.truncated:
             print("(more groups matched; the largest 1000 are shown)")
+        if result.percentiles == HISTOGRAM:
+            print(f"(p50/p95 from the hourly rollup's histograms, within "
+                  f"{RELATIVE_ERROR * 100:.1f} % of the exact values)")
         return 0
 
     return _run(work)

@@ -3,8 +3,11 @@
 Run it behind a ``BatchSpanProcessor``: :meth:`SQLiteSpanExporter.export` then runs on the
 processor's worker thread, never on the event loop. The connection is opened on the first
 export (so constructing the exporter does no I/O) and every batch is written in one
-transaction with one ``executemany``. ``INSERT OR REPLACE`` on the ``span_id`` key makes a
-re-export of the same span idempotent.
+transaction: one ``executemany`` of the span rows, then the batch's additions to the hourly
+rollup that stats read (``rollup.py``: aggregated in Python, one upsert per hour and group).
+A re-export of a stored span id replaces the stored row (the last copy wins) and is counted
+once: the plain ``INSERT`` fails on the duplicate, and the batch is retried after deleting
+the stored rows, which takes them out of the rollup.
 
 Telemetry never breaks traffic: an SQLite or file-system error makes ``export`` return
 ``FAILURE`` (the batch is dropped and counted in :attr:`SQLiteSpanExporter.failed`), logged
@@ -26,6 +29,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
+from operator import itemgetter
 from pathlib import Path
 from typing import Final
 
@@ -51,6 +55,7 @@ from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS
 
+from llmtrace_otel.exporters.sqlite.rollup import SOURCE_COLUMNS, add_to_rollup, replace_stored
 from llmtrace_otel.exporters.sqlite.schema import (
     DEFAULT_BUSY_TIMEOUT_MS,
     StoreError,
@@ -109,9 +114,11 @@ INSERT_COLUMNS: Final = (
     "findings_count",
 )
 _INSERT: Final = (
-    f"INSERT OR REPLACE INTO spans ({', '.join(INSERT_COLUMNS)}) "
+    f"INSERT INTO spans ({', '.join(INSERT_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(INSERT_COLUMNS))})"
 )
+#: A span row's values the rollup is computed from.
+_ROLLUP_SOURCE: Final = itemgetter(*(INSERT_COLUMNS.index(name) for name in SOURCE_COLUMNS))
 
 _Row = tuple[object, ...]
 
@@ -369,7 +376,16 @@ class SQLiteSpanExporter(SpanExporter):
             self._identity = _identity(self._path)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(_INSERT, rows)
+            try:
+                conn.executemany(_INSERT, rows)
+            except sqlite3.IntegrityError:
+                # A span id that is stored already (a re-export) or twice in the batch: start
+                # over, replacing the stored rows, so each span is in the rollup once.
+                conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+                rows = replace_stored(conn, rows)
+                conn.executemany(_INSERT, rows)
+            add_to_rollup(conn, rows, _ROLLUP_SOURCE)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

@@ -30,6 +30,11 @@ from llmtrace_otel.exporters.sqlite.records import (
     iso_time,
     record_from_row,
 )
+from llmtrace_otel.exporters.sqlite.rollup_stats import (
+    EXACT_BELOW,
+    answer_stats,
+    rollup_statements,
+)
 from llmtrace_otel.exporters.sqlite.schema import (
     DEFAULT_BUSY_TIMEOUT_MS,
     StoreError,
@@ -39,7 +44,6 @@ from llmtrace_otel.exporters.sqlite.stats import (
     StatsResult,
     aggregate_sql,
     rank_sql,
-    run_stats,
     sorted_durations_sql,
 )
 
@@ -208,18 +212,25 @@ class SpanStore:
         spans = tuple(record_from_row(row) for row in rows[:MAX_TRACE_SPANS])
         return TraceRecord(trace_id, spans, len(rows) > MAX_TRACE_SPANS)
 
-    def stats(self, query: StatsQuery) -> StatsResult:
-        """Calls, errors, tokens, cost and latency percentiles (see ``stats.py``)."""
+    def stats(self, query: StatsQuery, *, use_rollup: bool = True,
+              exact_below: int = EXACT_BELOW) -> StatsResult:
+        """Calls, errors, tokens, cost and latency percentiles: from the hourly rollup when it
+        can answer (``rollup_stats.py``; ``percentiles="histogram"``), else exactly
+        (``stats.py``). ``use_rollup=False`` always answers exactly."""
         with self._connection() as conn:
-            return run_stats(conn, query)
+            return answer_stats(conn, query, use_rollup=use_rollup, exact_below=exact_below)
 
-    def explain_stats(self, query: StatsQuery) -> tuple[str, ...]:
-        """``EXPLAIN QUERY PLAN`` lines of every statement :meth:`stats` runs."""
+    def explain_stats(self, query: StatsQuery, *, use_rollup: bool = False) -> tuple[str, ...]:
+        """``EXPLAIN QUERY PLAN`` lines of every statement :meth:`stats` runs exactly, or with
+        ``use_rollup`` when it answers from the rollup (empty when it cannot)."""
         lines: list[str] = []
-        statements = [aggregate_sql(query, GroupBy.NONE), rank_sql(query, descending=False)]
-        if query.group_by is not GroupBy.NONE:
-            statements += [aggregate_sql(query, query.group_by),
-                           sorted_durations_sql(query, query.group_by)]
+        if use_rollup:
+            statements = rollup_statements(query) or []
+        else:
+            statements = [aggregate_sql(query, GroupBy.NONE), rank_sql(query, descending=False)]
+            if query.group_by is not GroupBy.NONE:
+                statements += [aggregate_sql(query, query.group_by),
+                               sorted_durations_sql(query, query.group_by)]
         for sql, params in statements:
             if "OFFSET ?" in sql:
                 params = (*params, 0)

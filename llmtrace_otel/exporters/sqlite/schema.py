@@ -8,6 +8,12 @@ it), so a crash half-way leaves the database at the old version. Opening a datab
 already at :data:`SCHEMA_VERSION` writes nothing; a database written by a newer version of
 llmtrace-otel is refused with :class:`StoreError` rather than misread.
 
+The one step that is not a single transaction is the v3 rollup's backfill (``rollup.py``):
+the migration lists the hours that have spans, then :func:`migrate` computes them in chunks
+of ~50,000 calls per transaction, so that other writers wait for one chunk, not for the whole
+store. Until an hour is computed, stats that need it are answered exactly without the rollup;
+an interrupted backfill is resumed by the next :func:`migrate` (writes then, reads otherwise).
+
 Every connection runs in WAL mode with ``synchronous=NORMAL`` (a committed batch survives a
 process crash; a power loss may lose the last few batches, which is the right trade for
 telemetry), a busy timeout so the writer and readers wait for each other instead of failing,
@@ -21,6 +27,8 @@ import sqlite3
 from pathlib import Path
 from typing import Final
 
+from llmtrace_otel.exporters.sqlite.histogram import register_functions
+from llmtrace_otel.exporters.sqlite.rollup import MIGRATION_V3, backfill
 from processors.attributes import LLMTRACE_SECURITY_FINDING_EVENT
 
 __all__ = [
@@ -139,6 +147,9 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             "WHERE security_score IS NOT NULL",
         ),
     ),
+    # The hourly rollup stats read (rollup.py): table, triggers, and the list of hours whose
+    # rows the backfill after the migration computes from existing spans.
+    (3, MIGRATION_V3),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1][0]
 
@@ -188,6 +199,7 @@ def migrate(conn: sqlite3.Connection, path: Path) -> int:
     """
     found = _check_identity(conn, path)
     if found == SCHEMA_VERSION:
+        _finish_backfill(conn)
         return found
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -205,12 +217,20 @@ def migrate(conn: sqlite3.Connection, path: Path) -> int:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    _finish_backfill(conn)
     return found
+
+
+def _finish_backfill(conn: sqlite3.Connection) -> None:
+    """Compute the rollup of hours the v3 migration (or an interrupted backfill) left pending,
+    in short transactions of their own (rollup.py); reads only when nothing is pending."""
+    backfill(conn)
 
 
 def _configure(conn: sqlite3.Connection, busy_timeout_ms: int, *, writer: bool) -> None:
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     if writer:
+        register_functions(conn)  # the rollup's upserts and triggers call them
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute(f"PRAGMA wal_autocheckpoint = {_WAL_AUTOCHECKPOINT_PAGES}")
@@ -226,7 +246,8 @@ def connect_writer(
     """Open (creating it and its parent directory if needed) and migrate the store at ``path``.
 
     The connection is in autocommit mode (callers issue ``BEGIN``/``COMMIT``) and may be used
-    from any thread, one at a time: the caller serialises access.
+    from any thread, one at a time: the caller serialises access. It has the SQL functions
+    the rollup's triggers call, so it may delete or update spans (rollup.py).
     Raises :class:`OSError`, :class:`sqlite3.Error` or :class:`StoreError`.
     """
     file = Path(path)

@@ -17,6 +17,9 @@ with at least p of the calls at or below it; rank ``ceil(p * n)``), computed as 
 
 Nothing is sampled or estimated. (SQLite's ``cume_dist()`` window function gives the same
 numbers but measured ~2x slower here; see docs/performance.md.)
+
+This is the exact path. ``rollup_stats.py`` answers most queries from the hourly rollup
+instead, and falls back to :func:`exact_stats` when it cannot.
 """
 
 from __future__ import annotations
@@ -29,11 +32,16 @@ from typing import Any, Final
 from llmtrace_otel.exporters.sqlite.filters import GroupBy, StatsQuery, filter_sql
 
 __all__ = [
+    "EXACT",
+    "HISTOGRAM",
     "MAX_GROUPS",
     "StatsResult",
     "StatsRow",
     "aggregate_sql",
     "empty_stats",
+    "exact_stats",
+    "key_text",
+    "nearest_ranks",
     "rank_sql",
     "run_stats",
     "sorted_durations_sql",
@@ -41,6 +49,9 @@ __all__ = [
 
 #: Groups returned at most (the largest by calls, or the newest time buckets).
 MAX_GROUPS: Final = 1000
+#: ``StatsResult.percentiles``: exact nearest-rank values, or read from the rollup's histograms.
+EXACT: Final = "exact"
+HISTOGRAM: Final = "histogram"
 _INDEX: Final = "idx_spans_start"
 _KEYS: Final = {
     GroupBy.NONE: "NULL",
@@ -76,6 +87,7 @@ class StatsResult:
     totals: StatsRow
     groups: tuple[StatsRow, ...]
     truncated: bool  # more than MAX_GROUPS groups matched
+    percentiles: str = EXACT  # EXACT or HISTOGRAM (within histogram.RELATIVE_ERROR)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -83,6 +95,7 @@ class StatsResult:
             "totals": self.totals.as_dict(),
             "groups": [group.as_dict() for group in self.groups],
             "truncated": self.truncated,
+            "percentiles": self.percentiles,
         }
 
 
@@ -136,12 +149,13 @@ def sorted_durations_sql(query: StatsQuery, group_by: GroupBy) -> tuple[str, tup
     return sql, tuple(params)
 
 
-def _ranks(n: int) -> tuple[int, int]:
+def nearest_ranks(n: int) -> tuple[int, int]:
     """Nearest ranks (1-based) of p50 and p95 among n values: ceil(p * n)."""
     return (n + 1) // 2, (95 * n + 99) // 100
 
 
-def _key_text(group_by: GroupBy, key: Any) -> str | None:
+def key_text(group_by: GroupBy, key: Any) -> str | None:
+    """The ``key`` of a group as the API shows it (time buckets as RFC 3339 UTC)."""
     if key is None:
         return None
     if group_by.bucket_ns is not None:
@@ -153,7 +167,7 @@ def _key_text(group_by: GroupBy, key: Any) -> str | None:
 def _row(group_by: GroupBy, aggregate: tuple[Any, ...], p50: Any, p95: Any) -> StatsRow:
     key, calls, errors, input_tokens, output_tokens, cost, _, ttft_sum, ttft_n = aggregate
     return StatsRow(
-        key=_key_text(group_by, key),
+        key=key_text(group_by, key),
         calls=int(calls),
         errors=int(errors),
         error_rate=errors / calls if calls else None,
@@ -181,7 +195,7 @@ def _totals(conn: sqlite3.Connection, query: StatsQuery) -> StatsRow:
     n = int(aggregate[6])
     if not n:
         return _row(GroupBy.NONE, aggregate, None, None)
-    r50, r95 = _ranks(n)
+    r50, r95 = nearest_ranks(n)
     sql, params = rank_sql(query, descending=False)
     p50 = _one(conn, sql, (*params, r50 - 1))
     sql, params = rank_sql(query, descending=True)
@@ -191,7 +205,7 @@ def _totals(conn: sqlite3.Connection, query: StatsQuery) -> StatsRow:
 
 def _group_percentiles(conn: sqlite3.Connection, query: StatsQuery,
                        sizes: dict[Any, int]) -> dict[Any, tuple[Any, Any]]:
-    wanted = {key: _ranks(n) for key, n in sizes.items() if n}
+    wanted = {key: nearest_ranks(n) for key, n in sizes.items() if n}
     found: dict[Any, list[Any]] = {key: [None, None] for key in wanted}
     current: Any = object()
     rank = 0
@@ -211,18 +225,23 @@ def _group_percentiles(conn: sqlite3.Connection, query: StatsQuery,
 
 
 def run_stats(conn: sqlite3.Connection, query: StatsQuery) -> StatsResult:
-    """Run every statement of ``query`` in one read transaction on ``conn``."""
+    """Run every statement of ``query`` exactly, in one read transaction on ``conn``."""
     conn.execute("BEGIN")
     try:
-        totals = _totals(conn, query)
-        if query.group_by is GroupBy.NONE:
-            return StatsResult(query.group_by, totals, (), False)
-        aggregates = conn.execute(*aggregate_sql(query, query.group_by)).fetchall()
-        truncated = len(aggregates) > MAX_GROUPS
-        aggregates = aggregates[:MAX_GROUPS]
-        percentiles = _group_percentiles(conn, query, {row[0]: int(row[6]) for row in aggregates})
+        return exact_stats(conn, query)
     finally:
         conn.execute("COMMIT")
+
+
+def exact_stats(conn: sqlite3.Connection, query: StatsQuery) -> StatsResult:
+    """The exact answer; run it inside a read transaction so that the statements agree."""
+    totals = _totals(conn, query)
+    if query.group_by is GroupBy.NONE:
+        return StatsResult(query.group_by, totals, (), False)
+    aggregates = conn.execute(*aggregate_sql(query, query.group_by)).fetchall()
+    truncated = len(aggregates) > MAX_GROUPS
+    aggregates = aggregates[:MAX_GROUPS]
+    percentiles = _group_percentiles(conn, query, {row[0]: int(row[6]) for row in aggregates})
     rows = tuple(
         _row(query.group_by, row, *percentiles.get(row[0], (None, None))) for row in aggregates
     )

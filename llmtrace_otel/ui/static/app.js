@@ -164,17 +164,21 @@ function bucketFor(since) {
   return "day";
 }
 
-function totalsCards(totals) {
-  const card = (label, value) => h("div", { class: "card" }, h("div", { class: "value" }, value),
-    h("div", { class: "label" }, label));
+function totalsCards(totals, percentiles) {
+  const card = (label, value, title) => h("div", { class: "card", title },
+    h("div", { class: "value" }, value), h("div", { class: "label" }, label));
+  // Large ranges come from the hourly rollup: its percentiles are within 4.9 % (docs/api.md).
+  const rough = percentiles === "histogram";
+  const latency = (value) => (rough && value !== null ? "≈ " : "") + fmt.ms(value);
+  const note = rough ? "from the hourly rollup's latency histograms, within 4.9 %" : null;
   return h("section", { class: "cards", id: "totals" },
     card("calls", fmt.int(totals.calls)),
     card("error rate", fmt.pct(totals.error_rate)),
     card("input tokens", fmt.int(totals.input_tokens)),
     card("output tokens", fmt.int(totals.output_tokens)),
     card("cost", fmt.usd(totals.cost_usd)),
-    card("latency p50", fmt.ms(totals.latency_p50_ms)),
-    card("latency p95", fmt.ms(totals.latency_p95_ms)));
+    card("latency p50", latency(totals.latency_p50_ms), note),
+    card("latency p95", latency(totals.latency_p95_ms), note));
 }
 
 function fillBuckets(groups, bucket) {
@@ -297,7 +301,8 @@ async function renderList() {
   }
   const empty = page.items.length ? null
     : h("p", { class: "empty", id: "empty" }, "No calls match these filters yet.");
-  show(filterForm(filters), totalsCards(series.totals), charts(series, bucket), table, empty, more);
+  show(filterForm(filters), totalsCards(series.totals, series.percentiles), charts(series, bucket),
+    table, empty, more);
 }
 
 // --- detail page ---------------------------------------------------------------------------
