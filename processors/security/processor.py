@@ -195,11 +195,19 @@ class SecurityProcessor(EnrichingSpanProcessor):
                 self._duration.record(time.perf_counter() - began, {"detector": detector.name})
         return located
 
+    def record_duration(self, detector: str, seconds: float) -> None:
+        """Record one sampled detector time measured elsewhere (a worker process)."""
+        self._duration.record(seconds, {"detector": detector})
+
     def enrich(self, span: ReadableSpan) -> Enrichment | None:
         segments = segments_from_attributes(span.attributes or {})
         if not segments:
             return None  # nothing to analyse: no score (not "clean")
-        located = self.scan(segments)
+        return self.enrichment(span, self.scan(segments))
+
+    def enrichment(self, span: ReadableSpan, located: list[LocatedFinding]) -> Enrichment:
+        """Score, finding attributes/events and the findings metric for ``located``
+        (the result of :meth:`scan` on ``span``'s segments, here or in a worker)."""
         findings = [item.finding for item in located]
         attributes: dict[str, AttributeValue] = {
             LLMTRACE_SECURITY_SCORE: security_score(findings),
