@@ -167,7 +167,8 @@ def count_spans(db: Path) -> int:
 
 
 class Collect:
-    def __init__(self, tmp: Path, forward_to: str | None, capture: bool) -> None:
+    def __init__(self, tmp: Path, forward_to: str | None, capture: bool,
+                 extra: list[str] | None = None) -> None:
         self.ops, self.grpc, self.http = free_port(), free_port(), free_port()
         self.db = tmp / "bench.db"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LLMTRACE_", "OTEL_"))}
@@ -180,6 +181,7 @@ class Collect:
             command += ["--otlp-endpoint", forward_to, "--otlp-protocol", "grpc"]
         if capture:  # content is then translated to semconv JSON and stored, not only removed
             command += ["--capture-content"]
+        command += extra or []
         self.log = (tmp / "collect.log").open("wb")
         self.process = subprocess.Popen(command, env=env, stdout=self.log,
                                         stderr=subprocess.STDOUT)
@@ -233,7 +235,8 @@ def _http_sender(port: int, bodies: list[bytes], stats: dict[str, int]) -> None:
 
 def one_run(transport: str, args: argparse.Namespace, forward_to: str | None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        collect = Collect(Path(tmp), forward_to, args.capture_content)
+        extra = ["--security-workers", str(args.security_workers)]
+        collect = Collect(Path(tmp), forward_to, args.capture_content, extra)
         try:
             warm = [build_request(args.batch) for _ in range(10)]
             send = _grpc_sender if transport == "grpc" else _http_sender
@@ -277,6 +280,8 @@ def main() -> int:
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--capture-content", action="store_true",
                         help="run collect with telemetry.capture_content on")
+    parser.add_argument("--security-workers", type=int, default=0,
+                        help="run collect with security.workers = N (detector processes)")
     parser.add_argument("--forward", action="store_true",
                         help="also export over OTLP to a sink in this process")
     args = parser.parse_args()

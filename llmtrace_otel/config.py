@@ -79,6 +79,7 @@ class Settings:
     security_enforce_min_severity: str = "high"
     security_fail_closed: bool = False
     security_guard_max_chars: int = 50_000
+    security_workers: int = 0
     sdk_hosts: str = ""
     sdk_proxy_urls: str = ""
     sdk_exporters: str = "auto"
@@ -256,6 +257,9 @@ FIELDS: tuple[FieldSpec, ...] = (
        "letting it through."),
     _f("security_guard_max_chars", "security.guard_max_chars", int,
        "Request text the request-path check reads; longer inputs are checked head and tail."),
+    _f("security_workers", "security.workers", int,
+       "Worker processes that run the security detectors on span content (0 = in the "
+       "process, on the analysis thread); >0 lets analysis use more cores."),
     _f("sdk_hosts", "sdk.hosts", str,
        "SDK instrumentation: hosts whose calls may be LLM calls, comma-separated (exact, or "
        "*.suffix); empty = any host whose path is an API shape."),
@@ -488,6 +492,9 @@ _SEVERITIES = ("info", "low", "medium", "high", "critical")
 _ENFORCEMENT = ("off", "flag", "block")
 
 
+_MAX_SECURITY_WORKERS = 64
+
+
 def _validate_security(settings: Settings) -> None:
     for name in ("security_min_severity", "security_enforce_min_severity"):
         value = getattr(settings, name)
@@ -505,6 +512,10 @@ def _validate_security(settings: Settings) -> None:
     if settings.security_guard_max_chars < 1:
         raise ConfigError(
             f"security.guard_max_chars: must be >= 1, got {settings.security_guard_max_chars}"
+        )
+    if not 0 <= settings.security_workers <= _MAX_SECURITY_WORKERS:
+        raise ConfigError(
+            f"security.workers: must be 0-{_MAX_SECURITY_WORKERS}, got {settings.security_workers}"
         )
 
 

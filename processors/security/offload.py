@@ -97,7 +97,9 @@ class OffloadedSecurityProcessor(EnrichingSpanProcessor):
                                     ).create_counter(
             FALLBACKS_METRIC, unit="{span}",
             description="Spans scanned in-process because the detector pool failed.")
-        self._cond = threading.Condition(threading.Lock())
+        # re-entrant: a future that is already done runs its callback (which takes this
+        # lock) inside add_done_callback, under the lock
+        self._cond = threading.Condition(threading.RLock())
         self._fifo: deque[_Pending] = deque()
         self._open: _Batch | None = None
         self._releasing = 0  # spans popped from the FIFO, not yet handed on
