@@ -44,6 +44,8 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from genai_texts import Texts  # noqa: E402
 _ids = itertools.count(1)
 
 
@@ -65,23 +67,35 @@ def _kvs(attributes: dict[str, object]) -> list[KeyValue]:
     return [KeyValue(key=key, value=_v(value)) for key, value in attributes.items()]
 
 
-def _latest(i: int) -> tuple[dict[str, object], list[trace_pb2.Span.Event]]:
-    return {
+def _parts(role: str, text: str, **extra: object) -> dict[str, object]:
+    return {"role": role, "parts": [{"type": "text", "content": text}], **extra}
+
+
+def _latest(i: int, texts: Texts | None) -> tuple[dict[str, object], list[trace_pb2.Span.Event]]:
+    attributes: dict[str, object] = {
         "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
         "gen_ai.request.model": "gpt-4o-mini", "gen_ai.request.temperature": 0.2,
         "gen_ai.request.max_tokens": 512, "server.address": "api.openai.com",
         "server.port": 443, "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
         "gen_ai.response.id": f"chatcmpl-{i}", "gen_ai.response.finish_reasons": ["stop"],
         "gen_ai.usage.input_tokens": 800 + i % 400, "gen_ai.usage.output_tokens": 120,
-        "gen_ai.input.messages": json.dumps([{"role": "user", "parts": [
-            {"type": "text", "content": f"Summarise ticket {i} for the on-call engineer."}]}]),
-        "gen_ai.output.messages": json.dumps([{"role": "assistant", "finish_reason": "stop",
-                                               "parts": [{"type": "text",
-                                                          "content": "Disk full on db-3."}]}]),
-    }, []
+    }
+    if texts is None:  # the original tiny corpus
+        attributes["gen_ai.input.messages"] = json.dumps([_parts(
+            "user", f"Summarise ticket {i} for the on-call engineer.")])
+        attributes["gen_ai.output.messages"] = json.dumps([_parts(
+            "assistant", "Disk full on db-3.", finish_reason="stop")])
+        return attributes, []
+    attributes["gen_ai.system_instructions"] = json.dumps(
+        [{"type": "text", "content": texts.system(i)}])
+    attributes["gen_ai.input.messages"] = json.dumps([_parts("user", texts.user(i))])
+    attributes["gen_ai.output.messages"] = json.dumps([_parts(
+        "assistant", texts.output(i), finish_reason="stop")])
+    return attributes, []
 
 
-def _openai_v2(i: int) -> tuple[dict[str, object], list[trace_pb2.Span.Event]]:
+def _openai_v2(i: int, texts: Texts | None
+               ) -> tuple[dict[str, object], list[trace_pb2.Span.Event]]:
     attributes: dict[str, object] = {
         "gen_ai.operation.name": "chat", "gen_ai.system": "openai",
         "gen_ai.request.model": "gpt-4o", "gen_ai.openai.request.seed": 7,
@@ -90,50 +104,73 @@ def _openai_v2(i: int) -> tuple[dict[str, object], list[trace_pb2.Span.Event]]:
         "gen_ai.openai.response.service_tier": "default",
         "gen_ai.usage.input_tokens": 1500, "gen_ai.usage.output_tokens": 90,
     }
+    system = texts.system(i) if texts else "You are a careful assistant."
+    user = texts.user(i) if texts else f"What changed in release {i}?"
+    choice: dict[str, object] = {"gen_ai.system": "openai", "index": 0, "finish_reason": "stop"}
+    if texts:
+        choice["message"] = json.dumps({"role": "assistant", "content": texts.output(i)})
     events = [
         trace_pb2.Span.Event(time_unix_nano=1, name="gen_ai.system.message",
-                             attributes=_kvs({"gen_ai.system": "openai",
-                                              "content": "You are a careful assistant."})),
+                             attributes=_kvs({"gen_ai.system": "openai", "content": system})),
         trace_pb2.Span.Event(time_unix_nano=2, name="gen_ai.user.message",
-                             attributes=_kvs({"gen_ai.system": "openai",
-                                              "content": f"What changed in release {i}?"})),
-        trace_pb2.Span.Event(time_unix_nano=3, name="gen_ai.choice",
-                             attributes=_kvs({"gen_ai.system": "openai", "index": 0,
-                                              "finish_reason": "stop"})),
+                             attributes=_kvs({"gen_ai.system": "openai", "content": user})),
+        trace_pb2.Span.Event(time_unix_nano=3, name="gen_ai.choice", attributes=_kvs(choice)),
     ]
     return attributes, events
 
 
-def _openllmetry(i: int) -> tuple[dict[str, object], list[trace_pb2.Span.Event]]:
-    return {
+def _openllmetry(i: int, texts: Texts | None
+                 ) -> tuple[dict[str, object], list[trace_pb2.Span.Event]]:
+    attributes: dict[str, object] = {
         "llm.request.type": "chat", "gen_ai.system": "Anthropic",
         "gen_ai.request.model": "claude-3-5-sonnet-20241022", "llm.is_streaming": False,
-        "gen_ai.prompt.0.role": "user", "gen_ai.prompt.0.content": f"Draft reply #{i}",
-        "gen_ai.completion.0.role": "assistant", "gen_ai.completion.0.content": "Dear customer",
-        "gen_ai.completion.0.finish_reason": "end_turn",
         "gen_ai.usage.prompt_tokens": 300, "gen_ai.usage.completion_tokens": 40,
         "llm.usage.total_tokens": 340,
-    }, []
+    }
+    if texts is None:
+        attributes.update({
+            "gen_ai.prompt.0.role": "user", "gen_ai.prompt.0.content": f"Draft reply #{i}",
+            "gen_ai.completion.0.role": "assistant", "gen_ai.completion.0.content": "Dear customer",
+        })
+    else:
+        attributes.update({
+            "gen_ai.prompt.0.role": "system", "gen_ai.prompt.0.content": texts.system(i),
+            "gen_ai.prompt.1.role": "user", "gen_ai.prompt.1.content": texts.user(i),
+            "gen_ai.completion.0.role": "assistant",
+            "gen_ai.completion.0.content": texts.output(i),
+        })
+    attributes["gen_ai.completion.0.finish_reason"] = "end_turn"
+    return attributes, []
 
 
-def _openinference(i: int) -> tuple[dict[str, object], list[trace_pb2.Span.Event]]:
-    return {
+def _openinference(i: int, texts: Texts | None
+                   ) -> tuple[dict[str, object], list[trace_pb2.Span.Event]]:
+    attributes: dict[str, object] = {
         "openinference.span.kind": "LLM", "llm.system": "openai", "llm.provider": "openai",
         "llm.model_name": "gpt-4o-mini-2024-07-18",
         "llm.invocation_parameters": '{"model": "gpt-4o-mini", "temperature": 0}',
-        "llm.input_messages.0.message.role": "user",
-        "llm.input_messages.0.message.content": f"Classify document {i}",
-        "llm.output_messages.0.message.role": "assistant",
-        "llm.output_messages.0.message.content": "invoice",
         "llm.token_count.prompt": 640, "llm.token_count.completion": 3,
         "llm.token_count.total": 643,
-    }, []
+    }
+    if texts is None:
+        messages = [("user", f"Classify document {i}")]
+        answer = "invoice"
+    else:
+        messages = [("system", texts.system(i)), ("user", texts.user(i))]
+        answer = texts.output(i)
+    for index, (role, text) in enumerate(messages):
+        attributes[f"llm.input_messages.{index}.message.role"] = role
+        attributes[f"llm.input_messages.{index}.message.content"] = text
+    attributes["llm.output_messages.0.message.role"] = "assistant"
+    attributes["llm.output_messages.0.message.content"] = answer
+    return attributes, []
 
 
 _DIALECTS = (_latest, _openai_v2, _openllmetry, _openinference)
 
 
-def build_request(batch: int) -> bytes:
+def build_request(batch: int, texts: Texts | None = None) -> bytes:
+    """One serialised export request of ``batch`` spans (``texts`` None: the tiny corpus)."""
     request = ExportTraceServiceRequest()
     resource_spans = request.resource_spans.add()
     resource_spans.resource.attributes.extend(_kvs({"service.name": "bench-app",
@@ -143,7 +180,7 @@ def build_request(batch: int) -> bytes:
     now = time.time_ns()
     for index in range(batch):
         n = next(_ids)
-        attributes, events = _DIALECTS[index % 4](n)
+        attributes, events = _DIALECTS[index % 4](n, texts)
         scope.spans.append(trace_pb2.Span(
             trace_id=n.to_bytes(16, "big"), span_id=n.to_bytes(8, "big"),
             name="chat", kind=trace_pb2.Span.SPAN_KIND_CLIENT,
@@ -238,13 +275,14 @@ def one_run(transport: str, args: argparse.Namespace, forward_to: str | None) ->
         extra = ["--security-workers", str(args.security_workers)]
         collect = Collect(Path(tmp), forward_to, args.capture_content, extra)
         try:
-            warm = [build_request(args.batch) for _ in range(10)]
+            texts = None if args.corpus == "tiny" else Texts(args.corpus, unique=args.unique)
+            warm = [build_request(args.batch, texts) for _ in range(10)]
             send = _grpc_sender if transport == "grpc" else _http_sender
             target: object = f"127.0.0.1:{collect.grpc}" if transport == "grpc" else collect.http
             send(target, warm, {"refused": 0})  # type: ignore[arg-type]
             while count_spans(collect.db) < 10 * args.batch:
                 time.sleep(0.05)
-            bodies = [build_request(args.batch) for _ in range(args.requests)]
+            bodies = [build_request(args.batch, texts) for _ in range(args.requests)]
             shares = [bodies[i::args.senders] for i in range(args.senders)]
             stats = {"refused": 0}
             threads = [threading.Thread(target=send, args=(target, share, stats))
@@ -280,6 +318,11 @@ def main() -> int:
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--capture-content", action="store_true",
                         help="run collect with telemetry.capture_content on")
+    parser.add_argument("--corpus", choices=["realistic", "tiny"], default="realistic",
+                        help="message texts: realistic lengths and mix (bench/genai_texts.py) "
+                             "or the original one-line texts")
+    parser.add_argument("--unique", action="store_true",
+                        help="make every text unique (no findings-cache hits)")
     parser.add_argument("--security-workers", type=int, default=0,
                         help="run collect with security.workers = N (detector processes)")
     parser.add_argument("--forward", action="store_true",
