@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from genai_texts import Texts  # noqa: E402
+
 _ids = itertools.count(1)
 
 
@@ -189,6 +190,36 @@ def build_request(batch: int, texts: Texts | None = None) -> bytes:
     return request.SerializeToString()
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of one process (all its threads)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """CPU seconds of ``pid`` itself and of its child processes (detector workers)."""
+    return _cpu_s(pid), sum(_cpu_s(child) for child in _children(pid))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -288,6 +319,7 @@ def one_run(transport: str, args: argparse.Namespace, forward_to: str | None) ->
             threads = [threading.Thread(target=send, args=(target, share, stats))
                        for share in shares]
             expected = (10 + args.requests) * args.batch
+            main0, workers0 = cpu_split(collect.process.pid)
             start = time.perf_counter()
             for thread in threads:
                 thread.start()
@@ -301,12 +333,16 @@ def one_run(transport: str, args: argparse.Namespace, forward_to: str | None) ->
                     previous, last_change = stored, time.perf_counter()
                 time.sleep(0.02)
             done_s = last_change - start
+            main1, workers1 = cpu_split(collect.process.pid)
         finally:
             collect.stop()
     spans = args.requests * args.batch
     return {"transport": transport, "spans": spans, "stored": stored - 10 * args.batch,
             "accepted_s": accepted_s, "done_s": done_s, "spans_per_s": spans / done_s,
-            "accept_rate": spans / accepted_s, "refused": stats["refused"]}
+            "accept_rate": spans / accepted_s, "refused": stats["refused"],
+            # CPU per 1,000 spans: load-independent, unlike the rates
+            "main_ms": 1e6 * (main1 - main0) / spans,
+            "workers_ms": 1e6 * (workers1 - workers0) / spans}
 
 
 def main() -> int:
@@ -348,17 +384,25 @@ def main() -> int:
             print(f"run {run + 1} {transport}: {result['spans_per_s']:,.0f} spans/s end to end "
                   f"({result['stored']}/{result['spans']} stored, accepted at "
                   f"{result['accept_rate']:,.0f}/s, {result['refused']} refusals, "
-                  f"load {result['load']:.2f})", flush=True)
+                  f"load {result['load']:.2f}; CPU ms per 1,000 spans: collect "
+                  f"{result['main_ms']:,.0f}, detector workers {result['workers_ms']:,.0f})",
+                  flush=True)
     if sink is not None:
         sink.stop()
     print("\n| transport | median spans/s (stored) | min-max | median accept rate | "
-          "stored/sent | refusals (median) |\n|---|---|---|---|---|---|")
+          "stored/sent | refusals (median) | CPU ms/1k spans (collect + workers) | "
+          "CPU-bound ceiling, 2 free cores |\n|---|---|---|---|---|---|---|---|")
     for transport, rows in results.items():
         rates = [row["spans_per_s"] for row in rows]
+        main_ms = statistics.median(r["main_ms"] for r in rows)
+        workers_ms = statistics.median(r["workers_ms"] for r in rows)
+        # one process cannot use much more than one core (GIL); all of them share two
+        ceiling = min(1e6 / main_ms, 2e6 / (main_ms + workers_ms))
         print(f"| {transport} | {statistics.median(rates):,.0f} | {min(rates):,.0f}-"
               f"{max(rates):,.0f} | {statistics.median(r['accept_rate'] for r in rows):,.0f} | "
               f"{sum(r['stored'] for r in rows)}/{sum(r['spans'] for r in rows)} | "
-              f"{statistics.median(r['refused'] for r in rows):.0f} |")
+              f"{statistics.median(r['refused'] for r in rows):.0f} | {main_ms:,.0f} + "
+              f"{workers_ms:,.0f} | {ceiling:,.0f} |")
     return 0
 
 

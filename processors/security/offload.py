@@ -31,6 +31,7 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import partial
 
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider, get_meter
@@ -151,7 +152,7 @@ class OffloadedSecurityProcessor(EnrichingSpanProcessor):
             batch.generation = pool.generation
             batch.fallback, batch.done = "worker_failed", True
             return
-        future.add_done_callback(lambda f, b=batch: self._received(b, f))
+        future.add_done_callback(partial(self._received, batch))
 
     def _received(self, batch: _Batch, future: Future[BatchResult]) -> None:
         try:
