@@ -303,7 +303,7 @@ def _http_sender(port: int, bodies: list[bytes], stats: dict[str, int]) -> None:
 
 def one_run(transport: str, args: argparse.Namespace, forward_to: str | None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        extra = ["--security-workers", str(args.security_workers)]
+        extra = ["--security-workers", str(args.security_workers)] if args.security_workers else []
         collect = Collect(Path(tmp), forward_to, args.capture_content, extra)
         try:
             texts = None if args.corpus == "tiny" else Texts(args.corpus, unique=args.unique)
