@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?=
 
-.PHONY: run test bench eval-security lint typecheck clean chromium redis-server
+.PHONY: run test soak bench eval-security lint typecheck clean chromium redis-server
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ chromium:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
 	    || echo "could not install chromium: the browser tests will skip"; \
 	else echo "chromium not installed and not root: the browser tests will skip"; fi
+
+# The fault-injection and soak suite at full size (docs/reliability.md); `make test` runs it
+# reduced. RELIABILITY_REPORT=FILE also writes the soak figures there as JSON.
+soak: $(VENV)/.installed-dev
+	RELIABILITY_FULL=1 $(BIN)/python -m pytest -q -s tests/reliability
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/run.py

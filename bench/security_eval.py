@@ -499,30 +499,129 @@ def cost_report(calls: int) -> list[str]:
         out.append(f"| {name} | {_stats(whole)} | " + " | ".join(parts) + " |")
     meters.shutdown()
     out += ["", *_guard_cost(calls)]
+    out += ["", *_stream_cost(max(20, calls // 5))]
     return out
+
+
+_ANSWER = (
+    "Sure! To rotate the logs, add a daily cron entry that runs logrotate with your config. "
+    "The config below keeps seven files, compresses old ones and reloads nginx afterwards:\n"
+    "```\n/var/log/nginx/*.log {\n  daily\n  rotate 7\n  compress\n  postrotate\n"
+    "    systemctl reload nginx\n  endscript\n}\n```\nIf you also ship logs to the "
+    "collector at https://logs.example.com/ingest, set the token in the agent's environment "
+    "rather than in the file. Let me know if the reload fails and we can look at the unit. "
+)
+
+
+def _stream_events(text: str, piece: int = 4) -> list[Any]:
+    from llmtrace_otel.providers.types import SSEEvent
+
+    events = []
+    for start in range(0, len(text), piece):
+        data = json.dumps({"id": "chatcmpl-1", "object": "chat.completion.chunk",
+                           "created": 1, "model": "gpt-4o-mini",
+                           "choices": [{"index": 0, "delta": {"content": text[start:start + piece]},
+                                        "finish_reason": None}]}, separators=(",", ":"))
+        events.append(SSEEvent(f"data: {data}\n\n".encode(), None, data))
+    return events
+
+
+def _stream_cost(runs: int) -> list[str]:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from llmtrace_otel.providers.openai_chat import OpenAIChatAdapter
+    from llmtrace_otel.proxy.stream_guard import StreamScanPolicy
+
+    text = (_ANSWER * 12)[:4000]
+    events = _stream_events(text)
+    policy = StreamScanPolicy(mode="observe")
+    span = TracerProvider().get_tracer("bench").start_span("chat")
+    adapter = OpenAIChatAdapter()
+    feed_only: list[float] = []
+    scanned: list[float] = []
+    for _ in range(runs):
+        accumulator = adapter.new_stream_accumulator()
+        begin = time.perf_counter_ns()
+        for event in events:
+            accumulator.feed(event)
+        feed_only.append((time.perf_counter_ns() - begin) / 1000)
+        accumulator = adapter.new_stream_accumulator()
+        watch = policy.watch("openai.chat_completions", None, accumulator, span)
+        assert watch is not None
+        spent = 0
+        for event in events:
+            accumulator.feed(event)
+            begin = time.perf_counter_ns()
+            watch.on_event()
+            spent += time.perf_counter_ns() - begin
+        begin = time.perf_counter_ns()
+        watch.close()
+        scanned.append((spent + time.perf_counter_ns() - begin) / 1000)
+    per_k = len(text) / 1000
+    per_event = [v / len(events) for v in scanned]
+    return [
+        f"Streaming output scan (`security.stream_scan`), a {len(text)}-character answer in "
+        f"{len(events)} chat-completion chunks of 4 characters; microseconds per 1,000 output "
+        f"characters ({runs} streams, median / p99), and per relayed event:",
+        "",
+        "| cost | per 1,000 chars, median / p99 | per event, median |",
+        "|---|---|---|",
+        f"| parsing the chunks into the accumulator (the relay does this anyway) | "
+        f"{_stats([v / per_k for v in feed_only])} | "
+        f"{statistics.median(feed_only) / len(events):.1f} |",
+        f"| stream scan on top (observe or stop) | {_stats([v / per_k for v in scanned])} | "
+        f"{statistics.median(per_event):.1f} |",
+        "| `security.stream_scan: off` | 0 (one `is None` test per event) | 0 |",
+    ]
 
 
 def _guard_cost(calls: int) -> list[str]:
     from llmtrace_otel.providers.types import ChatMessage, LLMRequest, Operation, TextPart
     from llmtrace_otel.proxy.security_guard import SecurityGuard
 
-    request = LLMRequest(operation=Operation.CHAT, system_instructions=(TextPart(_SYSTEM),),
-                         input_messages=(ChatMessage("user", (TextPart(_USER),)),))
+    def chat(user: str) -> LLMRequest:
+        return LLMRequest(operation=Operation.CHAT, system_instructions=(TextPart(_SYSTEM),),
+                          input_messages=(ChatMessage("user", (TextPart(user),)),))
+
+    request = chat(_USER)
     rows = []
     for types in ("prompt_injection,jailbreak", "prompt_injection,jailbreak,pii,secret"):
-        fresh = SecurityGuard(mode="block", enforce_types=types.split(","), cache_size=0)
-        cached = SecurityGuard(mode="block", enforce_types=types.split(","))
+        # budget 0: the whole cost is measured, never cut short
+        fresh = SecurityGuard(mode="block", enforce_types=types.split(","), cache_size=0,
+                              budget_ms=0)
+        cached = SecurityGuard(mode="block", enforce_types=types.split(","), budget_ms=0)
         new = [_timed(lambda g=fresh: g.inspect(request), 1) for _ in range(calls)]
         seen = [_timed(lambda g=cached: g.inspect(request), 1) for _ in range(calls)]
         rows.append(f"| `{types}` | {_stats(new)} | {_stats(seen)} |")
+    big = chat((_USER + " ") * (100_000 // (len(_USER) + 1)))
+    budget_rows = []
+    for budget in (0.0, 5.0):
+        guard = SecurityGuard(mode="block", cache_size=0, budget_ms=budget,
+                              enforce_types=["prompt_injection", "jailbreak", "pii", "secret"])
+        scans = [guard.scan(big) for _ in range(max(5, calls // 20))]
+        elapsed = [scan.elapsed_ms * 1000 for scan in scans]
+        cut = sum(not scan.complete for scan in scans)
+        budget_rows.append(f"| 100 KB user message (read: 50,000 chars, head and tail), "
+                           f"`guard_budget_ms: {budget:g}` | {_stats(elapsed)} | "
+                           f"{cut} of {len(scans)} |")
     return [
         "Request-path cost of the security guard (`security.enforcement` flag/block), "
         "microseconds per typical chat request (system prompt + 0.4 KB user message), by "
-        "`security.enforce_types`; new text vs a text seen before (result cache):",
+        "`security.enforce_types`; new text vs a text seen before (result cache); "
+        "`security.guard_budget_ms: 0` so that the whole cost is measured:",
         "",
         "| enforce_types | new text, median / p99 | repeated text, median / p99 |",
         "|---|---|---|",
         *rows,
+        "",
+        "The time budget on a long prompt (all four detectors enforced): the check stops at "
+        "the first safe point after the budget (between detectors, texts and 8 KB pieces); "
+        "one detector run on one piece is never interrupted, so that is how far it can "
+        "overrun:",
+        "",
+        "| request | guard time, µs, median / p99 | stopped by the budget |",
+        "|---|---|---|",
+        *budget_rows,
     ]
 
 

@@ -79,6 +79,10 @@ class Settings:
     security_enforce_min_severity: str = "high"
     security_fail_closed: bool = False
     security_guard_max_chars: int = 50_000
+    security_guard_budget_ms: float = 5.0
+    security_pii_export: str = "alert"
+    security_stream_scan: str = "off"
+    security_stream_stop_severity: str = "critical"
     security_workers: int = 0
     sdk_hosts: str = ""
     sdk_proxy_urls: str = ""
@@ -134,6 +138,19 @@ class Settings:
     alert_backoff_s: float = 0.5
     #: Per-tenant overrides: the ``tenants:`` section of the file (not a flat setting).
     tenants: TenantOverrides = TenantOverrides()
+    # Reliability (docs/reliability.md): client limits, upstream retry, circuit breakers
+    idle_timeout_s: float = 75.0
+    body_timeout_s: float = 120.0
+    max_header_bytes: int = 64 * 1024
+    max_connections: int = 10000
+    retry_connect_failures: int = 1
+    sqlite_busy_timeout_ms: int = 5000
+    breaker_enabled: bool = True
+    breaker_failure_threshold: int = 5
+    breaker_window: int = 20
+    breaker_recovery_s: float = 30.0
+    breaker_half_open_probes: int = 2
+    breaker_analysis_slow_ms: float = 250.0
 
 
 def _parse_bool(text: str) -> bool:
@@ -257,6 +274,20 @@ FIELDS: tuple[FieldSpec, ...] = (
        "letting it through."),
     _f("security_guard_max_chars", "security.guard_max_chars", int,
        "Request text the request-path check reads; longer inputs are checked head and tail."),
+    _f("security_guard_budget_ms", "security.guard_budget_ms", float,
+       "Time the request-path check may take (ms, checked between detectors and texts); "
+       "when spent, found findings are enforced, else security.fail_closed decides. 0 = "
+       "no limit."),
+    _f("security_pii_export", "security.pii_export", str,
+       "PII and secrets in exported content (with telemetry.capture_content): alert (export "
+       "as is, findings only) or redact ([PII:EMAIL], [SECRET:AWS_ACCESS_KEY] placeholders "
+       "in the exported copy; the client and upstream see the original)."),
+    _f("security_stream_scan", "security.stream_scan", str,
+       "Scan streamed output as it is relayed, for secrets, leakage and exfiltration: off, "
+       "observe (findings on the span) or stop (end the stream on a finding at or above "
+       "security.stream_stop_severity)."),
+    _f("security_stream_stop_severity", "security.stream_stop_severity", str,
+       "Lowest severity of a streamed-output finding that ends the stream in stop mode."),
     _f("security_workers", "security.workers", int,
        "Worker processes that run the security detectors on span content (0 = in the "
        "process, on the analysis thread); >0 lets analysis use more cores."),
@@ -355,6 +386,33 @@ FIELDS: tuple[FieldSpec, ...] = (
        "Retries of a failed delivery (network error, 429, 5xx)."),
     _f("alert_backoff_s", "alerts.backoff_s", float,
        "First retry delay; doubles with each retry."),
+    _f("idle_timeout_s", "server.idle_timeout_s", float,
+       "Longest a client connection may sit idle, and longest a client may take to send a "
+       "request's headers (slow clients are disconnected)."),
+    _f("body_timeout_s", "server.body_timeout_s", float,
+       "Longest a client may take to send a request body."),
+    _f("max_header_bytes", "server.max_header_bytes", int,
+       "Largest request header block; larger ones get 431 (far larger: the connection is "
+       "closed)."),
+    _f("max_connections", "server.max_connections", int,
+       "Open client connections; beyond it new connections get 503 and are closed."),
+    _f("retry_connect_failures", "upstream.retry_connect_failures", int,
+       "Retries of an upstream connection that failed before any byte was sent (refused, "
+       "reset, DNS); a request the upstream may have received is never retried."),
+    _f("sqlite_busy_timeout_ms", "sqlite.busy_timeout_ms", int,
+       "How long a batch write waits for a lock held by another process before it fails."),
+    _f("breaker_enabled", "breaker.enabled", _parse_bool,
+       "Circuit breakers around each exporter and analysis processor."),
+    _f("breaker_failure_threshold", "breaker.failure_threshold", int,
+       "Failed (or slow) calls among the last breaker.window calls that open a breaker."),
+    _f("breaker_window", "breaker.window", int,
+       "Calls (export batches, analysed spans) a closed breaker remembers."),
+    _f("breaker_recovery_s", "breaker.recovery_s", float,
+       "How long an open breaker skips its subsystem before probing it again."),
+    _f("breaker_half_open_probes", "breaker.half_open_probes", int,
+       "Successful probe calls that close a half-open breaker (one failure re-opens it)."),
+    _f("breaker_analysis_slow_ms", "breaker.analysis_slow_ms", float,
+       "An analysis processor taking longer than this on one span counts as a failure."),
 )
 
 _BY_KEY = {spec.key: spec for spec in FIELDS}
@@ -478,6 +536,7 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError(f"pricing.file: {settings.pricing_file!r} does not exist")
     _validate_receiver(settings)
     _validate_sdk(settings)
+    _validate_reliability(settings)
     _validate_security(settings)
     from llmtrace_otel.tenancy.settings import check_settings
 
@@ -488,15 +547,43 @@ def validate(settings: Settings) -> Settings:
     return settings
 
 
+def _validate_reliability(settings: Settings) -> None:
+    for name in ("idle_timeout_s", "body_timeout_s", "breaker_recovery_s",
+                 "breaker_analysis_slow_ms"):
+        value = getattr(settings, name)
+        if not value > 0:
+            raise ConfigError(f"{_spec(name).key}: must be > 0, got {value}")
+    for name in ("max_header_bytes", "max_connections", "breaker_window",
+                 "breaker_half_open_probes"):
+        if getattr(settings, name) < 1:
+            raise ConfigError(f"{_spec(name).key}: must be >= 1, got {getattr(settings, name)}")
+    if settings.max_header_bytes < 1024:
+        raise ConfigError(f"server.max_header_bytes: must be >= 1024, got "
+                          f"{settings.max_header_bytes}")
+    if not 0 <= settings.retry_connect_failures <= 5:
+        raise ConfigError("upstream.retry_connect_failures: must be between 0 and 5, got "
+                          f"{settings.retry_connect_failures}")
+    if settings.sqlite_busy_timeout_ms < 0:
+        raise ConfigError(f"sqlite.busy_timeout_ms: must be >= 0, got "
+                          f"{settings.sqlite_busy_timeout_ms}")
+    if not 1 <= settings.breaker_failure_threshold <= settings.breaker_window:
+        raise ConfigError(
+            f"breaker.failure_threshold: must be between 1 and breaker.window "
+            f"({settings.breaker_window}), got {settings.breaker_failure_threshold}")
+
+
 _SEVERITIES = ("info", "low", "medium", "high", "critical")
 _ENFORCEMENT = ("off", "flag", "block")
+_PII_EXPORT = ("alert", "redact")
+_STREAM_SCAN = ("off", "observe", "stop")
 
 
 _MAX_SECURITY_WORKERS = 64
 
 
 def _validate_security(settings: Settings) -> None:
-    for name in ("security_min_severity", "security_enforce_min_severity"):
+    for name in ("security_min_severity", "security_enforce_min_severity",
+                 "security_stream_stop_severity"):
         value = getattr(settings, name)
         if value.strip().lower() not in _SEVERITIES:
             raise ConfigError(
@@ -513,6 +600,17 @@ def _validate_security(settings: Settings) -> None:
         raise ConfigError(
             f"security.guard_max_chars: must be >= 1, got {settings.security_guard_max_chars}"
         )
+    if not settings.security_guard_budget_ms >= 0:  # also rejects NaN
+        raise ConfigError(
+            f"security.guard_budget_ms: must be >= 0, got {settings.security_guard_budget_ms}"
+        )
+    for name, allowed in (("security_pii_export", _PII_EXPORT),
+                          ("security_stream_scan", _STREAM_SCAN)):
+        if getattr(settings, name) not in allowed:
+            raise ConfigError(
+                f"{_spec(name).key}: {getattr(settings, name)!r} is not one of "
+                f"{', '.join(allowed)}"
+            )
     if not 0 <= settings.security_workers <= _MAX_SECURITY_WORKERS:
         raise ConfigError(
             f"security.workers: must be 0-{_MAX_SECURITY_WORKERS}, got {settings.security_workers}"

@@ -55,11 +55,29 @@ LLMTRACE_SECURITY_FINDING_END: Final = "llmtrace.security.finding.end"
 #: What the proxy's request guard did: flag or block (absent when it let the call pass).
 LLMTRACE_SECURITY_GUARD_ACTION: Final = "llmtrace.security.guard.action"
 LLMTRACE_SECURITY_GUARD_FINDINGS: Final = "llmtrace.security.guard.finding_types"
+#: True when the request guard stopped before reading everything (security.guard_budget_ms).
+LLMTRACE_SECURITY_GUARD_BUDGET_EXCEEDED: Final = "llmtrace.security.guard.budget_exceeded"
+#: Values replaced by [PII:...]/[SECRET:...] placeholders in the exported content
+#: (security.pii_export = redact).
+LLMTRACE_SECURITY_REDACTED: Final = "llmtrace.security.redacted"
+#: The proxy ended a streamed response early on a finding (security.stream_scan = stop).
+LLMTRACE_SECURITY_STREAM_STOPPED: Final = "llmtrace.security.stream_stopped"
+#: Span event, one per finding of the stream scanner (the finding.* attributes; offsets in
+#: the output text as streamed).
+LLMTRACE_SECURITY_STREAM_FINDING_EVENT: Final = "llmtrace.security.stream.finding"
+#: Output characters the stream scanner read, and the finding types it reported.
+LLMTRACE_SECURITY_STREAM_SCANNED_CHARS: Final = "llmtrace.security.stream.scanned_chars"
+LLMTRACE_SECURITY_STREAM_FINDING_TYPES: Final = "llmtrace.security.stream.finding_types"
 
 # Proxy bookkeeping
 LLMTRACE_PARSE_ERRORS: Final = "llmtrace.parse.errors"
 LLMTRACE_STREAM_CHUNKS: Final = "llmtrace.stream.chunks"
 LLMTRACE_API: Final = "llmtrace.api"
+#: Upstream connections that failed before the request was sent and were retried.
+LLMTRACE_UPSTREAM_CONNECT_RETRIES: Final = "llmtrace.upstream.connect_retries"
+
+# Reliability (processors.breaker): analysis steps an open circuit breaker bypassed on this span
+LLMTRACE_ANALYSIS_SKIPPED: Final = "llmtrace.analysis.skipped"
 
 # OTLP receiver (llmtrace_otel.receiver): which dialects a received span was translated from
 LLMTRACE_RECEIVER_DIALECTS: Final = "llmtrace.receiver.dialects"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,9 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_SYSTEM,
 )
 from opentelemetry.util.types import AttributeValue
+
+from processors.attributes import LLMTRACE_ANALYSIS_SKIPPED
+from processors.breaker import CircuitBreaker
 
 __all__ = [
     "BackgroundSpanProcessor",
@@ -134,6 +138,11 @@ class EnrichingSpanProcessor(SpanProcessor):
     Subclasses implement :meth:`enrich`. Non-GenAI spans pass through untouched, and an
     exception in :meth:`enrich` is logged and counted, never raised: the span goes on
     unenriched.
+
+    With a :class:`~processors.breaker.CircuitBreaker` (:meth:`set_breaker`), a processor
+    that keeps raising or is too slow is bypassed while the breaker is open: the span goes
+    on unenriched, marked with ``llmtrace.analysis.skipped``, and the skip is counted
+    (``reason="circuit_open"``).
     """
 
     #: Name used in logs and drop/failure counters.
@@ -147,12 +156,17 @@ class EnrichingSpanProcessor(SpanProcessor):
     ) -> None:
         self._next = next_processor
         self._on_drop = on_drop or _ignore_drop
+        self._breaker: CircuitBreaker | None = None
 
     def set_next(self, next_processor: SpanProcessor) -> None:
         self._next = next_processor
 
     def set_drop_counter(self, on_drop: DropCounter) -> None:
         self._on_drop = on_drop
+
+    def set_breaker(self, breaker: CircuitBreaker | None) -> None:
+        """Guard :meth:`enrich` with ``breaker`` (failures and slow calls open it)."""
+        self._breaker = breaker
 
     def enrich(self, span: ReadableSpan) -> Enrichment | None:  # pragma: no cover
         raise NotImplementedError
@@ -166,16 +180,38 @@ class EnrichingSpanProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         if self.applies_to(span):
-            try:
-                enrichment = self.enrich(span)
-            except Exception:  # telemetry never breaks the caller
-                _log.exception("span processor %s failed; span passed on unenriched", self.stage)
-                self._on_drop(self.stage, "processor_error")
-                enrichment = None
+            if self._breaker is not None:
+                enrichment = self._guarded_enrich(span, self._breaker)
+            else:
+                try:
+                    enrichment = self.enrich(span)
+                except Exception:  # telemetry never breaks the caller
+                    _log.exception("span processor %s failed; span passed on unenriched",
+                                   self.stage)
+                    self._on_drop(self.stage, "processor_error")
+                    enrichment = None
             if enrichment:
                 span = copy_span(span, enrichment)
         if self._next is not None:
             self._next.on_end(span)
+
+    def _guarded_enrich(self, span: ReadableSpan, breaker: CircuitBreaker) -> Enrichment | None:
+        permit = breaker.acquire()
+        if permit is None:  # open: bypassed, and the span says so
+            self._on_drop(self.stage, "circuit_open")
+            skipped = (span.attributes or {}).get(LLMTRACE_ANALYSIS_SKIPPED, ())
+            return Enrichment(attributes={
+                LLMTRACE_ANALYSIS_SKIPPED: (*skipped, self.stage)})  # type: ignore[misc]
+        started = time.perf_counter()
+        try:
+            enrichment = self.enrich(span)
+        except Exception as exc:  # telemetry never breaks the caller
+            _log.exception("span processor %s failed; span passed on unenriched", self.stage)
+            self._on_drop(self.stage, "processor_error")
+            breaker.record(permit, False, reason=f"raised {type(exc).__name__}")
+            return None
+        breaker.record(permit, True, time.perf_counter() - started)
+        return enrichment
 
     def shutdown(self) -> None:
         if self._next is not None:

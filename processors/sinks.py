@@ -13,6 +13,12 @@ of being dropped. That is for callers that may wait: in collector mode the calle
 analysis worker, and waiting there is how backpressure travels back to the OTLP senders
 (the receiver's queue fills and they are told to retry) instead of accepted spans being
 lost at the exporter.
+
+With a :class:`~processors.breaker.CircuitBreaker`, an exporter that keeps failing is
+skipped while the breaker is open: spans are dropped at ``on_end`` without being queued
+(and a batch already queued is dropped without calling the exporter), counted with
+``reason="circuit_open"``, and nothing waits, not even with ``block_when_full``. After the
+recovery time the next batches are probes; when they succeed, export resumes.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, g
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+from processors.breaker import CircuitBreaker
 from processors.chain import DropCounter
 
 __all__ = ["EXPORT_DURATION_BUCKETS", "ExportSink"]
@@ -52,14 +59,25 @@ class _AccountingExporter(SpanExporter):
         self._inner = inner
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        breaker = self._sink.breaker
+        permit = None
+        if breaker is not None:
+            permit = breaker.acquire()
+            if permit is None:  # open: skip the exporter, count the spans
+                self._sink._settle(len(spans), None)
+                return SpanExportResult.FAILURE
         started = time.perf_counter()
+        reason = None
         try:
             result = self._inner.export(spans)
-        except Exception:
+        except Exception as exc:
             _log.exception("exporter %s raised; %d spans dropped", self._sink.name, len(spans))
-            result = SpanExportResult.FAILURE
-        self._sink._settle(len(spans), result is SpanExportResult.SUCCESS,
-                           time.perf_counter() - started)
+            result, reason = SpanExportResult.FAILURE, f"raised {type(exc).__name__}"
+        seconds = time.perf_counter() - started
+        ok = result is SpanExportResult.SUCCESS
+        if breaker is not None and permit is not None:
+            breaker.record(permit, ok, seconds, reason=reason or "export failed")
+        self._sink._settle(len(spans), ok, seconds)
         return result
 
     def shutdown(self) -> None:
@@ -77,7 +95,8 @@ class ExportSink(SpanProcessor):
     ``exporter`` and ``outcome``), ``llmtrace.export.queue.depth`` and
     ``llmtrace.export.queue.capacity`` (spans, read at collection time).
     ``last_ok`` is the outcome of the latest export (``None`` before the first) and
-    ``failed_batches`` counts failed exports.
+    ``failed_batches`` counts failed exports. ``breaker`` (optional) skips the exporter
+    while it keeps failing.
     """
 
     def __init__(
@@ -91,11 +110,13 @@ class ExportSink(SpanProcessor):
         on_drop: DropCounter | None = None,
         meter_provider: MeterProvider | None = None,
         block_when_full: bool = False,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         if max_queue_size < 1:
             raise ValueError(f"max_queue_size must be >= 1, got {max_queue_size}")
         self.name = name
         self.exporter = exporter
+        self.breaker = breaker
         self.last_ok: bool | None = None
         self.failed_batches = 0
         self._max = max_queue_size
@@ -139,11 +160,19 @@ class ExportSink(SpanProcessor):
         return None  # export needs finished spans only
 
     def on_end(self, span: ReadableSpan) -> None:
+        breaker = self.breaker
+        if breaker is not None and not breaker.accepting():
+            self._on_drop(self._stage, "circuit_open")
+            return
         with self._lock:
             while self._block and not self._stopped and self._pending >= self._max:
+                if breaker is not None and not breaker.accepting():
+                    break  # the breaker opened while we waited: stop waiting
                 self._lock.wait(0.1)  # woken by _settle; the timeout only re-checks
             reason = "shutdown" if self._stopped else (
-                "queue_full" if self._pending >= self._max else None)
+                None if self._pending < self._max else
+                "circuit_open" if breaker is not None and not breaker.accepting() else
+                "queue_full")
             if reason is None:
                 self._pending += 1
         if reason is not None:
@@ -157,10 +186,15 @@ class ExportSink(SpanProcessor):
     def _observe_capacity(self, options: CallbackOptions) -> Iterable[Observation]:
         yield Observation(self._max, {_EXPORTER: self.name})
 
-    def _settle(self, count: int, ok: bool, seconds: float = 0.0) -> None:
+    def _settle(self, count: int, ok: bool | None, seconds: float = 0.0) -> None:
+        """Books for one batch: exported (``ok``), failed, or skipped by the breaker (None)."""
         with self._lock:
             self._pending = max(0, self._pending - count)
             self._lock.notify_all()
+        if ok is None:
+            for _ in range(count):
+                self._on_drop(self._stage, "circuit_open")
+            return
         self._duration.record(seconds, {_EXPORTER: self.name,
                                         "outcome": "ok" if ok else "failed"})
         self.last_ok = ok

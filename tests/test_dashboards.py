@@ -35,9 +35,7 @@ DASHBOARD = ROOT / "collector-config" / "grafana" / "llmtrace-dashboard.json"
 ALERTS = ROOT / "collector-config" / "prometheus" / "alerts.yml"
 
 #: Metrics the dashboard and rules use before the proxy exports them: name -> who adds it.
-PENDING: dict[str, str] = {
-    "llmtrace_circuit_breaker_state": "circuit breakers (issue 8)",
-}
+PENDING: dict[str, str] = {}
 # Grafana's built-in variables, replaced by durations as Grafana does before it sends a query.
 _GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "6h"}
 _LABEL_VALUES = re.compile(r"^label_values\((\w+),\s*(\w+)\)$")

@@ -8,6 +8,7 @@ never kept: only a URL or the media type.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterator
 from types import MappingProxyType
 from typing import Any
 
@@ -303,6 +304,13 @@ class AnthropicStreamAccumulator:
         if block is None:  # a delta without its start: assume text
             block = self._blocks[key] = _Block({}, "")
         return block
+
+    def text_pieces(self) -> Iterator[tuple[Hashable, list[str]]]:
+        """(block index, pieces so far) of every content block being streamed (text,
+        thinking, tool input JSON); the lists grow as events are fed (incremental
+        scanning, ``llmtrace_otel/proxy/stream_guard.py``)."""
+        for index, block in self._blocks.items():
+            yield index, block.pieces
 
     def result(self) -> LLMResponse:
         parts = [p for k in sorted(self._blocks) if (p := self._blocks[k].part()) is not None]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterator
 from typing import Any
 
 from llmtrace_otel.providers._json import (
@@ -377,6 +378,19 @@ class OpenAIChunkAccumulator:
                 state = self._choices[key] = _ChoiceState()
             state.apply(choice, where + ".")
         return _CHUNK
+
+    def text_pieces(self) -> Iterator[tuple[Hashable, list[str]]]:
+        """(key, pieces so far) of every output text being streamed: each choice's text,
+        refusal and reasoning, and each tool call's arguments. The lists grow as events
+        are fed (incremental scanning, ``llmtrace_otel/proxy/stream_guard.py``)."""
+        for index, state in self._choices.items():
+            yield (index, "text"), state.text
+            if state.refusal:
+                yield (index, "refusal"), state.refusal
+            if state.reasoning:
+                yield (index, "reasoning"), state.reasoning
+            for call_index, call in state.tools.items():
+                yield (index, "tool", call_index), call.arguments
 
     def result(self) -> LLMResponse:
         states = [self._choices[k] for k in sorted(self._choices)]

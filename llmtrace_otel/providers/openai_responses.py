@@ -10,6 +10,7 @@ reason given), ``failed`` -> ``error``.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterator
 from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
@@ -339,6 +340,13 @@ class ResponsesStreamAccumulator:
         if state is None:
             state = self._items[key] = _ItemState(item)
         return state
+
+    def text_pieces(self) -> Iterator[tuple[Hashable, list[str]]]:
+        """(output index, pieces so far) of every output item being streamed (message text,
+        reasoning, function-call arguments); the lists grow as events are fed (incremental
+        scanning, ``llmtrace_otel/proxy/stream_guard.py``)."""
+        for index, item in self._items.items():
+            yield index, item.pieces
 
     def result(self) -> LLMResponse:
         if self._final is not None:

@@ -7,7 +7,6 @@ import logging
 import time
 from collections.abc import Sequence
 
-from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
 
@@ -17,6 +16,7 @@ from llmtrace_otel.exporters.sqlite import SpanStore
 from llmtrace_otel.proxy.guards import GuardChain, RequestGuard
 from llmtrace_otel.proxy.handler import ProxyContext, ProxyHandler
 from llmtrace_otel.proxy.http_metrics import HttpServerMetrics, MeteredApplication
+from llmtrace_otel.proxy.limits import BoundedHTTPServer, ensure_open_files, listen_backlog
 from llmtrace_otel.proxy.ops import (
     HEALTH_PATH,
     METRICS_PATH,
@@ -27,6 +27,7 @@ from llmtrace_otel.proxy.ops import (
 )
 from llmtrace_otel.proxy.routing import Router
 from llmtrace_otel.proxy.security_guard import SecurityGuard
+from llmtrace_otel.proxy.stream_guard import StreamScanPolicy
 from llmtrace_otel.proxy.upstream import UpstreamClient
 from llmtrace_otel.receiver.http import otlp_routes
 from llmtrace_otel.receiver.service import OTLPReceiver
@@ -117,32 +118,48 @@ class ProxyServer:
             build_guards(settings, telemetry) if guards is None else guards,
             telemetry.instruments.count_drop,
         )
-        self._context = ProxyContext(settings, Router(settings), self._upstream, telemetry,
-                                     self.in_flight, chain)
-        self._ops = _OpsContext(telemetry, time.monotonic(), self.in_flight, chain)
+        self._context = ProxyContext(
+            settings, Router(settings), self._upstream, telemetry, self.in_flight, chain,
+            StreamScanPolicy.from_settings(settings, telemetry.instruments.count_drop))
+        self._ops = _OpsContext(telemetry, time.monotonic(), self.in_flight, chain,
+                                self._connections)
         self._api = _api_context(settings, telemetry)
         self._receiver = OTLPReceiver(settings, telemetry) if settings.receiver_on_proxy else None
-        self._server: HTTPServer | None = None
+        self._server: BoundedHTTPServer | None = None
         self.port: int | None = None
 
     async def start(self) -> int:
         """Bind and serve; returns the port (useful with port 0)."""
         settings = self.settings
-        sockets = bind_sockets(settings.port, settings.host, reuse_port=False)
+        # A listen backlog that absorbs a burst of new connections (Tornado's default, 128,
+        # drops SYNs past it: clients then wait a 1 s retransmit; the kernel caps it at
+        # net.core.somaxconn).
+        sockets = bind_sockets(settings.port, settings.host, reuse_port=False,
+                               backlog=listen_backlog(settings.max_connections))
         self.port = sockets[0].getsockname()[1]
-        self._server = HTTPServer(
+        router = self._context.router
+        self._server = BoundedHTTPServer(
             make_app(self._context, self._ops, self._api, self._receiver),
             # Our handler answers 413 itself below this bound (in the API's error shape);
             # Tornado's own limit only stops a chunked body that keeps going far beyond.
             max_body_size=settings.max_body_bytes * 2 + 1024 * 1024,
-            idle_connection_timeout=75,
-            body_timeout=settings.read_timeout_s,
+            # Also the time a client has to send its headers (slowloris; docs/reliability.md).
+            idle_connection_timeout=settings.idle_timeout_s,
+            body_timeout=settings.body_timeout_s,
             decompress_request=False,
+            max_connections=ensure_open_files(settings.max_connections,
+                                              settings.max_upstream_connections),
+            max_header_bytes=settings.max_header_bytes,
+            flavor_of=lambda method, path, headers: router.route(method, path, headers).flavor,
         )
         self._server.add_sockets(sockets)
         _log.info("llmtrace-otel proxy listening on http://%s:%d -> %s", settings.host,
                   self.port, settings.upstream_url)
         return self.port
+
+    def _connections(self) -> dict[str, int]:
+        server = self._server
+        return {} if server is None else server.connection_report()
 
     async def stop(self, timeout_s: float | None = None) -> None:
         """Stop accepting, let in-flight calls finish (bounded), flush telemetry."""

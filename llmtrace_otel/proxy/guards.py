@@ -52,6 +52,9 @@ class Verdict:
     attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
     response_headers: Sequence[tuple[str, str]] = ()
     reject: ProxyError | None = None
+    #: Reasons the chain counts in ``llmtrace_telemetry_dropped_total{stage="guard.<name>"}``
+    #: (a check cut short by its time budget, ...), whatever the verdict.
+    counted: Sequence[str] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +161,8 @@ class GuardChain:
             if verdict is None:
                 admitted.append(guard)
                 continue
+            for reason in verdict.counted:
+                self._on_drop(f"guard.{guard.name}", reason)
             attributes.update(verdict.attributes)
             headers.extend(verdict.response_headers)
             if verdict.reject is not None:

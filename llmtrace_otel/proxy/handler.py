@@ -28,6 +28,7 @@ from llmtrace_otel.proxy.guards import CallInfo, CallResult, GuardChain
 from llmtrace_otel.proxy.headers import request_headers, response_headers
 from llmtrace_otel.proxy.ops import InFlight
 from llmtrace_otel.proxy.routing import Route, Router
+from llmtrace_otel.proxy.stream_guard import StreamScanPolicy, StreamStopped, StreamWatch
 from llmtrace_otel.proxy.upstream import UpstreamClient, UpstreamFailure, classify_exception
 from llmtrace_otel.telemetry.pipeline import Telemetry
 from llmtrace_otel.telemetry.recorder import CallRecorder
@@ -65,6 +66,8 @@ class ProxyContext:
     telemetry: Telemetry
     in_flight: InFlight
     guards: GuardChain
+    #: security.stream_scan (observe/stop); None when off.
+    stream_scan: StreamScanPolicy | None = None
 
 
 @stream_request_body
@@ -84,6 +87,7 @@ class ProxyHandler(RequestHandler):
         self._accumulator: StreamAccumulator | None = None
         self._stream_complete = False
         self._guard_headers: list[tuple[str, str]] = []
+        self._watch: StreamWatch | None = None  # security.stream_scan, per stream
         #: For the http.server.* metrics (proxy/http_metrics.py).
         self.http_route = "/*"
         self.response_body_size = 0
@@ -217,7 +221,8 @@ class ProxyHandler(RequestHandler):
         response: aiohttp.ClientResponse | None = None
         try:
             try:
-                response = await ctx.upstream.send(method, url, forwarded, upstream_body)
+                response = await ctx.upstream.send(method, url, forwarded, upstream_body,
+                                                   recorder)
             except UpstreamFailure as failure:
                 ctx.telemetry.instruments.count_upstream_error(route.provider, failure.error.code)
                 self._send_error(recorder, route, failure.error)
@@ -225,6 +230,8 @@ class ProxyHandler(RequestHandler):
             await self._relay_response(response, route, llm_request, recorder, edit_stream, url)
         except asyncio.CancelledError:
             status = response.status if response is not None else 0
+            if self._watch is not None:  # scan what was relayed before the hang-up
+                self._watch.close()
             partial = self._accumulator.result() if self._accumulator is not None else None
             # A client that hangs up after the terminal event ([DONE], message_stop) got
             # the whole answer; only an earlier hang-up is an error.
@@ -269,18 +276,48 @@ class ProxyHandler(RequestHandler):
                 await self._relay_stream(response, route, llm_request, recorder, edit_stream,
                                          encoding)
                 return
-            data = await response.read()
+            data = await self._read_body(response, recorder)
         except (TimeoutError, aiohttp.ClientError) as exc:
             error = classify_exception(exc, url)
             self._ctx.telemetry.instruments.count_upstream_error(route.provider, error.code)
-            self._send_error(recorder, route, error)  # nothing was sent to the client yet
+            if self.response_body_size == 0:
+                self._send_error(recorder, route, error)  # nothing was sent to the client yet
+                return
+            recorder.finish(response.status, error_type=error.code)
+            self._abort_connection()  # a large body was being relayed: cut, not truncated
             return
-        await self._write_final(data)
-        parsed = self._parse_response(route, llm_request, data, encoding, recorder)
+        await self._write_final(data or b"")
+        parsed = self._parse_response(route, llm_request, data or b"", encoding, recorder)
         if response.status >= 400:
             self._ctx.telemetry.instruments.count_upstream_error(
                 route.provider, f"http_{response.status}")
         recorder.finish(response.status, parsed)
+
+    async def _read_body(self, response: aiohttp.ClientResponse,
+                         recorder: CallRecorder) -> bytes | None:
+        """The whole body when it is at most ``server.max_body_bytes`` (the common case:
+        one write to the client, then parsing). A larger one is relayed as it arrives and
+        not parsed (``None``), so an upstream cannot make the proxy hold unbounded bytes."""
+        limit = self._ctx.settings.max_body_bytes
+        length = response.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) <= limit:
+            return await response.read()
+        held: list[bytes] | None = []
+        size = 0
+        async for chunk in response.content.iter_any():
+            if held is not None:
+                size += len(chunk)
+                if size <= limit:
+                    held.append(chunk)
+                    continue
+                recorder.note(f"response: body over {limit} bytes (server.max_body_bytes) "
+                              "relayed without parsing")
+                for piece in held:
+                    self.write(piece)
+                held = None
+            self.write(chunk)
+            await self._flush_or_cancel()
+        return b"".join(held) if held is not None else None
 
     async def _write_final(self, data: bytes) -> None:
         try:
@@ -320,6 +357,10 @@ class ProxyHandler(RequestHandler):
         decoder = SSEDecoder()
         inflater = None if edit_stream else _inflater(encoding)
         decodable = edit_stream or not encoding or encoding == "identity" or inflater is not None
+        if self._ctx.stream_scan is not None and decodable and adapter is not None:
+            self._watch = self._ctx.stream_scan.watch(
+                adapter.api, llm_request, accumulator, recorder.span,
+                appendable=inflater is None)
         if not decodable:
             recorder.note(f"stream: content-encoding {encoding!r} not decoded for telemetry")
         await self._flush_or_cancel()  # headers now, as the upstream sent them
@@ -348,6 +389,11 @@ class ProxyHandler(RequestHandler):
         except ValueError as exc:  # an SSE event over the size limit: stop parsing only
             recorder.note(f"stream: {exc}")
             decodable = False
+        except StreamStopped as stop:
+            await self._stop_stream(stop, response, recorder)
+            return
+        if self._watch is not None:
+            self._watch.close()
         result = accumulator.result() if accumulator is not None else None
         if accumulator is not None:
             for problem in accumulator.problems:
@@ -395,7 +441,25 @@ class ProxyHandler(RequestHandler):
         if signal.terminal:
             self._stream_complete = True
         recorder.on_event(signal, arrived)
+        if self._watch is not None:  # after the event was relayed; may raise StreamStopped
+            self._watch.on_event()
         return signal
+
+    async def _stop_stream(self, stop: StreamStopped, response: aiohttp.ClientResponse,
+                           recorder: CallRecorder) -> None:
+        """The stream scanner found what security.stream_scan=stop ends a stream for: close
+        the upstream connection (cancelling the generation) and end the client's stream as
+        the API ends a filtered one, or break it when no such event fits."""
+        response.close()
+        self._stream_complete = True  # what the client gets next is a complete response
+        result = self._accumulator.result() if self._accumulator is not None else None
+        if stop.final is None:
+            recorder.finish(response.status, result)
+            self._abort_connection()
+            return
+        self.write(stop.final)
+        await self._write_final(b"")
+        recorder.finish(response.status, result)
 
     async def _flush_or_cancel(self) -> None:
         try:

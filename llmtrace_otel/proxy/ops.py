@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
@@ -15,7 +16,7 @@ from llmtrace_otel.proxy.guards import GuardChain
 from llmtrace_otel.telemetry.pipeline import Telemetry
 from processors.chain import BackgroundSpanProcessor
 
-__all__ = ["HealthHandler", "InFlight", "MetricsHandler", "health_report"]
+__all__ = ["HealthHandler", "InFlight", "MetricsHandler", "breaker_report", "health_report"]
 
 HEALTH_PATH = "/health"
 METRICS_PATH = "/metrics"
@@ -36,6 +37,8 @@ class _OpsContext:
     started_monotonic: float
     in_flight: InFlight
     guards: GuardChain | None = None
+    #: Open/max/refused client connections (proxy/limits.py), when the server has started.
+    connections: Callable[[], dict[str, int]] | None = None
 
 
 def health_report(telemetry: Telemetry, started_monotonic: float, in_flight: InFlight,
@@ -73,6 +76,8 @@ def health_report(telemetry: Telemetry, started_monotonic: float, in_flight: InF
     for provider in telemetry.instruments.provider_health.states():
         providers[provider.provider] = provider.as_dict()
         degraded |= not provider.available
+    breakers = breaker_report(telemetry)
+    degraded |= any(detail["state"] != "closed" for detail in breakers.values())
     return {
         "status": "degraded" if degraded else "healthy",
         "version": __version__,
@@ -80,7 +85,15 @@ def health_report(telemetry: Telemetry, started_monotonic: float, in_flight: InF
         "in_flight": in_flight.count,
         "components": components,
         "providers": providers,
+        "breakers": breakers,
     }
+
+
+def breaker_report(telemetry: Telemetry) -> dict[str, dict[str, object]]:
+    """Each circuit breaker by subsystem; any not ``closed`` makes the status ``degraded``."""
+    if telemetry.breakers is None:
+        return {}
+    return {snap.subsystem: snap.as_dict() for snap in telemetry.breakers.snapshots()}
 
 
 class HealthHandler(RequestHandler):
@@ -90,6 +103,8 @@ class HealthHandler(RequestHandler):
     def get(self) -> None:
         report = health_report(self._ctx.telemetry, self._ctx.started_monotonic,
                                self._ctx.in_flight, self._ctx.guards)
+        if self._ctx.connections is not None:
+            report["connections"] = self._ctx.connections()
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
         self.finish(json.dumps(report))

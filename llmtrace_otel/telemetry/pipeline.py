@@ -15,6 +15,7 @@ Nothing here is global: the providers are returned, not installed with ``set_*_p
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -35,6 +36,7 @@ from llmtrace_otel.config import Settings, otlp_requested, split_list
 from llmtrace_otel.telemetry.instruments import ProxyInstruments
 from llmtrace_otel.telemetry.process import observe_process, register_process_collectors
 from llmtrace_otel.telemetry.provider_health import ProviderHealth
+from processors.breaker import BreakerPolicy, CircuitBreakers
 from processors.chain import BackgroundSpanProcessor, EnrichingSpanProcessor, build_chain
 from processors.content_policy import ContentPolicyProcessor
 from processors.cost import CostProcessor, PriceTable
@@ -69,10 +71,20 @@ class Telemetry:
     enricher_slot: EnricherSlot = field(default_factory=EnricherSlot)
     #: One cardinality cap shared by every metric labelled with a tenant.
     tenant_labels: BoundedLabels = field(default_factory=lambda: BoundedLabels(100))
+    #: Circuit breakers of the exporters and analysis processors (None: breakers off).
+    breakers: CircuitBreakers | None = None
+    #: Metric readers that push (OTLP), flushed by :meth:`force_flush`.
+    push_readers: list[MetricReader] = field(default_factory=list)
 
     def force_flush(self, timeout_millis: int = 10000) -> bool:
+        """Flush spans through the chain and every exporter, and push metrics (OTLP).
+
+        Only push readers are flushed: ``MeterProvider.force_flush`` would also make the
+        Prometheus reader collect, which queues a second copy of every series for the next
+        scrape (duplicate samples on /metrics).
+        """
         spans = self.tracer_provider.force_flush(timeout_millis)
-        metrics = self.meter_provider.force_flush(timeout_millis)
+        metrics = all(reader.force_flush(timeout_millis) for reader in self.push_readers)
         return bool(spans and metrics)
 
     def shutdown(self) -> None:
@@ -120,12 +132,42 @@ def _otlp_metric_reader(settings: Settings) -> MetricReader:
     return PeriodicExportingMetricReader(HTTPMetricExporter(endpoint=endpoint))
 
 
+def _breakers(settings: Settings) -> tuple[CircuitBreakers | None, BreakerPolicy]:
+    """The breaker set of one pipeline, and the policy of its analysis breakers."""
+    policy = BreakerPolicy(
+        failure_threshold=settings.breaker_failure_threshold,
+        window=settings.breaker_window,
+        recovery_s=settings.breaker_recovery_s,
+        half_open_probes=settings.breaker_half_open_probes,
+    )
+    analysis = dataclasses.replace(policy, slow_call_s=settings.breaker_analysis_slow_ms / 1000)
+    return (CircuitBreakers(policy) if settings.breaker_enabled else None), analysis
+
+
+def _guard_analysis(enrichers: Sequence[EnrichingSpanProcessor], breakers: CircuitBreakers,
+                    policy: BreakerPolicy) -> None:
+    """A breaker per analysis step (``analysis.<stage>``). The content policy gets none: it
+    is what keeps un-opted-in content out of the exports, so it is never bypassed. Nor does
+    the enricher slot (it runs what is attached later with its own error handling)."""
+    for enricher in enrichers:
+        if isinstance(enricher, ContentPolicyProcessor | EnricherSlot):
+            continue
+        name, n = f"analysis.{enricher.stage}", 1
+        while breakers.get(name) is not None:
+            n += 1
+            name = f"analysis.{enricher.stage}#{n}"
+        enricher.set_breaker(breakers.new(name, policy))
+
+
 def _security(settings: Settings, meter_provider: MeterProvider) -> list[EnrichingSpanProcessor]:
     """The SecurityProcessor, when enabled: content is analysed before it is stripped."""
     if not settings.security_enabled:
         return []
-    severity = Severity.parse(settings.security_min_severity)
-    processor = SecurityProcessor(min_severity=severity, meter_provider=meter_provider)
+    processor = SecurityProcessor(min_severity=Severity.parse(settings.security_min_severity),
+                                  meter_provider=meter_provider,
+                                  # content that is not exported needs no redaction
+                                  redact=settings.security_pii_export == "redact"
+                                  and settings.capture_content)
     if settings.security_workers <= 0:
         return [processor]
     # Detectors in worker processes (processors/security/pool.py); the processor above
@@ -133,7 +175,7 @@ def _security(settings: Settings, meter_provider: MeterProvider) -> list[Enrichi
     from processors.security.offload import OffloadedSecurityProcessor
     from processors.security.pool import DetectorPool
 
-    pool = DetectorPool(settings.security_workers, min_severity=severity)
+    pool = DetectorPool(settings.security_workers)
     return [OffloadedSecurityProcessor(processor, pool, meter_provider=meter_provider)]
 
 
@@ -165,17 +207,21 @@ def build_telemetry(
     registry: CollectorRegistry | None = None
     if meter_provider is None:
         readers: list[MetricReader] = list(extra_metric_readers)
+        push_readers: list[MetricReader] = []
         if settings.metrics_enabled:
             registry = CollectorRegistry()
             readers.append(PrometheusMetricReader(registry=registry))
         if otlp_requested(settings, env):
-            readers.append(_otlp_metric_reader(settings))
+            push_readers.append(_otlp_metric_reader(settings))
+            readers.append(push_readers[-1])
         meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    else:
+        push_readers = []  # the application's provider: its readers are its own
     meter = meter_provider.get_meter(instrumentation_name, __version__)
     instruments = ProxyInstruments(
         meter,
         model_cap=BoundedLabels(settings.metrics_max_models,
-                           allow=split_list(settings.metrics_model_allowlist)),
+                                allow=split_list(settings.metrics_model_allowlist)),
         provider_health=ProviderHealth(
             window_s=settings.provider_health_window_s,
             min_calls=settings.provider_health_min_calls,
@@ -187,6 +233,9 @@ def build_telemetry(
         register_process_collectors(registry)
     if settings.metrics_process:
         observe_process(meter)
+    breakers, analysis_policy = _breakers(settings)
+    if breakers is not None:
+        breakers.observe(meter)
 
     sinks: list[SpanProcessor] = []
     exporters: list[ExportSink] = []
@@ -195,10 +244,12 @@ def build_telemetry(
 
         exporters.append(ExportSink(
             "sqlite",
-            SQLiteSpanExporter(settings.sqlite_path, on_operation=instruments.count_storage),
+            SQLiteSpanExporter(settings.sqlite_path, on_operation=instruments.count_storage,
+                               busy_timeout_ms=settings.sqlite_busy_timeout_ms),
             max_queue_size=settings.analysis_queue_size, schedule_delay_millis=500,
             on_drop=instruments.count_drop, meter_provider=meter_provider,
             block_when_full=blocking_export,
+            breaker=breakers.new("export.sqlite") if breakers is not None else None,
         ))
     if otlp_requested(settings, env):
         exporters.append(ExportSink(
@@ -206,6 +257,7 @@ def build_telemetry(
             max_queue_size=settings.analysis_queue_size,
             on_drop=instruments.count_drop, meter_provider=meter_provider,
             block_when_full=blocking_export,
+            breaker=breakers.new("export.otlp") if breakers is not None else None,
         ))
     sinks.extend(exporters)
     sinks.extend(extra_span_processors)
@@ -222,6 +274,8 @@ def build_telemetry(
         slot,
         ContentPolicyProcessor(capture_content=settings.capture_content),
     ]
+    if breakers is not None:
+        _guard_analysis(enrichers, breakers, analysis_policy)
     head = build_chain(
         enrichers,
         sinks,
@@ -236,6 +290,7 @@ def build_telemetry(
         getattr(enricher, "needs_content", False) for enricher in enrichers
     )
     return Telemetry(
+        push_readers=push_readers,
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
         tracer=tracer,
@@ -247,4 +302,5 @@ def build_telemetry(
         exporters=exporters,
         enricher_slot=slot,
         tenant_labels=tenant_labels,
+        breakers=breakers,
     )

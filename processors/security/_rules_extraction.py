@@ -210,6 +210,15 @@ EXTRACTION_RULES: tuple[Rule, ...] = (
         "whereabouts current home exact location",
     ),
     rule(
+        # "where does Jane Smith live": the whereabouts of a named person or of the user
+        "data_extraction.whereabouts", SECRET, 0.3,
+        r"\bwhere\s+(?:does|did|do|is)\s+(?:the\s+user|the\s+customer|the\s+client|"
+        r"(?-i:[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?))\s+(?:currently\s+|now\s+|actually\s+)?"
+        r"(?:live|reside|stay|work|living|residing|staying)\b",
+        triggers="where", requires="live reside stay work living residing staying",
+        damp=_Q,
+    ),
+    rule(
         "data_extraction.user_any", SECRET, 0.3,
         rf"\b(?:{_ASK}|encode|translate|spell|write|use|using)\b\s+(?:me\s+|us\s+)?{_W}{{0,5}}?"
         rf"(?:the\s+user'?s|users'|the\s+customer'?s)\s+[\w-]+",

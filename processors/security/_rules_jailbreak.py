@@ -141,11 +141,17 @@ JAILBREAK_RULES: tuple[Rule, ...] = (
     ),
     rule(
         "character_lock.stay", PERSONA, 0.35,
-        r"\b(?:stay|remain|keep)\s+in\s+(?:their\s+|his\s+|her\s+|your\s+)?(?:characters?|roles?)\b|\b(?:never|don't|do\s+not)\s+break"
-        r"\s+character\b|\bif\s+you\s+break\s+character\b|\bbreaking\s+character\b"
-        r"|\bbleib\w*\s+in\s+(?:der\s+)?rolle\b",
-        triggers="stay remain keep never don do if breaking bleib bleibe bleibst",
-        requires="character role rolle",
+        r"\b(?:stay|remain|keep)\s+(?:fully\s+|always\s+|completely\s+)?in\s+(?:their\s+|his\s+|"
+        r"her\s+|your\s+)?(?:characters?|roles?)\b|\b(?:never|don't|do\s+not)\s+break"
+        r"\s+(?:out\s+of\s+)?(?:the\s+|their\s+|your\s+)?character\b|\bif\s+you\s+break\s+character\b"
+        r"|\bbreak(?:ing)?\s+(?:out\s+of\s+)?(?:their|the|your)?\s*characters?\b"
+        r"|\b(?:completely|fully|totally|entirely)\s+(?:absorbed|immersed|lost)\s+in\s+(?:your|the|"
+        r"his|her|their)\s+(?:role|character)s?\b"
+        r"|\bbleib\w*\s+in\s+(?:der\s+|deiner\s+|ihrer\s+)?rolle\b"
+        r"|\bgeh\w*\s+(?:\w+\s+){0,2}in\s+(?:deiner|ihrer|seiner|der)\s+rolle\s+auf\b",
+        triggers="stay remain keep never don do if breaking break completely fully totally"
+        " entirely bleib bleibe bleibst gehst geht gehen gehe",
+        requires="character characters role roles rolle",
     ),
     rule(
         "compliance.always", PERSONA, 0.4,
@@ -197,7 +203,8 @@ JAILBREAK_RULES: tuple[Rule, ...] = (
     ),
     rule(
         "authority.claim", PRIVILEGE, 0.4,
-        r"\b(?:i\s+am|i'm|this\s+is|speaking\s+as|as)\s+(?:your|the|an?)\s+(?:\w+\s+)?"
+        r"\b(?:(?:i\s+am|i'm|this\s+is|speaking\s+as)\s+(?:your|the|an?)|as\s+(?:your|the))\s+"
+        r"(?:\w+\s+)?"
         r"(?:developer|creator|programmer|admin(?:istrator)?|owner|maintainer|operator|engineer|"
         r"supervisor|sysadmin|moderator|trainer|designer|manufacturer|maker|master|"
         r"(?:openai|anthropic|google|meta)\s+(?:employee|engineer|staff|developer|researcher))\b"
@@ -302,6 +309,7 @@ JAILBREAK_RULES: tuple[Rule, ...] = (
     rule(
         "coercion.persuasion", FRAMING, 0.2,
         r"\b(?:i\s+will|i'll|i\s+would)\s+(?:give|pay|tip|reward|donate)\s+(?:you\b|\$?\d+)"
+        r"(?:[^.\n]{0,60}?\bif\s+you\b)?"
         r"|\b(?:ich\s+gebe|ich\s+zahle)\s+(?:ihnen|dir)\s+\d+"
         r"|\bi(?:'ll|\s+will)\s+be\s+(?:very\s+)?(?:sad|upset|disappointed|fired|hurt)\b"
         r"|\b(?:life\s+or\s+death|lives\s+(?:are\s+at\s+stake|depend))\b"
@@ -320,31 +328,26 @@ JAILBREAK_RULES: tuple[Rule, ...] = (
         r"respond|reply|answer|say|give)(?:\s+[\w']+){0,5}\s+(?:in|into|using|with|as)\s+"
         r"(?:base-?64|hex(?:adecimal)?|binary|"
         r"rot-?13|morse(?:\s+code)?|leetspeak|leet|pig\s+latin|caesar\s+cipher|ascii\s+codes?|"
-        r"unicode\s+escapes)|interlace\w*|acrostic|one\s+(?:letter|character)\s+per\s+line)\b",
+        r"unicode\s+escapes)|interlace\w*|acrostic|one\s+(?:letter|character)\s+per\s+line"
+        r"|(?:each|every)\s+(?:digit|letter|character|number|word)\s+(?:separated|divided|split|"
+        r"followed)\s+by|(?:separated|divided)\s+by\s+(?:a\s+)?(?:dots?|commas?|spaces?|dashes|"
+        r"hyphens?|periods?|asterisks?|slashes))\b",
         triggers="in backwards spell spelled with first last encode encrypt translate convert"
-        " write output respond reply answer say give interlace interlaced acrostic one",
+        " write output respond reply answer say give interlace interlaced acrostic one each"
+        " every separated divided",
         requires="reverse reversed backwards spell spelled dashes hyphens spaces dots commas "
         "periods asterisks underscores letters letter characters character digits digit "
+        "separated divided dot comma space dash hyphen period asterisk slashes "
         "base64 base hex hexadecimal binary rot13 rot morse leetspeak leet pig caesar "
         "ascii unicode interlace interlaced acrostic line",
     ),
     rule(
-        "payload_split.strings", FRAMING, 0.4,
+        "payload_split.strings", FRAMING, 0.35,
         r"\b(?:let's\s+assume|assume|suppose|consider|imagine)\s+(?:we\s+have\s+)?(?:two|three|"
         r"four|five|\d)\s+(?:strings|variables|parts)\b"
-        r"|\bpart\s*(?:1|one|a)\s*(?:[:=]|is)\s[^\n]{0,200}?\bpart\s*(?:2|two|b)\s*(?:[:=]|is)\s"
-        r"|\b(?:combine|concatenate|join|merge|put\s+together|interlace)\s+(?:the\s+)?(?:parts|strings|"
-        r"pieces|fragments|[a-z](?:\s*,\s*[a-z])*\s*,?\s*and\s+[a-z])\b[^.\n]{0,60}?\b(?:and|then)\s+"
-        r"(?:answer|follow|execute|respond|do|reply)\b"
-        r"|\b(?:using|from|with)\s+the\s+following\s+(?:parts|pieces|strings|fragments)\b",
-        triggers="let assume suppose consider imagine part combine concatenate join merge put"
-        " interlace using from with",
-        requires="strings variables parts part pieces fragments and",
-    ),
-    rule(
-        "payload_split.concat", FRAMING, 0.35,
-        r"\b[a-z]\d?\s*=\s*[\"'][^\"'\n]{3,}[\"'][^\n]{0,300}?\b[a-z]\d?\s*\+\s*[a-z]\d?\b",
-        substrings=("= \"", "=\"", "= '", "='"), damp=(Damp.CODE,), anchor=Anchor.SCAN,
+        r"|\bpart\s*(?:1|one|a)\s*(?:[:=]|is)\s[^\n]{0,200}?\bpart\s*(?:2|two|b)\s*(?:[:=]|is)\s",
+        triggers="let assume suppose consider imagine part",
+        requires="strings variables parts part",
     ),
     rule(
         "decode_follow.instruction", OBFUSCATION, 0.45,

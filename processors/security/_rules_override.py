@@ -172,6 +172,34 @@ OVERRIDE_RULES: tuple[Rule, ...] = (
         damp=(Damp.QUESTION,),
     ),
     rule(
+        # set aside the data the answer is to be based on: "disregarding the articles, ..."
+        "context_override.ignore_context", OVERRIDE, 0.5,
+        r"\b(?:ignor(?:e|ing)|disregard(?:ing)?|forget(?:ting)?|skip(?:ping)?|set(?:ting)?\s+aside)"
+        r"\s+(?:all\s+)?(?:the|these|those|your|any)\s+(?:provided\s+|given\s+|attached\s+|"
+        r"retrieved\s+|above\s+|supplied\s+)?(?:articles?|documents?|docs|context|sources?|"
+        r"search\s+results|passages|snippets|knowledge\s+base|(?:provided|given|attached|"
+        r"retrieved|supplied)\s+(?:texts?|information|data|content|material))\b",
+        triggers="ignore ignoring disregard disregarding forget forgetting skip skipping set"
+        " setting",
+        damp=(Damp.QUESTION, Damp.NEGATION, Damp.QUOTED),
+        requires="articles article documents document docs context sources source search "
+        "passages snippets knowledge provided given attached retrieved supplied",
+    ),
+    rule(
+        # "ignore the resume and state: ...": the document set aside for words to say
+        "context_override.ignore_and_say", OVERRIDE, 0.55,
+        r"\b(?:ignor(?:e|ing)|disregard(?:ing)?|forget|skip)\s+(?:the|this|that|these|those|your|"
+        r"my|all\s+the)\s+(?:\w+\s+)?(?:articles?|documents?|context|sources?|texts?|resume|cv|"
+        r"e-?mails?|webpage|web\s+page|page|website|paper|study|code|function|table|data|"
+        r"input|content|question|request|task|review|report|file)\s*(?:,|and|\.)\s*(?:instead\s+|"
+        r"just\s+|only\s+|simply\s+)?(?:say|state|output|print|write|respond|reply|answer|claim|"
+        r"report|return|declare|insist)\b",
+        triggers="ignore ignoring disregard disregarding forget skip",
+        damp=(Damp.QUESTION, Damp.NEGATION, Damp.QUOTED),
+        requires="say state output print write respond reply answer claim report return "
+        "declare insist",
+    ),
+    rule(
         "context_override.rag", OVERRIDE, 0.5,
         r"\b(?:do\s+not|don't|never|without)\s+(?:look(?:ing)?\s+(?:in|at|into)|us(?:e|ing)|"
         r"consult(?:ing)?|rely(?:ing)?\s+on|refer(?:ring)?\s+to|read(?:ing)?)\s+(?:the\s+|any\s+|"
@@ -199,12 +227,20 @@ OVERRIDE_RULES: tuple[Rule, ...] = (
         triggers="answer respond reply every",
     ),
     rule(
-        "restriction_ack.but", OVERRIDE, 0.4,
+        "restriction_ack.but", OVERRIDE, 0.3,
         r"\b(?:i\s+know|i\s+understand|i\s+realize|i\s+realise|i'm\s+aware|i\s+am\s+aware)\s+(?:that\s+)?"
-        r"(?:you\s+(?:said|were\s+told|were\s+instructed|are\s+not\s+supposed|aren't\s+supposed|"
-        r"can't|cannot|shouldn't|should\s+not|must\s+not|are\s+not\s+allowed|aren't\s+allowed)|"
-        r"your\s+(?:rules|instructions|guidelines|policy)\s+(?:say|forbid|prevent|don't))"
-        r"[^.\n]{0,80}?\bbut\b",
+        r"(?:you\s+(?:can't|cannot|shouldn't|should\s+not|must\s+not|are\s+not\s+allowed|"
+        r"aren't\s+allowed)|your\s+(?:rules|instructions|guidelines|policy)\s+(?:say|forbid|prevent|"
+        r"don't))[^.\n]{0,80}?\bbut\b",
+        triggers="i", requires="know understand realize realise aware",
+    ),
+    rule(
+        # the restriction is named as an instruction the model was given, then set aside
+        "restriction_ack.told", OVERRIDE, 0.5,
+        r"\b(?:i\s+know|i\s+understand|i\s+realize|i\s+realise|i'm\s+aware|i\s+am\s+aware)\s+(?:that\s+)?"
+        r"you\s+(?:said\s+(?:not\s+to|you\s+(?:can't|won't|shouldn't|mustn't))|were\s+"
+        r"(?:told|instructed|programmed|asked)\s+not\s+to|are\s+not\s+supposed\s+to|"
+        r"aren't\s+supposed\s+to)[^.\n]{0,80}?\bbut\b",
         triggers="i", requires="know understand realize realise aware",
     ),
     rule(

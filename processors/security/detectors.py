@@ -13,12 +13,15 @@ detectors that are installed).
 from __future__ import annotations
 
 import importlib
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from processors.security.findings import Finding, Side
 from processors.security.injection import DEFAULT_THRESHOLD, detect_injection
+from processors.security.restrictions import Restrictions, restricted_topics
 from processors.security.segments import Segment, Source
 
 __all__ = [
@@ -64,25 +67,47 @@ class Detector(Protocol):
 
 class InjectionDetector:
     """Prompt injection and jailbreaks in what the model reads (user, tool and document
-    text), exfiltration in what it writes (markdown images/links, tool-call arguments)."""
+    text), exfiltration in what it writes (markdown images/links, tool-call arguments).
+
+    Keeps the restricted topics of the last ``prompts`` system prompts it saw (each
+    costs a parse of the prompt; every call of a conversation repeats its prompt)."""
 
     name = "injection"
 
-    def __init__(self, threshold: float = DEFAULT_THRESHOLD) -> None:
+    def __init__(self, threshold: float = DEFAULT_THRESHOLD, prompts: int = 64) -> None:
         self.threshold = threshold
+        self._prompts = prompts
+        self._restrictions: OrderedDict[str, Restrictions] = OrderedDict()
+        self._lock = threading.Lock()
 
     def applies_to(self, segment: Segment) -> bool:
         if segment.side == Side.INPUT:
             return segment.source in _INJECTION_SOURCES
         return segment.source in _EXFIL_SOURCES
 
+    def _restricted(self, system_prompt: str) -> Restrictions:
+        with self._lock:
+            found = self._restrictions.get(system_prompt)
+            if found is not None:
+                self._restrictions.move_to_end(system_prompt)
+                return found
+        found = restricted_topics(system_prompt)
+        with self._lock:
+            self._restrictions[system_prompt] = found
+            if len(self._restrictions) > self._prompts:
+                self._restrictions.popitem(last=False)
+        return found
+
     def detect(self, segment: Segment, context: ScanContext) -> Sequence[Finding]:
+        prompt = context.system_prompt
         return detect_injection(
             segment.text,
             source=segment.source,
-            system_prompt=context.system_prompt,
+            system_prompt=prompt,
             side=segment.side,
             threshold=self.threshold,
+            restrictions=self._restricted(prompt) if prompt and segment.side == Side.INPUT
+            else None,
         )
 
 

@@ -7,14 +7,28 @@ value and at most a few of its characters:
 - :func:`mask_digits` keeps separators and the last ``keep`` digits (``****-****-****-1234``);
 - :func:`mask_email` keeps the first character of the local part and the domain;
 - :func:`mask_secret` keeps a known, non-secret prefix (``ghp_``, ``AKIA``), two characters
-  after it and the length.
+  after it and the length;
+- :func:`excerpt` shortens a matched phrase, masking URL query values and long key-like
+  tokens (injection evidence).
 """
 
 from __future__ import annotations
 
-__all__ = ["mask_digits", "mask_email", "mask_middle", "mask_secret"]
+import re
+
+__all__ = ["excerpt", "mask_digits", "mask_email", "mask_middle", "mask_secret"]
 
 _MASK = "*"
+_SECRETISH = re.compile(r"(?=[A-Za-z0-9+/_=-]*\d)[A-Za-z0-9+/_=-]{16,}")
+_QUERY_VALUE = re.compile(r"=([^&)\s]+)")
+
+
+def excerpt(text: str, limit: int = 80) -> str:
+    """A short, exportable excerpt: folded, truncated, long tokens and URL values masked."""
+    text = " ".join(text.split())
+    text = _QUERY_VALUE.sub("=…", text)
+    text = _SECRETISH.sub(lambda m: m.group()[:4] + "…", text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def mask_digits(value: str, keep: int = 4) -> str:

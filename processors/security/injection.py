@@ -26,18 +26,20 @@ Pure Python, no I/O, no state: safe to call from any thread.
 from __future__ import annotations
 
 import re
-import zlib
-from collections import Counter
 from dataclasses import dataclass
 
 from processors.security._rules_extraction import EXFILTRATION, EXTRACTION_RULES, INDIRECT
+from processors.security._rules_framing import FRAMING_RULES
 from processors.security._rules_jailbreak import JAILBREAK_RULES
 from processors.security._rules_override import OVERRIDE_RULES
 from processors.security.context import damping
+from processors.security.evidence import excerpt as _excerpt
 from processors.security.findings import Finding, Severity, Side
 from processors.security.normalize import PLAIN, TextVariant, scan_variants
-from processors.security.scoring import Rule, RuleSet, Signal, combine, strongest_per_kind
+from processors.security.restrictions import Restrictions, restricted_topics, touches_restricted
+from processors.security.scoring import Damp, Rule, RuleSet, Signal, combine, strongest_per_kind
 from processors.security.segments import Source
+from processors.security.structure import structural_signals
 
 __all__ = [
     "ALL_RULES",
@@ -51,9 +53,12 @@ __all__ = [
 ]
 
 DETECTOR_NAME = "injection"
+#: A request that touches what the system instructions forbid (with other evidence).
+RESTRICTED = "jailbreak.restricted_topic"
 #: A text is an attack when its combined score reaches this.
 DEFAULT_THRESHOLD = 0.5
-ALL_RULES: tuple[Rule, ...] = (*OVERRIDE_RULES, *EXTRACTION_RULES, *JAILBREAK_RULES)
+ALL_RULES: tuple[Rule, ...] = (*OVERRIDE_RULES, *EXTRACTION_RULES, *JAILBREAK_RULES,
+                               *FRAMING_RULES)
 _INPUT_RULES = RuleSet.of(ALL_RULES)
 _OUTPUT_RULES = _INPUT_RULES.subset(lambda r: r.finding_type == EXFILTRATION)
 _MAX_MATCHES_PER_RULE = 6
@@ -70,7 +75,8 @@ _SECRET_CONTEXT = re.compile(
     r"e-?mail|phone|address|social\s+security|credit\s+card)\b",
     re.IGNORECASE,
 )
-_CONTEXT_KINDS = frozenset({"secret_extraction", "data_extraction", "prompt_extraction"})
+_CONTEXT_KINDS = frozenset(
+    {"secret_extraction", "data_extraction", "prompt_extraction", "partial_reveal"})
 _SEVERITY = {
     EXFILTRATION: Severity.CRITICAL,
     "prompt_injection.instruction_override": Severity.HIGH,
@@ -84,21 +90,29 @@ _SEVERITY = {
     "prompt_injection.role_injection": Severity.MEDIUM,
     "prompt_injection.repetition": Severity.LOW,
     "jailbreak.framing": Severity.LOW,
+    RESTRICTED: Severity.MEDIUM,
 }
+#: Wrappers: how a request is dressed (fiction, persuasion, evasive formats, ...).
 _FRAMING_KINDS = frozenset(
-    {"hypothetical", "coercion", "output_evasion", "payload_split", "many_shot", "audit",
-     "persona_switch", "authority", "restriction_ack"}
+    {"hypothetical", "coercion", "output_evasion", "payload_split", "payload_join",
+     "many_shot", "audit", "persona_switch", "authority", "restriction_ack", "expertise",
+     "pressure", "commitment", "fiction", "transform", "completion_bait", "character_lock",
+     "repetition_request"}
 )
-_TARGET_KINDS = frozenset({"secret_extraction", "data_extraction", "prompt_extraction"})
+#: What a wrapper can carry that makes it an attack: protected data, a harmful how-to.
+_TARGET_KINDS = frozenset({"secret_extraction", "data_extraction", "prompt_extraction",
+                           "partial_reveal", "harmful_request", "restricted_topic"})
 _IMPERATIVE = re.compile(
     r"(?:^|[.!?:;]\s+|\n)\s*(?:please\s+)?(?:ignore|disregard|forget|say|state|print|output|"
     r"respond|reply|tell|write|reveal|show|send|repeat|answer|pretend|act|return|give|"
     r"you\s+(?:must|should|are|will|have\s+to))\b",
     re.IGNORECASE,
 )
-_REPEATED_RUN = re.compile(r"\b(\w{2,}(?:\s+\w{2,}){0,2})(?:\s+\1\b){9,}", re.IGNORECASE)
-_Q_MARKER = re.compile(r"(?:^|\s)(?:Q|Question|User|Human)\s*:\s")
-_A_MARKER = re.compile(r"(?:^|\s)(?:A|Answer|Assistant|AI)\s*:\s")
+#: A decoded payload that asks something (a question hidden in an encoding).
+_QUESTION = re.compile(
+    r"^\s*(?:what|how|who|whom|whose|where|when|why|which|can|could|would|will|is|are|do|does|"
+    r"did|tell\s+me|give\s+me|explain|describe|list|name|wie|was|wer|wo|warum|welche\w*)\b"
+    r"(?:\s+\S+){2,}", re.IGNORECASE)
 #: What output needs to exfiltrate anything: a link/image, a URL, or an e-mail address.
 _LINK_HINT = re.compile(r"\]\s*\(|https?:|www\.|<img|@[\w-]+\.", re.I)
 _MD_LINK_URL = re.compile(r"!?\[[^\]\n]{0,200}\]\(\s*<?((?:https?:)?//[^)\s>]+)")
@@ -124,14 +138,6 @@ class InjectionAssessment:
         return strongest_per_kind(self.signals)
 
 
-def _excerpt(text: str, limit: int = 80) -> str:
-    """A short, exportable excerpt: folded, truncated, long tokens and URL values masked."""
-    text = " ".join(text.split())
-    text = _QUERY_VALUE.sub("=…", text)
-    text = _EVIDENCE_SECRETISH.sub(lambda m: m.group()[:4] + "…", text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _rule_signals(variant: TextVariant, original: str, rules: RuleSet) -> list[Signal]:
     text = variant.text
     found: list[Signal] = []
@@ -144,7 +150,10 @@ def _rule_signals(variant: TextVariant, original: str, rules: RuleSet) -> list[S
         start, end = match.span()
         weight = rule.weight_of(text, start, end)
         if rule.damp:
-            weight *= damping(text, start, end, rule.damp)
+            damp = rule.damp
+            if Damp.QUESTION in damp and _shouted(text, start, end):
+                damp = damp - {Damp.QUESTION}  # "how will I be ABLE DO NOT ANSWER ..."
+            weight *= damping(text, start, end, damp)
         if weight < _MIN_WEIGHT:
             continue
         o_start, o_end = variant.to_original(start, end)
@@ -156,44 +165,12 @@ def _rule_signals(variant: TextVariant, original: str, rules: RuleSet) -> list[S
     return found
 
 
-def _top_count(text: str) -> int:
-    """How often the most frequent word occurs (cheap gate for the repetition pattern)."""
-    words = text.lower().split()
-    return Counter(words).most_common(1)[0][1] if words else 0
-
-
-def _structural_signals(variant: TextVariant) -> list[Signal]:
-    """Evidence that is a property of the whole text rather than a phrase."""
-    text = variant.text
-    norm = variant.normalized
-    found: list[Signal] = []
-    n = len(text)
-    whole = (0, len(norm.original))
-    if n >= 300:
-        ratio = len(zlib.compress(text.encode("utf-8", "replace"), 1)) / n
-        if ratio < 0.08:  # one token or phrase repeated over and over
-            found.append(Signal("repetition.flood", "prompt_injection.repetition", 0.55,
-                                *whole, _excerpt(text[:60])))
-    elif n >= 30 and _top_count(text) >= 10:
-        run = _REPEATED_RUN.search(text)
-        if run is not None:
-            found.append(Signal("repetition.run", "prompt_injection.repetition", 0.4,
-                                *variant.to_original(*run.span()), _excerpt(run.group()[:60])))
-    if "Q:" in text or "User:" in text or "Human:" in text:
-        shots = min(len(_Q_MARKER.findall(text)), len(_A_MARKER.findall(text)))
-        if shots >= 3:
-            found.append(Signal("many_shot.dialogue", "jailbreak.framing",
-                                0.2 if shots < 8 else 0.3, *whole, f"{shots} Q/A pairs"))
-    if norm.tag_chars >= 4:
-        found.append(Signal("smuggling.tag_characters", "prompt_injection.obfuscation", 0.6,
-                            *whole, f"{norm.tag_chars} invisible tag characters"))
-    if norm.homoglyphs_mapped >= 3:
-        found.append(Signal("smuggling.homoglyphs", "prompt_injection.obfuscation", 0.3,
-                            *whole, f"{norm.homoglyphs_mapped} look-alike letters"))
-    if norm.invisible_removed >= 3:
-        found.append(Signal("smuggling.invisible", "prompt_injection.obfuscation", 0.2,
-                            *whole, f"{norm.invisible_removed} invisible characters"))
-    return found
+def _shouted(text: str, start: int, end: int) -> bool:
+    """The match is set in capitals: the words of whoever inserted it, not of the
+    (lower-case) sentence around it, whose framing therefore does not apply."""
+    letters = [c for c in text[start:end] if c.isalpha()]
+    return len(letters) >= 8 and sum(c.isupper() for c in letters) >= 0.8 * len(letters) and (
+        sum(c.islower() for c in text[max(0, start - 60):start]) >= 8)
 
 
 def _output_exfil(variant: TextVariant) -> list[Signal]:
@@ -208,14 +185,54 @@ def _output_exfil(variant: TextVariant) -> list[Signal]:
     return found
 
 
-def _adjust(signal: Signal, source: str, secret_context: bool) -> Signal:
+def _interactions(signals: list[Signal]) -> list[Signal]:
+    """Evidence in the combination: a wrapper (fiction, persuasion, evasive format) around a
+    request for protected data or a harmful how-to; several wrappers stacked."""
+    found: list[Signal] = []
+    kinds = {s.kind for s in signals if s.weight >= 0.1}
+    targets = {s.kind for s in signals if s.weight >= 0.25}
+    if kinds & _FRAMING_KINDS and targets & _TARGET_KINDS:
+        target = max((s for s in signals if s.kind in _TARGET_KINDS), key=lambda s: s.weight)
+        found.append(Signal("evasion.framed_request", "jailbreak.framing", 0.2, target.start,
+                            target.end, "framing around a request for protected data"))
+    # several wrappers, each its own phrase (one phrase matching two rules is one wrapper)
+    taken: list[Signal] = []
+    for signal in sorted((s for s in strongest_per_kind(signals).values()
+                          if s.weight >= 0.15 and s.kind in _FRAMING_KINDS),
+                         key=lambda s: -s.weight):
+        if all(signal.end <= t.start or t.end <= signal.start for t in taken):
+            taken.append(signal)
+    if len(taken) >= 2:
+        found.append(Signal("stacked_framing.techniques", "jailbreak.framing",
+                            0.1 if len(taken) == 2 else 0.2, taken[0].start, taken[0].end,
+                            f"{len(taken)} framing techniques: "
+                            f"{', '.join(sorted(t.kind for t in taken))}"))
+    return found
+
+
+_NAMED = re.compile(r"\b[A-Z][a-z]+\b")
+_NOT_NAMES = frozenset({"Where", "What", "Who", "How", "When", "The", "Does", "Did", "Is", "Do"})
+
+
+def _concerns(signal: Signal, system_prompt: str | None) -> bool:
+    """Whether a request for someone's whereabouts concerns a person the instructions
+    hold data about (a name they mention, or "the user"): asking where a celebrity lives
+    is not asking for the protected record."""
+    if signal.name != "data_extraction.whereabouts" or not system_prompt:
+        return True
+    names = [n for n in _NAMED.findall(signal.evidence) if n not in _NOT_NAMES]
+    return not names or any(name in system_prompt for name in names)
+
+
+def _adjust(signal: Signal, source: str, secret_context: bool,
+            system_prompt: str | None = None) -> Signal:
     weight = signal.weight
     finding_type = signal.finding_type
     if source in _DATA_SOURCES and finding_type.startswith("prompt_injection."):
         weight = 1.0 - (1.0 - weight) ** 1.5  # instructions inside data
         if finding_type != EXFILTRATION:
             finding_type = INDIRECT
-    if secret_context and signal.kind in _CONTEXT_KINDS:
+    if secret_context and signal.kind in _CONTEXT_KINDS and _concerns(signal, system_prompt):
         weight = 1.0 - (1.0 - weight) ** 2
     if weight == signal.weight and finding_type == signal.finding_type:
         return signal
@@ -236,12 +253,15 @@ def assess_injection(
     source: str = Source.USER,
     system_prompt: str | None = None,
     rules: RuleSet | None = None,
+    restrictions: Restrictions | None = None,
 ) -> InjectionAssessment:
     """All injection/jailbreak evidence in ``text`` and its combined score.
 
     Offsets of the signals index ``text`` (a match inside a decoded payload spans the
     whole encoded stretch). Texts over 200,000 characters are scanned head and tail, and
-    their offsets index that shortened text.
+    their offsets index that shortened text. ``restrictions`` are the topics
+    ``system_prompt`` forbids (:func:`~processors.security.restrictions.restricted_topics`),
+    for callers that keep them per prompt; computed when not given.
     """
     text = _bounded(text)
     if not text.strip():
@@ -251,30 +271,40 @@ def assess_injection(
         return InjectionAssessment(0.0, (), source)  # output: only links/images can exfiltrate
     active = _OUTPUT_RULES if output else (rules or _INPUT_RULES)
     signals: list[Signal] = []
-    variants = scan_variants(text)
+    # model output is searched for exfiltration links, which are not hidden in encodings
+    variants = scan_variants(text, max_depth=0 if output else 2)
     for variant in variants:
         signals.extend(_rule_signals(variant, text, active))
         if variant.encoding == PLAIN:
-            signals.extend(_output_exfil(variant) if output else _structural_signals(variant))
-    for variant in variants[1:]:
-        if _IMPERATIVE.search(variant.text):  # an encoded payload that gives orders
-            signals.append(Signal("encoded_instruction.imperative", "prompt_injection.obfuscation",
-                                  0.4, variant.start, variant.end,
-                                  f"{variant.encoding}: {_excerpt(variant.text, 60)}",
-                                  variant.encoding))
-            break
+            signals.extend(_output_exfil(variant) if output else structural_signals(variant))
+    decoded = variants[1:]
+    orders = next((v for v in decoded if _IMPERATIVE.search(v.text)), None)
+    if orders is not None:  # an encoded payload that gives orders
+        signals.append(Signal("encoded_instruction.imperative", "prompt_injection.obfuscation",
+                              0.4, orders.start, orders.end,
+                              f"{orders.encoding}: {_excerpt(orders.text, 60)}",
+                              orders.encoding))
+    else:  # ... or asks what the plain text does not
+        asks = next((v for v in decoded if _QUESTION.search(v.text)), None)
+        if asks is not None:
+            signals.append(Signal("encoded_instruction.question", "prompt_injection.obfuscation",
+                                  0.25, asks.start, asks.end,
+                                  f"{asks.encoding}: {_excerpt(asks.text, 60)}", asks.encoding))
     if any(s.encoding != PLAIN and s.weight >= 0.3 for s in signals):
         best = max((s for s in signals if s.encoding != PLAIN), key=lambda s: s.weight)
         signals.append(Signal("obfuscation.encoded_payload", "prompt_injection.obfuscation",
                               0.35, best.start, best.end, f"{best.encoding} payload"))
-    kinds = {s.kind for s in signals if s.weight >= 0.1}
-    targets = {s.kind for s in signals if s.weight >= 0.3}
-    if kinds & _FRAMING_KINDS and targets & _TARGET_KINDS:
-        target = max((s for s in signals if s.kind in _TARGET_KINDS), key=lambda s: s.weight)
-        signals.append(Signal("evasion.framed_request", "jailbreak.framing", 0.2, target.start,
-                              target.end, "framing around a request for protected data"))
+    if system_prompt and not output:
+        if restrictions is None:  # callers that see the same prompt often pass it in
+            restrictions = restricted_topics(system_prompt)
+        hits, start, end = touches_restricted(text, restrictions)
+        if hits and start >= 0:
+            signals.append(Signal("restricted_topic.mentioned", RESTRICTED, 0.3, start, end,
+                                  f"touches what the system instructions forbid: "
+                                  f"{', '.join(hits[:4])}"))
+    signals.extend(_interactions(signals))
     secret_context = bool(system_prompt) and _SECRET_CONTEXT.search(system_prompt or "") is not None
-    adjusted = tuple(_adjust(s, source, secret_context) for s in signals)
+    adjusted = tuple(_adjust(s, source, secret_context, system_prompt) for s in signals)
     score = combine(s.weight for s in strongest_per_kind(adjusted).values())
     return InjectionAssessment(round(score, 4), adjusted, source)
 
@@ -333,9 +363,11 @@ def detect_injection(
     system_prompt: str | None = None,
     side: str | None = None,
     threshold: float = DEFAULT_THRESHOLD,
+    restrictions: Restrictions | None = None,
 ) -> list[Finding]:
     """Prompt-injection and jailbreak findings for ``text`` (empty when benign)."""
     if side is None:
         side = Side.OUTPUT if source in _OUTPUT_SOURCES else Side.INPUT
-    assessment = assess_injection(text, source=source, system_prompt=system_prompt)
+    assessment = assess_injection(text, source=source, system_prompt=system_prompt,
+                                  restrictions=restrictions)
     return findings_from(assessment, side=side, threshold=threshold)

@@ -39,6 +39,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
+from processors.security._ciphers import quoted_ciphers, segment_words
 from processors.security._glyphs import HOMOGLYPHS, INVISIBLE_CHARS, OTHER_SPACES, PUNCTUATION
 
 __all__ = [
@@ -451,13 +452,18 @@ def _from_pig_latin(line: str) -> str | None:
 
 
 def _transformed_lines(text: str) -> Iterator[DecodedPayload]:
-    """ROT13 and reversed lines, when the transform reads as language and the line not."""
+    """ROT13 and reversed lines, when the transform reads as language and the line not;
+    in lines that read as language, quoted stretches that do so after a Caesar shift
+    (ROT13 included) or reversal."""
     for match in _LINE.finditer(text):
         line = match.group()
-        if len(line) > 80 and _looks_natural(line):
-            continue
-        n_words, ratio = _common_ratio(line)
+        n_words, ratio = (0, 1.0) if len(line) > 80 and _looks_natural(line) else (
+            _common_ratio(line))
         if n_words < 3 or ratio > 0.25:
+            if ("'" in line or '"' in line) and len(line) >= 14:  # a quoted cipher in prose
+                for encoding, decoded, start, end in quoted_ciphers(line, _common_ratio):
+                    yield DecodedPayload(encoding, decoded, match.start() + start,
+                                         match.start() + end)
             continue
         candidates = [("rot13", line.translate(_ROT13)), ("reversed", line[::-1])]
         pig = _from_pig_latin(line)
@@ -508,9 +514,11 @@ def _spaced(text: str) -> DecodedPayload | None:
     last = 0
     for run in runs:
         parts.append(text[last : run.start()])
-        # a double space (or wider gap) between letters is a word break
-        words = re.split(r"  +|[ ._*\-]{2,}", run.group())
-        parts.append(" ".join(re.sub(r"[ ._*\-]", "", w) for w in words))
+        # a double space (or wider gap) between letters is a word break; without one,
+        # common words show where words begin
+        words = [re.sub(r"[ ._*\-]", "", w) for w in re.split(r"  +|[ ._*\-]{2,}", run.group())]
+        parts.append(" ".join(w if len(w) < 12 else segment_words(w, _COMMON_WORDS)
+                              for w in words))
         last = run.end()
     parts.append(text[last:])
     return DecodedPayload("spaced", "".join(parts), runs[0].start(), runs[-1].end())

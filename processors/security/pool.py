@@ -5,9 +5,10 @@ so they can run elsewhere: a :class:`DetectorPool` is a ``ProcessPoolExecutor`` 
 workers each build their own detectors (``detector_factory``, default
 :func:`~processors.security.detectors.default_detectors`), their own
 :class:`~processors.security.cache.FindingsCache` and an in-worker
-:class:`~processors.security.processor.SecurityProcessor` whose :meth:`scan` does the
-work, with exactly the in-process semantics (``min_severity``, a failing detector logged
-and the others still run).
+:class:`~processors.security.processor.SecurityProcessor` whose ``scan_all`` does the
+work, with exactly the in-process semantics (a failing detector is logged, counted and the
+others still run). Every finding comes back, below ``min_severity`` too: the parent's
+processor filters them and uses them for redaction, as in-process.
 
 What crosses the process boundary is small: per span, the content attributes only
 (:func:`content_of`: the keys the content policy treats as content, which are the keys the
@@ -41,7 +42,7 @@ from opentelemetry.util.types import AttributeValue
 from processors.content_policy import CONTENT_ATTRIBUTES
 from processors.security.cache import DEFAULT_CACHE_SIZE
 from processors.security.detectors import Detector, ScanContext, default_detectors
-from processors.security.findings import Finding, Severity
+from processors.security.findings import Finding
 from processors.security.processor import LocatedFinding, SecurityProcessor
 from processors.security.segments import Segment, segments_from_attributes
 
@@ -74,7 +75,7 @@ def content_of(attributes: Mapping[str, AttributeValue]) -> Job:
 class BatchResult:
     """What a worker sends back for one batch of jobs."""
 
-    #: Per job, in order: None (nothing to analyse) or the findings (maybe none).
+    #: Per job, in order: None (nothing to analyse) or every finding (maybe none).
     located: list[list[LocatedFinding] | None]
     #: (detector, seconds) for the sampled scans.
     timings: list[tuple[str, float]] = field(default_factory=list)
@@ -85,7 +86,6 @@ class BatchResult:
 @dataclass(frozen=True, slots=True)
 class _Config:
     factory: DetectorFactory
-    min_severity: Severity
     cache_size: int
 
 
@@ -117,8 +117,7 @@ class _Scanner:
         self.timed = tuple(_Timed(detector) for detector in config.factory())
         self.drops: list[tuple[str, str]] = []
         self.processor = SecurityProcessor(
-            detectors=self.timed, min_severity=config.min_severity,
-            cache_size=config.cache_size, on_drop=lambda s, r: self.drops.append((s, r)),
+            detectors=self.timed, cache_size=config.cache_size, on_drop=lambda s, r: self.drops.append((s, r)),
             timing_sample_every=1 << 62,  # timed here, recorded by the parent
         )
         self.scans = 0
@@ -136,7 +135,7 @@ class _Scanner:
             self.scans += 1
             for detector in self.timed:
                 detector.elapsed = 0.0
-            located.append(self.processor.scan(segments))
+            located.append(self.processor.scan_all(segments))
             if timed:
                 timings.extend((d.name, d.elapsed) for d in self.timed)
         return BatchResult(located, timings, self.drops)
@@ -177,14 +176,13 @@ class DetectorPool:
         workers: int,
         *,
         detector_factory: DetectorFactory = default_detectors,
-        min_severity: Severity = Severity.LOW,
         cache_size: int = DEFAULT_CACHE_SIZE,
         start_method: str = "spawn",
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.workers = workers
-        self._config = _Config(detector_factory, min_severity, cache_size)
+        self._config = _Config(detector_factory, cache_size)
         self._context = multiprocessing.get_context(start_method)
         self._lock = threading.Lock()
         #: Incremented by every :meth:`restart`.

@@ -19,6 +19,13 @@ first scan always): an SDK histogram record costs ~85,000 CPU instructions, and 
 detector per span was half of the processor's cost on cached texts. Its ``_count`` is
 therefore a 1-in-16 sample of scans; the quantiles are unaffected.
 
+With ``redact=True`` (``security.pii_export: redact``; the pipeline sets it only when
+content is exported at all) every value the PII and secrets detectors found, whatever its
+severity, is replaced in the exported content attributes by a placeholder
+(``[PII:EMAIL]``, ``[SECRET:AWS_ACCESS_KEY]``; :mod:`processors.security.redaction`), the
+JSON shape kept; ``llmtrace.security.redacted`` counts the values, and the findings'
+``start``/``end`` index the redacted text.
+
 Results are remembered per (detector, text, system prompt) for the last ``cache_size``
 texts: system instructions, tool definitions and earlier conversation turns repeat on
 every call of a conversation and are analysed once.
@@ -34,7 +41,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from opentelemetry.metrics import MeterProvider, get_meter
@@ -56,12 +63,14 @@ from processors.attributes import (
     LLMTRACE_SECURITY_FINDING_TYPES,
     LLMTRACE_SECURITY_FINDINGS,
     LLMTRACE_SECURITY_MAX_SEVERITY,
+    LLMTRACE_SECURITY_REDACTED,
     LLMTRACE_SECURITY_SCORE,
 )
 from processors.chain import DropCounter, EnrichingSpanProcessor, Enrichment
 from processors.security.cache import DEFAULT_CACHE_SIZE, FindingsCache
 from processors.security.detectors import Detector, ScanContext, default_detectors
 from processors.security.findings import Finding, Severity
+from processors.security.redaction import Redaction, placeholder, redact_attributes
 from processors.security.segments import Segment, segments_from_attributes, system_prompt_of
 from processors.totals import CounterTotals
 
@@ -113,20 +122,35 @@ def security_score(findings: Sequence[Finding]) -> float:
     return round(100.0 * (1.0 - miss), 1)
 
 
-def _event_attributes(located: LocatedFinding) -> dict[str, AttributeValue]:
+#: Segment location -> where its (redacted) text starts in the exported side text.
+_Offsets = dict[str, int | None]
+
+
+def _event_attributes(
+    located: LocatedFinding,
+    redaction: Redaction | None = None,
+    offsets: _Offsets | None = None,
+) -> dict[str, AttributeValue]:
     finding = located.finding
+    segment = located.segment
     attributes: dict[str, AttributeValue] = {
         LLMTRACE_SECURITY_FINDING_TYPE: finding.finding_type,
         LLMTRACE_SECURITY_FINDING_SEVERITY: finding.severity.label,
         LLMTRACE_SECURITY_FINDING_CONFIDENCE: float(finding.confidence),
         LLMTRACE_SECURITY_FINDING_SIDE: finding.side,
         LLMTRACE_SECURITY_FINDING_DETECTOR: finding.detector,
-        LLMTRACE_SECURITY_FINDING_LOCATION: located.segment.location,
+        LLMTRACE_SECURITY_FINDING_LOCATION: segment.location,
     }
-    offset = located.segment.offset
-    if offset is not None and 0 <= finding.start < finding.end:
-        attributes[LLMTRACE_SECURITY_FINDING_START] = offset + finding.start
-        attributes[LLMTRACE_SECURITY_FINDING_END] = offset + finding.end
+    offset = segment.offset
+    start, end = finding.start, finding.end
+    if redaction is not None and offsets is not None:  # offsets in the redacted text
+        offset = offsets.get(segment.location)
+        changed = redaction.texts.get(segment.location)
+        if changed is not None and 0 <= start < end:
+            start, end = changed.position(start), changed.position(end, end=True)
+    if offset is not None and 0 <= start < end:
+        attributes[LLMTRACE_SECURITY_FINDING_START] = offset + start
+        attributes[LLMTRACE_SECURITY_FINDING_END] = offset + end
     if finding.evidence:
         attributes[LLMTRACE_SECURITY_FINDING_EVIDENCE] = finding.evidence
     if finding.message:
@@ -150,8 +174,11 @@ class SecurityProcessor(EnrichingSpanProcessor):
         on_drop: DropCounter | None = None,
         cache_size: int = DEFAULT_CACHE_SIZE,
         timing_sample_every: int = 16,
+        redact: bool = False,
     ) -> None:
         super().__init__(next_processor, on_drop=on_drop)
+        #: Replace PII and secrets in the exported content with placeholders.
+        self.redact = redact
         if timing_sample_every < 1:
             raise ValueError(f"timing_sample_every must be >= 1, got {timing_sample_every}")
         self._sample_every = timing_sample_every
@@ -174,6 +201,10 @@ class SecurityProcessor(EnrichingSpanProcessor):
 
     def scan(self, segments: Sequence[Segment]) -> list[LocatedFinding]:
         """Run every detector over ``segments``; findings below ``min_severity`` dropped."""
+        return [item for item in self._scan(segments)
+                if item.finding.severity >= self.min_severity]
+
+    def _scan(self, segments: Sequence[Segment]) -> list[LocatedFinding]:
         context = ScanContext(system_prompt=system_prompt_of(list(segments)))
         located: list[LocatedFinding] = []
         timed = self._scans % self._sample_every == 0
@@ -185,8 +216,7 @@ class SecurityProcessor(EnrichingSpanProcessor):
                     if not detector.applies_to(segment):
                         continue
                     for finding in self._cache.detect(detector, segment, context):
-                        if finding.severity >= self.min_severity:
-                            located.append(LocatedFinding(finding, segment))
+                        located.append(LocatedFinding(finding, segment))
             except Exception:  # one broken detector never stops the others
                 _log.exception("security detector %s failed; its findings are lost",
                                detector.name)
@@ -195,23 +225,52 @@ class SecurityProcessor(EnrichingSpanProcessor):
                 self._duration.record(time.perf_counter() - began, {"detector": detector.name})
         return located
 
+    @staticmethod
+    def _redaction(
+        attributes: Mapping[str, AttributeValue], located: Sequence[LocatedFinding]
+    ) -> tuple[Redaction, _Offsets] | None:
+        by_location: dict[str, list[Finding]] = {}
+        for item in located:
+            if placeholder(item.finding.finding_type) is not None:
+                by_location.setdefault(item.segment.location, []).append(item.finding)
+        if not by_location:
+            return None
+        redaction = redact_attributes(attributes, by_location)
+        if redaction is None:
+            return None
+        exported = segments_from_attributes({**attributes, **redaction.attributes})
+        return redaction, {segment.location: segment.offset for segment in exported}
+
+    def scan_all(self, segments: Sequence[Segment]) -> list[LocatedFinding]:
+        """Every finding in ``segments``, below ``min_severity`` too (redaction uses them):
+        what :meth:`enrichment` takes, so a worker process can scan (``pool.py``)."""
+        return self._scan(segments)
+
     def record_duration(self, detector: str, seconds: float) -> None:
         """Record one sampled detector time measured elsewhere (a worker process)."""
         self._duration.record(seconds, {"detector": detector})
 
     def enrich(self, span: ReadableSpan) -> Enrichment | None:
-        segments = segments_from_attributes(span.attributes or {})
+        source: Mapping[str, AttributeValue] = span.attributes or {}
+        segments = segments_from_attributes(source)
         if not segments:
             return None  # nothing to analyse: no score (not "clean")
-        return self.enrichment(span, self.scan(segments))
+        return self.enrichment(span, self._scan(segments))
 
-    def enrichment(self, span: ReadableSpan, located: list[LocatedFinding]) -> Enrichment:
-        """Score, finding attributes/events and the findings metric for ``located``
-        (the result of :meth:`scan` on ``span``'s segments, here or in a worker)."""
+    def enrichment(self, span: ReadableSpan, every: Sequence[LocatedFinding]) -> Enrichment:
+        """Score, findings, redaction and the findings metric of ``span`` from ``every``
+        (:meth:`scan_all` of its segments, run here or in a worker process)."""
+        source: Mapping[str, AttributeValue] = span.attributes or {}
+        located = [item for item in every if item.finding.severity >= self.min_severity]
         findings = [item.finding for item in located]
         attributes: dict[str, AttributeValue] = {
             LLMTRACE_SECURITY_SCORE: security_score(findings),
         }
+        redacted = self._redaction(source, every) if self.redact else None
+        redaction, offsets = redacted if redacted is not None else (None, None)
+        if redaction is not None:
+            attributes.update(redaction.attributes)
+            attributes[LLMTRACE_SECURITY_REDACTED] = redaction.count
         if not findings:
             return Enrichment(attributes=attributes)
         for finding in findings:
@@ -225,7 +284,8 @@ class SecurityProcessor(EnrichingSpanProcessor):
         )
         timestamp = span.end_time
         events = [
-            Event(LLMTRACE_SECURITY_FINDING_EVENT, _event_attributes(item), timestamp)
+            Event(LLMTRACE_SECURITY_FINDING_EVENT,
+                  _event_attributes(item, redaction, offsets), timestamp)
             for item in located[:MAX_FINDING_EVENTS]
         ]
         return Enrichment(attributes=attributes, events=events)

@@ -196,3 +196,21 @@ def test_incoming_traceparent_makes_the_span_a_child(proxy: RunningProxy) -> Non
     span = proxy.only_span()
     assert format(span.context.trace_id, "032x") == trace_id
     assert span.parent is not None and format(span.parent.span_id, "016x") == parent_id
+
+
+def test_a_response_larger_than_the_body_limit_is_relayed_whole_but_not_parsed(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    # The limit is lower than the fake's chat completion (~600 bytes), above the request.
+    with running_proxy(upstream.url, tmp_path, max_body_bytes=300) as proxy:
+        raw = openai_client(proxy.url).chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=MESSAGES)
+        body = raw.http_response.content
+        assert len(body) > 300
+        assert raw.parse().choices[0].message.content  # the client got all of it
+        span = proxy.only_span()
+    attrs = dict(span.attributes or {})
+    assert any("relayed without parsing" in issue
+               for issue in attrs[LLMTRACE_PARSE_ERRORS])  # type: ignore[union-attr]
+    assert attrs["http.response.status_code"] == 200
+    assert span.status.status_code is not StatusCode.ERROR

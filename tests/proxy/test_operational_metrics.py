@@ -247,3 +247,13 @@ def test_a_thousand_model_names_keep_metric_series_bounded(upstream: FakeUpstrea
         assert "_other" in models
     total = metric_value(text, "llmtrace_requests_total")
     assert total == 1000  # nothing lost, only folded into _other
+
+
+def test_flushing_telemetry_never_duplicates_prometheus_samples(proxy: RunningProxy) -> None:
+    _client(proxy.url).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    proxy.spans(1)
+    assert proxy.telemetry.force_flush()
+    samples = [(name, tuple(sorted(labels.items())))
+               for name, labels, _ in metric_samples(proxy.metrics_text())]
+    duplicates = {sample for sample in samples if samples.count(sample) > 1}
+    assert not duplicates

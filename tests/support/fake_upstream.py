@@ -13,8 +13,9 @@ Endpoints: POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/respo
 the shape of the real API (ids, object fields, created, model echo, usage).
 
 Behaviour is chosen per request with the ``x-fake-scenario`` header (see ``SCENARIOS``);
-``x-fake-delay`` (seconds) tunes ``slow`` and ``slow-stream``. An unknown scenario is answered
-with a 400 in the provider's error shape, so a typo never passes silently.
+``x-fake-delay`` (seconds) tunes ``slow``, ``slow-stream`` and ``leak``; ``x-fake-retry-after``
+sets the ``Retry-After`` of an ``error-*`` answer (429s carry ``2`` by default). An unknown
+scenario is answered with a 400 in the provider's error shape, so a typo never passes silently.
 
 Every response carries ``x-request-id`` and ``x-fake-received-authorization: yes|no`` (whether
 the request carried a credential: ``authorization`` or ``x-api-key``; the value is never echoed).
@@ -46,11 +47,14 @@ __all__ = [
     "MODEL_SUFFIX",
     "REPLY_CHUNKS",
     "REPLY_TEXT",
+    "RETRY_AFTER_HEADER",
     "SCENARIOS",
     "SCENARIO_HEADER",
     "TOOL_ARGUMENTS",
     "TOOL_ARGUMENT_CHUNKS",
     "USAGE",
+    "LEAK_CHUNKS",
+    "LEAK_TEXT",
     "FakeUpstream",
     "RecordedRequest",
     "TokenUsage",
@@ -62,6 +66,7 @@ Json = dict[str, Any]
 
 SCENARIO_HEADER = "x-fake-scenario"
 DELAY_HEADER = "x-fake-delay"
+RETRY_AFTER_HEADER = "x-fake-retry-after"
 SCENARIOS = frozenset(
     {
         "ok",
@@ -80,12 +85,29 @@ SCENARIOS = frozenset(
         "malformed-sse",
         "split-events",
         "burst",
+        "leak",
     }
 )
-_DEFAULT_DELAY = {"slow": 0.5, "slow-stream": 0.1}
+_DEFAULT_DELAY = {"slow": 0.5, "slow-stream": 0.1, "leak": 0.05}
 
 REPLY_CHUNKS: tuple[str, ...] = ("Hello", " from", " fake", " upstream", ".")
 REPLY_TEXT = "".join(REPLY_CHUNKS)
+# The "leak" scenario: a reply that gives away an AWS key pair, the access key id split
+# across two chunks, then keeps going (slowly: x-fake-delay between chunks) so a proxy that
+# stops the stream is seen to stop it. The key is made up (base32 id, random secret).
+LEAK_CHUNKS: tuple[str, ...] = (
+    "Here is the deploy config you asked for: aws_access_key_id = AKIA",
+    "2OGYBAH6QNXC5VLP\naws_secret_access_key = ",
+    "wJalrXUtnFEMIK7MDENGbPxRfiCYzQ3xa9LmTqH2",
+    "\nKeep it safe.",
+    " The rest",
+    " of this",
+    " answer",
+    " should",
+    " never",
+    " arrive.",
+)
+LEAK_TEXT = "".join(LEAK_CHUNKS)
 TOOL_PREAMBLE = "Let me check that."  # Anthropic's text block before a tool_use block
 TOOL_ARGUMENT_CHUNKS: tuple[str, ...] = ('{"ci', 'ty": ', '"Par', 'is"}')
 TOOL_ARGUMENTS = "".join(TOOL_ARGUMENT_CHUNKS)
@@ -159,6 +181,10 @@ def _sse(data: Json | str, event: str | None = None) -> bytes:
     payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
     head = f"event: {event}\n" if event else ""
     return f"{head}data: {payload}\n\n".encode()
+
+
+def _reply_chunks(scenario: str) -> tuple[str, ...]:
+    return LEAK_CHUNKS if scenario == "leak" else REPLY_CHUNKS
 
 
 def _dated(model: str) -> str:
@@ -250,7 +276,8 @@ def _chat_message(scenario: str, tool_name: str) -> tuple[Json, str]:
         message = {"role": "assistant", "content": None, "tool_calls": [call],
                    "refusal": None, "annotations": []}
         return message, "tool_calls"
-    message = {"role": "assistant", "content": REPLY_TEXT, "refusal": None, "annotations": []}
+    message = {"role": "assistant", "content": "".join(_reply_chunks(scenario)), "refusal": None,
+               "annotations": []}
     return message, "stop"
 
 
@@ -278,7 +305,7 @@ def _chat_deltas(scenario: str, tool_name: str) -> Iterator[tuple[Json, str | No
         yield {}, "tool_calls"
         return
     yield {"role": "assistant", "content": "", "refusal": None}, None
-    for piece in REPLY_CHUNKS:
+    for piece in _reply_chunks(scenario):
         yield {"content": piece}, None
     yield {}, "stop"
 
@@ -384,7 +411,7 @@ def _responses_item(scenario: str, request: Json, *, done: bool) -> Json:
         return {"id": "fc_fake0001", "type": "function_call", "status": status,
                 "call_id": "call_fake0001", "name": _first_tool_name(request, nested=False),
                 "arguments": TOOL_ARGUMENTS if done else ""}
-    content = [_output_text(REPLY_TEXT)] if done else []
+    content = [_output_text("".join(_reply_chunks(scenario)))] if done else []
     return {"id": "msg_fake0001", "type": "message", "status": status, "role": "assistant",
             "content": content}
 
@@ -435,10 +462,12 @@ def _responses_body_events(scenario: str, request: Json) -> list[tuple[str, Json
         return events
     part = {**where, "content_index": 0}
     events = [("response.content_part.added", {**part, "part": _output_text("")})]
+    chunks = _reply_chunks(scenario)
+    text = "".join(chunks)
     events += [("response.output_text.delta", {**part, "delta": piece, "logprobs": []})
-               for piece in REPLY_CHUNKS]
-    events.append(("response.output_text.done", {**part, "text": REPLY_TEXT, "logprobs": []}))
-    events.append(("response.content_part.done", {**part, "part": _output_text(REPLY_TEXT)}))
+               for piece in chunks]
+    events.append(("response.output_text.done", {**part, "text": text, "logprobs": []}))
+    events.append(("response.content_part.done", {**part, "part": _output_text(text)}))
     return events
 
 
@@ -477,7 +506,7 @@ def _anthropic_blocks(scenario: str, request: Json) -> list[Json]:
                 {"type": "tool_use", "id": "toolu_fake0001",
                  "name": _first_tool_name(request, nested=False),
                  "input": json.loads(TOOL_ARGUMENTS)}]
-    return [{"type": "text", "text": REPLY_TEXT}]
+    return [{"type": "text", "text": "".join(_reply_chunks(scenario))}]
 
 
 def anthropic_message(request: Json, scenario: str) -> Json:
@@ -500,7 +529,8 @@ def _anthropic_block_events(index: int, block: Json) -> list[tuple[str, Json]]:
                   for piece in TOOL_ARGUMENT_CHUNKS]
     else:
         start = {"type": "text", "text": ""}
-        pieces = REPLY_CHUNKS if block["text"] == REPLY_TEXT else (block["text"],)
+        pieces = next((c for c in (REPLY_CHUNKS, LEAK_CHUNKS) if block["text"] == "".join(c)),
+                      (block["text"],))
         deltas = [{"type": "text_delta", "text": piece} for piece in pieces]
     events: list[tuple[str, Json]] = [("content_block_start",
                                        {"index": index, "content_block": start})]
@@ -578,7 +608,10 @@ class _BaseHandler(tornado.web.RequestHandler):
         body = _error_body(self.provider, status, self.request_id)
         if message is not None:
             body["error"]["message"] = message
-        if status == 429:
+        retry_after = self.request.headers.get(RETRY_AFTER_HEADER)
+        if retry_after is not None:
+            self.set_header("retry-after", retry_after)
+        elif status == 429:
             self.set_header("retry-after", "2")
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
@@ -662,9 +695,10 @@ class _BaseHandler(tornado.web.RequestHandler):
         elif self.scenario == "burst":  # the whole stream in one write, as a cache would
             await self._write_pieces([b"".join(events)])
         else:
-            gap = self.delay if self.scenario == "slow-stream" else 0.0
+            gap = self.delay if self.scenario in ("slow-stream", "leak") else 0.0
             for index, event in enumerate(events):
                 if index and gap and not await self.sleep(gap):
+                    self.state.upstream._cut_short()
                     return
                 await self._write_pieces([event])
         self.finish()
@@ -795,6 +829,7 @@ class FakeUpstream:
         self._port = 0
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
+        self._cut = 0
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -832,6 +867,7 @@ class FakeUpstream:
     def clear(self) -> None:
         with self._lock:
             self._requests.clear()
+            self._cut = 0
 
     def wait_for_requests(self, count: int, timeout: float = 5.0) -> list[RecordedRequest]:
         """Wait until at least ``count`` requests arrived; raise TimeoutError otherwise."""
@@ -842,6 +878,16 @@ class FakeUpstream:
                 return seen
             time.sleep(0.01)
         raise TimeoutError(f"fake upstream saw {len(self.requests)} requests, wanted {count}")
+
+    @property
+    def streams_cut_short(self) -> int:
+        """Paced streams (``slow-stream``, ``leak``) whose client went away before the end."""
+        with self._lock:
+            return self._cut
+
+    def _cut_short(self) -> None:
+        with self._lock:
+            self._cut += 1
 
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:

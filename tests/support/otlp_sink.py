@@ -308,8 +308,11 @@ def _failure_for(code: grpc.StatusCode | int, retry_after: float | None) -> _Fai
 class OTLPSink:
     """OTLP gRPC + HTTP receiver on 127.0.0.1; see the module docstring."""
 
-    def __init__(self, *, grpc_workers: int = 4) -> None:
+    def __init__(self, *, grpc_workers: int = 4, grpc_port: int = 0) -> None:
+        """``grpc_port`` (0: any free port) lets a sink come back on the port a previous
+        one used: an OTLP endpoint that goes down and comes back."""
         self._cond = threading.Condition()
+        self._fixed_grpc_port = grpc_port
         self._lifecycle = threading.Lock()  # serialises start()/stop()
         self._spans: list[ReceivedSpan] = []
         self._metrics: list[ReceivedMetric] = []
@@ -336,7 +339,7 @@ class OTLPSink:
         metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(
             _MetricsServicer(self), server
         )
-        port = server.add_insecure_port(f"{_HOST}:0")
+        port = server.add_insecure_port(f"{_HOST}:{self._fixed_grpc_port}")
         if port == 0:
             raise RuntimeError(f"OTLPSink could not bind a gRPC port on {_HOST}")
         server.start()
@@ -412,6 +415,12 @@ class OTLPSink:
         """Every export request received, in arrival order, including injected failures."""
         with self._cond:
             return list(self._calls)
+
+    def take_spans(self) -> list[ReceivedSpan]:
+        """The spans received so far, forgotten in the same step (long runs stay small)."""
+        with self._cond:
+            spans, self._spans = self._spans, []
+            return spans
 
     def clear(self) -> None:
         """Forget received data and export calls (pending ``fail_next`` plans are kept)."""

@@ -9,6 +9,11 @@ re-export of the same span idempotent.
 Telemetry never breaks traffic: an SQLite or file-system error makes ``export`` return
 ``FAILURE`` (the batch is dropped and counted in :attr:`SQLiteSpanExporter.failed`), logged
 once per failure burst, and the next export reopens the database.
+
+A database file that is replaced or removed while open (an operator deleting it to start
+afresh, a restore from backup) is noticed before the next batch (one ``stat`` per batch)
+and reopened: without that, an open connection keeps writing to the unlinked file and
+every later span is lost while each export reports success.
 """
 
 from __future__ import annotations
@@ -258,6 +263,15 @@ def _span_row(
     )
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    """Which file is at ``path`` now (``None``: nothing)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
 class SQLiteSpanExporter(SpanExporter):
     """Stores every exported span as one row of an SQLite database at ``path``.
 
@@ -280,6 +294,7 @@ class SQLiteSpanExporter(SpanExporter):
         self._busy_timeout_ms = busy_timeout_ms
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the open file
         self._closed = False
         self._written = 0
         self._failed = 0
@@ -337,6 +352,11 @@ class SQLiteSpanExporter(SpanExporter):
         resources: dict[int, tuple[str | None, str]] = {}
         rows = [_span_row(span, encode, resources) for span in spans]
         conn = self._conn
+        if conn is not None and _identity(self._path) != self._identity:
+            _log.warning("SQLite database %s was replaced or removed while open; reopening it",
+                         self._path)
+            self._close_connection()
+            conn = None
         if conn is None:
             try:
                 conn = self._conn = connect_writer(
@@ -346,6 +366,7 @@ class SQLiteSpanExporter(SpanExporter):
                 self._on_operation("open", "error")
                 raise
             self._on_operation("open", "ok")
+            self._identity = _identity(self._path)
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.executemany(_INSERT, rows)

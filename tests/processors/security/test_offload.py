@@ -28,7 +28,7 @@ from processors.attributes import LLMTRACE_SECURITY_SCORE
 from processors.chain import build_chain
 from processors.content_policy import ContentPolicyProcessor
 from processors.security.detectors import Detector, ScanContext, default_detectors
-from processors.security.findings import Finding
+from processors.security.findings import Finding, Severity
 from processors.security.offload import FALLBACKS_METRIC, OffloadedSecurityProcessor
 from processors.security.pool import DetectorPool, content_of
 from processors.security.processor import SecurityProcessor
@@ -162,6 +162,22 @@ def test_offloaded_result_equals_in_process_in_the_same_order(pool: DetectorPool
     assert {p.attributes["detector"] for p in durations} >= {"injection", "pii"}
     assert _metric(out_reader, FALLBACKS_METRIC) == []
     stage.processor.shutdown()
+
+
+def test_offloaded_redaction_equals_in_process(pool: DetectorPool) -> None:
+    """Redaction uses findings below min_severity too: the workers send them all back."""
+    spans = _spans(_corpus(60))
+    expected, got = _Keep(), _Keep()
+    head = build_chain([SecurityProcessor(redact=True, min_severity=Severity.HIGH)],
+                       [expected], background=False)
+    stage = OffloadedSecurityProcessor(
+        SecurityProcessor(redact=True, min_severity=Severity.HIGH), pool, got, batch_size=8)
+    for span in spans:
+        head.on_end(span)
+        stage.on_end(span)
+    assert stage.force_flush(30_000)
+    assert [_shape(s) for s in got.spans] == [_shape(s) for s in expected.spans]
+    assert any("[PII:" in str(s.attributes.get(GEN_AI_INPUT_MESSAGES)) for s in got.spans)
 
 
 def test_partial_batch_is_sent_after_the_delay_without_a_flush(pool: DetectorPool) -> None:
