@@ -117,7 +117,8 @@ class _Scanner:
         self.timed = tuple(_Timed(detector) for detector in config.factory())
         self.drops: list[tuple[str, str]] = []
         self.processor = SecurityProcessor(
-            detectors=self.timed, cache_size=config.cache_size, on_drop=lambda s, r: self.drops.append((s, r)),
+            detectors=self.timed, cache_size=config.cache_size,
+            on_drop=lambda stage, reason: self.drops.append((stage, reason)),
             timing_sample_every=1 << 62,  # timed here, recorded by the parent
         )
         self.scans = 0
