@@ -83,6 +83,7 @@ class Settings:
     security_pii_export: str = "alert"
     security_stream_scan: str = "off"
     security_stream_stop_severity: str = "critical"
+    security_workers: int = 0
     sdk_hosts: str = ""
     sdk_proxy_urls: str = ""
     sdk_exporters: str = "auto"
@@ -287,6 +288,9 @@ FIELDS: tuple[FieldSpec, ...] = (
        "security.stream_stop_severity)."),
     _f("security_stream_stop_severity", "security.stream_stop_severity", str,
        "Lowest severity of a streamed-output finding that ends the stream in stop mode."),
+    _f("security_workers", "security.workers", int,
+       "Worker processes that run the security detectors on span content (0 = in the "
+       "process, on the analysis thread); >0 lets analysis use more cores."),
     _f("sdk_hosts", "sdk.hosts", str,
        "SDK instrumentation: hosts whose calls may be LLM calls, comma-separated (exact, or "
        "*.suffix); empty = any host whose path is an API shape."),
@@ -574,6 +578,9 @@ _PII_EXPORT = ("alert", "redact")
 _STREAM_SCAN = ("off", "observe", "stop")
 
 
+_MAX_SECURITY_WORKERS = 64
+
+
 def _validate_security(settings: Settings) -> None:
     for name in ("security_min_severity", "security_enforce_min_severity",
                  "security_stream_stop_severity"):
@@ -604,6 +611,10 @@ def _validate_security(settings: Settings) -> None:
                 f"{_spec(name).key}: {getattr(settings, name)!r} is not one of "
                 f"{', '.join(allowed)}"
             )
+    if not 0 <= settings.security_workers <= _MAX_SECURITY_WORKERS:
+        raise ConfigError(
+            f"security.workers: must be 0-{_MAX_SECURITY_WORKERS}, got {settings.security_workers}"
+        )
 
 
 def _structured(key: str, raw: Any, source: str) -> Any:

@@ -95,6 +95,22 @@ def _sequence(items: Sequence[_T], dropped: int) -> Sequence[_T]:
     return bounded
 
 
+_SCALARS = frozenset({str, int, float, bool})
+
+
+def _plain(attributes: Mapping[str, AttributeValue]) -> bool:
+    """Every key a non-empty str, every value a str/int/float/bool or a tuple of them."""
+    scalars = _SCALARS
+    for key, value in attributes.items():
+        if type(key) is not str or not key:
+            return False
+        kind = type(value)
+        if kind not in scalars and not (
+                kind is tuple and all(type(item) in scalars for item in value)):  # type: ignore[union-attr]
+            return False
+    return True
+
+
 def copy_span(span: ReadableSpan, enrichment: Enrichment) -> ReadableSpan:
     """A new ReadableSpan equal to ``span`` with ``enrichment`` applied.
 
@@ -107,9 +123,14 @@ def copy_span(span: ReadableSpan, enrichment: Enrichment) -> ReadableSpan:
     merged: dict[str, AttributeValue] = source.copy() if source else {}  # type: ignore[attr-defined]
     for key in enrichment.remove:
         merged.pop(key, None)
-    if enrichment.attributes:
-        # Only the new values need the SDK's validation (and conversion of lists to tuples).
-        merged.update(BoundedAttributes(maxlen=None, attributes=enrichment.attributes))
+    added = enrichment.attributes
+    if added:
+        # Only the new values need the SDK's validation (and conversion of lists to tuples);
+        # plain scalars and tuples of them (what our processors add) are valid as they are.
+        if _plain(added):
+            merged.update(added)
+        else:
+            merged.update(BoundedAttributes(maxlen=None, attributes=added))
     dropped = span.dropped_attributes
     attributes: Mapping[str, AttributeValue] = merged
     if dropped:  # only a BoundedAttributes can carry the count the SDK dropped at its limits

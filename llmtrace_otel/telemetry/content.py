@@ -8,7 +8,7 @@ typed ``parts``). Inline media data is never serialised: only a URI or the media
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
@@ -31,7 +31,7 @@ from llmtrace_otel.providers.types import (
     ToolDefinition,
 )
 
-__all__ = ["content_attributes", "part_to_json", "serialise"]
+__all__ = ["content_attributes", "message_attributes", "part_to_json", "serialise"]
 
 _DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
@@ -97,22 +97,37 @@ def serialise(items: Iterable[Any]) -> str:
 
 def content_attributes(request: LLMRequest | None, response: LLMResponse | None) -> dict[str, str]:
     """The opt-in content attributes for one call (only those with something in them)."""
+    return message_attributes(
+        request.system_instructions if request is not None else (),
+        request.input_messages if request is not None else (),
+        request.tool_definitions if request is not None else (),
+        response.output_messages if response is not None else (),
+    )
+
+
+def message_attributes(
+    system_instructions: Sequence[Part],
+    input_messages: Sequence[ChatMessage],
+    tool_definitions: Sequence[ToolDefinition],
+    output_messages: Sequence[ChatMessage],
+) -> dict[str, str]:
+    """:func:`content_attributes` from the parts themselves (no request/response built:
+    the collector's normalisation calls this for every translated span)."""
     attributes: dict[str, str] = {}
-    if request is not None:
-        if request.system_instructions:
-            attributes[GEN_AI_SYSTEM_INSTRUCTIONS] = serialise(
-                part_to_json(p) for p in request.system_instructions
-            )
-        if request.input_messages:
-            attributes[GEN_AI_INPUT_MESSAGES] = serialise(
-                _message_to_json(m) for m in request.input_messages
-            )
-        if request.tool_definitions:
-            attributes[GEN_AI_TOOL_DEFINITIONS] = serialise(
-                _tool_to_json(t) for t in request.tool_definitions
-            )
-    if response is not None and response.output_messages:
+    if system_instructions:
+        attributes[GEN_AI_SYSTEM_INSTRUCTIONS] = serialise(
+            part_to_json(p) for p in system_instructions
+        )
+    if input_messages:
+        attributes[GEN_AI_INPUT_MESSAGES] = serialise(
+            _message_to_json(m) for m in input_messages
+        )
+    if tool_definitions:
+        attributes[GEN_AI_TOOL_DEFINITIONS] = serialise(
+            _tool_to_json(t) for t in tool_definitions
+        )
+    if output_messages:
         attributes[GEN_AI_OUTPUT_MESSAGES] = serialise(
-            _message_to_json(m) for m in response.output_messages
+            _message_to_json(m) for m in output_messages
         )
     return attributes

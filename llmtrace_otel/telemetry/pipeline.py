@@ -163,11 +163,20 @@ def _security(settings: Settings, meter_provider: MeterProvider) -> list[Enrichi
     """The SecurityProcessor, when enabled: content is analysed before it is stripped."""
     if not settings.security_enabled:
         return []
-    return [SecurityProcessor(min_severity=Severity.parse(settings.security_min_severity),
-                              meter_provider=meter_provider,
-                              # content that is not exported needs no redaction
-                              redact=settings.security_pii_export == "redact"
-                              and settings.capture_content)]
+    processor = SecurityProcessor(min_severity=Severity.parse(settings.security_min_severity),
+                                  meter_provider=meter_provider,
+                                  # content that is not exported needs no redaction
+                                  redact=settings.security_pii_export == "redact"
+                                  and settings.capture_content)
+    if settings.security_workers <= 0:
+        return [processor]
+    # Detectors in worker processes (processors/security/pool.py); the processor above
+    # builds the enrichments and scans in-process if the pool fails.
+    from processors.security.offload import OffloadedSecurityProcessor
+    from processors.security.pool import DetectorPool
+
+    pool = DetectorPool(settings.security_workers)
+    return [OffloadedSecurityProcessor(processor, pool, meter_provider=meter_provider)]
 
 
 def build_telemetry(

@@ -241,12 +241,26 @@ class SecurityProcessor(EnrichingSpanProcessor):
         exported = segments_from_attributes({**attributes, **redaction.attributes})
         return redaction, {segment.location: segment.offset for segment in exported}
 
+    def scan_all(self, segments: Sequence[Segment]) -> list[LocatedFinding]:
+        """Every finding in ``segments``, below ``min_severity`` too (redaction uses them):
+        what :meth:`enrichment` takes, so a worker process can scan (``pool.py``)."""
+        return self._scan(segments)
+
+    def record_duration(self, detector: str, seconds: float) -> None:
+        """Record one sampled detector time measured elsewhere (a worker process)."""
+        self._duration.record(seconds, {"detector": detector})
+
     def enrich(self, span: ReadableSpan) -> Enrichment | None:
         source: Mapping[str, AttributeValue] = span.attributes or {}
         segments = segments_from_attributes(source)
         if not segments:
             return None  # nothing to analyse: no score (not "clean")
-        every = self._scan(segments)
+        return self.enrichment(span, self._scan(segments))
+
+    def enrichment(self, span: ReadableSpan, every: Sequence[LocatedFinding]) -> Enrichment:
+        """Score, findings, redaction and the findings metric of ``span`` from ``every``
+        (:meth:`scan_all` of its segments, run here or in a worker process)."""
+        source: Mapping[str, AttributeValue] = span.attributes or {}
         located = [item for item in every if item.finding.severity >= self.min_severity]
         findings = [item.finding for item in located]
         attributes: dict[str, AttributeValue] = {

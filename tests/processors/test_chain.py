@@ -417,3 +417,22 @@ def test_span_ended_during_shutdown_is_delivered_or_counted() -> None:
     shut_down.set()  # ... then on_end carries on
     thread.join(5)
     assert sink.ended == [span] or drops == [("analysis", "shutdown")]
+
+
+def test_copy_span_validates_added_values_like_the_sdk() -> None:
+    """Plain values are taken as they are; anything else goes through the SDK's cleaning."""
+    from opentelemetry.sdk.trace import ReadableSpan as _Readable
+
+    from processors.chain import Enrichment, copy_span
+
+    span = _Readable(name="chat", attributes={"gen_ai.operation.name": "chat"})
+    plain = copy_span(span, Enrichment(attributes={"a": 1.5, "b": ("x", "y"), "c": True}))
+    assert dict(plain.attributes or {}) == {"gen_ai.operation.name": "chat", "a": 1.5,
+                                            "b": ("x", "y"), "c": True}
+    odd = {"l": ["x", "y"], "n": None, "m": {"k": [1, 2]}}
+    other = copy_span(span, Enrichment(attributes=odd))  # type: ignore[arg-type]
+    assert (other.attributes or {})["l"] == ("x", "y")
+    from opentelemetry.attributes import BoundedAttributes
+
+    assert dict(other.attributes or {}) == {"gen_ai.operation.name": "chat",
+                                            **BoundedAttributes(maxlen=None, attributes=odd)}

@@ -19,6 +19,7 @@ Dialects: :mod:`.openinference`, :mod:`.openllmetry`, :mod:`.genai_legacy` (olde
 
 from __future__ import annotations
 
+from operator import methodcaller
 from typing import Any
 
 from opentelemetry.sdk.trace import Event
@@ -31,6 +32,8 @@ __all__ = ["DIALECTS", "normalise"]
 
 DIALECTS = (openinference.DIALECT, openllmetry.DIALECT, genai_legacy.DIALECT)
 _CONTENT_KEYS = genai_legacy.CONTENT_KEYS
+_CONTENT_KEY_SET = frozenset(_CONTENT_KEYS)
+_TRACELOOP_PREFIXED = methodcaller("startswith", openllmetry.PREFIXES)
 
 
 def _run(draft: Draft, dialect: str, step: Any) -> None:
@@ -51,19 +54,20 @@ def normalise(
     exported) the dialects' content is removed without being translated: the content
     policy would strip the translation anyway, and building it is most of the cost.
     """
-    legacy = inference = traceloop = False
-    for key in attributes:
-        if key in genai_legacy.TRIGGER_KEYS:
-            legacy = True
-        elif key in openinference.TRIGGER_KEYS:
-            inference = True
-        elif key in openllmetry.TRIGGER_KEYS or key.startswith(openllmetry.PREFIXES):
-            traceloop = True
+    # This runs for every span received: C-level set checks, no per-key Python loop, so a
+    # span already in the latest conventions costs about a microsecond here.
+    legacy = not genai_legacy.TRIGGER_KEYS.isdisjoint(attributes)
+    inference = not openinference.TRIGGER_KEYS.isdisjoint(attributes)
+    traceloop = not openllmetry.TRIGGER_KEYS.isdisjoint(attributes) or any(
+        map(_TRACELOOP_PREFIXED, attributes))
     if not legacy and events:
         legacy = any(event.name in genai_legacy.EVENT_NAMES for event in events)
-    structured = any(
-        not isinstance(attributes.get(key), str | None) for key in _CONTENT_KEYS
-    )
+    structured = False
+    if not _CONTENT_KEY_SET.isdisjoint(attributes):
+        for key in _CONTENT_KEYS:
+            value = attributes.get(key)
+            if value is not None and not isinstance(value, str):
+                structured = True
     if not (legacy or inference or traceloop or structured):
         return None
     draft = Draft(dict(attributes), list(events))

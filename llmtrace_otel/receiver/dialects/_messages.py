@@ -3,7 +3,7 @@
 Every dialect carries, one way or another, OpenAI-like messages: a role, a content that is
 a string or a list of typed parts, tool calls, a tool-call id. :class:`Conversation`
 collects them and :meth:`Conversation.attributes` serialises them with the very function
-the proxy uses (``telemetry.content.content_attributes``), so a received span's
+the proxy uses (``telemetry.content.message_attributes``), so a received span's
 ``gen_ai.input.messages`` has exactly the shape of a proxied one: system/developer messages
 go to ``gen_ai.system_instructions``, the others to ``gen_ai.input.messages``, the model's
 choices to ``gen_ai.output.messages``, tools to ``gen_ai.tool.definitions``.
@@ -18,10 +18,7 @@ from typing import Any
 
 from llmtrace_otel.providers.types import (
     ChatMessage,
-    LLMRequest,
-    LLMResponse,
     MediaPart,
-    Operation,
     Part,
     ReasoningPart,
     TextPart,
@@ -29,7 +26,7 @@ from llmtrace_otel.providers.types import (
     ToolCallResponsePart,
     ToolDefinition,
 )
-from llmtrace_otel.telemetry.content import content_attributes
+from llmtrace_otel.telemetry.content import message_attributes
 
 __all__ = [
     "Conversation",
@@ -212,10 +209,4 @@ class Conversation:
 
     def attributes(self) -> dict[str, str]:
         """The semconv content attributes (JSON strings) for what was gathered."""
-        request = LLMRequest(
-            operation=Operation.CHAT,
-            system_instructions=tuple(self.system),
-            input_messages=tuple(self.inputs),
-            tool_definitions=tuple(self.tools),
-        )
-        return content_attributes(request, LLMResponse(output_messages=tuple(self.outputs)))
+        return message_attributes(self.system, self.inputs, self.tools, self.outputs)
