@@ -3,8 +3,10 @@
 Run it behind a ``BatchSpanProcessor``: :meth:`SQLiteSpanExporter.export` then runs on the
 processor's worker thread, never on the event loop. The connection is opened on the first
 export (so constructing the exporter does no I/O) and every batch is written in one
-transaction: one ``executemany`` of the span rows, then the batch's additions to the hourly
-rollup that stats read (``rollup.py``: aggregated in Python, one upsert per hour and group).
+transaction: the span rows in multi-row ``INSERT`` statements (``bulk.py``: a few SQLite steps
+per batch instead of one per row, each of which gives up the GIL and, beside a busy event loop,
+waits up to 5 ms for it back), then the batch's additions to the hourly rollup that stats read
+(``rollup.py``: aggregated in Python, one multi-row upsert of a row per hour and group).
 A re-export of a stored span id replaces the stored row (the last copy wins) and is counted
 once: the plain ``INSERT`` fails on the duplicate, and the batch is retried after deleting
 the stored rows, which takes them out of the rollup.
@@ -55,6 +57,7 @@ from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS
 
+from llmtrace_otel.exporters.sqlite.bulk import insert_rows
 from llmtrace_otel.exporters.sqlite.rollup import SOURCE_COLUMNS, add_to_rollup, replace_stored
 from llmtrace_otel.exporters.sqlite.schema import (
     DEFAULT_BUSY_TIMEOUT_MS,
@@ -113,10 +116,7 @@ INSERT_COLUMNS: Final = (
     "scope_version",
     "findings_count",
 )
-_INSERT: Final = (
-    f"INSERT INTO spans ({', '.join(INSERT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(INSERT_COLUMNS))})"
-)
+_INSERT_HEAD: Final = f"INSERT INTO spans ({', '.join(INSERT_COLUMNS)})"
 #: A span row's values the rollup is computed from.
 _ROLLUP_SOURCE: Final = itemgetter(*(INSERT_COLUMNS.index(name) for name in SOURCE_COLUMNS))
 
@@ -377,14 +377,14 @@ class SQLiteSpanExporter(SpanExporter):
         conn.execute("BEGIN IMMEDIATE")
         try:
             try:
-                conn.executemany(_INSERT, rows)
+                insert_rows(conn, _INSERT_HEAD, len(INSERT_COLUMNS), rows)
             except sqlite3.IntegrityError:
                 # A span id that is stored already (a re-export) or twice in the batch: start
                 # over, replacing the stored rows, so each span is in the rollup once.
                 conn.execute("ROLLBACK")
                 conn.execute("BEGIN IMMEDIATE")
                 rows = replace_stored(conn, rows)
-                conn.executemany(_INSERT, rows)
+                insert_rows(conn, _INSERT_HEAD, len(INSERT_COLUMNS), rows)
             add_to_rollup(conn, rows, _ROLLUP_SOURCE)
             conn.execute("COMMIT")
         except BaseException:

@@ -12,7 +12,7 @@ How it stays equal to ``spans``:
 
 - **Inserts.** The exporter adds each batch in the same transaction as its span rows
   (:func:`add_to_rollup`): the batch is aggregated in Python, then one
-  ``INSERT ... ON CONFLICT DO UPDATE`` per (hour, group). Span ids must be new: the exporter
+  multi-row ``INSERT ... ON CONFLICT DO UPDATE`` adds a row per (hour, group). Span ids must be new: the exporter
   inserts with a plain ``INSERT`` and, when a span id is already stored (a re-export) or
   repeated in the batch, deletes the stored rows first (:func:`replace_stored`), so a row is
   counted once however often it is exported.
@@ -40,6 +40,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, TypeVar
 
+from llmtrace_otel.exporters.sqlite.bulk import insert_rows
 from llmtrace_otel.exporters.sqlite.histogram import bucket_of, encode_counts
 
 __all__ = [
@@ -187,10 +188,9 @@ MIGRATION_V3: Final = (
     f"BEGIN\n{_SUBTRACT_OLD}\n{_ADD_NEW}\nEND",
 )
 
-_UPSERT: Final = (
-    f"INSERT INTO span_rollup ({', '.join(ROLLUP_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(ROLLUP_COLUMNS))}) "
-    f"ON CONFLICT ({', '.join(_KEY_COLUMNS)}) DO UPDATE SET "
+_INSERT_HEAD: Final = f"INSERT INTO span_rollup ({', '.join(ROLLUP_COLUMNS)})"
+_UPSERT_TAIL: Final = (
+    f" ON CONFLICT ({', '.join(_KEY_COLUMNS)}) DO UPDATE SET "
     "calls = calls + excluded.calls, "
     "input_tokens = input_tokens + excluded.input_tokens, "
     "output_tokens = output_tokens + excluded.output_tokens, "
@@ -200,10 +200,6 @@ _UPSERT: Final = (
     "latency_hist = llmtrace_hist_merge(latency_hist, excluded.latency_hist), "
     "ttft_count = ttft_count + excluded.ttft_count, "
     "ttft_sum_ms = ttft_sum_ms + excluded.ttft_sum_ms"
-)
-_INSERT: Final = (
-    f"INSERT INTO span_rollup ({', '.join(ROLLUP_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(ROLLUP_COLUMNS))})"
 )
 _SOURCE_SQL: Final = (
     f"SELECT {', '.join(SOURCE_COLUMNS)} FROM spans INDEXED BY idx_spans_start "
@@ -279,7 +275,7 @@ def add_to_rollup(
     """
     batch = RollupBatch()
     batch.add(map(pick, rows))
-    conn.executemany(_UPSERT, batch.rows())
+    insert_rows(conn, _INSERT_HEAD, len(ROLLUP_COLUMNS), batch.rows(), _UPSERT_TAIL)
 
 
 def replace_stored(conn: sqlite3.Connection, rows: Sequence[_R]) -> list[_R]:
@@ -308,7 +304,7 @@ def _rebuild(conn: sqlite3.Connection, start_ns: int, end_ns: int) -> None:
     conn.execute("DELETE FROM span_rollup WHERE hour_ns >= ? AND hour_ns < ?", (start_ns, end_ns))
     batch = RollupBatch()
     batch.add(conn.execute(_SOURCE_SQL, (start_ns, end_ns)))
-    conn.executemany(_INSERT, batch.rows())
+    insert_rows(conn, _INSERT_HEAD, len(ROLLUP_COLUMNS), batch.rows())
     conn.execute("DELETE FROM span_rollup_pending WHERE hour_ns >= ? AND hour_ns < ?",
                  (start_ns, end_ns))
 
