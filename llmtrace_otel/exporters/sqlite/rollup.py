@@ -14,8 +14,8 @@ How it stays equal to ``spans``:
   (:func:`add_to_rollup`): the batch is aggregated in Python, then a multi-row
   ``INSERT ... ON CONFLICT DO UPDATE`` adds a row per (hour, group). Span ids must be new:
   the exporter inserts with a plain ``INSERT`` and, when a span id is already stored (a
-  re-export) or repeated in the batch, deletes the stored rows first (:func:`replace_stored`), so a row is
-  counted once however often it is exported.
+  re-export) or repeated in the batch, deletes the stored rows first
+  (:func:`replace_stored`), so a row is counted once however often it is exported.
 - **Deletes and updates** of ``spans`` rows (retention, a replacement) are applied by the
   triggers ``span_rollup_delete`` / ``span_rollup_update``: the old row's contribution is
   subtracted (and the new one's added). They call SQL functions that
