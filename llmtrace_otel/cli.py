@@ -21,7 +21,7 @@ from llmtrace_otel.config import (
 )
 from llmtrace_otel.logs import configure_logging
 from llmtrace_otel.query_commands import add_query_commands
-from llmtrace_otel.runtime import run
+from llmtrace_otel.runtime import freeze_startup_heap, run
 
 __all__ = ["main"]
 
@@ -58,6 +58,8 @@ async def _serve(settings: Settings) -> None:
     telemetry = build_telemetry(settings)
     server = ProxyServer(settings, telemetry)
     await server.start()
+    if settings.gc_freeze:
+        freeze_startup_heap()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -87,6 +89,8 @@ async def _collect(settings: Settings) -> None:
         telemetry.shutdown()
         raise
     await server.start()
+    if settings.gc_freeze:
+        freeze_startup_heap()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

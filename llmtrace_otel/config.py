@@ -45,6 +45,7 @@ class Settings:
     max_body_bytes: int = 32 * 1024 * 1024
     shutdown_timeout_s: float = 15.0
     event_loop: str = "auto"
+    gc_freeze: bool = True
     upstream_url: str = "https://api.openai.com"
     anthropic_upstream_url: str = "https://api.anthropic.com"
     connect_timeout_s: float = 10.0
@@ -203,6 +204,9 @@ FIELDS: tuple[FieldSpec, ...] = (
        "On SIGTERM/SIGINT, how long in-flight calls may take to finish."),
     _f("event_loop", "server.event_loop", str,
        "Event loop of serve/collect: auto (uvloop when installed), uvloop or asyncio."),
+    _f("gc_freeze", "server.gc_freeze", _parse_bool,
+       "Once started, move the start-up heap out of the garbage collector's full passes "
+       "(gc.freeze): shorter stop-the-world pauses."),
     _f("upstream_url", "upstream.url", str,
        "Base URL of the OpenAI-compatible upstream (paths are appended)."),
     _f("anthropic_upstream_url", "upstream.anthropic_url", str,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 
 import pytest
 
 from llmtrace_otel.config import ConfigError, load_settings
-from llmtrace_otel.runtime import loop_factory, run
+from llmtrace_otel.runtime import freeze_startup_heap, loop_factory, run
 
 uvloop = pytest.importorskip("uvloop")
 
@@ -29,3 +30,32 @@ def test_asyncio_runs_the_standard_loop() -> None:
 def test_unknown_choice_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="server.event_loop: 'libev' is not one of"):
         load_settings(env={"LLMTRACE_SERVER_EVENT_LOOP": "libev"})
+
+
+def test_freeze_startup_heap_leaves_live_objects_out_of_collections() -> None:
+    import gc
+
+    class Node:
+        peer: object = None
+
+    before = [[i] for i in range(100)]  # tracked containers alive at start-up
+    garbage = Node()
+    garbage.peer = garbage  # a reference cycle nothing else holds: only gc frees it
+    gone = weakref.ref(garbage)
+    del garbage
+    try:
+        frozen = freeze_startup_heap()
+        assert frozen == gc.get_freeze_count() >= len(before)
+        scanned = {id(o) for o in gc.get_objects()}  # what a full collection walks
+        assert not any(id(o) in scanned for o in before)
+        assert gone() is None  # collected first, not frozen
+        after = [[i] for i in range(100)]
+        scanned = {id(o) for o in gc.get_objects()}
+        assert all(id(o) in scanned for o in after)
+    finally:
+        gc.unfreeze()
+
+
+def test_gc_freeze_is_on_by_default_and_can_be_turned_off() -> None:
+    assert load_settings(env={}).gc_freeze is True
+    assert load_settings(env={"LLMTRACE_SERVER_GC_FREEZE": "false"}).gc_freeze is False
