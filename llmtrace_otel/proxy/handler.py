@@ -363,6 +363,7 @@ class ProxyHandler(RequestHandler):
                 appendable=inflater is None)
         if not decodable:
             recorder.note(f"stream: content-encoding {encoding!r} not decoded for telemetry")
+        self._client_stream_nodelay()
         await self._flush_or_cancel()  # headers now, as the upstream sent them
         error_type: str | None = None
         try:
@@ -466,6 +467,17 @@ class ProxyHandler(RequestHandler):
             await self.flush()
         except StreamClosedError:
             raise asyncio.CancelledError() from None
+
+    def _client_stream_nodelay(self) -> None:
+        """Send each relayed chunk at once (TCP_NODELAY) until the response is finished.
+
+        Tornado leaves Nagle's algorithm on while a response is written and turns it off
+        only in ``finish``: a chunk written while the headers (or the previous chunk) are
+        not yet acknowledged waits for that ACK, which the client may delay. Tornado turns
+        Nagle back on after ``finish`` for the connection's next request."""
+        stream = getattr(self.request.connection, "stream", None)
+        if stream is not None:
+            stream.set_nodelay(True)
 
     def _abort_connection(self) -> None:
         """Upstream failed after headers were sent: the client must see a broken
