@@ -51,13 +51,8 @@ def _settings_from(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, overrides=overrides)
 
 
-async def _serve(settings: Settings) -> None:
-    from llmtrace_otel.proxy.app import ProxyServer
-    from llmtrace_otel.telemetry.pipeline import build_telemetry
-
-    telemetry = build_telemetry(settings)
-    server = ProxyServer(settings, telemetry)
-    await server.start()
+async def _until_signalled(settings: Settings) -> None:
+    """The server is listening: freeze the start-up heap, then wait for SIGTERM/SIGINT."""
     if settings.gc_freeze:
         freeze_startup_heap()
     stop = asyncio.Event()
@@ -65,6 +60,16 @@ async def _serve(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
+
+
+async def _serve(settings: Settings) -> None:
+    from llmtrace_otel.proxy.app import ProxyServer
+    from llmtrace_otel.telemetry.pipeline import build_telemetry
+
+    telemetry = build_telemetry(settings)
+    server = ProxyServer(settings, telemetry)
+    await server.start()
+    await _until_signalled(settings)
     _log.info("shutting down: draining in-flight calls (up to %.0fs) and flushing telemetry",
               settings.shutdown_timeout_s)
     await server.stop()
@@ -89,13 +94,7 @@ async def _collect(settings: Settings) -> None:
         telemetry.shutdown()
         raise
     await server.start()
-    if settings.gc_freeze:
-        freeze_startup_heap()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
+    await _until_signalled(settings)
     _log.info("shutting down: handing queued spans to the pipeline and flushing telemetry")
     await server.stop()
 

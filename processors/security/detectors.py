@@ -131,34 +131,31 @@ _SECRETS = _Optional("processors.security.secrets", "detect_secrets")
 _LEAKAGE = _Optional("processors.security.leakage", "detect_leakage")
 
 
-class PIIDetector:
+class _WholeTextDetector:
+    """A detector function that reads every segment, input and output alike."""
+
+    name: str
+
+    def __init__(self, detect: Callable[..., list[Finding]]) -> None:
+        self._detect = detect
+
+    def applies_to(self, segment: Segment) -> bool:
+        return True
+
+    def detect(self, segment: Segment, context: ScanContext) -> Sequence[Finding]:
+        return self._detect(segment.text, side=segment.side)
+
+
+class PIIDetector(_WholeTextDetector):
     """Validated PII (``processors.security.pii``) on both sides."""
 
     name = "pii"
 
-    def __init__(self, detect: Callable[..., list[Finding]]) -> None:
-        self._detect = detect
 
-    def applies_to(self, segment: Segment) -> bool:
-        return True
-
-    def detect(self, segment: Segment, context: ScanContext) -> Sequence[Finding]:
-        return self._detect(segment.text, side=segment.side)
-
-
-class SecretsDetector:
+class SecretsDetector(_WholeTextDetector):
     """Credentials and keys (``processors.security.secrets``) on both sides."""
 
     name = "secrets"
-
-    def __init__(self, detect: Callable[..., list[Finding]]) -> None:
-        self._detect = detect
-
-    def applies_to(self, segment: Segment) -> bool:
-        return True
-
-    def detect(self, segment: Segment, context: ScanContext) -> Sequence[Finding]:
-        return self._detect(segment.text, side=segment.side)
 
 
 class LeakageDetector:
