@@ -89,7 +89,8 @@ def running_proxy(
     memory = InMemorySpanExporter()
     telemetry = build_telemetry(settings, env={},
                                 extra_span_processors=[SimpleSpanProcessor(memory)],
-                                extra_enrichers=enrichers)
+                                extra_enrichers=enrichers,
+                                defer_metrics=True)  # as `llmtrace-otel serve` does
     loop = asyncio.new_event_loop()
     server = ProxyServer(settings, telemetry, guards)
     ready = threading.Event()
