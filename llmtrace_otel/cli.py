@@ -66,7 +66,7 @@ async def _serve(settings: Settings) -> None:
     from llmtrace_otel.proxy.app import ProxyServer
     from llmtrace_otel.telemetry.pipeline import build_telemetry
 
-    telemetry = build_telemetry(settings, defer_metrics=True)
+    telemetry = build_telemetry(settings)
     server = ProxyServer(settings, telemetry)
     await server.start()
     await _until_signalled(settings)
@@ -87,7 +87,7 @@ async def _collect(settings: Settings) -> None:
     from llmtrace_otel.telemetry.pipeline import build_telemetry
 
     # Exporters wait instead of dropping: backpressure goes back to the OTLP senders.
-    telemetry = build_telemetry(settings, blocking_export=True, defer_metrics=True)
+    telemetry = build_telemetry(settings, blocking_export=True)
     try:
         server = CollectorServer(settings, telemetry)
     except BaseException:

@@ -45,8 +45,7 @@ def make_app(context: ProxyContext, ops: _OpsContext, api: ApiContext | None = N
     routes: list[tuple[str, type, dict]] = [(HEALTH_PATH, HealthHandler, {"context": ops})]
     registry = context.telemetry.prometheus_registry
     if registry is not None:
-        routes.append((METRICS_PATH, MetricsHandler,
-                       {"registry": registry, "before_collect": context.telemetry.drain_metrics}))
+        routes.append((METRICS_PATH, MetricsHandler, {"registry": registry}))
     from llmtrace_otel.tenancy.api import budget_routes
 
     routes.extend(budget_routes(context.guards.guards, context.settings.api_admin_token))
@@ -60,7 +59,6 @@ def make_app(context: ProxyContext, ops: _OpsContext, api: ApiContext | None = N
     if settings.metrics_http_server:
         http_metrics = HttpServerMetrics(
             context.telemetry.meter,
-            deferred=context.telemetry.deferred,
             exclude_paths=split_list(settings.metrics_http_exclude_paths),
             routes=[pattern for pattern, _, _ in routes],
         )

@@ -42,8 +42,6 @@ from opentelemetry.util.types import AttributeValue
 from tornado.httputil import HTTPServerRequest
 from tornado.web import Application, RequestHandler
 
-from llmtrace_otel.telemetry.deferred import DeferredRecorder
-
 __all__ = ["DURATION_BUCKETS", "SIZE_BUCKETS", "HttpServerMetrics", "MeteredApplication"]
 
 #: Semconv-recommended boundaries for http.server.request.duration.
@@ -75,15 +73,10 @@ def _template(pattern: str) -> str:
 
 
 class HttpServerMetrics:
-    """The instruments, and what to record for one finished request.
-
-    With ``deferred``, the three histogram measurements of a request are made by that
-    worker, off the event loop (``telemetry/deferred.py``); what they record is read from
-    the request when it finishes."""
+    """The instruments, and what to record for one finished request."""
 
     def __init__(self, meter: Meter, *, exclude_paths: Iterable[str] = (),
-                 routes: Sequence[str] = (), deferred: DeferredRecorder | None = None) -> None:
-        self._deferred = deferred
+                 routes: Sequence[str] = ()) -> None:
         self._exclude = frozenset(exclude_paths)
         self._routes = tuple((re.compile(pattern + "$"), _template(pattern))
                              for pattern in routes if pattern not in (r"/.*", ".*"))
@@ -126,7 +119,6 @@ class HttpServerMetrics:
         if request.path in self._exclude:
             return
         status = handler.get_status()
-        duration = request.request_time()
         attributes: dict[str, AttributeValue] = {
             HTTP_REQUEST_METHOD: _method(request),
             HTTP_ROUTE: self.route_of(handler),
@@ -136,22 +128,14 @@ class HttpServerMetrics:
         }
         if status >= 500:
             attributes[ERROR_TYPE] = str(status)
+        self._duration.record(request.request_time(), attributes)
         received = getattr(handler, "request_body_size", None)
-        if received is None:
-            received = len(request.body or b"")
+        self._request_size.record(
+            received if received is not None else len(request.body or b""), attributes)
         sent = getattr(handler, "response_body_size", None)
         if sent is None:
             length = handler._headers.get("Content-Length")  # set by finish() when known
             sent = int(length) if length and length.isdigit() else 0
-        if self._deferred is not None:
-            self._deferred.submit(self._record, duration, received, sent, attributes)
-        else:
-            self._record(duration, received, sent, attributes)
-
-    def _record(self, duration_s: float, received: int, sent: int,
-                attributes: dict[str, AttributeValue]) -> None:
-        self._duration.record(duration_s, attributes)
-        self._request_size.record(received, attributes)
         self._response_size.record(sent, attributes)
 
     def _observe_active(self, options: CallbackOptions) -> Iterable[Observation]:

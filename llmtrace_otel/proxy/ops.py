@@ -111,19 +111,12 @@ class HealthHandler(RequestHandler):
 
 
 class MetricsHandler(RequestHandler):
-    """Serves the private Prometheus registry (never the global REGISTRY).
+    """Serves the private Prometheus registry (never the global REGISTRY)."""
 
-    ``before_collect`` runs first: ``Telemetry.drain_metrics``, so that recordings still
-    waiting for the metrics worker are in this scrape."""
-
-    def initialize(self, registry: CollectorRegistry,
-                   before_collect: Callable[[], None] | None = None) -> None:
+    def initialize(self, registry: CollectorRegistry) -> None:
         self._registry = registry
-        self._before_collect = before_collect
 
     def get(self) -> None:
-        if self._before_collect is not None:
-            self._before_collect()
         encoder, content_type = choose_encoder(self.request.headers.get("Accept", ""))
         self.set_header("Content-Type", content_type)
         self.finish(encoder(self._registry))

@@ -79,8 +79,7 @@ class CollectorServer:
             (HEALTH_PATH, _HealthHandler, {"server": self})]
         if self.telemetry.prometheus_registry is not None:
             routes.append((METRICS_PATH, MetricsHandler,
-                           {"registry": self.telemetry.prometheus_registry,
-                            "before_collect": self.telemetry.drain_metrics}))
+                           {"registry": self.telemetry.prometheus_registry}))
         routes.extend(otlp_routes(self.receiver))
         return Application(routes, compress_response=False, serve_traceback=False,
                            log_function=lambda handler: None)

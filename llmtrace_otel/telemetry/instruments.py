@@ -33,7 +33,6 @@ from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, S
 from opentelemetry.util.types import AttributeValue
 
 from llmtrace_otel.providers.types import Usage
-from llmtrace_otel.telemetry.deferred import DeferredRecorder
 from llmtrace_otel.telemetry.provider_health import ProviderHealth, is_upstream_failure
 from processors.labels import BoundedLabels
 from processors.totals import CounterTotals
@@ -96,9 +95,7 @@ class ProxyInstruments:
     """Creates the instruments once; :meth:`record` is called once per call.
 
     ``model_cap`` bounds the model label values of every metric (spans keep the real
-    names); ``provider_health`` is fed the outcome of every call. With ``deferred`` (the
-    proxy's), :meth:`record` updates provider health at once and leaves the histogram and
-    counter updates to that worker, off the event loop (``telemetry/deferred.py``).
+    names); ``provider_health`` is fed the outcome of every call.
     """
 
     def __init__(
@@ -107,10 +104,8 @@ class ProxyInstruments:
         *,
         model_cap: BoundedLabels | None = None,
         provider_health: ProviderHealth | None = None,
-        deferred: DeferredRecorder | None = None,
     ) -> None:
         self._meter = meter
-        self._deferred = deferred
         self._cap = model_cap if model_cap is not None else BoundedLabels(200)
         self.provider_health = provider_health if provider_health is not None else (
             ProviderHealth())
@@ -197,12 +192,6 @@ class ProxyInstruments:
     def record(self, outcome: CallOutcome) -> None:
         self.provider_health.record(
             outcome.provider, is_upstream_failure(outcome.status_code, outcome.error_type))
-        if self._deferred is not None:
-            self._deferred.submit(self._record_metrics, outcome)
-        else:
-            self._record_metrics(outcome)
-
-    def _record_metrics(self, outcome: CallOutcome) -> None:
         cap = self._cap
         model = cap(outcome.request_model or "")
         status = str(outcome.status_code)

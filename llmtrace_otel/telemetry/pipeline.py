@@ -33,7 +33,6 @@ from prometheus_client import CollectorRegistry
 
 from llmtrace_otel import __version__
 from llmtrace_otel.config import Settings, otlp_requested, split_list
-from llmtrace_otel.telemetry.deferred import DeferredRecorder
 from llmtrace_otel.telemetry.instruments import ProxyInstruments
 from llmtrace_otel.telemetry.process import observe_process, register_process_collectors
 from llmtrace_otel.telemetry.provider_health import ProviderHealth
@@ -76,14 +75,6 @@ class Telemetry:
     breakers: CircuitBreakers | None = None
     #: Metric readers that push (OTLP), flushed by :meth:`force_flush`.
     push_readers: list[MetricReader] = field(default_factory=list)
-    #: Where metric recordings wait for the metrics worker (None: recorded at once).
-    #: Drain it before collecting: :meth:`drain_metrics`.
-    deferred: DeferredRecorder | None = None
-
-    def drain_metrics(self) -> None:
-        """Make the metric recordings still waiting for the worker (before a collection)."""
-        if self.deferred is not None:
-            self.deferred.drain()
 
     def force_flush(self, timeout_millis: int = 10000) -> bool:
         """Flush spans through the chain and every exporter, and push metrics (OTLP).
@@ -93,7 +84,6 @@ class Telemetry:
         scrape (duplicate samples on /metrics).
         """
         spans = self.tracer_provider.force_flush(timeout_millis)
-        self.drain_metrics()
         metrics = all(reader.force_flush(timeout_millis) for reader in self.push_readers)
         return bool(spans and metrics)
 
@@ -101,8 +91,6 @@ class Telemetry:
         try:
             self.tracer_provider.shutdown()
         finally:
-            if self.deferred is not None:
-                self.deferred.shutdown()
             self.meter_provider.shutdown()
 
 
@@ -202,7 +190,6 @@ def build_telemetry(
     tracer_provider: TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
     blocking_export: bool = False,
-    defer_metrics: bool = False,
 ) -> Telemetry:
     """Create providers, the processor chain and every configured exporter.
 
@@ -213,9 +200,6 @@ def build_telemetry(
     meter provider keeps its own readers (no Prometheus or OTLP reader is added to it).
     ``blocking_export`` (collector mode) makes a full exporter queue wait instead of drop,
     so backpressure reaches the OTLP senders (``ExportSink(block_when_full=True)``).
-    ``defer_metrics`` (``serve`` and ``collect``) moves the per-call metric recordings to a
-    worker thread (``telemetry/deferred.py``); readers must drain it before collecting, as
-    the ``/metrics`` handler does (:meth:`Telemetry.drain_metrics`).
     """
     env = os.environ if env is None else env
     resource = _resource(settings, env)
@@ -234,15 +218,8 @@ def build_telemetry(
     else:
         push_readers = []  # the application's provider: its readers are its own
     meter = meter_provider.get_meter(instrumentation_name, __version__)
-    deferred: DeferredRecorder | None = None
-    if defer_metrics:
-        def count_deferred_drop(stage: str, reason: str) -> None:
-            instruments.count_drop(stage, reason)
-
-        deferred = DeferredRecorder(on_drop=count_deferred_drop)
     instruments = ProxyInstruments(
         meter,
-        deferred=deferred,
         model_cap=BoundedLabels(settings.metrics_max_models,
                                 allow=split_list(settings.metrics_model_allowlist)),
         provider_health=ProviderHealth(
@@ -319,7 +296,6 @@ def build_telemetry(
         tracer=tracer,
         meter=meter,
         instruments=instruments,
-        deferred=deferred,
         prometheus_registry=registry,
         head=head,
         needs_content=needs_content,

@@ -93,8 +93,7 @@ def running_collector(tmp_path: Path, *, env: dict[str, str] | None = None,
     memory = InMemorySpanExporter()
     telemetry = build_telemetry(settings, env=env, extra_enrichers=extra_enrichers,
                                 extra_span_processors=[SimpleSpanProcessor(memory), *extra_sinks],
-                                blocking_export=True,  # as `llmtrace-otel collect` does
-                                defer_metrics=True)
+                                blocking_export=True)  # as `llmtrace-otel collect` does
     try:
         server = CollectorServer(settings, telemetry, env=env)
     except BaseException:

@@ -89,8 +89,7 @@ def running_proxy(
     memory = InMemorySpanExporter()
     telemetry = build_telemetry(settings, env={},
                                 extra_span_processors=[SimpleSpanProcessor(memory)],
-                                extra_enrichers=enrichers,
-                                defer_metrics=True)  # as `llmtrace-otel serve` does
+                                extra_enrichers=enrichers)
     loop = asyncio.new_event_loop()
     server = ProxyServer(settings, telemetry, guards)
     ready = threading.Event()
