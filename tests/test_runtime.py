@@ -45,7 +45,7 @@ def test_freeze_startup_heap_leaves_live_objects_out_of_collections() -> None:
     del garbage
     try:
         frozen = freeze_startup_heap()
-        assert frozen == gc.get_freeze_count() >= len(before)
+        assert frozen >= len(before)  # (the count falls as frozen objects die)
         scanned = {id(o) for o in gc.get_objects()}  # what a full collection walks
         assert not any(id(o) in scanned for o in before)
         assert gone() is None  # collected first, not frozen
