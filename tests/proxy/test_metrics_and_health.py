@@ -10,27 +10,12 @@ import time
 import urllib.request
 
 import openai
-from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.expectations import metric_value as value
 from tests.support.fake_upstream import SCENARIO_HEADER, usage_for
 from tests.support.proxy_harness import RunningProxy
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
-
-
-def samples(text: str) -> list[tuple[str, dict[str, str], float]]:
-    return [
-        (s.name, dict(s.labels), s.value)
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    ]
-
-
-def value(text: str, name: str, **labels: str) -> float:
-    matching = [v for n, lab, v in samples(text)
-                if n == name and all(lab.get(k) == val for k, val in labels.items())]
-    assert matching, f"no sample {name}{labels} in /metrics"
-    return sum(matching)
 
 
 def client(proxy: RunningProxy, scenario: str = "ok") -> openai.OpenAI:
