@@ -306,19 +306,26 @@ class _Stuck(SpanExporter):
         self.release.set()
 
 
-def test_blocking_sink_does_not_wait_while_its_breaker_is_open() -> None:
-    """Collector mode waits for room in a full export queue; an open breaker drops instead,
-    so a dead exporter cannot stall the worker that feeds every other exporter."""
-    clock = Clock()
+def _blocking_sink_with_stuck_exporter() -> tuple[
+        _Stuck, CircuitBreaker, TracerProvider, list[tuple[str, str]]]:
+    """A collector-mode sink (waits when full) of one span, its exporter stuck, a breaker
+    that opens on the first failure; drops are collected in the returned list."""
     exporter = _Stuck()
     drops: list[tuple[str, str]] = []
     breaker = CircuitBreaker("export.x", BreakerPolicy(
-        failure_threshold=1, window=1, recovery_s=60), clock=clock)
+        failure_threshold=1, window=1, recovery_s=60), clock=Clock())
     sink = ExportSink("x", exporter, max_queue_size=1, max_export_batch_size=1,
                       block_when_full=True, on_drop=lambda s, r: drops.append((s, r)),
                       breaker=breaker)
     provider = TracerProvider()
     provider.add_span_processor(sink)
+    return exporter, breaker, provider, drops
+
+
+def test_blocking_sink_does_not_wait_while_its_breaker_is_open() -> None:
+    """Collector mode waits for room in a full export queue; an open breaker drops instead,
+    so a dead exporter cannot stall the worker that feeds every other exporter."""
+    exporter, breaker, provider, drops = _blocking_sink_with_stuck_exporter()
     try:
         _genai_spans(provider, 1)
         assert exporter.entered.wait(10)  # the queue is full: one span, its export stuck
@@ -338,16 +345,7 @@ def test_blocking_sink_does_not_wait_while_its_breaker_is_open() -> None:
 
 
 def test_a_caller_waiting_for_room_stops_waiting_when_the_breaker_opens() -> None:
-    clock = Clock()
-    exporter = _Stuck()
-    drops: list[tuple[str, str]] = []
-    breaker = CircuitBreaker("export.x", BreakerPolicy(
-        failure_threshold=1, window=1, recovery_s=60), clock=clock)
-    sink = ExportSink("x", exporter, max_queue_size=1, max_export_batch_size=1,
-                      block_when_full=True, on_drop=lambda s, r: drops.append((s, r)),
-                      breaker=breaker)
-    provider = TracerProvider()
-    provider.add_span_processor(sink)
+    exporter, breaker, provider, drops = _blocking_sink_with_stuck_exporter()
     try:
         _genai_spans(provider, 1)
         assert exporter.entered.wait(10)
