@@ -4,7 +4,9 @@ Tornado leaves Nagle on while a response is written: a relayed chunk written whi
 previous segment is unacknowledged would wait for the client's (possibly delayed) ACK.
 The proxy turns it off for a stream; Tornado turns it back on when the response finishes.
 The option is on the proxy's side of the connection, so the test finds that socket among
-the proxy's live IOStreams (the proxy runs in this process).
+the proxy's live IOStreams (the proxy runs in this process). It looks for it once, before the
+request is complete: scanning the heap can take longer than the stream lasts, and the check
+mid-stream must be a single system call.
 """
 
 from __future__ import annotations
@@ -20,16 +22,24 @@ from tests.support.fake_upstream import SCENARIO_HEADER
 from tests.support.proxy_harness import RunningProxy
 
 
-def _server_side_nodelay(client: socket.socket) -> int:
+def _proxy_side_socket(client: socket.socket, timeout_s: float = 5.0) -> socket.socket:
+    """The proxy's socket for ``client``'s connection, once the proxy has accepted it."""
     peer = client.getsockname()
-    for obj in gc.get_objects():
-        if isinstance(obj, IOStream) and obj.socket is not None:
-            try:
-                if obj.socket.getpeername() == peer:
-                    return obj.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
-            except OSError:
-                continue
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for obj in gc.get_objects():
+            if isinstance(obj, IOStream) and obj.socket is not None:
+                try:
+                    if obj.socket.getpeername() == peer:
+                        return obj.socket
+                except OSError:
+                    continue
+        time.sleep(0.01)
     raise AssertionError(f"no proxy-side stream for client {peer}")
+
+
+def _nodelay(sock: socket.socket) -> int:
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
 
 
 def _read_until(client: socket.socket, marker: bytes, buffer: bytes = b"") -> bytes:
@@ -46,17 +56,20 @@ def test_a_stream_is_relayed_with_nodelay_and_nagle_is_back_after_it(
                        "messages": [{"role": "user", "content": "Say hello."}]}).encode()
     head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             f"Authorization: Bearer sk-test\r\n{SCENARIO_HEADER}: slow-stream\r\n"
-            f"x-fake-delay: 0.1\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+            f"x-fake-delay: 0.25\r\nContent-Length: {len(body)}\r\n\r\n").encode()
     port = int(proxy.url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
-        client.sendall(head + body)
+        client.sendall(head)  # the proxy waits for the body, connection accepted
+        server_side = _proxy_side_socket(client)
+        assert _nodelay(server_side) == 0  # Nagle on while the request is read
+        client.sendall(body)
         received = _read_until(client, b"data: ")  # headers and the first event, mid-stream
         assert b" 200 " in received.split(b"\r\n", 1)[0]
-        assert _server_side_nodelay(client) != 0
+        assert _nodelay(server_side) != 0
         _read_until(client, b"0\r\n\r\n", received)  # the end of the chunked response
         # Tornado restores Nagle for the connection's next request once its write of the
         # response's end completes, on the proxy's loop: a moment after the client has it.
         deadline = time.monotonic() + 5
-        while _server_side_nodelay(client) != 0 and time.monotonic() < deadline:
+        while _nodelay(server_side) != 0 and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert _server_side_nodelay(client) == 0
+        assert _nodelay(server_side) == 0

@@ -75,14 +75,18 @@ class FaultyEnricher(EnrichingSpanProcessor):
         self.stage = stage
         self.mode = "ok"  # ok | raise | slow
         self.slow_s = 1.0
-        self.calls = 0
+        # Calls made with the fault in place (raised, or slept): after the fault is healed the
+        # backlog of queued spans is analysed normally and must not count as calls let through.
+        self.faulted_calls = 0
         self._lock = threading.Lock()
 
     def enrich(self, span: ReadableSpan) -> Enrichment | None:
-        with self._lock:
-            self.calls += 1
-        if self.mode == "raise":
+        mode = self.mode
+        if mode != "ok":
+            with self._lock:
+                self.faulted_calls += 1
+        if mode == "raise":
             raise RuntimeError(f"{self.stage}: injected analysis bug")
-        if self.mode == "slow":
+        if mode == "slow":
             time.sleep(self.slow_s)
         return Enrichment(attributes={f"{self.stage}.seen": True})
