@@ -534,7 +534,10 @@ OVERRIDE_RULES: tuple[Rule, ...] = (
     ),
     rule(
         "template.end_banner", DELIMITER, 0.5,
-        r"(?:={3,}|-{3,}|#{3,}|\*{3,})[ \t]*(?:END|STOP|BEGIN|SYSTEM|ADMIN)\b",
+        # A banner starts where its run of = - # * starts, and the run is taken whole
+        # (possessive): a long run is then read once, not once from every position in it.
+        r"(?:(?<!=)={3,}+|(?<!-)-{3,}+|(?<!#)#{3,}+|(?<!\*)\*{3,}+)[ \t]*+"
+        r"(?:END|STOP|BEGIN|SYSTEM|ADMIN)\b",
         substrings=("===", "---", "###", "***"), anchor=Anchor.SCAN, flags=0,
     ),
     rule(

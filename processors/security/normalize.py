@@ -130,7 +130,7 @@ class NormalizedText:
 
 
 class _Builder:
-    __slots__ = ("homoglyphs", "invisible", "out", "pos", "spans", "tags")
+    __slots__ = ("homoglyphs", "invisible", "out", "pos", "spans", "tags", "word")
 
     def __init__(self) -> None:
         self.out: list[str] = []
@@ -139,6 +139,9 @@ class _Builder:
         self.invisible = 0
         self.homoglyphs = 0
         self.tags = 0
+        # (start, end, is Latin) of the last word judged by _latin_word: every look-alike
+        # in one word shares the verdict, so a long word is read once, not once a letter.
+        self.word: tuple[int, int, bool] = (0, 0, False)
 
     def copy(self, text: str) -> None:
         self.out.append(text)
@@ -154,9 +157,18 @@ def _fold_whitespace(run: str) -> str:
     return "\n" if any(c in _LINE_BREAKS for c in run) else " "
 
 
-def _is_latin_word(text: str, index: int) -> bool:
-    """Whether the word around ``index`` reads as Latin: it has an ASCII letter, or every
-    letter in it is a Latin look-alike. Russian or Greek words are left alone."""
+def _latin_word(text: str, index: int, builder: _Builder) -> bool:
+    """:func:`_is_latin_word` for the word around ``index``, judged once per word."""
+    start, end, latin = builder.word
+    if start <= index < end:
+        return latin
+    start, end = _word_bounds(text, index)
+    latin = _is_latin_word(text[start:end], text[max(0, start - 40) : end + 40])
+    builder.word = (start, end, latin)
+    return latin
+
+
+def _word_bounds(text: str, index: int) -> tuple[int, int]:
     n = len(text)
     start = index
     while start > 0 and _in_word(text[start - 1]):
@@ -164,7 +176,13 @@ def _is_latin_word(text: str, index: int) -> bool:
     end = index + 1
     while end < n and _in_word(text[end]):
         end += 1
-    word = text[start:end]
+    return start, end
+
+
+def _is_latin_word(word: str, window: str) -> bool:
+    """Whether ``word`` reads as Latin: it has an ASCII letter, or every letter in it is a
+    Latin look-alike and the ``window`` of text around it is more Latin than not. Russian
+    or Greek words are left alone."""
     if any(c.isascii() and c.isalpha() for c in word):
         return True
     if not all(
@@ -174,7 +192,6 @@ def _is_latin_word(text: str, index: int) -> bool:
         return False
     # made of look-alikes only ("ѕуѕтем", but also Russian "все"): Latin if the text
     # around it is more Latin than not
-    window = text[max(0, start - 40) : end + 40]
     latin = sum(1 for c in window if c.isascii() and c.isalpha())
     foreign = sum(1 for c in window if c.isalpha() and not c.isascii() and c not in HOMOGLYPHS)
     return latin >= foreign
@@ -203,7 +220,7 @@ def _map_cluster(text: str, index: int, cluster: str, builder: _Builder) -> str:
             continue
         glyph = HOMOGLYPHS.get(char)
         if glyph is not None and latin is None:
-            latin = _is_latin_word(text, index)
+            latin = _latin_word(text, index, builder)
         if glyph is not None and latin:
             builder.homoglyphs += 1
             out.append(glyph)

@@ -86,7 +86,11 @@ PII_TYPES: tuple[str, ...] = (
 _DIGIT = re.compile(r"\d")
 # A run of digits with the punctuation numbers are written with; every numeric type is
 # searched for only around runs with enough digits (one fast pass instead of five).
-_CLUSTER = re.compile(r"[0-9+(][0-9().\- ]*[0-9]")
+# A cluster is ``[0-9+(][0-9().\- ]*[0-9]``; the run is matched whole (possessive) and cut
+# back to its last digit in _clusters, because that regex would re-read a long run with no
+# digit in it (a wall of "(") from every position, in time quadratic in its length.
+_CLUSTER_RUN = re.compile(r"[0-9+(][0-9().\- ]*+")
+_CLUSTER_TAIL = "(). -"
 _PUNCTUATION = str.maketrans("", "", "+(). -")
 _V6_HINT = re.compile(r":[0-9A-Fa-f]{0,4}:")
 _MARGIN = 16  # characters after a run that a match may still use (extensions, boundaries)
@@ -193,9 +197,8 @@ class _Runs:
     @classmethod
     def of(cls, text: str) -> _Runs:
         runs = cls([], [], [], [], [])
-        for match in _CLUSTER.finditer(text):
-            start, end = match.span()
-            value = match.group()
+        for start, end in _clusters(text):
+            value = text[start:end]
             digits = len(value.translate(_PUNCTUATION))
             if start >= 2 and text[start - 1].isalpha() and "0" <= value[0] <= "9":
                 runs.iban_starts.append(start)
@@ -208,6 +211,15 @@ class _Runs:
             if digits >= 4 and value.count(".") >= 3:
                 runs.ipv4.append((start, end))
         return runs
+
+
+def _clusters(text: str) -> Iterator[tuple[int, int]]:
+    """``[start, end)`` of every numeric cluster, as ``finditer`` of the cluster regex."""
+    for match in _CLUSTER_RUN.finditer(text):
+        value = match.group().rstrip(_CLUSTER_TAIL)
+        if len(value) >= 2:  # a start character and at least one digit after it
+            start = match.start()
+            yield start, start + len(value)
 
 
 def _in_runs(

@@ -320,11 +320,16 @@ def _pem_keys(text: str, side: str) -> list[Finding]:
     for match in _anchored(_PEM_BEGIN, text, ("-----BEGIN ",)):
         kind = match.group("kind")
         end_marker = f"-----END {kind}-----"
-        end_at = text.find(end_marker, match.end(), match.end() + 65536)
-        if end_at >= 0:
-            body, end, confidence = text[match.end() : end_at], end_at + len(end_marker), 0.97
+        # A key's body never holds "-----": it ends at the next marker, which is the END
+        # line or (truncated key) whatever comes next. Looking no further keeps the cost
+        # per BEGIN line bounded by its own body, however many BEGIN lines a text repeats.
+        next_marker = text.find("-----", match.end(), match.end() + 65536)
+        if next_marker >= 0 and text.startswith(end_marker, next_marker):
+            body, confidence = text[match.end() : next_marker], 0.97
+            end = next_marker + len(end_marker)
         else:
-            body = text[match.end() : match.end() + 8192]
+            limit = next_marker if 0 <= next_marker < match.end() + 8192 else match.end() + 8192
+            body = text[match.end() : limit]
             end, confidence = match.end() + len(body.rstrip()), 0.85
         compact = body.replace("\n", "")
         if len(_BASE64_CHAR.findall(body)) < 64 or looks_fake(compact, run_length=40):

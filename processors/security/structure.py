@@ -42,8 +42,11 @@ _Q_MARKER = re.compile(r"(?:^|\s)(?:Q|Question|User|Human|Input|Eingabe|Frage)\s
 _A_MARKER = re.compile(r"(?:^|\s)(?:A|Answer|Assistant|AI|Output|Ausgabe|Antwort)\s*:\s")
 _SHOT_HINTS = ("Q:", "User:", "Human:", "Input:", "Eingabe:", "Question:", "Frage:")
 # Runs of 3+ capitalised words (2+ letters each), quotes and punctuation allowed between.
+# Words of at most 40 characters, each taken whole (possessive): with unbounded words a
+# long hyphenated token ("A-A-A-...") was re-read from every hyphen in it, quadratic time.
 _CAPS_RUN = re.compile(
-    r"(?<![\w'])(?:[A-ZÄÖÜ][A-ZÄÖÜß'-]+[\"',.:!?]*\s+){2,}[A-ZÄÖÜ][A-ZÄÖÜß'-]+\b")
+    r"(?<![\w'])(?:[A-ZÄÖÜ][A-ZÄÖÜß'-]{1,39}+[\"',.:!?]*+\s++){2,}"
+    r"[A-ZÄÖÜ][A-ZÄÖÜß'-]{1,39}\b")
 _CAPS_HINT = re.compile(r"[A-ZÄÖÜ]{2}")
 _CAPS_COMMAND = re.compile(
     r"\b(?:IGNORE|IGNORIERE|DISREGARD|FORGET|VERGISS|OUTPUT|PRINT|SAY|SAG|SAGE|WRITE|"
