@@ -25,7 +25,7 @@ from opentelemetry.trace import set_span_in_context
 
 from llmtrace_otel.providers.base import ParseError, StreamAccumulator
 from llmtrace_otel.providers.content_encoding import decoded, inflater
-from llmtrace_otel.providers.sse import SSEDecoder
+from llmtrace_otel.providers.sse import SSEDecoder, SSEEventTooLarge
 from llmtrace_otel.providers.types import LLMResponse, SSEEvent
 from llmtrace_otel.sdk.matching import LLMCallTarget
 from llmtrace_otel.telemetry.recorder import CallRecorder, RecordingTarget
@@ -245,13 +245,12 @@ class ObservedCall:
         """Pass on the stream without what only we asked for (proxy: the same edit)."""
         decoder = self._decoder
         assert decoder is not None
-        before = decoder.pending
         try:
             events = decoder.feed(data)
-        except Exception as exc:  # never lose the application's bytes
+        except SSEEventTooLarge as exc:  # never lose the application's bytes
             self.recorder.note(f"stream: {exc}")
             self._mode = _Mode.NONE
-            return before + data
+            return exc.unparsed  # what the decoder held back, and this chunk
         out = []
         for event in events:
             usage_only = False

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import random
+import time
+
 import pytest
 
-from llmtrace_otel.providers.sse import SSEDecoder, parse_event
+from llmtrace_otel.providers.sse import SSEDecoder, SSEEventTooLarge, parse_event
 from tests.providers.recorded import decode, fixed_chunks, payload, random_chunks
 
 
@@ -67,8 +70,10 @@ def test_flush_of_whitespace_only_is_nothing() -> None:
 def test_max_event_bytes_raises_and_resets() -> None:
     decoder = SSEDecoder(max_event_bytes=16)
     decoder.feed(b"data: 0123456789")
-    with pytest.raises(ValueError, match="16 bytes"):
+    with pytest.raises(SSEEventTooLarge, match="16 bytes") as raised:
         decoder.feed(b"abcdefgh")
+    assert raised.value.unparsed == b"data: 0123456789abcdefgh"  # nothing it held is lost
+    assert isinstance(raised.value, ValueError)
     assert decoder.pending == b""
     assert [e.data for e in decoder.feed(b"data: ok\n\n")] == ["ok"]
 
@@ -94,3 +99,54 @@ def test_recorded_streams_decode_identically_whatever_the_chunking(name: str) ->
         assert decode(chunks) == whole
     crlf = decode(fixed_chunks(data.replace(b"\n", b"\r\n"), 5))
     assert [(e.event, e.data) for e in crlf] == [(e.event, e.data) for e in whole]
+
+
+def test_the_limit_counts_the_tail_left_after_complete_events() -> None:
+    decoder = SSEDecoder(max_event_bytes=16)
+    decoder.feed(b"data: 01234")
+    with pytest.raises(SSEEventTooLarge) as raised:
+        decoder.feed(b"\n\ndata: 0123456789abcdef")
+    assert raised.value.unparsed == b"data: 01234\n\ndata: 0123456789abcdef"
+
+
+@pytest.mark.parametrize("separator", [b"\n\n", b"\r\n\r\n", b"\r\r"])
+def test_a_separator_split_over_one_byte_chunks_is_found(separator: bytes) -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: a") == []
+    for byte in separator[:-1]:
+        assert decoder.feed(bytes([byte])) == []
+    [event] = decoder.feed(separator[-1:] + b"data: b")
+    assert event.raw == b"data: a" + separator
+    assert decoder.pending == b"data: b"
+
+
+def test_any_chunking_of_mixed_separators_decodes_alike() -> None:
+    rng = random.Random(5)
+    pieces = [b"data: x", b"\n", b"\r", b"\r\n", b"\n\n", b"\r\r", b"\r\n\r\n", b"event: e"]
+    for _ in range(300):
+        data = b"".join(rng.choice(pieces) for _ in range(rng.randint(1, 30)))
+        whole = SSEDecoder()
+        expected = whole.feed(data) + whole.flush()
+        chunked = SSEDecoder()
+        got = []
+        at = 0
+        while at < len(data):
+            size = rng.randint(1, 4)
+            got += chunked.feed(data[at : at + size])
+            at += size
+        assert got + chunked.flush() == expected, data
+
+
+def test_one_large_event_in_small_chunks_costs_linear_time() -> None:
+    # A base64 image in one data line, relayed 1 KB at a time. Re-joining and re-searching
+    # the held tail on every chunk took 11 s of CPU for these 2 MB (quadratic); linear
+    # takes ~0.03 s. CPU time of this thread, so other load does not count.
+    decoder = SSEDecoder()
+    started = time.thread_time()
+    assert decoder.feed(b"data: " + b"A" * 1018) == []
+    for _ in range(2047):
+        assert decoder.feed(b"A" * 1024) == []
+    [event] = decoder.feed(b"\n\n")
+    used = time.thread_time() - started
+    assert len(event.data) == 2047 * 1024 + 1018
+    assert used < 2.0, f"{used:.1f} s of CPU for one 2 MB event in 1 KB chunks"
