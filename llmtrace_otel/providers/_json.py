@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from llmtrace_otel.providers.base import ParseError
+from processors.json_text import loads
 
 __all__ = [
     "dumps_compact",
@@ -47,14 +48,6 @@ dumps_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).enco
 def json_type(value: object) -> str:
     """The JSON name of a decoded value's type (``"array"``, ``"object"``, ...)."""
     return _JSON_TYPES.get(type(value), type(value).__name__)
-
-
-def loads(text: str | bytes) -> Any:
-    """``json.loads`` whose every failure is a ValueError (deep nesting included)."""
-    try:
-        return json.loads(text)
-    except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
 
 
 def loads_object(body: bytes | str, what: str) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from llmtrace_otel.providers.types import (
     ToolCallResponsePart,
     ToolDefinition,
 )
+from processors.json_text import loads
 
 __all__ = ["content_attributes", "message_attributes", "part_to_json", "serialise"]
 
@@ -40,7 +41,7 @@ def _maybe_json(text: str | None) -> Any:
     if text is None:
         return None
     try:
-        return json.loads(text)
+        return loads(text)
     except ValueError:
         return text
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from opentelemetry.util.types import AttributeValue
 
+from processors.json_text import loads
 from processors.security.findings import Finding
 
 __all__ = [
@@ -152,7 +153,7 @@ def _redacted_value(value: Any, redaction: TextRedaction) -> Any:
     if isinstance(value, str):
         return redaction.text
     try:
-        return json.loads(redaction.text)
+        return loads(redaction.text)
     except ValueError:
         return redaction.text
 
@@ -274,7 +275,7 @@ def redact_attributes(
         if key not in parsed:
             raw = attributes.get(key)
             try:
-                parsed[key] = json.loads(raw) if isinstance(raw, str) else None
+                parsed[key] = loads(raw) if isinstance(raw, str) else None
             except ValueError:
                 parsed[key] = None
         i = int(match.group("i"))

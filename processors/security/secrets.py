@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from processors.json_text import loads
 from processors.security._textview import text_view
 from processors.security.credentials import (
     SECRET_AUTH_HEADER,
@@ -289,7 +289,7 @@ def _apply(rule: _Rule, text: str, side: str) -> list[Finding]:
 def _b64url_json(part: str) -> object:
     padded = part + "=" * (-len(part) % 4)
     try:
-        return json.loads(base64.urlsafe_b64decode(padded))
+        return loads(base64.urlsafe_b64decode(padded))
     except (binascii.Error, ValueError):
         return None
 

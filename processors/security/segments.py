@@ -42,6 +42,7 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
 )
 from opentelemetry.util.types import AttributeValue
 
+from processors.json_text import loads
 from processors.security.findings import Side
 
 __all__ = ["Segment", "Source", "segments_from_attributes", "system_prompt_of"]
@@ -103,7 +104,7 @@ def _loads(raw: AttributeValue) -> Any:
     if not isinstance(raw, str):
         return None
     try:
-        return json.loads(raw)
+        return loads(raw)
     except ValueError:
         return None
 

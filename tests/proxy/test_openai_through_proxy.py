@@ -228,3 +228,26 @@ def test_content_capture_opt_in(upstream: FakeUpstream, tmp_path, capture: bool)
     assert json.loads(attrs[genai.GEN_AI_OUTPUT_MESSAGES]) == [
         {"role": "assistant", "parts": [{"type": "text", "content": REPLY_TEXT}],
          "finish_reason": "stop"}]
+
+
+def test_tool_arguments_nested_too_deep_to_parse_are_kept_as_text(
+        upstream: FakeUpstream, tmp_path) -> None:
+    # Arguments are JSON text; recorded parsed when they parse. Text nested deeper than the
+    # interpreter's recursion limit once raised RecursionError while the span was recorded,
+    # and the call left no span at all.
+    from tests.support.proxy_harness import running_proxy
+
+    deep = "[" * 50_000
+    messages = [
+        {"role": "user", "content": "Call f."},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": deep}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "done"},
+    ]
+    with running_proxy(upstream.url, tmp_path, capture_content=True) as proxy:
+        reply = client(proxy).chat.completions.create(model="gpt-4o-mini", messages=messages)
+        assert reply.choices[0].message.content == REPLY_TEXT
+        attrs = proxy.only_span().attributes or {}
+    recorded = json.loads(attrs[genai.GEN_AI_INPUT_MESSAGES])
+    assert recorded[1]["parts"] == [
+        {"type": "tool_call", "id": "call_1", "name": "f", "arguments": deep}]

@@ -83,6 +83,15 @@ def test_plain_text_prompt_and_completion_attributes() -> None:
     assert "gen_ai.prompt" not in out and "gen_ai.completion" not in out
 
 
+def test_a_prompt_nested_too_deep_to_parse_stays_text() -> None:
+    # "[[[[..." 50,000 deep looks like JSON; parsing it raised RecursionError, which the
+    # normaliser's ValueError handling let through: the span failed to normalise.
+    deep = "[" * 50_000
+    out, _ = run({"gen_ai.operation.name": "chat", "gen_ai.prompt": deep})
+    assert json.loads(out["gen_ai.input.messages"]) == [
+        {"role": "user", "parts": [{"type": "text", "content": deep}]}]
+
+
 def test_structured_content_becomes_json_text() -> None:
     messages = ({"role": "user", "parts": ({"type": "text", "content": "hi"},)},)
     out, _ = run({"gen_ai.operation.name": "chat", "gen_ai.input.messages": messages})

@@ -6,7 +6,6 @@ Frozen dataclasses built from ``spans`` rows (the column lists follow the field 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from opentelemetry.util.types import AttributeValue
 
 from llmtrace_otel.exporters.sqlite.findings import FindingView, findings_of
 from llmtrace_otel.exporters.sqlite.schema import StoreError
+from processors.json_text import loads
 
 __all__ = [
     "CALL_COLUMNS",
@@ -218,7 +218,7 @@ def _decode(text: str | None, column: str, span_id: str) -> Any:
     if text is None:
         return None
     try:
-        return json.loads(text)
+        return loads(text)
     except ValueError as exc:
         raise StoreError(f"span {span_id}: column {column} holds invalid JSON: {exc}") from exc
 

@@ -27,6 +27,7 @@ from llmtrace_otel.providers.types import (
     ToolDefinition,
 )
 from llmtrace_otel.telemetry.content import message_attributes
+from processors import json_text
 
 __all__ = [
     "Conversation",
@@ -44,7 +45,7 @@ def loads(value: Any) -> Any:
     """``value`` parsed as JSON when it is JSON text; the value itself otherwise."""
     if isinstance(value, str) and value[:1] in ("{", "["):
         try:
-            return json.loads(value)
+            return json_text.loads(value)
         except ValueError:
             return value
     return value

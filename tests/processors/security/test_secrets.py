@@ -265,6 +265,16 @@ def test_unsigned_jwt_is_low() -> None:
     assert value == token and finding.severity == Severity.LOW
 
 
+def test_a_token_whose_header_is_nested_too_deep_hides_nothing_else() -> None:
+    # A JWT-shaped token whose header decodes to JSON thousands of levels deep: json.loads
+    # raises RecursionError, which once escaped the detector and lost every other finding
+    # in the text (a way to smuggle a key past the scan).
+    header = base64.urlsafe_b64encode(b'{"a":' + b"[" * 30_000).decode().rstrip("=")
+    token = f"{header}.eyJzdWIiOiIxIn0.c2lnbmF0dXJlc2lnbmF0dXJl"
+    found = detect_secrets(f"token {token} and the deploy key {AWS_ID}")
+    assert SECRET_AWS_ACCESS_KEY in {finding.finding_type for finding in found}
+
+
 def test_specific_rule_wins_over_generic_assignment() -> None:
     key = "sk-proj-" + rand(60, URLSAFE)
     finding, value = one(f"OPENAI_API_KEY={key}")
