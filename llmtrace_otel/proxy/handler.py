@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import zlib
 from dataclasses import dataclass
 
 import aiohttp
@@ -19,9 +20,10 @@ from tornado.web import RequestHandler, stream_request_body
 
 from llmtrace_otel.config import Settings
 from llmtrace_otel.providers.base import ParseError, StreamAccumulator
+from llmtrace_otel.providers.content_encoding import DecodedTooLarge, inflate
 from llmtrace_otel.providers.content_encoding import decoded as _decoded
 from llmtrace_otel.providers.content_encoding import inflater as _inflater
-from llmtrace_otel.providers.sse import SSEDecoder
+from llmtrace_otel.providers.sse import SSEDecoder, SSEEventTooLarge
 from llmtrace_otel.providers.types import LLMRequest, LLMResponse, SSEEvent, StreamSignal
 from llmtrace_otel.proxy.errors import ProxyError, error_body
 from llmtrace_otel.proxy.guards import CallInfo, CallResult, GuardChain
@@ -329,7 +331,11 @@ class ProxyHandler(RequestHandler):
                         encoding: str, recorder: CallRecorder) -> LLMResponse | None:
         if route.adapter is None or llm_request is None or not data:
             return None
-        plain = _decoded(data, encoding)
+        try:
+            plain = _decoded(data, encoding, limit=self._ctx.settings.max_body_bytes)
+        except DecodedTooLarge as exc:
+            recorder.note(f"response: {exc} (server.max_body_bytes)")
+            return None
         if plain is None:
             recorder.note(f"response: content-encoding {encoding!r} not decoded for telemetry")
             return None
@@ -370,26 +376,36 @@ class ProxyHandler(RequestHandler):
             async for chunk in response.content.iter_any():
                 arrived = time.perf_counter()
                 if edit_stream:
-                    await self._relay_edited(decoder.feed(chunk), recorder, arrived)
+                    try:
+                        events = decoder.feed(chunk)
+                    except SSEEventTooLarge as exc:  # relay the rest as it comes, unparsed
+                        recorder.note(f"stream: {exc}")
+                        edit_stream = decodable = False
+                        self.write(exc.unparsed)
+                        await self._flush_or_cancel()
+                        continue
+                    await self._relay_edited(events, recorder, arrived)
                     continue
                 self.write(chunk)
                 await self._flush_or_cancel()  # bytes out first, parsing after
                 if not decodable:
                     continue
-                data = inflater.decompress(chunk) if inflater is not None else chunk
-                for event in decoder.feed(data):
-                    self._account(event, recorder, arrived)
+                try:
+                    for data in (chunk,) if inflater is None else inflate(inflater, chunk):
+                        for event in decoder.feed(data):
+                            self._account(event, recorder, arrived)
+                except (SSEEventTooLarge, zlib.error) as exc:  # stop parsing, relay on
+                    recorder.note(f"stream: {exc}")
+                    decodable = False
             if edit_stream and decoder.pending:
                 self.write(decoder.pending)  # an unterminated tail is relayed as it came
-            for event in decoder.flush():
-                self._account(event, recorder)
+            if decodable:
+                for event in decoder.flush():
+                    self._account(event, recorder)
         except (TimeoutError, aiohttp.ClientError) as exc:
             error = classify_exception(exc, str(response.url))
             self._ctx.telemetry.instruments.count_upstream_error(route.provider, error.code)
             error_type = error.code
-        except ValueError as exc:  # an SSE event over the size limit: stop parsing only
-            recorder.note(f"stream: {exc}")
-            decodable = False
         except StreamStopped as stop:
             await self._stop_stream(stop, response, recorder)
             return

@@ -24,7 +24,7 @@ from opentelemetry.propagate import inject
 from opentelemetry.trace import set_span_in_context
 
 from llmtrace_otel.providers.base import ParseError, StreamAccumulator
-from llmtrace_otel.providers.content_encoding import decoded, inflater
+from llmtrace_otel.providers.content_encoding import DecodedTooLarge, decoded, inflate, inflater
 from llmtrace_otel.providers.sse import SSEDecoder, SSEEventTooLarge
 from llmtrace_otel.providers.types import LLMResponse, SSEEvent
 from llmtrace_otel.sdk.matching import LLMCallTarget
@@ -166,9 +166,10 @@ class ObservedCall:
                 return self._edit(data)
             try:
                 assert self._decoder is not None
-                plain = self._inflater.decompress(data) if self._inflater is not None else data
-                for event in self._decoder.feed(plain):
-                    self._account(event)
+                pieces = (data,) if self._inflater is None else inflate(self._inflater, data)
+                for plain in pieces:
+                    for event in self._decoder.feed(plain):
+                        self._account(event)
             except (ValueError, zlib.error) as exc:  # an event over the limit, bad gzip
                 self.recorder.note(f"stream: {exc}")
                 self._mode = _Mode.NONE
@@ -198,7 +199,11 @@ class ObservedCall:
                 self._finish(self._stream_result())
             elif self._mode is _Mode.JSON:
                 body = b"".join(self._body)
-                plain = decoded(body, self._encoding)
+                try:
+                    plain = decoded(body, self._encoding, limit=_MAX_BODY)
+                except DecodedTooLarge as exc:
+                    self.recorder.note(f"response: {exc}")
+                    plain = b""
                 if plain is None:
                     self.recorder.note(
                         f"response: content-encoding {self._encoding!r} not decoded for "

@@ -14,7 +14,10 @@ the shape of the real API (ids, object fields, created, model echo, usage).
 
 Behaviour is chosen per request with the ``x-fake-scenario`` header (see ``SCENARIOS``);
 ``x-fake-delay`` (seconds) tunes ``slow``, ``slow-stream`` and ``leak``; ``x-fake-retry-after``
-sets the ``Retry-After`` of an ``error-*`` answer (429s carry ``2`` by default). An unknown
+sets the ``Retry-After`` of an ``error-*`` answer (429s carry ``2`` by default). ``huge-event``
+adds ``x-fake-size`` bytes (default 17 MiB): one ``data:`` event that size in the middle of a
+stream, or an ``x_fake_pad`` field of spaces in a JSON body. ``x-fake-encoding: gzip`` sends
+any answer gzip-compressed (a stream flushed event by event). An unknown
 scenario is answered with a 400 in the provider's error shape, so a typo never passes silently.
 
 Every response carries ``x-request-id`` and ``x-fake-received-authorization: yes|no`` (whether
@@ -31,8 +34,9 @@ import struct
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -67,6 +71,8 @@ Json = dict[str, Any]
 SCENARIO_HEADER = "x-fake-scenario"
 DELAY_HEADER = "x-fake-delay"
 RETRY_AFTER_HEADER = "x-fake-retry-after"
+SIZE_HEADER = "x-fake-size"
+ENCODING_HEADER = "x-fake-encoding"
 SCENARIOS = frozenset(
     {
         "ok",
@@ -85,6 +91,7 @@ SCENARIOS = frozenset(
         "malformed-sse",
         "split-events",
         "burst",
+        "huge-event",
         "leak",
     }
 )
@@ -165,6 +172,9 @@ class RecordedRequest:
     query: str
     headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
     body: bytes
+    #: The response body bytes as written (compressed when the answer is), for a test
+    #: that checks the proxy relayed exactly what the upstream sent.
+    sent: bytearray = field(default_factory=bytearray)
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -572,18 +582,29 @@ class _BaseHandler(tornado.web.RequestHandler):
         self.state = state
         self.scenario = "ok"
         self.delay = 0.0
+        self.size = 17 * 1024 * 1024
+        self.gzip: Any = None  # a zlib compressobj when the answer is gzip-encoded
+        self.streaming = False
         self.client_gone = asyncio.Event()
 
     def on_connection_close(self) -> None:
         self.client_gone.set()
 
+    def write(self, chunk: str | bytes | dict[str, Any]) -> None:
+        super().write(chunk)
+        recorded = getattr(self, "recorded", None)
+        if recorded is not None:
+            recorded.sent.extend(chunk if isinstance(chunk, bytes) else (
+                chunk.encode() if isinstance(chunk, str) else json.dumps(chunk).encode()))
+
     def prepare(self) -> None:
         request = self.request
         headers = {name.lower(): ", ".join(request.headers.get_list(name))
                    for name in request.headers}
-        self.state.upstream._record(RecordedRequest(
+        self.recorded = RecordedRequest(
             method=request.method or "", path=request.path, query=request.query,
-            headers=headers, body=request.body or b""))
+            headers=headers, body=request.body or b"")
+        self.state.upstream._record(self.recorded)
         self.request_id = _new_id("req_")
         self.set_header("x-request-id", self.request_id)
         if self.provider == "anthropic":
@@ -596,6 +617,9 @@ class _BaseHandler(tornado.web.RequestHandler):
                                      f"known: {', '.join(sorted(SCENARIOS))}")
             return
         self.delay = self._parse_delay(headers.get(DELAY_HEADER))
+        self.size = int(headers.get(SIZE_HEADER, self.size))
+        if headers.get(ENCODING_HEADER) == "gzip":
+            self.gzip = zlib.compressobj(wbits=16 + zlib.MAX_WBITS)
 
     def _parse_delay(self, raw: str | None) -> float:
         default = _DEFAULT_DELAY.get(self.scenario, 0.0)
@@ -661,8 +685,13 @@ class _BaseHandler(tornado.web.RequestHandler):
         return False
 
     async def send_json(self, body: Json) -> None:
+        if self.scenario == "huge-event":
+            body = {**body, "x_fake_pad": " " * self.size}
         data = json.dumps(body).encode()
         self.set_header("Content-Type", "application/json")
+        if self.gzip is not None:
+            self.set_header("Content-Encoding", "gzip")
+            data = self.gzip.compress(data) + self.gzip.flush()
         if self.scenario == "reset-midstream":
             await self._write_pieces([data[: len(data) // 2]])
             self.abort_connection()
@@ -675,6 +704,9 @@ class _BaseHandler(tornado.web.RequestHandler):
     async def send_stream(self, events: Sequence[bytes]) -> None:
         self.set_header("Content-Type", "text/event-stream; charset=utf-8")
         self.set_header("Cache-Control", "no-cache")
+        if self.gzip is not None:
+            self.set_header("Content-Encoding", "gzip")
+        self.streaming = True
         stream = self.request.connection.stream  # type: ignore[union-attr]
         stream.set_nodelay(True)
         try:
@@ -686,6 +718,8 @@ class _BaseHandler(tornado.web.RequestHandler):
         middle = len(events) // 2
         if self.scenario == "malformed-sse":
             events.insert(middle, _malformed_like(events[middle]))
+        if self.scenario == "huge-event":
+            events.insert(middle, b"data: " + b"x" * self.size + b"\n\n")
         if self.scenario == "reset-midstream":
             await self._write_pieces(events[: max(2, middle)])
             self.abort_connection()
@@ -701,12 +735,17 @@ class _BaseHandler(tornado.web.RequestHandler):
                     self.state.upstream._cut_short()
                     return
                 await self._write_pieces([event])
+        if self.gzip is not None:
+            self.write(self.gzip.flush())
         self.finish()
 
     async def _write_pieces(self, pieces: Sequence[bytes], pause: float = 0.0) -> None:
         for piece in pieces:
-            self.write(piece)
-            await self.flush()
+            for part in (piece[i : i + 65536] for i in range(0, len(piece), 65536)):
+                if self.streaming and self.gzip is not None:  # JSON is compressed whole
+                    part = self.gzip.compress(part) + self.gzip.flush(zlib.Z_SYNC_FLUSH)
+                self.write(part)
+                await self.flush()
             if pause:
                 await asyncio.sleep(pause)
 
