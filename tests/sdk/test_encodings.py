@@ -1,7 +1,7 @@
 """Compressed response bodies: parsed after decoding, or passed on and noted when we cannot.
 
 The transport is httpx2's own ``MockTransport`` serving the fake upstream's payloads
-gzip-compressed, since the fake server itself never compresses.
+gzip-compressed, so each test controls exactly what the application's client receives.
 """
 
 from __future__ import annotations
@@ -117,3 +117,27 @@ def test_openai_stream_edit_through_any_transport(app: AppTelemetry, tmp_path: P
     assert_genai_span(app.only_genai_span(), operation="chat", provider="openai",
                       model="gpt-4o-mini", stream=True,
                       usage=expected_usage("openai", usage_for("openai", "ok")))
+
+
+def test_a_gzip_body_that_inflates_past_the_limit_is_noted_not_parsed(
+        app: AppTelemetry, tmp_path: Path) -> None:
+    # 33 MiB of padding compresses to ~33 KB. Read as a stream (the application decodes it
+    # itself, piece by piece), the body must not be inflated whole for parsing: that stops
+    # at 32 MiB. (A body httpx has read already is parsed as the application holds it.)
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        message = {**anthropic_message(json.loads(request.content), "ok"),
+                   "x_pad": " " * (33 * 1024 * 1024)}
+        data = gzip.compress(json.dumps(message).encode(), compresslevel=1)
+        return httpx2.Response(200, stream=httpx2.ByteStream(data), headers={
+            "content-type": "application/json", "content-encoding": "gzip"})
+
+    http = httpx2.Client(transport=httpx2.MockTransport(handle))
+    body = {"model": MODEL, "max_tokens": 10, "messages": [{"role": "user", "content": "Hi"}]}
+    with instrumented(app, tmp_path), http.stream(
+            "POST", "https://api.anthropic.com/v1/messages", json=body,
+            headers={"x-api-key": "k", "anthropic-version": "2023-06-01"}) as response:
+        reply = json.loads(response.read())
+    assert reply["content"][0]["text"] == REPLY_TEXT
+    attrs = app.only_genai_span().attributes or {}
+    assert "gen_ai.usage.input_tokens" not in attrs
+    assert any("decodes to more than" in issue for issue in attrs[LLMTRACE_PARSE_ERRORS])
