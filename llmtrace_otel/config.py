@@ -56,6 +56,7 @@ class Settings:
     capture_content: bool = False
     service_name: str = "llmtrace-otel"
     analysis_queue_size: int = 8192
+    analysis_stall_timeout_s: float = 30.0
     sqlite_enabled: bool = True
     sqlite_path: str = "llmtrace.db"
     otlp_endpoint: str | None = None
@@ -228,6 +229,9 @@ FIELDS: tuple[FieldSpec, ...] = (
        "service.name of the resource (OTEL_SERVICE_NAME, when set, wins).",),
     _f("analysis_queue_size", "telemetry.analysis_queue_size", int,
        "Spans waiting for analysis/export before new ones are dropped (and counted)."),
+    _f("analysis_stall_timeout_s", "telemetry.analysis_stall_timeout_s", float,
+       "A span still in the analysis chain after this long: the stage it is stuck in is "
+       "bypassed and a new worker takes the queue (0 = never)."),
     _f("sqlite_enabled", "sqlite.enabled", _parse_bool, "Store spans in SQLite."),
     _f("sqlite_path", "sqlite.path", str, "SQLite database file."),
     _f("otlp_endpoint", "otlp.endpoint", _parse_optional_str,
@@ -515,6 +519,9 @@ def validate(settings: Settings) -> Settings:
                  "provider_health_consecutive_failures"):
         if getattr(settings, name) < 1:
             raise ConfigError(f"{_spec(name).key}: must be >= 1, got {getattr(settings, name)}")
+    if settings.analysis_stall_timeout_s < 0:
+        raise ConfigError("telemetry.analysis_stall_timeout_s: must be >= 0 seconds (0 = "
+                          f"never), got {settings.analysis_stall_timeout_s}")
     if not settings.provider_health_window_s > 0:
         raise ConfigError("provider_health.window_s: must be > 0 seconds, "
                           f"got {settings.provider_health_window_s}")

@@ -243,6 +243,14 @@ class CircuitBreaker:
                     if self._probes_ok >= self.policy.half_open_probes:
                         self._close(self._clock())
 
+    def trip(self, reason: str) -> None:
+        """Open now, whatever the window says (a call that never returned: a stall).
+
+        Already open: the recovery time starts again."""
+        with self._lock:
+            self._last_failure = reason
+            self._open(self._clock())
+
     def record_success(self, permit: Permit, duration_s: float | None = None) -> None:
         self.record(permit, True, duration_s)
 
@@ -276,6 +284,9 @@ class CircuitBreaker:
         self._times_opened += 1
         if previous is BreakerState.HALF_OPEN:
             _log.warning("circuit breaker %s: probe failed (%s); open again for %.1f s",
+                         self.subsystem, self._last_failure, self.policy.recovery_s)
+        elif failures < self.policy.failure_threshold:  # tripped
+            _log.warning("circuit breaker %s opened: %s; skipping it for %.1f s",
                          self.subsystem, self._last_failure, self.policy.recovery_s)
         else:
             _log.warning(

@@ -20,11 +20,14 @@ Usage with your own TracerProvider::
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import TypeVar
 
 from opentelemetry.attributes import BoundedAttributes
@@ -178,6 +181,7 @@ class EnrichingSpanProcessor(SpanProcessor):
         self._next = next_processor
         self._on_drop = on_drop or _ignore_drop
         self._breaker: CircuitBreaker | None = None
+        self._stuck: set[threading.Thread] = set()
 
     def set_next(self, next_processor: SpanProcessor) -> None:
         self._next = next_processor
@@ -199,9 +203,17 @@ class EnrichingSpanProcessor(SpanProcessor):
         if self._next is not None:
             self._next.on_start(span, parent_context)
 
+    def mark_stuck(self, thread: threading.Thread) -> None:
+        """``thread`` is stuck in :meth:`enrich` (a stalled worker, abandoned): skip this
+        stage until that call returns, so no other thread gets stuck in it too."""
+        self._stuck.add(thread)
+
     def on_end(self, span: ReadableSpan) -> None:
         if self.applies_to(span):
-            if self._breaker is not None:
+            enrichment: Enrichment | None
+            if self._stuck:  # a call that stalled the worker has not returned yet
+                enrichment = self._skipped(span, "stage_stuck")
+            elif self._breaker is not None:
                 enrichment = self._guarded_enrich(span, self._breaker)
             else:
                 try:
@@ -211,18 +223,25 @@ class EnrichingSpanProcessor(SpanProcessor):
                                    self.stage)
                     self._on_drop(self.stage, "processor_error")
                     enrichment = None
+                finally:
+                    if self._stuck:
+                        self._stuck.discard(threading.current_thread())
             if enrichment:
                 span = copy_span(span, enrichment)
         if self._next is not None:
             self._next.on_end(span)
 
+    def _skipped(self, span: ReadableSpan, reason: str) -> Enrichment:
+        """Bypassed: counted, and the span says so."""
+        self._on_drop(self.stage, reason)
+        skipped = (span.attributes or {}).get(LLMTRACE_ANALYSIS_SKIPPED, ())
+        return Enrichment(attributes={
+            LLMTRACE_ANALYSIS_SKIPPED: (*skipped, self.stage)})  # type: ignore[misc]
+
     def _guarded_enrich(self, span: ReadableSpan, breaker: CircuitBreaker) -> Enrichment | None:
         permit = breaker.acquire()
-        if permit is None:  # open: bypassed, and the span says so
-            self._on_drop(self.stage, "circuit_open")
-            skipped = (span.attributes or {}).get(LLMTRACE_ANALYSIS_SKIPPED, ())
-            return Enrichment(attributes={
-                LLMTRACE_ANALYSIS_SKIPPED: (*skipped, self.stage)})  # type: ignore[misc]
+        if permit is None:  # open: bypassed
+            return self._skipped(span, "circuit_open")
         started = time.perf_counter()
         try:
             enrichment = self.enrich(span)
@@ -231,6 +250,9 @@ class EnrichingSpanProcessor(SpanProcessor):
             self._on_drop(self.stage, "processor_error")
             breaker.record(permit, False, reason=f"raised {type(exc).__name__}")
             return None
+        finally:
+            if self._stuck:
+                self._stuck.discard(threading.current_thread())
         breaker.record(permit, True, time.perf_counter() - started)
         return enrichment
 
@@ -292,6 +314,19 @@ class BackgroundSpanProcessor(SpanProcessor):
     The worker wakes when ``batch_size`` spans are waiting or ``max_delay_s`` has passed,
     not for every span: waking a thread per span costs the caller's thread a GIL hand-off
     each time, which measurably slowed the proxy (docs/performance.md).
+
+    **Stalls.** A processor that never returns (a deadlock, a hung network call inside an
+    analysis step) would hold the worker for good, and every span after it would be shed.
+    With ``stall_timeout_s``, a watchdog thread notices a span that has been in the chain
+    that long: it logs where the worker is stuck (its stack), counts the span as
+    ``("analysis", "stalled")``, and starts a new worker on the rest of the queue. The
+    enriching stage it is stuck in is skipped (spans marked ``llmtrace.analysis.skipped``,
+    counted as ``(stage, "stage_stuck")``) until the stuck call returns, and its circuit
+    breaker, if it has one, is opened: a stage that hangs on every span costs one thread,
+    not one per span. A Python thread cannot be stopped: the stuck one is abandoned, and
+    exits if its call ever returns (the span it held may then still be exported, late).
+    A worker stuck outside any stage (in a sink) is replaced too, at most ``max_stalls``
+    times; after that the queue sheds as before.
     """
 
     def __init__(
@@ -303,11 +338,15 @@ class BackgroundSpanProcessor(SpanProcessor):
         max_delay_s: float = 0.05,
         on_drop: DropCounter | None = None,
         thread_name: str = "llmtrace-analysis",
+        stall_timeout_s: float | None = None,
+        max_stalls: int = 3,
     ) -> None:
         if max_queue_size < 1:
             raise ValueError(f"max_queue_size must be >= 1, got {max_queue_size}")
         if max_delay_s <= 0:
             raise ValueError(f"max_delay_s must be > 0, got {max_delay_s}")
+        if stall_timeout_s is not None and not stall_timeout_s > 0:
+            raise ValueError(f"stall_timeout_s must be > 0 seconds, got {stall_timeout_s}")
         self._next = next_processor
         self._max = max_queue_size
         self._batch = max(1, min(batch_size, max_queue_size))
@@ -318,8 +357,23 @@ class BackgroundSpanProcessor(SpanProcessor):
         self._in_flight = 0
         self._flushing = 0
         self._stopped = False
-        self._worker = threading.Thread(target=self._run, name=thread_name, daemon=True)
+        self._thread_name = thread_name
+        # The worker's current batch and when it handed its current span on; a stalled
+        # worker's batch is given back to the queue and the worker's generation retired.
+        self._held: deque[ReadableSpan] = deque()
+        self._busy_since: float | None = None
+        self._generation = 0
+        self._stall_timeout = stall_timeout_s
+        self._stalls_left = max_stalls
+        self.stalls = 0
+        self._worker = self._new_worker()
         self._worker.start()
+        self._watchdog: threading.Thread | None = None
+        if stall_timeout_s is not None:
+            self._watchdog = threading.Thread(
+                target=self._watch, args=(stall_timeout_s,), name=f"{thread_name}-watchdog",
+                daemon=True)
+            self._watchdog.start()
 
     @property
     def queue_depth(self) -> int:
@@ -347,30 +401,92 @@ class BackgroundSpanProcessor(SpanProcessor):
         if reason is not None:
             self._on_drop("analysis", reason)
 
-    def _run(self) -> None:
+    def _new_worker(self) -> threading.Thread:
+        """A worker for the current generation (not started)."""
+        return threading.Thread(target=self._run, args=(self._generation,),
+                                name=self._thread_name, daemon=True)
+
+    def _run(self, generation: int) -> None:
+        cond = self._cond
         while True:
-            with self._cond:
-                self._cond.wait_for(self._ready, timeout=self._delay)
+            with cond:
+                cond.wait_for(self._ready, timeout=self._delay)
+                if generation != self._generation:
+                    return
                 if not self._queue:
                     if self._stopped:
                         return
                     continue
-                batch = list(self._queue)
+                self._held = held = deque(self._queue)
                 self._queue.clear()
-                self._in_flight = len(batch)
-            for span in batch:
+                self._in_flight = len(held)
+            while True:
+                with cond:
+                    if generation != self._generation:
+                        return  # replaced while stuck: the new worker has the rest
+                    if not held:
+                        self._busy_since = None
+                        self._in_flight = 0
+                        cond.notify_all()
+                        break
+                    span = held.popleft()
+                    self._busy_since = time.monotonic()
                 try:
                     self._next.on_end(span)
                 except Exception:
                     _log.exception("span pipeline failed; span dropped")
                     self._on_drop("analysis", "processor_error")
-            with self._cond:
-                self._in_flight = 0
-                self._cond.notify_all()
 
     def _ready(self) -> bool:
         return len(self._queue) >= self._batch or self._stopped or (
             self._flushing > 0 and bool(self._queue))
+
+    def _watch(self, timeout_s: float) -> None:
+        interval = min(1.0, max(0.01, timeout_s / 4))
+        while True:
+            time.sleep(interval)
+            with self._cond:
+                if self._stopped:
+                    return
+                since, worker = self._busy_since, self._worker
+                if since is None or time.monotonic() - since <= timeout_s:
+                    continue
+                if self._stalls_left <= 0:
+                    self._busy_since = None  # reported once; the queue sheds from here
+                    _log.error("span analysis worker stuck for over %.1f s and %d "
+                               "replacement(s) used up: not replacing it again; spans are "
+                               "dropped (counted) once the queue is full", timeout_s,
+                               self.stalls)
+                    continue
+            self._replace(worker, since, timeout_s)
+
+    def _replace(self, worker: threading.Thread, since: float, timeout_s: float) -> None:
+        """Bypass the stage ``worker`` is stuck in, then hand the queue to a new worker."""
+        frame = sys._current_frames().get(worker.ident) if worker.ident is not None else None
+        stage = _enricher_in(frame)
+        where = "".join(traceback.format_stack(frame)) if frame is not None else "(unknown)\n"
+        del frame
+        if stage is not None:  # before the new worker starts
+            stage.mark_stuck(worker)
+            if stage._breaker is not None:  # shown on /health, probed once the call returns
+                stage._breaker.trip(f"stalled: one call over {timeout_s:.1f} s")
+        with self._cond:
+            if self._worker is not worker or self._busy_since != since:
+                return  # it moved on meanwhile
+            self._stalls_left -= 1
+            self._generation += 1
+            self._queue.extendleft(reversed(self._held))
+            self._held = deque()
+            self._busy_since = None
+            self._in_flight = 0
+            self.stalls += 1
+            self._worker = successor = self._new_worker()
+        _log.error("span analysis stuck in %s for over %.1f s; the span is dropped "
+                   "(counted), a new worker takes the queue, the stuck thread is abandoned. "
+                   "It is here:\n%s", stage.stage if stage is not None else "the chain",
+                   timeout_s, where)
+        self._on_drop("analysis", "stalled")
+        successor.start()  # after the report: whoever sees its work sees the stall counted
 
     def _wait_idle(self, timeout_s: float) -> bool:
         with self._cond:
@@ -394,8 +510,27 @@ class BackgroundSpanProcessor(SpanProcessor):
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
-        self._worker.join(timeout=30.0)
+            worker = self._worker
+        if worker.ident is not None:  # a successor the watchdog has not started yet: none
+            worker.join(timeout=30.0)
+        if self._watchdog is not None:
+            self._watchdog.join(timeout=5.0)
         self._next.shutdown()
+
+
+def _enricher_in(frame: FrameType | None) -> EnrichingSpanProcessor | None:
+    """The stage whose ``enrich`` a (stuck) thread is inside, from its innermost frame out.
+
+    Stages call the next one from their ``on_end``, so every earlier stage is on the stack
+    too; only the one in its ``enrich`` call is where the thread waits. ``None`` when it is
+    stuck elsewhere (in a sink)."""
+    while frame is not None:
+        if frame.f_code.co_name == "enrich":
+            candidate = frame.f_locals.get("self")
+            if isinstance(candidate, EnrichingSpanProcessor):
+                return candidate
+        frame = frame.f_back
+    return None
 
 
 def build_chain(
@@ -405,11 +540,13 @@ def build_chain(
     background: bool = True,
     max_queue_size: int = 8192,
     on_drop: DropCounter | None = None,
+    stall_timeout_s: float | None = None,
 ) -> SpanProcessor:
     """Wire ``enrichers`` in order, ending in a fan-out to ``sinks``.
 
     Each sink is typically a ``BatchSpanProcessor(exporter)``. With ``background`` the
-    whole chain runs on one worker thread behind a bounded queue.
+    whole chain runs on one worker thread behind a bounded queue, replaced when one span
+    has been in the chain for ``stall_timeout_s`` (see :class:`BackgroundSpanProcessor`).
     """
     tail: SpanProcessor = FanOutSpanProcessor(sinks, on_drop=on_drop)
     for enricher in reversed(enrichers):
@@ -418,5 +555,6 @@ def build_chain(
             enricher.set_drop_counter(on_drop)
         tail = enricher
     if background:
-        return BackgroundSpanProcessor(tail, max_queue_size=max_queue_size, on_drop=on_drop)
+        return BackgroundSpanProcessor(tail, max_queue_size=max_queue_size, on_drop=on_drop,
+                                       stall_timeout_s=stall_timeout_s)
     return tail

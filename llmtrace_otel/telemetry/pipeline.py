@@ -281,6 +281,7 @@ def build_telemetry(
         sinks,
         max_queue_size=settings.analysis_queue_size,
         on_drop=instruments.count_drop,
+        stall_timeout_s=settings.analysis_stall_timeout_s or None,
     )
     if tracer_provider is None:
         tracer_provider = TracerProvider(resource=resource)

@@ -67,6 +67,26 @@ def test_opens_after_threshold_failures_in_the_window() -> None:
     assert snap.retry_in_s == pytest.approx(10.0)
 
 
+def test_trip_opens_at_once_and_a_stale_outcome_cannot_close_it() -> None:
+    clock = Clock()
+    breaker = _breaker(clock)
+    _succeed(breaker, 4)
+    stuck = breaker.acquire()  # a call that will not come back in time
+    assert stuck is not None
+    breaker.trip("stalled: one call over 30.0 s")
+    assert breaker.state is BreakerState.OPEN
+    snap = breaker.snapshot()
+    assert snap.times_opened == 1 and snap.last_failure == "stalled: one call over 30.0 s"
+    breaker.record(stuck, True)  # it returns at last: admitted before the trip, ignored
+    assert breaker.state is BreakerState.OPEN
+    clock.now += 5
+    breaker.trip("stalled again")  # tripping an open breaker restarts its recovery time
+    clock.now += 9.9
+    assert breaker.state is BreakerState.OPEN
+    clock.now += 0.1
+    assert breaker.accepting()
+
+
 def test_failures_that_leave_the_window_are_forgotten() -> None:
     clock = Clock()
     breaker = _breaker(clock)

@@ -436,3 +436,135 @@ def test_copy_span_validates_added_values_like_the_sdk() -> None:
 
     assert dict(other.attributes or {}) == {"gen_ai.operation.name": "chat",
                                             **BoundedAttributes(maxlen=None, attributes=odd)}
+
+
+# -- stalls: a stage that never returns ----------------------------------------------------
+
+
+class Hang(EnrichingSpanProcessor):
+    """Tags spans; blocks (until released) on spans named in ``hang_on`` (all: ``None``)."""
+
+    stage = "hang"
+
+    def __init__(self, hang_on: set[str] | None) -> None:
+        super().__init__()
+        self.hang_on = hang_on
+        self.release = threading.Event()
+        self.stuck: list[threading.Thread] = []
+
+    def enrich(self, span: ReadableSpan) -> Enrichment | None:
+        if self.hang_on is None or span.name in self.hang_on:
+            self.stuck.append(threading.current_thread())
+            assert self.release.wait(20), "test never released the hung stage"
+        return Enrichment(attributes={"tag.hang": True})
+
+
+def _eventually(condition: object, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def hung() -> Iterator[list[Hang]]:
+    stages: list[Hang] = []
+    yield stages
+    for stage in stages:
+        stage.release.set()
+
+
+def _stalling_chain(stage: EnrichingSpanProcessor, sink: SpanProcessor,
+                    drops: list[tuple[str, str]], **options: object
+                    ) -> tuple[TracerProvider, BackgroundSpanProcessor]:
+    head = build_chain([stage], [sink], stall_timeout_s=0.2,
+                       on_drop=lambda stage_, reason: drops.append((stage_, reason)))
+    assert isinstance(head, BackgroundSpanProcessor)
+    for name, value in options.items():
+        setattr(head, name, value)
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(head)
+    return provider, head
+
+
+def _emit(provider: TracerProvider, *names: str) -> None:
+    tracer = provider.get_tracer("t")
+    for name in names:
+        with tracer.start_as_current_span(name, attributes=GENAI):
+            pass
+
+
+def test_a_stage_that_never_returns_is_bypassed_and_the_queue_goes_on(
+        hung: list[Hang], caplog: pytest.LogCaptureFixture) -> None:
+    from processors.attributes import LLMTRACE_ANALYSIS_SKIPPED
+    from processors.breaker import BreakerPolicy, BreakerState, CircuitBreaker
+
+    stage = Hang({"stuck"})
+    hung.append(stage)
+    breaker = CircuitBreaker("analysis.hang", BreakerPolicy(recovery_s=60))
+    stage.set_breaker(breaker)
+    exporter, drops = InMemorySpanExporter(), []
+    provider, head = _stalling_chain(stage, SimpleSpanProcessor(exporter), drops)
+    _emit(provider, "before", "stuck", "after-1", "after-2", "after-3")
+    assert provider.force_flush(10_000)  # waits for the new worker, not the stuck one
+    spans = {s.name: dict(s.attributes or {}) for s in exporter.get_finished_spans()}
+    assert sorted(spans) == ["after-1", "after-2", "after-3", "before"]
+    assert spans["before"]["tag.hang"] is True
+    for name in ("after-1", "after-2", "after-3"):  # the stuck stage is skipped, and says so
+        assert "tag.hang" not in spans[name]
+        assert spans[name][LLMTRACE_ANALYSIS_SKIPPED] == ("hang",)
+    assert drops == [("analysis", "stalled")] + [("hang", "stage_stuck")] * 3
+    assert breaker.state is BreakerState.OPEN and head.stalls == 1  # /health shows it
+    report = next(r for r in caplog.records if "span analysis stuck in hang" in r.message)
+    assert "in enrich" in report.message and "self.release.wait" in report.message
+    # If the stuck call ever returns, its thread passes the span on and exits; from then
+    # on the breaker decides (open for its recovery time here).
+    stuck = stage.stuck[0]
+    stage.release.set()
+    stuck.join(5)
+    assert not stuck.is_alive()
+    _eventually(lambda: len(exporter.get_finished_spans()) == 5)
+    _emit(provider, "later")
+    assert provider.force_flush(10_000)
+    assert drops[-1] == ("hang", "circuit_open")
+    provider.shutdown()
+
+
+def test_a_stage_that_hangs_on_every_span_costs_one_thread(hung: list[Hang]) -> None:
+    stage = Hang(None)  # no breaker, and every call hangs
+    hung.append(stage)
+    exporter, drops = InMemorySpanExporter(), []
+    provider, head = _stalling_chain(stage, SimpleSpanProcessor(exporter), drops)
+    _emit(provider, *(f"span-{index}" for index in range(6)))
+    assert provider.force_flush(10_000)
+    assert len(exporter.get_finished_spans()) == 5  # all but the one it is stuck on
+    time.sleep(0.5)
+    assert head.stalls == 1 and len(stage.stuck) == 1
+    stage.release.set()  # the call returns: the stage is used again
+    _eventually(lambda: len(exporter.get_finished_spans()) == 6)
+    _emit(provider, "after")
+    assert provider.force_flush(10_000)
+    assert (exporter.get_finished_spans()[-1].attributes or {})["tag.hang"] is True
+    provider.shutdown()
+
+
+def test_replacing_a_worker_stuck_outside_any_stage_stops_after_max_stalls(
+        blocked: Recording, caplog: pytest.LogCaptureFixture) -> None:
+    drops: list[tuple[str, str]] = []
+    provider, head = _stalling_chain(Tag("a"), blocked, drops, _stalls_left=2)
+    _emit(provider, *(f"span-{index}" for index in range(6)))
+    head.force_flush(100)  # wake the worker now
+    _eventually(lambda: any("replacement(s) used up" in r.message for r in caplog.records))
+    assert head.stalls == 2 and drops == [("analysis", "stalled")] * 2
+    report = next(r for r in caplog.records if "span analysis stuck in the chain" in r.message)
+    assert "in on_end" in report.message
+    blocked.release.set()
+    assert provider.force_flush(10_000)
+    # Once released, the abandoned threads pass their spans on too: nothing was lost.
+    _eventually(lambda: len(blocked.ended) == 6)
+    provider.shutdown()
+
+
+def test_a_bad_stall_timeout_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="stall_timeout_s must be > 0 seconds"):
+        BackgroundSpanProcessor(Recording(), stall_timeout_s=0)

@@ -68,13 +68,15 @@ def sqlite_replaced(db: Path) -> Iterator[Path]:
 
 
 class FaultyEnricher(EnrichingSpanProcessor):
-    """An analysis step that works, raises, or takes ``slow_s`` per span, as told."""
+    """An analysis step that works, raises, takes ``slow_s`` per span, or never returns
+    (``hang``: until :attr:`unhang` is set), as told."""
 
     def __init__(self, stage: str) -> None:
         super().__init__()
         self.stage = stage
-        self.mode = "ok"  # ok | raise | slow
+        self.mode = "ok"  # ok | raise | slow | hang
         self.slow_s = 1.0
+        self.unhang = threading.Event()
         # Calls made with the fault in place (raised, or slept): after the fault is healed the
         # backlog of queued spans is analysed normally and must not count as calls let through.
         self.faulted_calls = 0
@@ -89,4 +91,6 @@ class FaultyEnricher(EnrichingSpanProcessor):
             raise RuntimeError(f"{self.stage}: injected analysis bug")
         if mode == "slow":
             time.sleep(self.slow_s)
+        if mode == "hang":
+            self.unhang.wait(60)
         return Enrichment(attributes={f"{self.stage}.seen": True})

@@ -199,3 +199,32 @@ def test_analysis_processor_that_raises_or_takes_a_second(
         assert len(skipped) == books.dropped(f"fault_{mode}", "circuit_open")
         probe.assert_responsive()
         assert settled_rss() - baseline < RSS_TOLERANCE
+
+
+def test_an_analysis_step_that_never_returns(upstream: FakeUpstream, tmp_path: Path) -> None:
+    faulty = FaultyEnricher("fault_hang")
+    stage = "analysis.fault_hang"
+    with fault_proxy(upstream.url, tmp_path, enrichers=[faulty],
+                     analysis_stall_timeout_s=0.5) as proxy:
+        sent = [0]
+        baseline = _warm_up(proxy, sent)
+        faulty.mode = "hang"
+        try:
+            probe = _fault_round(proxy, stage, lambda: None, sent)
+        finally:
+            faulty.mode = "ok"
+            faulty.unhang.set()  # the stuck call returns; its thread exits
+        _recover(proxy, stage, sent)
+        books = _settle(proxy, sent[0])
+        # One thread got stuck, once: the stage is skipped while that call is out, so the
+        # new worker never calls it, and the breaker's probes wait for it too.
+        assert books.dropped("analysis", "stalled") == 1 == faulty.faulted_calls
+        assert books.dropped("fault_hang", "stage_stuck") > 0
+        # The stalled span is counted as dropped but was passed on once the call returned.
+        assert stored_spans(tmp_path / "spans.db") == books.expected_in("sqlite") + 1
+        skipped = [s for s in proxy.memory.get_finished_spans()
+                   if "fault_hang" in (s.attributes or {}).get("llmtrace.analysis.skipped", ())]
+        assert len(skipped) == (books.dropped("fault_hang", "stage_stuck")
+                                + books.dropped("fault_hang", "circuit_open"))
+        probe.assert_responsive()
+        assert settled_rss() - baseline < RSS_TOLERANCE
