@@ -369,6 +369,7 @@ class BackgroundSpanProcessor(SpanProcessor):
         self._worker = self._new_worker()
         self._worker.start()
         self._watchdog: threading.Thread | None = None
+        self._watch_stop = threading.Event()
         if stall_timeout_s is not None:
             self._watchdog = threading.Thread(
                 target=self._watch, args=(stall_timeout_s,), name=f"{thread_name}-watchdog",
@@ -443,8 +444,7 @@ class BackgroundSpanProcessor(SpanProcessor):
 
     def _watch(self, timeout_s: float) -> None:
         interval = min(1.0, max(0.01, timeout_s / 4))
-        while True:
-            time.sleep(interval)
+        while not self._watch_stop.wait(interval):
             with self._cond:
                 if self._stopped:
                     return
@@ -513,6 +513,7 @@ class BackgroundSpanProcessor(SpanProcessor):
             worker = self._worker
         if worker.ident is not None:  # a successor the watchdog has not started yet: none
             worker.join(timeout=30.0)
+        self._watch_stop.set()
         if self._watchdog is not None:
             self._watchdog.join(timeout=5.0)
         self._next.shutdown()
