@@ -181,7 +181,10 @@ class EnrichingSpanProcessor(SpanProcessor):
         self._next = next_processor
         self._on_drop = on_drop or _ignore_drop
         self._breaker: CircuitBreaker | None = None
-        self._stuck: set[threading.Thread] = set()
+        # Threads (idents) inside enrich now, and those of them a stalled worker left there.
+        self._calls_lock = threading.Lock()
+        self._entered: set[int] = set()
+        self._stuck: set[int] = set()
 
     def set_next(self, next_processor: SpanProcessor) -> None:
         self._next = next_processor
@@ -203,10 +206,27 @@ class EnrichingSpanProcessor(SpanProcessor):
         if self._next is not None:
             self._next.on_start(span, parent_context)
 
-    def mark_stuck(self, thread: threading.Thread) -> None:
+    def mark_stuck(self, thread: threading.Thread) -> bool:
         """``thread`` is stuck in :meth:`enrich` (a stalled worker, abandoned): skip this
-        stage until that call returns, so no other thread gets stuck in it too."""
-        self._stuck.add(thread)
+        stage until that call returns, so no other thread gets stuck in it too. False (and
+        nothing marked) if the thread is not inside this stage's ``enrich`` (any more)."""
+        with self._calls_lock:
+            if thread.ident not in self._entered:
+                return False
+            self._stuck.add(thread.ident)
+            return True
+
+    def _enrich_tracked(self, span: ReadableSpan) -> Enrichment | None:
+        """:meth:`enrich`, with the calling thread known to be inside it meanwhile."""
+        ident = threading.get_ident()
+        with self._calls_lock:
+            self._entered.add(ident)
+        try:
+            return self.enrich(span)
+        finally:
+            with self._calls_lock:
+                self._entered.discard(ident)
+                self._stuck.discard(ident)
 
     def on_end(self, span: ReadableSpan) -> None:
         if self.applies_to(span):
@@ -217,15 +237,12 @@ class EnrichingSpanProcessor(SpanProcessor):
                 enrichment = self._guarded_enrich(span, self._breaker)
             else:
                 try:
-                    enrichment = self.enrich(span)
+                    enrichment = self._enrich_tracked(span)
                 except Exception:  # telemetry never breaks the caller
                     _log.exception("span processor %s failed; span passed on unenriched",
                                    self.stage)
                     self._on_drop(self.stage, "processor_error")
                     enrichment = None
-                finally:
-                    if self._stuck:
-                        self._stuck.discard(threading.current_thread())
             if enrichment:
                 span = copy_span(span, enrichment)
         if self._next is not None:
@@ -244,15 +261,12 @@ class EnrichingSpanProcessor(SpanProcessor):
             return self._skipped(span, "circuit_open")
         started = time.perf_counter()
         try:
-            enrichment = self.enrich(span)
+            enrichment = self._enrich_tracked(span)
         except Exception as exc:  # telemetry never breaks the caller
             _log.exception("span processor %s failed; span passed on unenriched", self.stage)
             self._on_drop(self.stage, "processor_error")
             breaker.record(permit, False, reason=f"raised {type(exc).__name__}")
             return None
-        finally:
-            if self._stuck:
-                self._stuck.discard(threading.current_thread())
         breaker.record(permit, True, time.perf_counter() - started)
         return enrichment
 
@@ -363,7 +377,6 @@ class BackgroundSpanProcessor(SpanProcessor):
         self._held: deque[ReadableSpan] = deque()
         self._busy_since: float | None = None
         self._generation = 0
-        self._stall_timeout = stall_timeout_s
         self._stalls_left = max_stalls
         self.stalls = 0
         self._worker = self._new_worker()
@@ -466,10 +479,10 @@ class BackgroundSpanProcessor(SpanProcessor):
         stage = _enricher_in(frame)
         where = "".join(traceback.format_stack(frame)) if frame is not None else "(unknown)\n"
         del frame
-        if stage is not None:  # before the new worker starts
-            stage.mark_stuck(worker)
-            if stage._breaker is not None:  # shown on /health, probed once the call returns
-                stage._breaker.trip(f"stalled: one call over {timeout_s:.1f} s")
+        if stage is not None and not stage.mark_stuck(worker):  # before the new worker starts
+            stage = None  # it has left that stage since the stack was read
+        if stage is not None and stage._breaker is not None:  # for /health; probes wait
+            stage._breaker.trip(f"stalled: one call over {timeout_s:.1f} s")
         with self._cond:
             if self._worker is not worker or self._busy_since != since:
                 return  # it moved on meanwhile
