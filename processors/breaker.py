@@ -138,7 +138,7 @@ class CircuitBreaker:
     """A closed/open/half-open breaker for one subsystem; thread-safe."""
 
     __slots__ = (
-        "_changed_at", "_clock", "_failures", "_generation", "_last_failure", "_lock",
+        "_changed_at", "_clock", "_failures", "_generation", "_held", "_last_failure", "_lock",
         "_outcomes", "_probes_ok", "_probes_started", "_rejected", "_reopen_at", "_state",
         "_times_opened", "policy", "subsystem",
     )
@@ -159,6 +159,7 @@ class CircuitBreaker:
         self._outcomes: deque[bool] = deque(maxlen=self.policy.window)  # True = failed
         self._failures = 0
         self._reopen_at = 0.0
+        self._held = False  # open until release(), whatever the recovery time says
         self._changed_at = clock()
         self._probes_started = 0
         self._probes_ok = 0
@@ -181,7 +182,8 @@ class CircuitBreaker:
         For callers that queue work before it is attempted (an export queue): an open
         breaker's work is dropped at the door instead of filling the queue.
         """
-        return self._state is not BreakerState.OPEN or self._clock() >= self._reopen_at
+        return self._state is not BreakerState.OPEN or (
+            not self._held and self._clock() >= self._reopen_at)
 
     def snapshot(self) -> BreakerSnapshot:
         with self._lock:
@@ -243,13 +245,20 @@ class CircuitBreaker:
                     if self._probes_ok >= self.policy.half_open_probes:
                         self._close(self._clock())
 
-    def trip(self, reason: str) -> None:
+    def trip(self, reason: str, *, hold: bool = False) -> None:
         """Open now, whatever the window says (a call that never returned: a stall).
 
-        Already open: the recovery time starts again."""
+        Already open: the recovery time starts again. With ``hold`` it stays open, past its
+        recovery time, until :meth:`release` (no probe while the stalled call is out)."""
         with self._lock:
             self._last_failure = reason
             self._open(self._clock())
+            self._held = hold
+
+    def release(self) -> None:
+        """End a :meth:`trip` hold: probes start once the recovery time has passed."""
+        with self._lock:
+            self._held = False
 
     def record_success(self, permit: Permit, duration_s: float | None = None) -> None:
         self.record(permit, True, duration_s)
@@ -270,7 +279,7 @@ class CircuitBreaker:
                 self._open(self._clock())
 
     def _advance(self, now: float) -> None:
-        if self._state is BreakerState.OPEN and now >= self._reopen_at:
+        if self._state is BreakerState.OPEN and not self._held and now >= self._reopen_at:
             self._set(BreakerState.HALF_OPEN, now)
             self._probes_started = self._probes_ok = 0
             _log.info("circuit breaker %s is half-open: letting %d probe call(s) through",

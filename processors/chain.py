@@ -226,7 +226,10 @@ class EnrichingSpanProcessor(SpanProcessor):
         finally:
             with self._calls_lock:
                 self._entered.discard(ident)
+                returned = ident in self._stuck
                 self._stuck.discard(ident)
+            if returned and self._breaker is not None:  # the stalled call is back at last
+                self._breaker.release()
 
     def on_end(self, span: ReadableSpan) -> None:
         if self.applies_to(span):
@@ -336,8 +339,8 @@ class BackgroundSpanProcessor(SpanProcessor):
     ``("analysis", "stalled")``, and starts a new worker on the rest of the queue. The
     enriching stage it is stuck in is skipped (spans marked ``llmtrace.analysis.skipped``,
     counted as ``(stage, "stage_stuck")``) until the stuck call returns, and its circuit
-    breaker, if it has one, is opened: a stage that hangs on every span costs one thread,
-    not one per span. A Python thread cannot be stopped: the stuck one is abandoned, and
+    breaker, if it has one, is held open until then: a stage that hangs on every span costs
+    one thread, not one per span. A Python thread cannot be stopped: the stuck one is abandoned, and
     exits if its call ever returns (the span it held may then still be exported, late).
     A worker stuck outside any stage (in a sink) is replaced too, at most ``max_stalls``
     times; after that the queue sheds as before.
@@ -479,10 +482,15 @@ class BackgroundSpanProcessor(SpanProcessor):
         stage = _enricher_in(frame)
         where = "".join(traceback.format_stack(frame)) if frame is not None else "(unknown)\n"
         del frame
-        if stage is not None and not stage.mark_stuck(worker):  # before the new worker starts
-            stage = None  # it has left that stage since the stack was read
-        if stage is not None and stage._breaker is not None:  # for /health; probes wait
-            stage._breaker.trip(f"stalled: one call over {timeout_s:.1f} s")
+        if stage is not None:  # before the new worker starts
+            breaker = stage._breaker
+            if breaker is not None:  # open (for /health) until the stuck call returns
+                breaker.trip(f"stalled: a call over {timeout_s:.1f} s has not returned",
+                             hold=True)
+            if not stage.mark_stuck(worker):  # it has left that stage since the stack was read
+                if breaker is not None:
+                    breaker.release()
+                stage = None
         with self._cond:
             if self._worker is not worker or self._busy_since != since:
                 return  # it moved on meanwhile

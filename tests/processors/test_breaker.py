@@ -87,6 +87,17 @@ def test_trip_opens_at_once_and_a_stale_outcome_cannot_close_it() -> None:
     assert breaker.accepting()
 
 
+def test_a_held_trip_stays_open_past_its_recovery_time_until_released() -> None:
+    clock = Clock()
+    breaker = _breaker(clock)
+    breaker.trip("stalled: a call over 30.0 s has not returned", hold=True)
+    clock.now += 60
+    assert breaker.state is BreakerState.OPEN and not breaker.accepting()
+    assert breaker.acquire() is None
+    breaker.release()  # the recovery time has long passed: a probe may go at once
+    assert breaker.state is BreakerState.HALF_OPEN and breaker.accepting()
+
+
 def test_failures_that_leave_the_window_are_forgotten() -> None:
     clock = Clock()
     breaker = _breaker(clock)
