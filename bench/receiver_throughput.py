@@ -47,6 +47,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from genai_texts import Texts  # noqa: E402
 
+from tests.support.procfs import child_pids  # noqa: E402
+
 _ids = itertools.count(1)
 
 
@@ -202,22 +204,9 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
 def cpu_split(pid: int) -> tuple[float, float]:
     """CPU seconds of ``pid`` itself and of its child processes (detector workers)."""
-    return _cpu_s(pid), sum(_cpu_s(child) for child in _children(pid))
+    return _cpu_s(pid), sum(_cpu_s(child) for child in child_pids(pid))
 
 
 def free_port() -> int:
