@@ -10,12 +10,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# PYTHONWARNINGS: setuptools' editable install of a renamed package (processors/ ->
+# llmtrace_processors, pyproject.toml) prints an information-only notice on every install.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -e .
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
@@ -59,8 +61,10 @@ eval-security: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check llmtrace_otel processors tests bench
 
+# mypy does not follow setuptools' package-dir: show it processors/ under its import name.
 typecheck: $(VENV)/.installed-dev
+	@mkdir -p .typecheck && ln -sfn ../processors .typecheck/llmtrace_processors
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .typecheck build *.egg-info

@@ -33,9 +33,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from processors.security.findings import Finding
-from processors.security.leakage import detect_leakage, leakage_reference
-from processors.security.pii import (
+from llmtrace_processors.security.findings import Finding
+from llmtrace_processors.security.leakage import detect_leakage, leakage_reference
+from llmtrace_processors.security.pii import (
     PII_CREDIT_CARD,
     PII_EMAIL,
     PII_IBAN,
@@ -44,7 +44,7 @@ from processors.security.pii import (
     PII_US_SSN,
     detect_pii,
 )
-from processors.security.secrets import detect_secrets
+from llmtrace_processors.security.secrets import detect_secrets
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASET_NAME = "pii_presidio_generated.json"

@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from processors.security.injection import (  # noqa: E402
+from llmtrace_processors.security.injection import (  # noqa: E402
     DEFAULT_THRESHOLD,
     InjectionAssessment,
     assess_injection,
@@ -391,9 +391,9 @@ def _span_scores(
 
 def pii_report(datasets: Path, repeat: int) -> list[str]:
     try:
-        pii = importlib.import_module("processors.security.pii")
+        pii = importlib.import_module("llmtrace_processors.security.pii")
     except ImportError:
-        message = "processors.security.pii is not available: PII detector not scored."
+        message = "llmtrace_processors.security.pii is not available: PII detector not scored."
         print(message, file=sys.stderr)
         return [message]
     detect = pii.detect_pii
@@ -459,12 +459,11 @@ def _stats(samples: Sequence[float]) -> str:
 
 
 def cost_report(calls: int) -> list[str]:
+    from llmtrace_processors.security.detectors import ScanContext
+    from llmtrace_processors.security.processor import SecurityProcessor
+    from llmtrace_processors.security.segments import segments_from_attributes, system_prompt_of
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.trace import TracerProvider
-
-    from processors.security.detectors import ScanContext
-    from processors.security.processor import SecurityProcessor
-    from processors.security.segments import segments_from_attributes, system_prompt_of
 
     meters = MeterProvider()
     processor = SecurityProcessor(meter_provider=meters, cache_size=0)  # every call analyses

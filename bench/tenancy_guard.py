@@ -31,6 +31,7 @@ from tornado.httputil import HTTPHeaders
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from llmtrace_processors.labels import BoundedLabels  # noqa: E402
 from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
 
 from llmtrace_otel.config import load_settings  # noqa: E402
@@ -44,7 +45,6 @@ from llmtrace_otel.tenancy.metrics import TenancyInstruments  # noqa: E402
 from llmtrace_otel.tenancy.policy import PolicyBook  # noqa: E402
 from llmtrace_otel.tenancy.settings import default_policy  # noqa: E402
 from llmtrace_otel.tenancy.state import MemoryBackend, StateBackend  # noqa: E402
-from processors.labels import BoundedLabels  # noqa: E402
 
 BODY = json.dumps({"model": "gpt-4o-mini", "max_tokens": 256,
                    "messages": [{"role": "user", "content": "Hello"}]}).encode()

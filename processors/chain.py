@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TypeVar
 
+from llmtrace_processors.attributes import LLMTRACE_ANALYSIS_SKIPPED
+from llmtrace_processors.breaker import CircuitBreaker
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
@@ -40,9 +42,6 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_SYSTEM,
 )
 from opentelemetry.util.types import AttributeValue
-
-from processors.attributes import LLMTRACE_ANALYSIS_SKIPPED
-from processors.breaker import CircuitBreaker
 
 __all__ = [
     "BackgroundSpanProcessor",

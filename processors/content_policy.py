@@ -7,6 +7,7 @@ see it; this processor removes it from what exporters receive unless capture is 
 
 from __future__ import annotations
 
+from llmtrace_processors.chain import DropCounter, EnrichingSpanProcessor, Enrichment
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_COMPLETION,
@@ -18,8 +19,6 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_TOOL_CALL_RESULT,
     GEN_AI_TOOL_DEFINITIONS,
 )
-
-from processors.chain import DropCounter, EnrichingSpanProcessor, Enrichment
 
 __all__ = ["CONTENT_ATTRIBUTES", "ContentPolicyProcessor"]
 

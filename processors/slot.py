@@ -15,10 +15,9 @@ import logging
 import threading
 from typing import Protocol
 
+from llmtrace_processors.chain import DropCounter, EnrichingSpanProcessor, Enrichment, copy_span
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
 from opentelemetry.util.types import AttributeValue
-
-from processors.chain import DropCounter, EnrichingSpanProcessor, Enrichment, copy_span
 
 __all__ = ["AttachableEnricher", "EnricherSlot"]
 

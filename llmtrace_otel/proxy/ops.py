@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from llmtrace_processors.chain import BackgroundSpanProcessor
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from tornado.web import RequestHandler
@@ -14,7 +15,6 @@ from tornado.web import RequestHandler
 from llmtrace_otel import __version__
 from llmtrace_otel.proxy.guards import GuardChain
 from llmtrace_otel.telemetry.pipeline import Telemetry
-from processors.chain import BackgroundSpanProcessor
 
 __all__ = ["HealthHandler", "InFlight", "MetricsHandler", "breaker_report", "health_report"]
 

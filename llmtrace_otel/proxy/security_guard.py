@@ -41,6 +41,15 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from llmtrace_processors.attributes import (
+    LLMTRACE_SECURITY_GUARD_ACTION,
+    LLMTRACE_SECURITY_GUARD_BUDGET_EXCEEDED,
+    LLMTRACE_SECURITY_GUARD_FINDINGS,
+)
+from llmtrace_processors.security.cache import DEFAULT_CACHE_SIZE, FindingsCache
+from llmtrace_processors.security.detectors import Detector, ScanContext, default_detectors
+from llmtrace_processors.security.findings import Finding, Severity, Side
+from llmtrace_processors.security.segments import Segment, Source
 from opentelemetry.util.types import AttributeValue
 
 from llmtrace_otel.config import Settings
@@ -52,15 +61,6 @@ from llmtrace_otel.providers.types import (
 )
 from llmtrace_otel.proxy.errors import ProxyError
 from llmtrace_otel.proxy.guards import CallInfo, CallResult, Verdict
-from processors.attributes import (
-    LLMTRACE_SECURITY_GUARD_ACTION,
-    LLMTRACE_SECURITY_GUARD_BUDGET_EXCEEDED,
-    LLMTRACE_SECURITY_GUARD_FINDINGS,
-)
-from processors.security.cache import DEFAULT_CACHE_SIZE, FindingsCache
-from processors.security.detectors import Detector, ScanContext, default_detectors
-from processors.security.findings import Finding, Severity, Side
-from processors.security.segments import Segment, Source
 
 __all__ = [
     "BLOCKED_CODE",

@@ -48,12 +48,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from typing import Protocol, runtime_checkable
 
-from opentelemetry.trace import Span
-from opentelemetry.util.types import AttributeValue
-
-from llmtrace_otel.config import Settings
-from llmtrace_otel.providers.types import LLMRequest, TextPart
-from processors.attributes import (
+from llmtrace_processors.attributes import (
     LLMTRACE_SECURITY_FINDING_CONFIDENCE,
     LLMTRACE_SECURITY_FINDING_DETECTOR,
     LLMTRACE_SECURITY_FINDING_END,
@@ -68,8 +63,8 @@ from processors.attributes import (
     LLMTRACE_SECURITY_STREAM_SCANNED_CHARS,
     LLMTRACE_SECURITY_STREAM_STOPPED,
 )
-from processors.security.findings import Severity
-from processors.security.incremental import (
+from llmtrace_processors.security.findings import Severity
+from llmtrace_processors.security.incremental import (
     DEFAULT_EVERY,
     DEFAULT_MIN_EVERY,
     DEFAULT_OVERLAP,
@@ -78,6 +73,11 @@ from processors.security.incremental import (
     TextStreamScanner,
     default_stream_checks,
 )
+from opentelemetry.trace import Span
+from opentelemetry.util.types import AttributeValue
+
+from llmtrace_otel.config import Settings
+from llmtrace_otel.providers.types import LLMRequest, TextPart
 
 __all__ = ["StreamScanPolicy", "StreamStopped", "StreamWatch", "TextPieces", "stop_events"]
 

@@ -21,12 +21,12 @@ from collections.abc import Mapping
 from typing import Protocol
 
 import aiohttp
+from llmtrace_processors.attributes import LLMTRACE_UPSTREAM_CONNECT_RETRIES
 from opentelemetry.util.types import AttributeValue
 from yarl import URL
 
 from llmtrace_otel.config import Settings
 from llmtrace_otel.proxy.errors import ProxyError
-from processors.attributes import LLMTRACE_UPSTREAM_CONNECT_RETRIES
 
 __all__ = ["RetryObserver", "UpstreamClient", "UpstreamFailure", "classify_exception",
            "is_connect_failure"]

@@ -21,6 +21,15 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from llmtrace_processors.breaker import BreakerPolicy, CircuitBreakers
+from llmtrace_processors.chain import BackgroundSpanProcessor, EnrichingSpanProcessor, build_chain
+from llmtrace_processors.content_policy import ContentPolicyProcessor
+from llmtrace_processors.cost import CostProcessor, PriceTable
+from llmtrace_processors.labels import BoundedLabels
+from llmtrace_processors.security.findings import Severity
+from llmtrace_processors.security.processor import SecurityProcessor
+from llmtrace_processors.sinks import ExportSink
+from llmtrace_processors.slot import EnricherSlot
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk.metrics import MeterProvider
@@ -36,15 +45,6 @@ from llmtrace_otel.config import Settings, otlp_requested, split_list
 from llmtrace_otel.telemetry.instruments import ProxyInstruments
 from llmtrace_otel.telemetry.process import observe_process, register_process_collectors
 from llmtrace_otel.telemetry.provider_health import ProviderHealth
-from processors.breaker import BreakerPolicy, CircuitBreakers
-from processors.chain import BackgroundSpanProcessor, EnrichingSpanProcessor, build_chain
-from processors.content_policy import ContentPolicyProcessor
-from processors.cost import CostProcessor, PriceTable
-from processors.labels import BoundedLabels
-from processors.security.findings import Severity
-from processors.security.processor import SecurityProcessor
-from processors.sinks import ExportSink
-from processors.slot import EnricherSlot
 
 __all__ = ["Telemetry", "build_telemetry"]
 
@@ -172,8 +172,8 @@ def _security(settings: Settings, meter_provider: MeterProvider) -> list[Enrichi
         return [processor]
     # Detectors in worker processes (processors/security/pool.py); the processor above
     # builds the enrichments and scans in-process if the pool fails.
-    from processors.security.offload import OffloadedSecurityProcessor
-    from processors.security.pool import DetectorPool
+    from llmtrace_processors.security.offload import OffloadedSecurityProcessor
+    from llmtrace_processors.security.pool import DetectorPool
 
     pool = DetectorPool(settings.security_workers)
     return [OffloadedSecurityProcessor(processor, pool, meter_provider=meter_provider)]

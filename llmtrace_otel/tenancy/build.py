@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from llmtrace_processors.anomaly import Anomaly, AnomalyConfig, AnomalyProcessor
+
 from llmtrace_otel.config import Settings
 from llmtrace_otel.telemetry.pipeline import Telemetry
 from llmtrace_otel.tenancy.alerts import Alert, AlertDispatcher, AlertSeverity
@@ -22,7 +24,6 @@ from llmtrace_otel.tenancy.policy import PolicyBook
 from llmtrace_otel.tenancy.settings import default_policy
 from llmtrace_otel.tenancy.spend import SpendRecorder
 from llmtrace_otel.tenancy.state import MemoryBackend, StateBackend
-from processors.anomaly import Anomaly, AnomalyConfig, AnomalyProcessor
 
 __all__ = ["build_alerts", "build_backend", "build_tenancy_guard"]
 

@@ -24,6 +24,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from llmtrace_processors.attributes import (
+    LLMTRACE_AGENT_ID,
+    LLMTRACE_TENANT_ID,
+    LLMTRACE_TENANT_SOURCE,
+)
 from opentelemetry.util.types import AttributeValue
 
 from llmtrace_otel.proxy.errors import ProxyError
@@ -35,7 +40,6 @@ from llmtrace_otel.tenancy.limiter import Limit, RateLimiter
 from llmtrace_otel.tenancy.metrics import TenancyInstruments
 from llmtrace_otel.tenancy.policy import PolicyBook
 from llmtrace_otel.tenancy.state import StateBackend, StateUnavailable
-from processors.attributes import LLMTRACE_AGENT_ID, LLMTRACE_TENANT_ID, LLMTRACE_TENANT_SOURCE
 
 __all__ = ["TenancyGuard"]
 

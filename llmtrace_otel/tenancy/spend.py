@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from llmtrace_processors.attributes import LLMTRACE_AGENT_ID, LLMTRACE_COST_USD, LLMTRACE_TENANT_ID
+from llmtrace_processors.chain import EnrichingSpanProcessor, Enrichment
+from llmtrace_processors.cost import read_usage
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.util.types import AttributeValue
 
 from llmtrace_otel.tenancy.budgets import BudgetTracker, SpendEvent
-from processors.attributes import LLMTRACE_AGENT_ID, LLMTRACE_COST_USD, LLMTRACE_TENANT_ID
-from processors.chain import EnrichingSpanProcessor, Enrichment
-from processors.cost import read_usage
 
 __all__ = ["SpendRecorder"]
 

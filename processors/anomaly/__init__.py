@@ -5,20 +5,20 @@ Add :class:`AnomalyProcessor` after ``CostProcessor`` in an enrichment chain.
 
 from __future__ import annotations
 
-from processors.anomaly.detector import (
+from llmtrace_processors.anomaly.detector import (
     Anomaly,
     AnomalyConfig,
     AnomalyDetector,
     AnomalyType,
     Sample,
 )
-from processors.anomaly.processor import (
+from llmtrace_processors.anomaly.processor import (
     ANOMALY_METRIC,
     AnomalyListener,
     AnomalyProcessor,
     sample_of,
 )
-from processors.anomaly.stats import Ewma, WindowCounter
+from llmtrace_processors.anomaly.stats import Ewma, WindowCounter
 
 __all__ = [
     "ANOMALY_METRIC",

@@ -18,7 +18,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from processors.anomaly.stats import Ewma, WindowCounter, spread
+from llmtrace_processors.anomaly.stats import Ewma, WindowCounter, spread
 
 __all__ = ["Anomaly", "AnomalyConfig", "AnomalyDetector", "AnomalyType", "Sample"]
 

@@ -14,14 +14,8 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 
-from opentelemetry.metrics import MeterProvider, get_meter
-from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
-from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
-from opentelemetry.trace import StatusCode
-from opentelemetry.util.types import AttributeValue
-
-from processors.anomaly.detector import Anomaly, AnomalyConfig, AnomalyDetector, Sample
-from processors.attributes import (
+from llmtrace_processors.anomaly.detector import Anomaly, AnomalyConfig, AnomalyDetector, Sample
+from llmtrace_processors.attributes import (
     LLMTRACE_AGENT_ID,
     LLMTRACE_ANOMALY_EVENT,
     LLMTRACE_ANOMALY_MEAN,
@@ -34,8 +28,13 @@ from processors.attributes import (
     LLMTRACE_COST_USD,
     LLMTRACE_TENANT_ID,
 )
-from processors.chain import DropCounter, EnrichingSpanProcessor, Enrichment
-from processors.cost.processor import DEFAULT_TENANT, read_usage
+from llmtrace_processors.chain import DropCounter, EnrichingSpanProcessor, Enrichment
+from llmtrace_processors.cost.processor import DEFAULT_TENANT, read_usage
+from opentelemetry.metrics import MeterProvider, get_meter
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.trace import StatusCode
+from opentelemetry.util.types import AttributeValue
 
 __all__ = ["ANOMALY_METRIC", "AnomalyListener", "AnomalyProcessor", "sample_of"]
 

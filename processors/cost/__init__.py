@@ -7,7 +7,7 @@ file (ours or LiteLLM's). See docs/pricing.md.
 
 from __future__ import annotations
 
-from processors.cost.prices import (
+from llmtrace_processors.cost.prices import (
     CostBreakdown,
     ModelPrice,
     PriceFileError,
@@ -16,7 +16,7 @@ from processors.cost.prices import (
     TokenUsage,
     load_price_table,
 )
-from processors.cost.processor import (
+from llmtrace_processors.cost.processor import (
     COST_METRIC,
     COST_METRIC_UNIT,
     UNPRICED_METRIC,

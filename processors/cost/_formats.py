@@ -24,8 +24,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
 
-from processors.cost._names import normalize
-from processors.cost._price import ModelPrice, PriceFileError
+from llmtrace_processors.cost._names import normalize
+from llmtrace_processors.cost._price import ModelPrice, PriceFileError
 
 __all__ = ["ParsedTable", "parse_price_document", "read_price_file"]
 

@@ -17,9 +17,9 @@ from datetime import date
 from importlib import resources
 from typing import Literal
 
-from processors.cost import _names
-from processors.cost._formats import ParsedTable, parse_price_document, read_price_file
-from processors.cost._price import CostBreakdown, ModelPrice, PriceFileError, TokenUsage
+from llmtrace_processors.cost import _names
+from llmtrace_processors.cost._formats import ParsedTable, parse_price_document, read_price_file
+from llmtrace_processors.cost._price import CostBreakdown, ModelPrice, PriceFileError, TokenUsage
 
 __all__ = [
     "BUILTIN_PRICES_RESOURCE",
@@ -117,7 +117,7 @@ class PriceTable:
     @classmethod
     def builtin(cls, *, cache_size: int = _DEFAULT_CACHE_SIZE) -> PriceTable:
         """The dated table shipped with the package (see its ``as_of``)."""
-        resource = resources.files("processors.cost").joinpath(BUILTIN_PRICES_RESOURCE)
+        resource = resources.files("llmtrace_processors.cost").joinpath(BUILTIN_PRICES_RESOURCE)
         origin = f"<builtin {BUILTIN_PRICES_RESOURCE}>"
         parsed = parse_price_document(json.loads(resource.read_text(encoding="utf-8")), origin)
         return cls._from_parsed(parsed, origin, cache_size)

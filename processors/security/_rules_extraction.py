@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from processors.security.scoring import Anchor, Damp, Rule, rule
+from llmtrace_processors.security.scoring import Anchor, Damp, Rule, rule
 
 __all__ = ["EXTRACTION_RULES", "INDIRECT", "SECRET", "EXFILTRATION", "PROMPT"]
 

@@ -9,8 +9,8 @@ an interaction bonus when they carry a *request* for protected data or a harmful
 
 from __future__ import annotations
 
-from processors.security._rules_extraction import SECRET
-from processors.security.scoring import Damp, Rule, rule
+from llmtrace_processors.security._rules_extraction import SECRET
+from llmtrace_processors.security.scoring import Damp, Rule, rule
 
 __all__ = ["FRAMING_RULES"]
 

@@ -6,7 +6,7 @@ on their own (< 0.5): they flag only together with other evidence.
 
 from __future__ import annotations
 
-from processors.security.scoring import Anchor, Damp, Rule, rule
+from llmtrace_processors.security.scoring import Anchor, Damp, Rule, rule
 
 __all__ = ["JAILBREAK_RULES"]
 

@@ -6,7 +6,7 @@ Patterns run on normalised text (one space between words, ASCII punctuation).
 
 from __future__ import annotations
 
-from processors.security.scoring import Anchor, Damp, Rule, rule
+from llmtrace_processors.security.scoring import Anchor, Damp, Rule, rule
 
 __all__ = ["OVERRIDE_RULES"]
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from processors.security.detectors import Detector, ScanContext
-from processors.security.findings import Finding
-from processors.security.segments import Segment
+from llmtrace_processors.security.detectors import Detector, ScanContext
+from llmtrace_processors.security.findings import Finding
+from llmtrace_processors.security.segments import Segment
 
 __all__ = ["DEFAULT_CACHE_SIZE", "MAX_CACHED_CHARS", "FindingsCache"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from processors.security.scoring import Damp
+from llmtrace_processors.security.scoring import Damp
 
 __all__ = ["addresses_ai", "damping", "in_code", "sentence_bounds"]
 

@@ -26,9 +26,9 @@ import base64
 import binascii
 import re
 
-from processors.security.evidence import mask_secret
-from processors.security.findings import Finding, Severity, Side
-from processors.security.secret_values import is_reference, looks_fake, shannon_entropy
+from llmtrace_processors.security.evidence import mask_secret
+from llmtrace_processors.security.findings import Finding, Severity, Side
+from llmtrace_processors.security.secret_values import is_reference, looks_fake, shannon_entropy
 
 __all__ = [
     "SECRET_AUTH_HEADER",

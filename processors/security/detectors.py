@@ -19,10 +19,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from processors.security.findings import Finding, Side
-from processors.security.injection import DEFAULT_THRESHOLD, detect_injection
-from processors.security.restrictions import Restrictions, restricted_topics
-from processors.security.segments import Segment, Source
+from llmtrace_processors.security.findings import Finding, Side
+from llmtrace_processors.security.injection import DEFAULT_THRESHOLD, detect_injection
+from llmtrace_processors.security.restrictions import Restrictions, restricted_topics
+from llmtrace_processors.security.segments import Segment, Source
 
 __all__ = [
     "Detector",
@@ -126,9 +126,9 @@ class _Optional:
         return getattr(found, self._function, None)
 
 
-_PII = _Optional("processors.security.pii", "detect_pii")
-_SECRETS = _Optional("processors.security.secrets", "detect_secrets")
-_LEAKAGE = _Optional("processors.security.leakage", "detect_leakage")
+_PII = _Optional("llmtrace_processors.security.pii", "detect_pii")
+_SECRETS = _Optional("llmtrace_processors.security.secrets", "detect_secrets")
+_LEAKAGE = _Optional("llmtrace_processors.security.leakage", "detect_leakage")
 
 
 class _WholeTextDetector:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 
-from processors.security.findings import Finding, Side
+from llmtrace_processors.security.findings import Finding, Side
 
 __all__ = [
     "DEFAULT_EVERY",
@@ -77,18 +77,18 @@ def default_stream_checks(system_prompt: str | None = None) -> list[StreamCheck]
     """Secrets, exfiltration and (with ``system_prompt``) leakage checks, those installed."""
     checks: list[StreamCheck] = []
     try:
-        from processors.security.secrets import detect_secrets
+        from llmtrace_processors.security.secrets import detect_secrets
     except ImportError:  # pragma: no cover - an installation without the module
         pass
     else:
         checks.append(lambda text: detect_secrets(text, side=Side.OUTPUT))
-    from processors.security.injection import detect_injection
-    from processors.security.segments import Source
+    from llmtrace_processors.security.injection import detect_injection
+    from llmtrace_processors.security.segments import Source
 
     checks.append(lambda text: detect_injection(text, source=Source.ASSISTANT, side=Side.OUTPUT))
     if system_prompt:
         try:
-            from processors.security.leakage import detect_leakage, leakage_reference
+            from llmtrace_processors.security.leakage import detect_leakage, leakage_reference
         except ImportError:  # pragma: no cover
             return checks
         reference = leakage_reference(system_prompt)

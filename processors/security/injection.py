@@ -28,18 +28,29 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from processors.security._rules_extraction import EXFILTRATION, EXTRACTION_RULES, INDIRECT
-from processors.security._rules_framing import FRAMING_RULES
-from processors.security._rules_jailbreak import JAILBREAK_RULES
-from processors.security._rules_override import OVERRIDE_RULES
-from processors.security.context import damping
-from processors.security.evidence import excerpt as _excerpt
-from processors.security.findings import Finding, Severity, Side
-from processors.security.normalize import PLAIN, TextVariant, scan_variants
-from processors.security.restrictions import Restrictions, restricted_topics, touches_restricted
-from processors.security.scoring import Damp, Rule, RuleSet, Signal, combine, strongest_per_kind
-from processors.security.segments import Source
-from processors.security.structure import structural_signals
+from llmtrace_processors.security._rules_extraction import EXFILTRATION, EXTRACTION_RULES, INDIRECT
+from llmtrace_processors.security._rules_framing import FRAMING_RULES
+from llmtrace_processors.security._rules_jailbreak import JAILBREAK_RULES
+from llmtrace_processors.security._rules_override import OVERRIDE_RULES
+from llmtrace_processors.security.context import damping
+from llmtrace_processors.security.evidence import excerpt as _excerpt
+from llmtrace_processors.security.findings import Finding, Severity, Side
+from llmtrace_processors.security.normalize import PLAIN, TextVariant, scan_variants
+from llmtrace_processors.security.restrictions import (
+    Restrictions,
+    restricted_topics,
+    touches_restricted,
+)
+from llmtrace_processors.security.scoring import (
+    Damp,
+    Rule,
+    RuleSet,
+    Signal,
+    combine,
+    strongest_per_kind,
+)
+from llmtrace_processors.security.segments import Source
+from llmtrace_processors.security.structure import structural_signals
 
 __all__ = [
     "ALL_RULES",

@@ -25,10 +25,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
-from processors.security._textview import TextView, text_view
-from processors.security.evidence import mask_secret
-from processors.security.findings import Finding, Severity, Side
-from processors.security.secrets import detect_secrets
+from llmtrace_processors.security._textview import TextView, text_view
+from llmtrace_processors.security.evidence import mask_secret
+from llmtrace_processors.security.findings import Finding, Severity, Side
+from llmtrace_processors.security.secrets import detect_secrets
 
 __all__ = [
     "DETECTOR",

@@ -39,8 +39,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from processors.security._ciphers import quoted_ciphers, segment_words
-from processors.security._glyphs import HOMOGLYPHS, INVISIBLE_CHARS, OTHER_SPACES, PUNCTUATION
+from llmtrace_processors.security._ciphers import quoted_ciphers, segment_words
+from llmtrace_processors.security._glyphs import (
+    HOMOGLYPHS,
+    INVISIBLE_CHARS,
+    OTHER_SPACES,
+    PUNCTUATION,
+)
 
 __all__ = [
     "PLAIN",

@@ -22,11 +22,11 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from processors.security._textview import text_view
-from processors.security.evidence import mask_digits, mask_email
-from processors.security.findings import Finding, Severity, Side
-from processors.security.overlaps import keep_strongest
-from processors.security.pii_context import (
+from llmtrace_processors.security._textview import text_view
+from llmtrace_processors.security.evidence import mask_digits, mask_email
+from llmtrace_processors.security.findings import Finding, Severity, Side
+from llmtrace_processors.security.overlaps import keep_strongest
+from llmtrace_processors.security.pii_context import (
     CARD,
     IBAN,
     IP,
@@ -39,7 +39,7 @@ from processors.security.pii_context import (
     STREET,
     context_of,
 )
-from processors.security.pii_rules import (
+from llmtrace_processors.security.pii_rules import (
     IBAN_LENGTHS,
     card_brand,
     iban_ok,

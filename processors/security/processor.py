@@ -44,11 +44,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from opentelemetry.metrics import MeterProvider, get_meter
-from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
-from opentelemetry.util.types import AttributeValue
-
-from processors.attributes import (
+from llmtrace_processors.attributes import (
     LLMTRACE_SECURITY_FINDING_CONFIDENCE,
     LLMTRACE_SECURITY_FINDING_DETECTOR,
     LLMTRACE_SECURITY_FINDING_END,
@@ -66,13 +62,20 @@ from processors.attributes import (
     LLMTRACE_SECURITY_REDACTED,
     LLMTRACE_SECURITY_SCORE,
 )
-from processors.chain import DropCounter, EnrichingSpanProcessor, Enrichment
-from processors.security.cache import DEFAULT_CACHE_SIZE, FindingsCache
-from processors.security.detectors import Detector, ScanContext, default_detectors
-from processors.security.findings import Finding, Severity
-from processors.security.redaction import Redaction, placeholder, redact_attributes
-from processors.security.segments import Segment, segments_from_attributes, system_prompt_of
-from processors.totals import CounterTotals
+from llmtrace_processors.chain import DropCounter, EnrichingSpanProcessor, Enrichment
+from llmtrace_processors.security.cache import DEFAULT_CACHE_SIZE, FindingsCache
+from llmtrace_processors.security.detectors import Detector, ScanContext, default_detectors
+from llmtrace_processors.security.findings import Finding, Severity
+from llmtrace_processors.security.redaction import Redaction, placeholder, redact_attributes
+from llmtrace_processors.security.segments import (
+    Segment,
+    segments_from_attributes,
+    system_prompt_of,
+)
+from llmtrace_processors.totals import CounterTotals
+from opentelemetry.metrics import MeterProvider, get_meter
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
+from opentelemetry.util.types import AttributeValue
 
 __all__ = [
     "DEFAULT_CACHE_SIZE",

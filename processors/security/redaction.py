@@ -29,10 +29,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from llmtrace_processors.json_text import loads
+from llmtrace_processors.security.findings import Finding
 from opentelemetry.util.types import AttributeValue
-
-from processors.json_text import loads
-from processors.security.findings import Finding
 
 __all__ = [
     "Redaction",

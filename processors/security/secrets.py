@@ -21,19 +21,19 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from processors.json_text import loads
-from processors.security._textview import text_view
-from processors.security.credentials import (
+from llmtrace_processors.json_text import loads
+from llmtrace_processors.security._textview import text_view
+from llmtrace_processors.security.credentials import (
     SECRET_AUTH_HEADER,
     SECRET_GENERIC,
     SECRET_PASSWORD,
     SECRET_URL_CREDENTIAL,
     find_credentials,
 )
-from processors.security.evidence import mask_secret
-from processors.security.findings import Finding, Severity, Side
-from processors.security.overlaps import keep_strongest
-from processors.security.secret_values import looks_fake, shannon_entropy
+from llmtrace_processors.security.evidence import mask_secret
+from llmtrace_processors.security.findings import Finding, Severity, Side
+from llmtrace_processors.security.overlaps import keep_strongest
+from llmtrace_processors.security.secret_values import looks_fake, shannon_entropy
 
 __all__ = [
     "DETECTOR",

@@ -25,9 +25,9 @@ import re
 import zlib
 from collections import Counter
 
-from processors.security.evidence import excerpt
-from processors.security.normalize import TextVariant
-from processors.security.scoring import Signal
+from llmtrace_processors.security.evidence import excerpt
+from llmtrace_processors.security.normalize import TextVariant
+from llmtrace_processors.security.scoring import Signal
 
 __all__ = ["structural_signals"]
 

@@ -7,21 +7,20 @@ import threading
 from collections.abc import Sequence
 
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-from processors.attributes import LLMTRACE_ANALYSIS_SKIPPED
-from processors.breaker import (
+from llmtrace_processors.attributes import LLMTRACE_ANALYSIS_SKIPPED
+from llmtrace_processors.breaker import (
     BreakerPolicy,
     BreakerState,
     CircuitBreaker,
     CircuitBreakers,
 )
-from processors.chain import EnrichingSpanProcessor, Enrichment, build_chain
-from processors.sinks import ExportSink
+from llmtrace_processors.chain import EnrichingSpanProcessor, Enrichment, build_chain
+from llmtrace_processors.sinks import ExportSink
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 
 class Clock:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from processors.json_text import loads
+from llmtrace_processors.json_text import loads
 
 
 def test_parses_json_text_and_bytes() -> None:

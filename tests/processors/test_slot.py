@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from llmtrace_processors.chain import Enrichment, build_chain, is_genai_span
+from llmtrace_processors.slot import EnricherSlot
 from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-from processors.chain import Enrichment, build_chain, is_genai_span
-from processors.slot import EnricherSlot
 
 
 class Adds:

@@ -14,7 +14,8 @@ import urllib.request
 import zlib
 from pathlib import Path
 
-from processors.attributes import LLMTRACE_PARSE_ERRORS
+from llmtrace_processors.attributes import LLMTRACE_PARSE_ERRORS
+
 from tests.support.fake_upstream import ENCODING_HEADER, SCENARIO_HEADER, SIZE_HEADER, FakeUpstream
 from tests.support.proxy_harness import running_proxy
 

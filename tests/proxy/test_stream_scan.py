@@ -15,13 +15,13 @@ from pathlib import Path
 import anthropic
 import openai
 import pytest
+from llmtrace_processors.security.findings import Severity
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 
 from llmtrace_otel.config import load_settings
 from llmtrace_otel.providers.openai_chat import OpenAIChatAdapter
 from llmtrace_otel.providers.types import SSEEvent
 from llmtrace_otel.proxy.stream_guard import StreamScanPolicy, StreamStopped, stop_events
-from processors.security.findings import Severity
 from tests.support.fake_upstream import LEAK_CHUNKS, LEAK_TEXT, SCENARIO_HEADER, FakeUpstream
 from tests.support.proxy_harness import running_proxy
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llmtrace_processors.chain import EnrichingSpanProcessor
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -24,7 +25,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from llmtrace_otel.config import Settings, load_settings
 from llmtrace_otel.receiver import CollectorServer
 from llmtrace_otel.telemetry.pipeline import Telemetry, build_telemetry
-from processors.chain import EnrichingSpanProcessor
 
 
 @dataclass

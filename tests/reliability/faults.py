@@ -13,9 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from llmtrace_processors.chain import EnrichingSpanProcessor, Enrichment
 from opentelemetry.sdk.trace import ReadableSpan
-
-from processors.chain import EnrichingSpanProcessor, Enrichment
 
 __all__ = ["FaultyEnricher", "sqlite_locked", "sqlite_replaced"]
 

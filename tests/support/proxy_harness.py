@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llmtrace_processors.chain import EnrichingSpanProcessor
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -25,7 +26,6 @@ from llmtrace_otel.config import Settings, load_settings
 from llmtrace_otel.proxy.app import ProxyServer
 from llmtrace_otel.proxy.guards import RequestGuard
 from llmtrace_otel.telemetry.pipeline import Telemetry, build_telemetry
-from processors.chain import EnrichingSpanProcessor
 
 
 @dataclass

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
-from processors.attributes import LLMTRACE_SECURITY_FINDING_EVENT
+from llmtrace_processors.attributes import LLMTRACE_SECURITY_FINDING_EVENT
 
 __all__ = ["FINDING_EVENT", "FindingView", "findings_of"]
 

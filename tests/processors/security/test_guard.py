@@ -12,6 +12,8 @@ from pathlib import Path
 import anthropic
 import openai
 import pytest
+from llmtrace_processors.security.findings import Finding, Severity
+from llmtrace_processors.security.segments import Segment, Source
 from opentelemetry.trace import StatusCode
 
 from llmtrace_otel.config import Settings
@@ -31,8 +33,6 @@ from llmtrace_otel.proxy.security_guard import (
     SecurityGuard,
     request_segments,
 )
-from processors.security.findings import Finding, Severity
-from processors.security.segments import Segment, Source
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.proxy_harness import running_proxy
 

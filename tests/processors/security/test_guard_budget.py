@@ -14,13 +14,13 @@ from pathlib import Path
 
 import openai
 import pytest
+from llmtrace_processors.security.detectors import InjectionDetector, ScanContext
+from llmtrace_processors.security.findings import Finding
+from llmtrace_processors.security.segments import Segment
 
 from llmtrace_otel.config import load_settings
 from llmtrace_otel.providers.types import ChatMessage, LLMRequest, Operation, TextPart
 from llmtrace_otel.proxy.security_guard import BLOCKED_CODE, FAILED_CODE, SecurityGuard
-from processors.security.detectors import InjectionDetector, ScanContext
-from processors.security.findings import Finding
-from processors.security.segments import Segment
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.proxy_harness import running_proxy
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from processors.security.findings import Finding
-from processors.security.incremental import (
+from llmtrace_processors.security.findings import Finding
+from llmtrace_processors.security.incremental import (
     StreamFinding,
     TextStreamScanner,
     default_stream_checks,
 )
-from processors.security.secrets import detect_secrets
+from llmtrace_processors.security.secrets import detect_secrets
 
 ACCESS_KEY = "AKIA2OGYBAH6QNXC5VLP"
 SECRET_KEY = "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"

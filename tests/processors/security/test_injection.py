@@ -6,17 +6,16 @@ import base64
 import codecs
 
 import pytest
-
-from processors.security.findings import Severity, Side
-from processors.security.injection import (
+from llmtrace_processors.security.findings import Severity, Side
+from llmtrace_processors.security.injection import (
     ALL_RULES,
     DEFAULT_THRESHOLD,
     assess_injection,
     detect_injection,
 )
-from processors.security.normalize import scan_variants
-from processors.security.scoring import Anchor, RuleSet
-from processors.security.segments import Source
+from llmtrace_processors.security.normalize import scan_variants
+from llmtrace_processors.security.scoring import Anchor, RuleSet
+from llmtrace_processors.security.segments import Source
 
 # (text, expected finding type of the top finding)
 POSITIVES = [

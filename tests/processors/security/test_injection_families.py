@@ -12,17 +12,16 @@ touch what the system instructions forbid.
 from __future__ import annotations
 
 import pytest
-
-from processors.security._ciphers import segment_words
-from processors.security.injection import (
+from llmtrace_processors.security._ciphers import segment_words
+from llmtrace_processors.security.injection import (
     ALL_RULES,
     DEFAULT_THRESHOLD,
     assess_injection,
     detect_injection,
 )
-from processors.security.normalize import scan_variants
-from processors.security.restrictions import restricted_topics, touches_restricted
-from processors.security.scoring import Anchor, RuleSet
+from llmtrace_processors.security.normalize import scan_variants
+from llmtrace_processors.security.restrictions import restricted_topics, touches_restricted
+from llmtrace_processors.security.scoring import Anchor, RuleSet
 
 POSITIVES = [
     # payload splitting: sentence fragments assigned to names, then joined

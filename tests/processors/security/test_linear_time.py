@@ -18,13 +18,12 @@ import time
 from collections.abc import Callable
 
 import pytest
-
-from processors.security.findings import Finding
-from processors.security.injection import detect_injection
-from processors.security.leakage import detect_leakage
-from processors.security.normalize import scan_variants
-from processors.security.pii import detect_pii
-from processors.security.secrets import detect_secrets
+from llmtrace_processors.security.findings import Finding
+from llmtrace_processors.security.injection import detect_injection
+from llmtrace_processors.security.leakage import detect_leakage
+from llmtrace_processors.security.normalize import scan_variants
+from llmtrace_processors.security.pii import detect_pii
+from llmtrace_processors.security.secrets import detect_secrets
 
 SIZE = 100_000
 #: Seconds of CPU. Linear: under 0.3 s here. Each of the inputs, quadratic: 5 s to hours.

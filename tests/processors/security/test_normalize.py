@@ -7,8 +7,7 @@ import binascii
 import codecs
 
 import pytest
-
-from processors.security.normalize import (
+from llmtrace_processors.security.normalize import (
     PLAIN,
     NormalizedText,
     decode_payloads,

@@ -10,9 +10,8 @@ import json
 from pathlib import Path
 
 import pytest
-
-from processors.security.findings import Finding, Severity, Side
-from processors.security.pii import (
+from llmtrace_processors.security.findings import Finding, Severity, Side
+from llmtrace_processors.security.pii import (
     PII_CREDIT_CARD,
     PII_EMAIL,
     PII_IBAN,
@@ -391,7 +390,7 @@ def test_presidio_set_quality_floor() -> None:
 
 
 def test_overlap_resolution_keeps_disjoint_strongest() -> None:
-    from processors.security.overlaps import keep_strongest
+    from llmtrace_processors.security.overlaps import keep_strongest
 
     spans = [
         Finding("a", Severity.LOW, 0.5, "t", start=0, end=10),

@@ -13,9 +13,8 @@ import random
 import string
 
 import pytest
-
-from processors.security.findings import Finding, Severity, Side
-from processors.security.secrets import (
+from llmtrace_processors.security.findings import Finding, Severity, Side
+from llmtrace_processors.security.secrets import (
     SECRET_ANTHROPIC_KEY,
     SECRET_AUTH_HEADER,
     SECRET_AWS_ACCESS_KEY,

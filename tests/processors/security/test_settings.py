@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from llmtrace_processors.content_policy import ContentPolicyProcessor
+from llmtrace_processors.security.findings import Severity
+from llmtrace_processors.security.processor import SecurityProcessor
 
 from llmtrace_otel.config import ConfigError, load_settings
 from llmtrace_otel.proxy.app import build_guards
 from llmtrace_otel.proxy.security_guard import SecurityGuard
 from llmtrace_otel.telemetry.pipeline import build_telemetry
-from processors.content_policy import ContentPolicyProcessor
-from processors.security.findings import Severity
-from processors.security.processor import SecurityProcessor
 
 
 def test_defaults_analyse_without_enforcing() -> None:

@@ -1,0 +1,3 @@
+from llmtrace_otel.cli import main
+
+raise SystemExit(main())

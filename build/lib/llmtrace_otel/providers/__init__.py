@@ -1,0 +1,1 @@
+"""API shapes: request/response/stream parsing into typed values."""

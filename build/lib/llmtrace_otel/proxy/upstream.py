@@ -1,0 +1,153 @@
+"""The upstream HTTP client: one pooled aiohttp session per process.
+
+aiohttp was chosen by measurement (DESIGN.md, docs/performance.md): inside a Tornado
+event loop it relays about twice as fast as Tornado's own client and several times
+faster than httpx. Bodies are relayed as received: ``auto_decompress`` is off, so a
+gzip response reaches the client byte for byte and is only decoded for telemetry.
+
+A connection that fails before any byte of the request was sent (refused, reset during the
+handshake, a DNS failure) is retried ``upstream.retry_connect_failures`` times: the upstream
+cannot have seen that request. Nothing else is retried: not a timeout, not a connection that
+broke after the request went out (the upstream may have processed it, and an LLM call costs
+money), not an error status (a 429/503 and its ``Retry-After`` go back to the client, whose
+SDK knows its own retry budget).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Protocol
+
+import aiohttp
+from opentelemetry.util.types import AttributeValue
+from yarl import URL
+
+from llmtrace_otel.config import Settings
+from llmtrace_otel.proxy.errors import ProxyError
+from llmtrace_processors.attributes import LLMTRACE_UPSTREAM_CONNECT_RETRIES
+
+__all__ = ["RetryObserver", "UpstreamClient", "UpstreamFailure", "classify_exception",
+           "is_connect_failure"]
+
+_log = logging.getLogger(__name__)
+
+
+class RetryObserver(Protocol):
+    """Told about retries of one call (the call's ``CallRecorder``)."""
+
+    def add_attributes(self, attributes: Mapping[str, AttributeValue]) -> None: ...
+
+
+def is_connect_failure(exc: BaseException) -> bool:
+    """True when the connection failed before any byte of the request was sent.
+
+    aiohttp raises ``ClientConnectorError`` only while it establishes the connection (TCP
+    connect, DNS, TLS handshake); the request is written after. TLS certificate and protocol
+    errors are connect failures too, but retrying them cannot help.
+    """
+    return isinstance(exc, aiohttp.ClientConnectorError) and not isinstance(
+        exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError)
+
+
+class UpstreamFailure(Exception):
+    """An upstream call failed before or while its response was read."""
+
+    def __init__(self, error: ProxyError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def classify_exception(exc: BaseException, url: str) -> ProxyError:
+    """Map a client exception to the proxy's answer: 504 for timeouts, 502 otherwise."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return ProxyError(504, "upstream_connect_timeout",
+                          f"timed out connecting to the upstream {url}")
+    if isinstance(exc, aiohttp.SocketTimeoutError):
+        return ProxyError(504, "upstream_read_timeout",
+                          f"the upstream {url} sent nothing within the read timeout")
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        return ProxyError(504, "upstream_timeout",
+                          f"the upstream {url} did not finish within the total timeout")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ProxyError(502, "upstream_unreachable",
+                          f"cannot connect to the upstream {url}: {exc.os_error.strerror or exc}")
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+        return ProxyError(502, "upstream_disconnected",
+                          f"the upstream {url} closed the connection before the response ended")
+    return ProxyError(502, "upstream_error", f"request to the upstream {url} failed: "
+                      f"{type(exc).__name__}")
+
+
+class UpstreamClient:
+    """Owns the connection pool. Create and close it on the event loop it serves."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._session: aiohttp.ClientSession | None = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            settings = self._settings
+            connector = aiohttp.TCPConnector(
+                limit=settings.max_upstream_connections,
+                limit_per_host=0,
+                ttl_dns_cache=300,
+                keepalive_timeout=30,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+                timeout=aiohttp.ClientTimeout(
+                    total=settings.total_timeout_s,
+                    sock_connect=settings.connect_timeout_s,
+                    sock_read=settings.read_timeout_s,
+                ),
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+        return self._session
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes | None,
+        observer: RetryObserver | None = None,
+    ) -> aiohttp.ClientResponse:
+        """Send a request; return the response with headers read, body not yet read.
+
+        Connect failures are retried (see the module docstring); ``observer`` gets
+        ``llmtrace.upstream.connect_retries`` when that happened. Raises
+        :class:`UpstreamFailure` on connect errors and timeouts.
+        """
+        retries = 0
+        while True:
+            try:
+                response = await self._get_session().request(
+                    method,
+                    URL(url, encoded=True),
+                    headers=headers,
+                    data=body,
+                    allow_redirects=False,
+                    compress=None,
+                )
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                if retries < self._settings.retry_connect_failures and is_connect_failure(exc):
+                    retries += 1
+                    _log.info("connecting to the upstream %s failed (%s); retry %d of %d",
+                              url, exc, retries, self._settings.retry_connect_failures)
+                    continue
+                if retries and observer is not None:
+                    observer.add_attributes({LLMTRACE_UPSTREAM_CONNECT_RETRIES: retries})
+                raise UpstreamFailure(classify_exception(exc, url)) from exc
+            if retries and observer is not None:
+                observer.add_attributes({LLMTRACE_UPSTREAM_CONNECT_RETRIES: retries})
+            return response
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

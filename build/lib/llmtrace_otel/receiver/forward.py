@@ -1,0 +1,120 @@
+"""Metrics pass-through: received OTLP metric requests go unchanged to the OTLP endpoint.
+
+The request bytes are forwarded as they arrived (protobuf; JSON is converted first), with
+no decoding, re-aggregation or enrichment: our processors work on spans. The downstream
+answer comes back to the sender: its partial success, or its failure mapped onto the
+sender's transport (so an unavailable backend makes the sender retry, as it should).
+
+The endpoint and protocol are the pipeline's own (``otlp.endpoint`` / ``otlp.protocol``,
+else ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_ENDPOINT``), and
+``OTEL_EXPORTER_OTLP_HEADERS`` / ``OTEL_EXPORTER_OTLP_METRICS_HEADERS`` are sent along.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+import grpc
+from opentelemetry.util.re import parse_env_headers
+
+from llmtrace_otel.config import ConfigError, Settings
+from llmtrace_otel.receiver.status import HTTP_STATUS_OF, Refused, grpc_code_of
+
+__all__ = ["METRICS_EXPORT_METHOD", "MetricsForwarder"]
+
+METRICS_EXPORT_METHOD = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
+_PROTOBUF = "application/x-protobuf"
+_RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED})
+
+
+def _failed(code: grpc.StatusCode, http_status: int, detail: str) -> Refused:
+    retry = 1.0 if code in _RETRYABLE else None
+    return Refused(code, http_status, f"forwarding metrics failed: {detail}", "forward_failed",
+                   retry)
+
+
+class MetricsForwarder:
+    """Sends serialised ``ExportMetricsServiceRequest`` bytes to one OTLP endpoint."""
+
+    def __init__(self, endpoint: str, protocol: str, headers: Mapping[str, str] | None = None,
+                 timeout_s: float = 10.0) -> None:
+        self.endpoint = endpoint
+        self.protocol = protocol
+        self._headers = dict(headers or {})
+        self._timeout_s = timeout_s
+        self._channel: grpc.Channel | None = None
+        if protocol == "grpc":
+            parts = urlsplit(endpoint if "://" in endpoint else "http://" + endpoint)
+            target = parts.netloc
+            self._channel = (grpc.secure_channel(target, grpc.ssl_channel_credentials())
+                             if parts.scheme == "https" else grpc.insecure_channel(target))
+            # No serialisers: the request bytes travel as they are.
+            self._call = self._channel.unary_unary(METRICS_EXPORT_METHOD)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None
+                      ) -> MetricsForwarder:
+        env = os.environ if env is None else env
+        protocol = settings.otlp_protocol
+        endpoint = settings.otlp_endpoint
+        if endpoint is not None:
+            if protocol != "grpc":
+                endpoint = endpoint.rstrip("/") + "/v1/metrics"
+        elif env.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"):
+            endpoint = env["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"]
+        elif env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+            endpoint = env["OTEL_EXPORTER_OTLP_ENDPOINT"]
+            if protocol != "grpc":
+                endpoint = endpoint.rstrip("/") + "/v1/metrics"
+        else:
+            raise ConfigError(
+                "receiver.forward_metrics: needs an OTLP endpoint to forward to "
+                "(otlp.endpoint or OTEL_EXPORTER_OTLP_ENDPOINT)"
+            )
+        headers = parse_env_headers(env.get("OTEL_EXPORTER_OTLP_METRICS_HEADERS")
+                                    or env.get("OTEL_EXPORTER_OTLP_HEADERS") or "",
+                                    liberal=True)
+        return cls(endpoint, protocol, headers)
+
+    def forward(self, payload: bytes) -> bytes:
+        """Forward one request; the downstream's serialised response, or :class:`Refused`."""
+        if self._channel is not None:
+            return self._forward_grpc(payload)
+        return self._forward_http(payload)
+
+    def _forward_grpc(self, payload: bytes) -> bytes:
+        metadata = tuple((key.lower(), value) for key, value in self._headers.items())
+        try:
+            response: bytes = self._call(payload, timeout=self._timeout_s, metadata=metadata)
+        except grpc.RpcError as error:
+            code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+            details = error.details() if hasattr(error, "details") else str(error)
+            raise _failed(code, HTTP_STATUS_OF.get(code, 500),
+                          f"{self.endpoint} answered {code.name}: {details}") from None
+        return response
+
+    def _forward_http(self, payload: bytes) -> bytes:
+        request = urllib.request.Request(
+            self.endpoint, data=payload, method="POST",
+            headers={**self._headers, "Content-Type": _PROTOBUF},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout_s) as response:
+                body: bytes = response.read()
+                return body if response.headers.get("Content-Type", "").startswith(
+                    _PROTOBUF) else b""
+        except urllib.error.HTTPError as error:
+            raise _failed(grpc_code_of(error.code), error.code,
+                          f"{self.endpoint} answered HTTP {error.code}") from None
+        except (urllib.error.URLError, OSError) as error:
+            raise _failed(grpc.StatusCode.UNAVAILABLE, 503,
+                          f"{self.endpoint} unreachable: {error}") from None
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()

@@ -1,0 +1,49 @@
+"""SpendRecorder: reads each GenAI span's cost at the end of the chain and records it.
+
+Attached to the pipeline's enricher slot (after ``CostProcessor``), so it sees the span
+the exporters see: ``llmtrace.cost.usd`` when the model has a price. A span with token
+usage but no cost is recorded as an *unpriced* call; a span without usage (a refused or
+failed call) costs nothing and is skipped. It adds nothing to the span.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.util.types import AttributeValue
+
+from llmtrace_otel.tenancy.budgets import BudgetTracker, SpendEvent
+from llmtrace_processors.attributes import LLMTRACE_AGENT_ID, LLMTRACE_COST_USD, LLMTRACE_TENANT_ID
+from llmtrace_processors.chain import EnrichingSpanProcessor, Enrichment
+from llmtrace_processors.cost import read_usage
+
+__all__ = ["SpendRecorder"]
+
+
+def _text(attributes: Mapping[str, AttributeValue], key: str) -> str | None:
+    value = attributes.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+class SpendRecorder(EnrichingSpanProcessor):
+    stage = "budgets"
+
+    def __init__(self, tracker: BudgetTracker, default_tenant: str) -> None:
+        super().__init__()
+        self._tracker = tracker
+        self._default = default_tenant
+
+    def enrich(self, span: ReadableSpan) -> Enrichment | None:
+        attributes = span.attributes or {}
+        if read_usage(attributes) is None:
+            return None
+        cost = attributes.get(LLMTRACE_COST_USD)
+        usd = float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) \
+            else None
+        self._tracker.submit(SpendEvent(
+            tenant=_text(attributes, LLMTRACE_TENANT_ID) or self._default,
+            agent=_text(attributes, LLMTRACE_AGENT_ID),
+            usd=usd,
+        ))
+        return None
