@@ -6,11 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from llmtrace_otel.config import Settings
 from llmtrace_otel.providers.base import APIAdapter
 from llmtrace_otel.providers.registry import detect_provider, match_api
-from llmtrace_otel.proxy.errors import ApiFlavor
 from llmtrace_otel.proxy.headers import PROVIDER_HEADER
+from llmtrace_otel.web.errors import ApiFlavor
 
 __all__ = ["Route", "Router", "Upstream"]
 
@@ -40,9 +39,11 @@ class Route:
 class Router:
     """Decides the route of each request; immutable once built."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._openai = Upstream.parse(settings.upstream_url)
-        self._anthropic = Upstream.parse(settings.anthropic_upstream_url)
+    def __init__(self, openai_url: str, anthropic_url: str) -> None:
+        """``openai_url``: the OpenAI-compatible upstream (``upstream.url``);
+        ``anthropic_url``: where Anthropic-shaped calls go (``upstream.anthropic_url``)."""
+        self._openai = Upstream.parse(openai_url)
+        self._anthropic = Upstream.parse(anthropic_url)
 
     def route(self, method: str, path: str, headers: Mapping[str, str]) -> Route:
         adapter = match_api(path, headers) if method == "POST" else None
