@@ -58,8 +58,10 @@ bench: $(VENV)/.installed-dev
 eval-security: $(VENV)/.installed-dev
 	$(BIN)/python bench/security_eval.py --write-docs
 
+# ruff, and the import contract: one-way arrows between the parts (tests/test_import_contract.py).
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check llmtrace_otel processors tests bench
+	$(BIN)/python -m pytest -q -p no:randomly tests/test_import_contract.py
 
 # mypy does not follow setuptools' package-dir: show it processors/ under its import name.
 typecheck: $(VENV)/.installed-dev

@@ -46,7 +46,7 @@ def _imports(module: str, path: Path) -> Iterator[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative: resolve against this module's package
                 base = module.split(".")
-                if not path.name == "__init__.py":
+                if path.name != "__init__.py":
                     base = base[:-1]
                 base = base[: len(base) - node.level + 1]
                 yield ".".join([*base, node.module] if node.module else base)
@@ -119,6 +119,7 @@ def test_every_package_folder_is_installed_and_none_bare() -> None:
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
                  ["packages"])
     folders = {module for module, path in _modules() if path.name == "__init__.py"}
-    assert listed == folders, (f"pyproject.toml packages differ from the package folders: "
-                               f"missing {sorted(folders - listed)}, extra {sorted(listed - folders)}")
+    assert listed == folders, ("pyproject.toml packages differ from the package folders: "
+                               f"missing {sorted(folders - listed)}, "
+                               f"extra {sorted(listed - folders)}")
     assert not [name for name in listed if name.split(".")[0] == "processors"]
