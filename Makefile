@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?=
+# make run UPSTREAM=http://localhost:11434/v1 ARGS="--capture-content --port 9000"
+UPSTREAM ?=
+ARGS ?=
 
 .PHONY: run test soak bench eval-security lint typecheck clean chromium redis-server
 
@@ -21,7 +24,8 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
-	$(BIN)/llmtrace-otel serve $(if $(CONFIG),--config $(CONFIG),)
+	$(BIN)/llmtrace-otel serve $(if $(CONFIG),--config $(CONFIG),) \
+	  $(if $(UPSTREAM),--upstream-url $(UPSTREAM),) $(ARGS)
 
 # The tenancy tests start their own redis-server (tests/tenancy/conftest.py); install it
 # when missing and we may (root, Debian). Without it those tests skip with the reason.

@@ -69,6 +69,7 @@ from llmtrace_otel.tenancy.api import budget_routes
 from llmtrace_otel.tenancy.budgets import BudgetTracker
 from llmtrace_otel.tenancy.guard import TenancyGuard
 from llmtrace_otel.tenancy.identity import TenantResolver
+from llmtrace_otel.tenancy.key_secret import load_or_create_secret, secret_path_for
 from llmtrace_otel.tenancy.metrics import TenancyInstruments
 from llmtrace_otel.tenancy.notifiers import (
     DeliveryChannel,
@@ -278,15 +279,39 @@ def _anomaly_alerts(alerts: AlertDispatcher
     return listener
 
 
+def _tenant_key_secret(settings: Settings) -> str | None:
+    """``tenancy.key_secret``, else the one kept beside the SQLite store (created once),
+    so tenant ids derived from API keys survive restarts; None (random per process, with
+    a warning) when there is neither."""
+    if settings.tenant_key_secret is not None:
+        return settings.tenant_key_secret
+    if not settings.sqlite_enabled:
+        _log.warning("tenancy.key_secret is not set and there is no local store to keep one "
+                     "in: tenant ids derived from API keys change at every restart. Set "
+                     "tenancy.key_secret.")
+        return None
+    path = secret_path_for(settings.sqlite_path)
+    try:
+        secret, created = load_or_create_secret(path)
+    except OSError as exc:
+        raise ConfigError(f"tenancy.key_secret: not set, and the secret kept in {path} "
+                          f"cannot be used ({exc}); set tenancy.key_secret") from None
+    if created:
+        _log.info("tenancy.key_secret is not set: generated one for tenant ids derived from "
+                  "API keys, kept in %s (0600)", path)
+    if settings.state_backend is StateBackend.REDIS:
+        _log.warning("state.backend=redis shares limits and budgets between instances, but "
+                     "tenant ids derived from API keys use this instance's secret (%s): set "
+                     "the same tenancy.key_secret on every instance", path)
+    return secret
+
+
 def _tenancy(settings: Settings, metering: _Metering) -> _Tenancy | None:
     """The tenancy guard and its chain stages; None when ``tenancy.enabled`` is off."""
     if not settings.tenancy_enabled:
         return None
     instruments = TenancyInstruments(metering.meter, metering.tenant_labels)
-    resolver = TenantResolver(settings.default_tenant, settings.tenant_key_secret)
-    if not resolver.stable:
-        _log.info("tenancy.key_secret is not set: tenant ids derived from API keys are "
-                  "random per process and change at restart")
+    resolver = TenantResolver(settings.default_tenant, _tenant_key_secret(settings))
     book = PolicyBook(default_policy(settings), settings.tenants)
     backend = _state_backend(settings)
     alerts = _alerts(settings, instruments)

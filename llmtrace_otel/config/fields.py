@@ -292,8 +292,9 @@ FIELDS: tuple[FieldSpec, ...] = (
        "Tenant of calls with neither an X-LLMTrace-Tenant-ID header nor an API key.",
        check=check_tenant_id),
     _f("tenant_key_secret", "tenancy.key_secret", parse_optional_str,
-       "HMAC secret for tenant ids derived from API keys (unset: random per process, so "
-       "those ids change at restart).", secret=True),
+       "HMAC secret for tenant ids derived from API keys (unset: one is generated once and "
+       "kept beside the SQLite store, <sqlite.path>.tenant-key, 0600; set the same value on "
+       "every instance that shares state).", secret=True),
     _f("metric_tenants", "tenancy.metric_tenants", int,
        "Tenants with their own metric series; later ones share tenant=\"_other\".",
        low=0, high=100_000),

@@ -181,11 +181,11 @@ class ProxyHandler(RequestHandler):
             rewritten = route.adapter.request_with_stream_usage(body)
             if rewritten is not None:
                 upstream_body, edit_stream = rewritten, True
-        url = route.upstream.base_url + request.uri
+        url = route.upstream.url_for(request.uri or "/")
         recorder = CallRecorder(
             ctx.telemetry,
             method=method,
-            url=route.upstream.base_url + request.path,  # no query: it may hold keys
+            url=route.upstream.url_for(request.path),  # no query: it may hold keys
             api=route.adapter.api if route.adapter is not None else None,
             request=llm_request,
             provider=route.provider,
@@ -230,6 +230,8 @@ class ProxyHandler(RequestHandler):
         ctx = self._ctx
         method = self.request.method or "GET"
         forwarded = request_headers(self.request.headers.get_all(), identity_encoding=edit_stream)
+        if route.upstream.authorization is not None and "Authorization" not in self.request.headers:
+            forwarded.append(("Authorization", route.upstream.authorization))
         forwarded.extend(recorder.trace_headers())
         response: aiohttp.ClientResponse | None = None
         try:

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 from opentelemetry.util.types import AttributeValue
@@ -60,7 +62,12 @@ class UpstreamFailure(Exception):
 
 
 def classify_exception(exc: BaseException, url: str) -> ErrorReply:
-    """Map a client exception to the proxy's answer: 504 for timeouts, 502 otherwise."""
+    """Map a client exception to the proxy's answer: 504 for timeouts, 502 otherwise.
+
+    The message names the upstream by its origin only (``scheme://host:port``): the URL's
+    credentials and the client's query string (which may hold an API key) never reach the
+    client, the span or the log."""
+    url = origin_of(url)
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return ErrorReply(504, "upstream_connect_timeout",
                           f"timed out connecting to the upstream {url}")
@@ -91,12 +98,42 @@ class UpstreamConfig:
     retry_connect_failures: int = 1
 
 
+def origin_of(url: str) -> str:
+    """``scheme://host:port`` of a URL: what logs may name (no credentials, path or query)."""
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}"
+
+
+class _FailureLog:
+    """Upstream failures at WARNING, at most one line per upstream every ``every_s``
+    (with how many more there were), so an outage is seen but does not flood the log."""
+
+    __slots__ = ("_every_s", "_last", "_suppressed")
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        self._every_s = every_s
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def note(self, origin: str, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last.get(origin, -self._every_s) < self._every_s:
+            self._suppressed[origin] = self._suppressed.get(origin, 0) + 1
+            return
+        more = self._suppressed.pop(origin, 0)
+        self._last[origin] = now
+        _log.warning("upstream %s: %s%s", origin, message,
+                     f" ({more} more failures since the last report)" if more else "")
+
+
 class UpstreamClient:
     """Owns the connection pool. Create and close it on the event loop it serves."""
 
     def __init__(self, config: UpstreamConfig) -> None:
         self._config = config
         self._session: aiohttp.ClientSession | None = None
+        self._failures = _FailureLog()
 
     @property
     def max_connections(self) -> int:
@@ -153,11 +190,14 @@ class UpstreamClient:
                 if retries < self._config.retry_connect_failures and is_connect_failure(exc):
                     retries += 1
                     _log.info("connecting to the upstream %s failed (%s); retry %d of %d",
-                              url, exc, retries, self._config.retry_connect_failures)
+                              origin_of(url), exc, retries,
+                              self._config.retry_connect_failures)
                     continue
                 if retries and observer is not None:
                     observer.add_attributes({LLMTRACE_UPSTREAM_CONNECT_RETRIES: retries})
-                raise UpstreamFailure(classify_exception(exc, url)) from exc
+                failure = classify_exception(exc, url)
+                self._failures.note(origin_of(url), failure.message)
+                raise UpstreamFailure(failure) from exc
             if retries and observer is not None:
                 observer.add_attributes({LLMTRACE_UPSTREAM_CONNECT_RETRIES: retries})
             return response
