@@ -282,7 +282,8 @@ def _anomaly_alerts(alerts: AlertDispatcher
 def _tenant_key_secret(settings: Settings) -> str | None:
     """``tenancy.key_secret``, else the one kept beside the SQLite store (created once),
     so tenant ids derived from API keys survive restarts; None (random per process, with
-    a warning) when there is neither."""
+    a warning) when there is neither. A store that cannot hold it does not stop the proxy:
+    telemetry never takes traffic down (the store's own failure shows on /health)."""
     if settings.tenant_key_secret is not None:
         return settings.tenant_key_secret
     if not settings.sqlite_enabled:
@@ -294,8 +295,10 @@ def _tenant_key_secret(settings: Settings) -> str | None:
     try:
         secret, created = load_or_create_secret(path)
     except OSError as exc:
-        raise ConfigError(f"tenancy.key_secret: not set, and the secret kept in {path} "
-                          f"cannot be used ({exc}); set tenancy.key_secret") from None
+        _log.warning("tenancy.key_secret is not set and the secret kept in %s cannot be used "
+                     "(%s): tenant ids derived from API keys change at every restart. Set "
+                     "tenancy.key_secret.", path, exc)
+        return None
     if created:
         _log.info("tenancy.key_secret is not set: generated one for tenant ids derived from "
                   "API keys, kept in %s (0600)", path)
