@@ -34,7 +34,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, OTELResourceDetector, Reso
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from prometheus_client import CollectorRegistry
 
-from llmtrace_otel.api import ApiContext, api_routes
+from llmtrace_otel.api import API_PREFIX, ApiContext, api_routes
 from llmtrace_otel.config import (
     BackendErrorPolicy,
     ConfigError,
@@ -58,7 +58,7 @@ from llmtrace_otel.proxy.stream_guard import StreamScanPolicy
 from llmtrace_otel.proxy.upstream import UpstreamClient, UpstreamConfig
 from llmtrace_otel.receiver.collector import CollectorServer
 from llmtrace_otel.receiver.forward import MetricsForwarder
-from llmtrace_otel.receiver.http import otlp_routes
+from llmtrace_otel.receiver.http import OTLP_PATHS, otlp_routes
 from llmtrace_otel.receiver.service import OTLPReceiver, ReceiverConfig
 from llmtrace_otel.telemetry.instruments import ProxyInstruments
 from llmtrace_otel.telemetry.pipeline import INSTRUMENTATION_NAME, Telemetry
@@ -83,9 +83,10 @@ from llmtrace_otel.tenancy.spend import SpendRecorder
 from llmtrace_otel.tenancy.state import MemoryBackend
 from llmtrace_otel.tenancy.state import StateBackend as TenancyBackend
 from llmtrace_otel.tenancy.windows import Window
-from llmtrace_otel.ui import ui_routes
+from llmtrace_otel.ui import UI_PREFIX, ui_routes
 from llmtrace_otel.version import __version__
 from llmtrace_otel.web.auth import BearerToken
+from llmtrace_otel.web.gate import SMALL_BODY_BYTES
 from llmtrace_otel.web.server import RouteSpec, ServerConfig
 from llmtrace_processors.anomaly import Anomaly, AnomalyConfig, AnomalyProcessor
 from llmtrace_processors.breaker import BreakerPolicy, CircuitBreakers
@@ -123,7 +124,9 @@ def server_config(settings: Settings) -> ServerConfig:
         host=settings.host, port=settings.port, max_body_bytes=settings.max_body_bytes,
         idle_timeout_s=settings.idle_timeout_s, body_timeout_s=settings.body_timeout_s,
         max_header_bytes=settings.max_header_bytes, max_connections=settings.max_connections,
-        shutdown_timeout_s=settings.shutdown_timeout_s)
+        shutdown_timeout_s=settings.shutdown_timeout_s,
+        allowed_hosts=split_list(settings.allowed_hosts),
+        max_inflight_body_bytes=settings.max_inflight_body_bytes)
 
 
 def upstream_config(settings: Settings) -> UpstreamConfig:
@@ -503,6 +506,12 @@ def _stream_scan(settings: Settings, telemetry: Telemetry) -> StreamScanPolicy |
                             on_drop=telemetry.instruments.count_drop)
 
 
+def _admin_auth(settings: Settings) -> BearerToken:
+    """``api.admin_token``: what the query API, the viewer's data, budgets and /metrics
+    require when it is set."""
+    return BearerToken(settings.api_admin_token, "api.admin_token")
+
+
 def _read_routes(settings: Settings, telemetry: Telemetry, tenancy: _Tenancy | None,
                  closers: list[Closer]) -> list[RouteSpec]:
     """``/api/v1/*`` (query API and budgets) and ``/ui``, when ``api.enabled``."""
@@ -512,7 +521,7 @@ def _read_routes(settings: Settings, telemetry: Telemetry, tenancy: _Tenancy | N
                                                                   "localhost"):
         _log.warning("the query API and /ui are open to anyone who reaches %s:%d; set "
                      "api.admin_token (or api.enabled=false)", settings.host, settings.port)
-    auth = BearerToken(settings.api_admin_token, "api.admin_token")
+    auth = _admin_auth(settings)
     store = (SpanStore(settings.sqlite_path, on_operation=telemetry.instruments.count_storage)
              if settings.sqlite_enabled else None)
     api = ApiContext(store, auth)
@@ -550,9 +559,13 @@ def build_proxy(settings: Settings, *, env: Mapping[str, str] | None = None,
         telemetry.instruments.count_drop)
     closers: list[Closer] = []
     routes = _read_routes(settings, telemetry, tenancy, closers)
+    body_limits = [(API_PREFIX, SMALL_BODY_BYTES), (UI_PREFIX, SMALL_BODY_BYTES)] \
+        if routes else []
     if settings.receiver_on_proxy:  # OTLP/HTTP on the proxy's own port
         receiver = _receiver(settings, telemetry, env)
         routes.extend(otlp_routes(receiver))
+        body_limits.extend((path, settings.max_body_bytes + 1024 * 1024)
+                           for path in OTLP_PATHS)
         closers.append(lambda: receiver.close(settings.shutdown_timeout_s))
 
     def flush_telemetry() -> None:
@@ -573,7 +586,8 @@ def build_proxy(settings: Settings, *, env: Mapping[str, str] | None = None,
         stream_scan=_stream_scan(settings, telemetry),
     )
     return ProxyServer(
-        server_config(settings), context, routes=routes, closers=closers,
+        server_config(settings), context, routes=routes, body_limits=body_limits,
+        closers=closers, metrics_auth=_admin_auth(settings),
         http_metrics_exclude=(split_list(settings.metrics_http_exclude_paths)
                               if settings.metrics_http_server else None),
     )
@@ -597,4 +611,5 @@ def build_collector(settings: Settings, *, env: Mapping[str, str] | None = None,
         raise
     return CollectorServer(server_config(settings), receiver, telemetry,
                            grpc_endpoint=settings.receiver_grpc_endpoint,
-                           http_endpoint=settings.receiver_http_endpoint)
+                           http_endpoint=settings.receiver_http_endpoint,
+                           metrics_auth=_admin_auth(settings))

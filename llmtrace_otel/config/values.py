@@ -123,7 +123,7 @@ def check_path_list(value: Any) -> str | None:
 
 def check_host_patterns(value: Any) -> str | None:
     for host in split_list(value):
-        if "/" in host or ":" in host or " " in host:
+        if "/" in host or " " in host or (":" in host and not host.startswith("[")):
             return f"{host!r} is not a host name or *.suffix pattern"
     return None
 

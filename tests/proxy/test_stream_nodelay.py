@@ -64,7 +64,8 @@ def test_a_stream_is_relayed_with_nodelay_and_nagle_is_back_after_it(
         proxy: RunningProxy) -> None:
     body = json.dumps({"model": "gpt-4o-mini", "stream": True,
                        "messages": [{"role": "user", "content": "Say hello."}]}).encode()
-    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Type: application/json\r\n"
             f"Authorization: Bearer sk-test\r\n{SCENARIO_HEADER}: slow-stream\r\n"
             f"x-fake-delay: 0.25\r\nContent-Length: {len(body)}\r\n\r\n").encode()
     port = int(proxy.url.rsplit(":", 1)[1])
