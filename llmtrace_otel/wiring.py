@@ -68,7 +68,7 @@ from llmtrace_otel.tenancy.alerts import Alert, AlertDispatcher, AlertSeverity
 from llmtrace_otel.tenancy.api import budget_routes
 from llmtrace_otel.tenancy.budgets import BudgetTracker
 from llmtrace_otel.tenancy.guard import TenancyGuard
-from llmtrace_otel.tenancy.identity import TenantResolver
+from llmtrace_otel.tenancy.identity import TenantResolver, parse_trusted
 from llmtrace_otel.tenancy.key_secret import load_or_create_secret, secret_path_for
 from llmtrace_otel.tenancy.metrics import TenancyInstruments
 from llmtrace_otel.tenancy.notifiers import (
@@ -317,7 +317,10 @@ def _tenancy(settings: Settings, metering: _Metering) -> _Tenancy | None:
     if not settings.tenancy_enabled:
         return None
     instruments = TenancyInstruments(metering.meter, metering.tenant_labels)
-    resolver = TenantResolver(settings.default_tenant, _tenant_key_secret(settings))
+    resolver = TenantResolver(
+        settings.default_tenant, _tenant_key_secret(settings),
+        trusted=parse_trusted(split_list(settings.tenant_header_trusted_from)),
+        key_tenants=settings.tenants.key_tenants())
     book = PolicyBook(default_policy(settings), settings.tenants)
     backend = _state_backend(settings)
     alerts = _alerts(settings, instruments)

@@ -37,6 +37,7 @@ from llmtrace_otel.config.values import (
     check_http_url,
     check_http_urls,
     check_key_prefix,
+    check_networks,
     check_not_empty_list,
     check_path_list,
     check_port,
@@ -301,6 +302,11 @@ FIELDS: tuple[FieldSpec, ...] = (
        "HMAC secret for tenant ids derived from API keys (unset: one is generated once and "
        "kept beside the SQLite store, <sqlite.path>.tenant-key, 0600; set the same value on "
        "every instance that shares state).", secret=True),
+    _f("tenant_header_trusted_from", "tenancy.header_trusted_from", str,
+       "Callers (IP addresses or CIDR networks, comma-separated; * = anyone) whose "
+       "X-LLMTrace-Tenant-ID header names their tenant, e.g. the gateway in front of the "
+       "proxy. Empty: nobody; the tenant comes from the API key.",
+       check=check_networks),
     _f("metric_tenants", "tenancy.metric_tenants", int,
        "Tenants with their own metric series; later ones share tenant=\"_other\".",
        low=0, high=100_000),

@@ -99,6 +99,7 @@ class Settings:
     tenancy_enabled: bool = True
     default_tenant: str = "default"
     tenant_key_secret: str | None = None
+    tenant_header_trusted_from: str = ""
     metric_tenants: int = 100
     requests_per_s: float = 0.0
     request_burst: float = 0.0
