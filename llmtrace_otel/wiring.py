@@ -349,6 +349,13 @@ def _tenancy(settings: Settings, metering: _Metering) -> _Tenancy | None:
 
 # -- 4. The pipeline --------------------------------------------------------------------------
 
+def _redacting(settings: Settings) -> bool:
+    """``security.pii_export: redact`` with content exported (content that is not exported
+    needs no redaction)."""
+    return (settings.security_enabled and settings.security_pii_export is PiiExport.REDACT
+            and settings.capture_content)
+
+
 def _security(settings: Settings, meter_provider: MeterProvider
               ) -> list[EnrichingSpanProcessor]:
     """The security stage, when enabled: content is analysed before it is stripped."""
@@ -357,8 +364,7 @@ def _security(settings: Settings, meter_provider: MeterProvider
     processor = SecurityProcessor(
         min_severity=Severity.parse(settings.security_min_severity),
         meter_provider=meter_provider,
-        # content that is not exported needs no redaction
-        redact=settings.security_pii_export is PiiExport.REDACT and settings.capture_content)
+        redact=_redacting(settings))
     if settings.security_workers <= 0:
         return [processor]
     # Detectors in worker processes (processors/security/pool.py); the processor above
@@ -427,7 +433,8 @@ def _pipeline(settings: Settings, env: Mapping[str, str], metering: _Metering, e
         *_security(settings, metering.meter_provider),
         *stages,
         *extras.enrichers,
-        ContentPolicyProcessor(capture_content=settings.capture_content),
+        ContentPolicyProcessor(capture_content=settings.capture_content,
+                               require_redaction=_redacting(settings)),
     ]
     if metering.breakers is not None:
         _guard_analysis(enrichers, metering.breakers, settings)

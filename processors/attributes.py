@@ -63,6 +63,10 @@ LLMTRACE_SECURITY_GUARD_BUDGET_EXCEEDED: Final = "llmtrace.security.guard.budget
 #: Values replaced by [PII:...]/[SECRET:...] placeholders in the exported content
 #: (security.pii_export = redact).
 LLMTRACE_SECURITY_REDACTED: Final = "llmtrace.security.redacted"
+#: Why message content that capture would export was kept out (``not_redacted``: the
+#: security stage did not redact the span, so with ``security.pii_export: redact`` it is
+#: withheld rather than exported as it came).
+LLMTRACE_CONTENT_WITHHELD: Final = "llmtrace.content.withheld"
 #: The proxy ended a streamed response early on a finding (security.stream_scan = stop).
 LLMTRACE_SECURITY_STREAM_STOPPED: Final = "llmtrace.security.stream_stopped"
 #: Span event, one per finding of the stream scanner (the finding.* attributes; offsets in
