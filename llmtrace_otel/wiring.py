@@ -587,7 +587,8 @@ def build_proxy(settings: Settings, *, env: Mapping[str, str] | None = None,
     closers.append(flush_telemetry)
     closers.append(guards.aclose)  # after the flush: spend of the last spans
     context = ProxyContext(
-        router=Router(settings.upstream_url, settings.anthropic_upstream_url),
+        router=Router(settings.upstream_url, settings.anthropic_upstream_url,
+                      max_providers=settings.metrics_max_providers),
         upstream=UpstreamClient(upstream_config(settings)),
         telemetry=telemetry,
         guards=guards,

@@ -192,6 +192,10 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("metrics_max_models", "metrics.max_models", int,
        "Distinct model names a metric label keeps; later ones are counted as `_other` "
        "(spans keep the real name).", low=1),
+    _f("metrics_max_providers", "metrics.max_providers", int,
+       "Distinct provider names clients may introduce with X-LLMTrace-Provider (beyond the "
+       "providers the GenAI conventions name); later ones are `_other` on spans, metrics and "
+       "/health.", low=1, high=10_000),
     _f("metrics_model_allowlist", "metrics.model_allowlist", str,
        "Comma-separated model names that metric labels keep (all others `_other`); "
        "replaces metrics.max_models when set."),

@@ -57,6 +57,7 @@ class Settings:
     otlp_protocol: OtlpProtocol = OtlpProtocol.GRPC
     metrics_enabled: bool = True
     metrics_max_models: int = 200
+    metrics_max_providers: int = 50
     metrics_model_allowlist: str = ""
     metrics_http_server: bool = True
     metrics_http_exclude_paths: str = "/health,/metrics"
