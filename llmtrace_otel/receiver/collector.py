@@ -118,7 +118,8 @@ class CollectorServer:
         self._http.add_sockets(sockets)
         if self._grpc_endpoint is not None:
             host, port = split_endpoint(self._grpc_endpoint)
-            self._grpc = GRPCReceiver(self.receiver, host, port)
+            self._grpc = GRPCReceiver(self.receiver, host, port,
+                                      idle_timeout_s=config.idle_timeout_s)
             self.grpc_port = self._grpc.start()
 
     async def stop(self, timeout_s: float | None = None) -> None:
