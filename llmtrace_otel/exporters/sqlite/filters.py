@@ -47,6 +47,8 @@ DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 500
 _STATUSES: Final = ("UNSET", "OK", "ERROR")
 _MAX_TEXT: Final = 256
+#: The latest time the store holds: nanoseconds in a signed 64-bit integer (2262-04-11).
+MAX_TIME_NS: Final = 2**63 - 1
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d|w)$")
 _SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _TRACE_ID = re.compile(r"^[0-9a-fA-F]{32}$")
@@ -132,7 +134,7 @@ class Cursor:
         except (binascii.Error, UnicodeDecodeError, ValueError):
             raise problem from None
         start, _, span_id = raw.partition(":")
-        if not start.isdigit() or not _SPAN_ID.match(span_id):
+        if not start.isdigit() or int(start) > MAX_TIME_NS or not _SPAN_ID.match(span_id):
             raise problem
         return cls(int(start), span_id.lower())
 
@@ -157,7 +159,7 @@ def parse_time(param: str, text: str, now_ns: int) -> int:
     match = _DURATION.match(value)
     if match:
         seconds = float(match.group(1)) * _SECONDS[match.group(2)]
-        return now_ns - int(seconds * 1e9)
+        return _in_range(param, text, now_ns - seconds * 1e9)
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
@@ -168,7 +170,15 @@ def parse_time(param: str, text: str, now_ns: int) -> int:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
+    return _in_range(param, text, (moment - _EPOCH) // timedelta(microseconds=1) * 1000)
+
+
+def _in_range(param: str, text: str, ns: float) -> int:
+    """A time the store can hold: nanoseconds since 1970 in a signed 64-bit integer."""
+    if not 0 <= ns <= MAX_TIME_NS:
+        raise QueryError(param, f"{param} must be between 1970-01-01 and 2262-04-11 (or a "
+                                f"duration that reaches no earlier than 1970), got {text!r}")
+    return int(ns)
 
 
 def parse_trace_id(text: str) -> str:

@@ -22,6 +22,7 @@ and foreign keys on.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from pathlib import Path
@@ -240,6 +241,16 @@ def _configure(conn: sqlite3.Connection, busy_timeout_ms: int, *, writer: bool) 
     conn.execute("PRAGMA foreign_keys = ON")
 
 
+def _create_private(file: Path) -> None:
+    """Create the store (0600) and a missing directory (0700) readable by this user only:
+    with capture on it holds prompts. SQLite gives its ``-wal`` and ``-shm`` files the
+    database file's mode. An existing file or directory keeps the mode it has."""
+    if not file.parent.exists():
+        file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def connect_writer(
     path: str | os.PathLike[str], *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
 ) -> sqlite3.Connection:
@@ -251,7 +262,7 @@ def connect_writer(
     Raises :class:`OSError`, :class:`sqlite3.Error` or :class:`StoreError`.
     """
     file = Path(path)
-    file.parent.mkdir(parents=True, exist_ok=True)
+    _create_private(file)
     conn = sqlite3.connect(file, isolation_level=None, check_same_thread=False)
     try:
         _configure(conn, busy_timeout_ms, writer=True)
