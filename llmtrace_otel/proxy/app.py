@@ -17,6 +17,7 @@ from llmtrace_otel.proxy.guards import GuardChain, RequestGuard
 from llmtrace_otel.proxy.handler import ProxyContext, ProxyHandler
 from llmtrace_otel.proxy.http_metrics import HttpServerMetrics, MeteredApplication
 from llmtrace_otel.proxy.limits import BoundedHTTPServer, ensure_open_files, listen_backlog
+from llmtrace_otel.proxy.root import RootInfo, root_routes
 from llmtrace_otel.proxy.ops import (
     HEALTH_PATH,
     METRICS_PATH,
@@ -53,6 +54,9 @@ def make_app(context: ProxyContext, ops: _OpsContext, api: ApiContext | None = N
         routes.extend(api_routes(api) + ui_routes())
     if receiver is not None:  # receiver.on_proxy: OTLP/HTTP on the proxy's own port
         routes.extend(otlp_routes(receiver))
+    routes.extend(root_routes(RootInfo(  # "/", /favicon.ico, /robots.txt: never relayed
+        ui="/ui/" if api is not None else None, api="/api/v1/" if api is not None else None,
+        metrics=METRICS_PATH if registry is not None else None, health=HEALTH_PATH)))
     routes.append((r"/.*", ProxyHandler, {"context": context}))
     settings = context.settings
     http_metrics = None
