@@ -17,7 +17,6 @@ from llmtrace_otel.proxy.guards import GuardChain, RequestGuard
 from llmtrace_otel.proxy.handler import ProxyContext, ProxyHandler
 from llmtrace_otel.proxy.http_metrics import HttpServerMetrics, MeteredApplication
 from llmtrace_otel.proxy.limits import BoundedHTTPServer, ensure_open_files, listen_backlog
-from llmtrace_otel.proxy.root import RootInfo, root_routes
 from llmtrace_otel.proxy.ops import (
     HEALTH_PATH,
     METRICS_PATH,
@@ -26,6 +25,7 @@ from llmtrace_otel.proxy.ops import (
     MetricsHandler,
     _OpsContext,
 )
+from llmtrace_otel.proxy.root import RootInfo, root_routes
 from llmtrace_otel.proxy.routing import Router
 from llmtrace_otel.proxy.security_guard import SecurityGuard
 from llmtrace_otel.proxy.stream_guard import StreamScanPolicy

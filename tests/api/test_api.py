@@ -66,9 +66,23 @@ def test_filters(loaded: Loaded) -> None:
     assert {c["provider"] for c in items(loaded, provider="anthropic")} == {"anthropic"}
     assert len(items(loaded, provider="anthropic")) == 1
     assert {c["request_model"] for c in items(loaded, model="gpt-4.1")} == {"gpt-4.1"}
+    # The model a listing shows is the one that answered: filtering by it finds the calls.
+    answered = {c["response_model"] for c in items(loaded, model="gpt-4o-mini")} - {None}
+    assert len(answered) == 1 and answered != {"gpt-4o-mini"}
+    (dated,) = answered
+    assert {c["span_id"] for c in items(loaded, model=dated)} == \
+        {c["span_id"] for c in items(loaded, model="gpt-4o-mini")}
+    stats = call(loaded.proxy.url, STATS, {"model": dated}, template=STATS).body
+    assert stats["totals"]["calls"] == len(items(loaded, model="gpt-4o-mini")) == 4
     errors = items(loaded, status="error")
     assert len(errors) == 1 and errors[0]["http_status"] == 500
-    assert len(items(loaded, status="OK")) + len(items(loaded, status="unset")) == 6
+    # The proxy leaves a success UNSET (as OTel instrumentation should); "ok" finds it.
+    successes = items(loaded, status="ok")
+    assert len(successes) == loaded.calls - 1
+    assert {c["status_code"] for c in successes} == {"UNSET"}
+    assert items(loaded, status="OK") == successes == items(loaded, status="unset")
+    stats = call(loaded.proxy.url, STATS, {"status": "ok"}, template=STATS).body
+    assert stats["totals"]["calls"] == loaded.calls - 1 and stats["totals"]["errors"] == 0
     flagged = items(loaded, has_findings="true")
     assert len(flagged) == 1 and flagged[0]["findings_count"] == 2
     assert flagged[0]["security_score"] == pytest.approx(0.9)

@@ -15,6 +15,7 @@ from typing import Any, Final
 from llmtrace_processors.json_text import loads
 from opentelemetry.util.types import AttributeValue
 
+from llmtrace_otel.display import status_label, usd
 from llmtrace_otel.exporters.sqlite.findings import FindingView, findings_of
 from llmtrace_otel.exporters.sqlite.schema import StoreError
 
@@ -82,20 +83,18 @@ class CallRow:
         return data
 
     def as_table_row(self) -> tuple[str, ...]:
-        """Cells for: time (UTC), operation, provider, model, status, in, out, ms, ttfc ms,
-        trace id."""
+        """Cells for: time (UTC), operation, provider, model, status, in, out, cost, ms,
+        ttfc ms, trace id (:mod:`llmtrace_otel.display` decides how status and cost read)."""
         time = iso_time(self.start_time_ns)
-        status = self.status_code
-        if self.error_type:
-            status = f"{status} {self.error_type}"
         return (
             time.replace("T", " ").rstrip("Z") if time else "-",
             self.operation or "-",
             self.provider or "-",
             self.response_model or self.request_model or "-",
-            status,
+            status_label(self.status_code, self.error_type),
             "-" if self.input_tokens is None else str(self.input_tokens),
             "-" if self.output_tokens is None else str(self.output_tokens),
+            usd(self.cost_usd),
             "-" if self.duration_ms is None else f"{self.duration_ms:.0f}",
             "-" if self.ttft_ms is None else f"{self.ttft_ms:.0f}",
             self.trace_id,
