@@ -14,6 +14,7 @@ from typing import Any
 
 from llmtrace_otel.providers._json import (
     dumps_compact,
+    error_message,
     json_type,
     loads,
     loads_object,
@@ -224,8 +225,8 @@ class AnthropicStreamAccumulator:
     terminal. ``message_delta`` usage is cumulative and replaces what came before.
     """
 
-    __slots__ = ("_blocks", "_error", "_events", "_id", "_model", "_problems", "_role",
-                 "_stop_reason", "_tokens")
+    __slots__ = ("_blocks", "_error", "_error_message", "_events", "_id", "_model", "_problems",
+                 "_role", "_stop_reason", "_tokens")
 
     def __init__(self) -> None:
         self._blocks: dict[int, _Block] = {}
@@ -235,6 +236,7 @@ class AnthropicStreamAccumulator:
         self._role = "assistant"
         self._stop_reason: str | None = None
         self._error: str | None = None
+        self._error_message: str | None = None
         self._events = 0
         self._problems: list[str] = []
 
@@ -295,6 +297,7 @@ class AnthropicStreamAccumulator:
             return _NOT_A_CHUNK
         elif kind == "error":
             self._error = _error_type(payload) or "error"
+            self._error_message = error_message(payload)
             return _TERMINAL
         return _CHUNK
 
@@ -322,6 +325,7 @@ class AnthropicStreamAccumulator:
             usage=self._tokens.usage(),
             output_messages=(message,) if parts or self._stop_reason else (),
             error_type=self._error,
+            error_message=self._error_message,
         )
 
 
@@ -355,7 +359,7 @@ class AnthropicMessagesAdapter:
         obj = loads_object(body, "response body")
         failure = _error_type(obj)
         if failure is not None:
-            return LLMResponse(error_type=failure)
+            return LLMResponse(error_type=failure, error_message=error_message(obj))
         tokens = _Tokens()
         usage = opt_object(obj, "usage")
         if usage is not None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from llmtrace_otel.providers._json import (
     dumps_compact,
+    error_message,
     json_type,
     loads,
     loads_object,
@@ -198,7 +199,7 @@ def _response(body: dict[str, Any]) -> LLMResponse:
     failure = error_type(body)
     if failure is not None:
         return LLMResponse(id=opt_str(body, "id"), model=opt_str(body, "model"),
-                           error_type=failure)
+                           error_type=failure, error_message=error_message(body))
     messages: list[ChatMessage] = []
     finishes: list[str] = []
     for i, raw in enumerate(opt_list(body, "choices") or ()):
@@ -313,8 +314,8 @@ class OpenAIChunkAccumulator:
     that could not be parsed (noted in :attr:`problems`).
     """
 
-    __slots__ = ("_choices", "_error", "_events", "_fingerprint", "_id", "_model", "_problems",
-                 "_tier", "_usage")
+    __slots__ = ("_choices", "_error", "_error_message", "_events", "_fingerprint", "_id",
+                 "_model", "_problems", "_tier", "_usage")
 
     def __init__(self) -> None:
         self._choices: dict[int, _ChoiceState] = {}
@@ -324,6 +325,7 @@ class OpenAIChunkAccumulator:
         self._fingerprint: str | None = None
         self._usage: Usage | None = None
         self._error: str | None = None
+        self._error_message: str | None = None
         self._events = 0
         self._problems: list[str] = []
 
@@ -356,7 +358,7 @@ class OpenAIChunkAccumulator:
     def _apply(self, chunk: dict[str, Any]) -> StreamSignal:
         failure = error_type(chunk)
         if failure is not None:
-            self._error = failure
+            self._error, self._error_message = failure, error_message(chunk)
             return _NOT_A_CHUNK
         self._id = opt_str(chunk, "id") or self._id
         self._model = opt_str(chunk, "model") or self._model
@@ -403,6 +405,7 @@ class OpenAIChunkAccumulator:
             service_tier=self._tier,
             system_fingerprint=self._fingerprint,
             error_type=self._error,
+            error_message=self._error_message,
         )
 
 

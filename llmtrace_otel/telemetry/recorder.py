@@ -34,6 +34,7 @@ from opentelemetry.util.types import AttributeValue
 from llmtrace_otel.providers.types import LLMRequest, LLMResponse, StreamSignal
 from llmtrace_otel.telemetry.attributes import request_attributes, response_attributes, span_name
 from llmtrace_otel.telemetry.content import content_attributes
+from llmtrace_otel.telemetry.error_text import status_description
 from llmtrace_otel.telemetry.instruments import CallOutcome, ProxyInstruments
 
 __all__ = ["CallRecorder", "RecordingTarget"]
@@ -178,7 +179,11 @@ class CallRecorder:
             attributes.update(extra)
         if error_type is not None:
             attributes[ERROR_TYPE] = error_type
-            span.set_status(Status(StatusCode.ERROR, error_type))
+            # The upstream's own words when it gave some (bounded, secrets removed), else the
+            # error type: "error requests" tells a person nothing.
+            message = response.error_message if response is not None else None
+            span.set_status(Status(StatusCode.ERROR, error_type if message is None
+                                   else status_description(message)))
         self.status_code, self.response, self.error_type = status_code, response, error_type
         span.set_attributes(attributes)
         span.end()
