@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 from llmtrace_processors.chain import BackgroundSpanProcessor
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
 from tornado.web import RequestHandler
 
 from llmtrace_otel import __version__
 from llmtrace_otel.proxy.guards import GuardChain
+from llmtrace_otel.proxy.metrics_exposition import render
 from llmtrace_otel.telemetry.pipeline import Telemetry
 
 __all__ = ["HealthHandler", "InFlight", "MetricsHandler", "breaker_report", "health_report"]
@@ -117,6 +117,8 @@ class MetricsHandler(RequestHandler):
         self._registry = registry
 
     def get(self) -> None:
-        encoder, content_type = choose_encoder(self.request.headers.get("Accept", ""))
-        self.set_header("Content-Type", content_type)
-        self.finish(encoder(self._registry))
+        body, headers = render(self._registry, self.request.headers.get("Accept", ""),
+                               self.request.headers.get("Accept-Encoding", ""))
+        for name, value in headers.items():
+            self.set_header(name, value)
+        self.finish(body)

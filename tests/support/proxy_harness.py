@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from llmtrace_processors.chain import EnrichingSpanProcessor
+from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -73,9 +74,11 @@ def running_proxy(
     *,
     guards: Sequence[RequestGuard] | None = None,
     enrichers: Sequence[EnrichingSpanProcessor] = (),
+    metric_readers: Sequence[MetricReader] = (),
     **overrides: Any,
 ) -> Iterator[RunningProxy]:
-    """``enrichers`` are added to the real processor chain (before the content policy)."""
+    """``enrichers`` are added to the real processor chain (before the content policy);
+    ``metric_readers`` (an InMemoryMetricReader) read what an OTLP reader would get."""
     values: dict[str, Any] = {
         "host": "127.0.0.1",
         "port": 0,
@@ -89,7 +92,7 @@ def running_proxy(
     memory = InMemorySpanExporter()
     telemetry = build_telemetry(settings, env={},
                                 extra_span_processors=[SimpleSpanProcessor(memory)],
-                                extra_enrichers=enrichers)
+                                extra_enrichers=enrichers, extra_metric_readers=metric_readers)
     loop = asyncio.new_event_loop()
     server = ProxyServer(settings, telemetry, guards)
     ready = threading.Event()
