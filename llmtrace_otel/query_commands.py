@@ -105,11 +105,11 @@ def _cmd_traces(args: argparse.Namespace, settings_from: _SettingsFrom) -> int:
         header: tuple[str, ...] = ("time (UTC)", "operation", "provider", "model", "status",
                                    "in", "out", "cost", "ms", "ttfc ms", "trace id")
         rows: list[tuple[str, ...]] = [row.as_table_row() for row in page.items]
-        findings = [row.findings_count for row in page.items]
-        if any(findings):
+        if any(row.findings_count for row in page.items):
             header = (*header, "findings")
-            rows = [(*row, str(count) if count else "-") for row, count in
-                    zip(rows, findings, strict=True)]
+            rows = [(*cells, " ".join(filter(None, (str(row.findings_count), row.max_severity)))
+                     if row.findings_count else "-")
+                    for cells, row in zip(rows, page.items, strict=True)]
         _table(header, rows)
         if page.next_cursor:
             print(f"\nmore: add --cursor {page.next_cursor}")

@@ -49,6 +49,7 @@ __all__ = [
     "StatsQuery",
     "filter_sql",
     "group_terms",
+    "parse_filter_query",
     "parse_list_query",
     "parse_span_id",
     "parse_stats_query",
@@ -283,6 +284,12 @@ def _parse_filter(params: Mapping[str, str], now_ns: int) -> CallFilter:
         min_score=min_score,
         text=None if (text := _text(params, "q")) is None else text.lower(),
     )
+
+
+def parse_filter_query(params: Mapping[str, str], now_ns: int) -> CallFilter:
+    """``GET /api/v1/findings``: the filters alone."""
+    _check_known(params, FILTER_PARAMS)
+    return _parse_filter(params, now_ns)
 
 
 def parse_list_query(params: Mapping[str, str], now_ns: int) -> ListQuery:

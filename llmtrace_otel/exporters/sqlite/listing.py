@@ -41,7 +41,7 @@ def list_sql(query: ListQuery, columns: Sequence[str]) -> tuple[str, tuple[objec
     by_response, response_params = _page_sql(
         replace(query, filter=replace(query.filter, model=None)), columns,
         extra=("response_model = ?", model))
-    names = ", ".join(columns)
+    names = ", ".join(column.rsplit(" AS ", 1)[-1] for column in columns)
     sql = (f"SELECT {names} FROM ({by_request}) UNION SELECT {names} FROM ({by_response}) "
            "ORDER BY start_time_ns DESC, span_id DESC LIMIT ?")
     return sql, (*request_params, *response_params, query.limit + 1)

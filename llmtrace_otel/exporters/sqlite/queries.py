@@ -15,12 +15,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from llmtrace_otel.exporters.sqlite.filters import (
+    CallFilter,
     Cursor,
     GroupBy,
     ListQuery,
     QueryError,
     StatsQuery,
 )
+from llmtrace_otel.exporters.sqlite.finding_stats import FindingSummary, finding_summary
 from llmtrace_otel.exporters.sqlite.listing import MAX_TRACE_SPANS, list_sql, trace_sql
 from llmtrace_otel.exporters.sqlite.records import (
     CALL_COLUMNS,
@@ -217,6 +219,12 @@ class SpanStore:
             return None
         spans = tuple(record_from_row(row) for row in rows[:MAX_TRACE_SPANS])
         return TraceRecord(trace_id, spans, len(rows) > MAX_TRACE_SPANS)
+
+    def finding_summary(self, spec: CallFilter) -> FindingSummary:
+        """Security findings of the calls ``spec`` selects, by severity and by type
+        (``finding_stats.py``)."""
+        with self._connection() as conn:
+            return finding_summary(conn, spec)
 
     def resolve_trace_id(self, prefix: str) -> str:
         """The one stored trace id that starts with ``prefix`` (lower-case hex, as

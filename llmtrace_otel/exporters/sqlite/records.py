@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Final
 
+from llmtrace_processors.attributes import LLMTRACE_SECURITY_MAX_SEVERITY
 from llmtrace_processors.json_text import loads
 from opentelemetry.util.types import AttributeValue
 
@@ -75,6 +76,8 @@ class CallRow:
     agent_id: str | None
     security_score: float | None
     findings_count: int
+    #: ``llmtrace.security.max_severity`` (info ... critical), when the call has findings.
+    max_severity: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready fields, plus ``start_time`` as an ISO-8601 UTC string."""
@@ -200,7 +203,13 @@ class TraceRecord:
     truncated: bool
 
 
-CALL_COLUMNS: Final = tuple(f.name for f in fields(CallRow))
+_CALL_EXPRESSIONS: Final = {
+    # Not a column: read from the attributes JSON of the (at most one page of) listed rows.
+    "max_severity": "json_extract(attributes, '$.\"" + LLMTRACE_SECURITY_MAX_SEVERITY
+                    + "\"') AS max_severity",
+}
+#: What a listing selects, in :class:`CallRow` order: column names, or ``expression AS name``.
+CALL_COLUMNS: Final = tuple(_CALL_EXPRESSIONS.get(f.name, f.name) for f in fields(CallRow))
 RECORD_COLUMNS: Final = tuple(f.name for f in fields(SpanRecord))
 _CALL_STREAM: Final = CALL_COLUMNS.index("stream")
 
