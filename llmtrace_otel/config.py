@@ -54,6 +54,7 @@ class Settings:
     max_upstream_connections: int = 512
     stream_include_usage: bool = True
     capture_content: bool = False
+    semconv_stability_opt_in: str = ""
     service_name: str = "llmtrace-otel"
     analysis_queue_size: int = 8192
     analysis_stall_timeout_s: float = 30.0
@@ -225,6 +226,10 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("capture_content", "telemetry.capture_content", _parse_bool,
        "Export message content (gen_ai.input.messages, ...). Analysis sees it regardless.",
        env="OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"),
+    _f("semconv_stability_opt_in", "telemetry.semconv_stability_opt_in", str,
+       "gen_ai_latest_experimental: emit the latest GenAI semantic conventions (comma list, "
+       "as OTel instrumentations read it); empty: the previous names.",
+       env="OTEL_SEMCONV_STABILITY_OPT_IN"),
     _f("service_name", "telemetry.service_name", str,
        "service.name of the resource (OTEL_SERVICE_NAME, when set, wins).",),
     _f("analysis_queue_size", "telemetry.analysis_queue_size", int,

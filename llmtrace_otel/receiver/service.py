@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
+from llmtrace_processors.genai_latest import genai_latest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTracePartialSuccess,
     ExportTraceServiceRequest,
@@ -20,11 +21,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from llmtrace_otel.config import Settings
-from llmtrace_otel.receiver.decode import screen
+from llmtrace_otel.receiver.decode import Normaliser, screen
 from llmtrace_otel.receiver.dialects import normalise
 from llmtrace_otel.receiver.forward import MetricsForwarder
 from llmtrace_otel.receiver.instruments import ReceiverInstruments
 from llmtrace_otel.receiver.intake import SpanIntake
+from llmtrace_otel.receiver.latest_names import emit_latest_genai_names
 from llmtrace_otel.receiver.status import Refused
 from llmtrace_otel.telemetry.pipeline import Telemetry
 
@@ -32,6 +34,14 @@ __all__ = ["OTLPReceiver"]
 
 _log = logging.getLogger(__name__)
 _BEARER = "bearer "
+
+
+def _normaliser(settings: Settings, telemetry: Telemetry) -> Normaliser:
+    """The dialect normalisation; with the latest GenAI conventions switched on, its result
+    in the latest names (``latest_names.py``)."""
+    translate = partial(normalise, content=telemetry.needs_content)
+    return (emit_latest_genai_names(translate)
+            if genai_latest(settings.semconv_stability_opt_in) else translate)
 
 
 class OTLPReceiver:
@@ -55,7 +65,7 @@ class OTLPReceiver:
             max_spans=settings.receiver_queue_size,
             retry_after_s=settings.receiver_retry_after_s,
             # Content is translated only when something reads it (capture or analysis).
-            normalise=partial(normalise, content=telemetry.needs_content),
+            normalise=_normaliser(settings, telemetry),
             on_drop=self.instruments.dropped,
             on_normalise_error=lambda: telemetry.instruments.count_drop(
                 "receiver.normalise", "processor_error"),

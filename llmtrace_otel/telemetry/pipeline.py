@@ -25,6 +25,7 @@ from llmtrace_processors.breaker import BreakerPolicy, CircuitBreakers
 from llmtrace_processors.chain import BackgroundSpanProcessor, EnrichingSpanProcessor, build_chain
 from llmtrace_processors.content_policy import ContentPolicyProcessor
 from llmtrace_processors.cost import CostProcessor, PriceTable
+from llmtrace_processors.genai_latest import genai_latest
 from llmtrace_processors.labels import BoundedLabels
 from llmtrace_processors.security.findings import Severity
 from llmtrace_processors.security.processor import SecurityProcessor
@@ -159,15 +160,18 @@ def _guard_analysis(enrichers: Sequence[EnrichingSpanProcessor], breakers: Circu
         enricher.set_breaker(breakers.new(name, policy))
 
 
-def _security(settings: Settings, meter_provider: MeterProvider) -> list[EnrichingSpanProcessor]:
-    """The SecurityProcessor, when enabled: content is analysed before it is stripped."""
+def _security(settings: Settings, meter_provider: MeterProvider,
+              latest: bool) -> list[EnrichingSpanProcessor]:
+    """The SecurityProcessor, when enabled: content is analysed before it is stripped. With
+    the latest GenAI conventions it also writes gen_ai.evaluation.result events."""
     if not settings.security_enabled:
         return []
     processor = SecurityProcessor(min_severity=Severity.parse(settings.security_min_severity),
                                   meter_provider=meter_provider,
                                   # content that is not exported needs no redaction
                                   redact=settings.security_pii_export == "redact"
-                                  and settings.capture_content)
+                                  and settings.capture_content,
+                                  evaluation_events=latest)
     if settings.security_workers <= 0:
         return [processor]
     # Detectors in worker processes (processors/security/pool.py); the processor above
@@ -220,8 +224,10 @@ def build_telemetry(
     else:
         push_readers = []  # the application's provider: its readers are its own
     meter = meter_provider.get_meter(instrumentation_name, __version__)
+    latest = genai_latest(settings.semconv_stability_opt_in)
     instruments = ProxyInstruments(
         meter,
+        genai_latest=latest,
         model_cap=BoundedLabels(settings.metrics_max_models,
                                 allow=split_list(settings.metrics_model_allowlist)),
         provider_health=ProviderHealth(
@@ -271,7 +277,7 @@ def build_telemetry(
     slot = EnricherSlot()
     enrichers: list[EnrichingSpanProcessor] = [
         CostProcessor(prices=prices, meter_provider=meter_provider, tenant_label=tenant_labels),
-        *_security(settings, meter_provider),
+        *_security(settings, meter_provider, latest),
         *extra_enrichers,
         slot,
         ContentPolicyProcessor(capture_content=settings.capture_content),

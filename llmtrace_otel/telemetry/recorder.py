@@ -61,7 +61,7 @@ class CallRecorder:
     __slots__ = (
         "_telemetry", "_request", "_provider", "_server_address", "_server_port", "_t0",
         "_first_chunk", "_last_chunk", "_intervals", "_chunks", "_issues", "_ended", "span",
-        "_with_content", "status_code", "response", "error_type",
+        "_with_content", "_latest", "status_code", "response", "error_type",
     )
 
     def __init__(
@@ -91,6 +91,8 @@ class CallRecorder:
         self._issues = issues
         self._ended = False
         self._with_content = telemetry.needs_content
+        #: The latest GenAI conventions' names (OTEL_SEMCONV_STABILITY_OPT_IN).
+        self._latest = telemetry.instruments.genai_latest
         #: How the call ended; set by :meth:`finish`.
         self.status_code = 0
         self.response: LLMResponse | None = None
@@ -162,7 +164,7 @@ class CallRecorder:
         if status_code:
             attributes[HTTP_RESPONSE_STATUS_CODE] = status_code
         if response is not None:
-            attributes.update(response_attributes(response))
+            attributes.update(response_attributes(response, latest=self._latest))
             if error_type is None and response.error_type and status_code >= 400:
                 error_type = response.error_type
         if error_type is None and status_code >= 400:
@@ -172,7 +174,7 @@ class CallRecorder:
             attributes[GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = ttfc
             attributes[LLMTRACE_STREAM_CHUNKS] = self._chunks
         if self._with_content and (self._request is not None or response is not None):
-            attributes.update(content_attributes(self._request, response))
+            attributes.update(content_attributes(self._request, response, latest=self._latest))
         if self._issues:
             attributes[LLMTRACE_PARSE_ERRORS] = tuple(self._issues)
         if extra:
