@@ -200,6 +200,9 @@ export async function renderCall(spanId) {
       ["duration", fmt.ms(span.duration_ms)],
       ["time to first chunk", fmt.ms(span.ttft_ms)],
       ["tokens in / out", `${fmt.int(span.input_tokens)} / ${fmt.int(span.output_tokens)}`],
+      // gen_ai.usage.cache_read / cache_write (or the previous cache_creation) input tokens
+      ["cache read / write", `${fmt.int(span.cache_read_tokens)} / `
+        + fmt.int(span.cache_creation_tokens)],
       ["cost", fmt.usd(span.cost_usd)],
       ["tenant / agent", `${span.tenant_id || "–"} / ${span.agent_id || "–"}`],
       ["security score", h("span", { title: SCORE_NOTE }, fmt.score(span.security_score))],
