@@ -24,7 +24,7 @@ Counters are pre-aggregated totals (``processors/totals.py``), like the proxy's 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from llmtrace_processors.genai_latest import (
     GEN_AI_CLIENT_EMBEDDINGS_DURATION,
@@ -127,8 +127,8 @@ class LatestGenAiMetrics:
         )
 
     def record(self, operation: str, attributes: Mapping[str, AttributeValue],
-               duration_s: float, ttfc_s: float | None, chunk_intervals_s: tuple[float, ...]
-               | list[float], usage: Usage | None) -> None:
+               duration_s: float, ttfc_s: float | None, chunk_intervals_s: Sequence[float],
+               usage: Usage | None) -> None:
         """One call; ``attributes`` are the GenAI metric attributes (``error.type`` on
         failure), model names already capped."""
         inference = operation in INFERENCE_OPERATIONS

@@ -161,3 +161,4 @@ def test_search_finds_text_in_captured_messages_and_names(store: Store) -> None:
     assert [c["provider"] for c in json.loads(result.stdout)["items"]] == ["anthropic"]
     stats = call(store.url, "/api/v1/stats", {"q": "claude"}).body
     assert stats["totals"]["calls"] == 1
+    assert call(store.url, "/api/v1/traces", {"q": "%"}).body["items"] == []  # literal, no LIKE
