@@ -6,11 +6,11 @@ import re
 from pathlib import Path
 
 from llmtrace_otel.api import API_PREFIX
-from llmtrace_otel.proxy.ops import HEALTH_PATH, METRICS_PATH
-from llmtrace_otel.proxy.root import ROOT_PATHS
 from llmtrace_otel.receiver.http import METRICS_PATH as OTLP_METRICS_PATH
 from llmtrace_otel.receiver.http import TRACES_PATH as OTLP_TRACES_PATH
 from llmtrace_otel.ui import UI_PREFIX
+from llmtrace_otel.web.ops import HEALTH_PATH, METRICS_PATH
+from llmtrace_otel.web.root import ROOT_PATHS
 
 ROOT = Path(__file__).resolve().parents[1]
 _LINK = re.compile(r"\]\(([^)#\s]+\.(?:md|png|yaml))(?:#[^)]*)?\)")

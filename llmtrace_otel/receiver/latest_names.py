@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmtrace_processors.genai_latest import GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS
 from opentelemetry.sdk.trace import Event
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
 )
 
 from llmtrace_otel.receiver.decode import Normaliser
+from llmtrace_processors.genai_latest import GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS
 
 __all__ = ["emit_latest_genai_names"]
 

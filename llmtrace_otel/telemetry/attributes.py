@@ -9,7 +9,6 @@ attribute a request or response field becomes. ``latest=True``
 
 from __future__ import annotations
 
-from llmtrace_processors.genai_latest import GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_EMBEDDINGS_DIMENSION_COUNT,
     GEN_AI_OPERATION_NAME,
@@ -42,6 +41,7 @@ from opentelemetry.semconv._incubating.attributes.openai_attributes import (
 from opentelemetry.util.types import AttributeValue
 
 from llmtrace_otel.providers.types import LLMRequest, LLMResponse, Operation, Usage
+from llmtrace_processors.genai_latest import GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS
 
 __all__ = ["request_attributes", "response_attributes", "span_name", "usage_attributes"]
 

@@ -26,6 +26,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from opentelemetry.metrics import Histogram, Meter
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_PROVIDER_NAME,
+    GEN_AI_REQUEST_MODEL,
+    GEN_AI_RESPONSE_MODEL,
+)
+from opentelemetry.semconv._incubating.metrics.gen_ai_metrics import (
+    GEN_AI_CLIENT_OPERATION_DURATION,
+)
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
+from opentelemetry.util.types import AttributeValue
+
+from llmtrace_otel.providers.types import Usage
 from llmtrace_processors.genai_latest import (
     GEN_AI_CLIENT_EMBEDDINGS_DURATION,
     GEN_AI_CLIENT_EMBEDDINGS_OPERATION_INPUT_TOKENS,
@@ -45,21 +60,6 @@ from llmtrace_processors.genai_latest import (
     LATEST_CHUNK_BUCKETS,
 )
 from llmtrace_processors.totals import CounterTotals
-from opentelemetry.metrics import Histogram, Meter
-from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
-    GEN_AI_OPERATION_NAME,
-    GEN_AI_PROVIDER_NAME,
-    GEN_AI_REQUEST_MODEL,
-    GEN_AI_RESPONSE_MODEL,
-)
-from opentelemetry.semconv._incubating.metrics.gen_ai_metrics import (
-    GEN_AI_CLIENT_OPERATION_DURATION,
-)
-from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
-from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
-from opentelemetry.util.types import AttributeValue
-
-from llmtrace_otel.providers.types import Usage
 
 __all__ = ["LatestGenAiMetrics"]
 

@@ -20,8 +20,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-from llmtrace_processors.genai_latest import GEN_AI_EVALUATION_RESULT_EVENT
-from llmtrace_processors.security.findings import Finding
 from opentelemetry.sdk.trace import Event
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_EVALUATION_EXPLANATION,
@@ -31,6 +29,9 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_RESPONSE_ID,
 )
 from opentelemetry.util.types import AttributeValue
+
+from llmtrace_processors.genai_latest import GEN_AI_EVALUATION_RESULT_EVENT
+from llmtrace_processors.security.findings import Finding
 
 __all__ = ["SECURITY_EVALUATION", "evaluation_events"]
 

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import json
 
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GEN_AI_INPUT_MESSAGES
+
 from llmtrace_processors.attributes import (
     LLMTRACE_SECURITY_FINDING_EVENT,
     LLMTRACE_SECURITY_MAX_SEVERITY,
     LLMTRACE_SECURITY_SCORE,
 )
 from llmtrace_processors.chain import EnrichingSpanProcessor, Enrichment
-from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GEN_AI_INPUT_MESSAGES
 
 __all__ = ["SCORE", "KeywordFindings"]
 

@@ -12,11 +12,6 @@ from typing import Any
 import anthropic
 import openai
 import pytest
-from llmtrace_processors.attributes import LLMTRACE_COST_USD, LLMTRACE_SECURITY_FINDING_EVENT
-from llmtrace_processors.genai_latest import (
-    GEN_AI_EVALUATION_RESULT_EVENT,
-    GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
-)
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -25,6 +20,11 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ge
 from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
 
+from llmtrace_processors.attributes import LLMTRACE_COST_USD, LLMTRACE_SECURITY_FINDING_EVENT
+from llmtrace_processors.genai_latest import (
+    GEN_AI_EVALUATION_RESULT_EVENT,
+    GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
+)
 from tests.receiver.harness import running_collector
 from tests.sdk.harness import AppTelemetry, anthropic_sync, instrumented
 from tests.support.expectations import metric_value

@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
-from llmtrace_processors.genai_latest import GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
 )
 
+from llmtrace_processors.genai_latest import GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS
 from tests.support.fake_upstream import SCENARIO_HEADER, FakeUpstream, usage_for
 from tests.support.openapi_check import call
 from tests.support.proxy_harness import running_proxy

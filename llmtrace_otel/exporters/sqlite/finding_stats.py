@@ -16,14 +16,13 @@ import sqlite3
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
+from llmtrace_otel.exporters.sqlite.filters import CallFilter, filter_sql
+from llmtrace_otel.exporters.sqlite.findings import FINDING_EVENT
 from llmtrace_processors.attributes import (
     LLMTRACE_SECURITY_FINDING_SEVERITY,
     LLMTRACE_SECURITY_FINDING_TYPE,
 )
 from llmtrace_processors.security.findings import Severity
-
-from llmtrace_otel.exporters.sqlite.filters import CallFilter, filter_sql
-from llmtrace_otel.exporters.sqlite.findings import FINDING_EVENT
 
 __all__ = ["MAX_TYPES", "FindingGroup", "FindingSummary", "finding_summary"]
 

@@ -12,13 +12,13 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Final
 
-from llmtrace_processors.attributes import LLMTRACE_SECURITY_MAX_SEVERITY
-from llmtrace_processors.json_text import loads
 from opentelemetry.util.types import AttributeValue
 
 from llmtrace_otel.display import status_label, usd
 from llmtrace_otel.exporters.sqlite.findings import FindingView, findings_of
 from llmtrace_otel.exporters.sqlite.schema import StoreError
+from llmtrace_processors.attributes import LLMTRACE_SECURITY_MAX_SEVERITY
+from llmtrace_processors.json_text import loads
 
 __all__ = [
     "CALL_COLUMNS",
