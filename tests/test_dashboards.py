@@ -102,7 +102,9 @@ def _exported(upstream: FakeUpstream, tmp: Path, **overrides: Any
     blocker = tmp / "not-a-directory"
     blocker.write_text("the SQLite file cannot be created below a regular file")
     # A daily budget so the budget gauges exist (far above what the traffic spends).
+    # (a key secret of its own: the one kept beside the store could not be created either)
     with running_proxy(upstream.url, tmp, sqlite_path=str(blocker / "spans.db"),
+                       tenant_key_secret="k" * 32,
                        budget_daily_soft_usd=50.0, budget_daily_hard_usd=100.0,
                        **overrides) as proxy:
         count = send_traffic(proxy)

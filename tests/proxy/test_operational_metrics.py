@@ -263,7 +263,9 @@ def test_storage_operations_and_export_metrics(proxy: RunningProxy) -> None:
 def test_failed_storage_writes_are_counted(upstream: FakeUpstream, tmp_path: Path) -> None:
     blocked = tmp_path / "not-a-dir"
     blocked.write_text("a file where the database's directory should be")
-    with running_proxy(upstream.url, tmp_path, sqlite_path=str(blocked / "spans.db")) as proxy:
+    # A key secret of its own: the one kept beside the store could not be created either.
+    with running_proxy(upstream.url, tmp_path, sqlite_path=str(blocked / "spans.db"),
+                       tenant_key_secret="k" * 32) as proxy:
         _client(proxy.url).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         proxy.spans(1)
         text = proxy.metrics_text()
