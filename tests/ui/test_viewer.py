@@ -61,6 +61,16 @@ def rows(page: Any) -> int:
     return int(page.locator("#calls tbody tr").count())
 
 
+def filter_by(page: Any, url: str, name: str, value: str) -> None:
+    """Open the overview at ``url``, type ``value`` into the filter ``name`` and apply it."""
+    page.goto(url)
+    page.wait_for_selector("#calls tbody tr")
+    page.fill(f"#filters input[name={name}]", value)
+    page.click("#filters button[type=submit]")
+    page.wait_for_url(f"**{name}=**")
+    page.wait_for_selector("#calls tbody tr")
+
+
 def test_list_page_shows_calls_totals_and_charts(viewer: Viewer, page: Any) -> None:
     page.goto(viewer.url)
     page.wait_for_selector("#calls tbody tr")
@@ -82,12 +92,7 @@ def test_list_page_shows_calls_totals_and_charts(viewer: Viewer, page: Any) -> N
 
 
 def test_filters_narrow_the_list(viewer: Viewer, page: Any) -> None:
-    page.goto(viewer.url)
-    page.wait_for_selector("#calls tbody tr")
-    page.fill("#filters input[name=provider]", "anthropic")
-    page.click("#filters button[type=submit]")
-    page.wait_for_url("**provider=anthropic**")
-    page.wait_for_selector("#calls tbody tr")
+    filter_by(page, viewer.url, "provider", "anthropic")
     assert rows(page) == 1
     assert "claude" in page.locator("#calls tbody tr").inner_text()
     page.goto(viewer.url + "?status=error&since=1h")
@@ -340,22 +345,12 @@ def test_filtering_by_the_model_the_list_shows_finds_the_calls(overview: Overvie
     shown = call(overview.proxy.url, "/api/v1/traces", {"model": "gpt-4.1"}).body["items"]
     answered = next(c["response_model"] for c in shown if c["response_model"])
     assert answered != "gpt-4.1"
-    page.goto(overview.url)
-    page.wait_for_selector("#calls tbody tr")
-    page.fill("#filters input[name=model]", answered)
-    page.click("#filters button[type=submit]")
-    page.wait_for_url("**model=**")
-    page.wait_for_selector("#calls tbody tr")
+    filter_by(page, overview.url, "model", answered)
     assert rows(page) == len([c for c in shown if c["response_model"] == answered]) > 0
 
 
 def test_text_search_narrows_the_list(overview: Overview, page: Any) -> None:
-    page.goto(overview.url)
-    page.wait_for_selector("#calls tbody tr")
-    page.fill("#filters input[name=q]", "jane.doe")
-    page.click("#filters button[type=submit]")
-    page.wait_for_url("**q=jane.doe**")
-    page.wait_for_selector("#calls tbody tr")
+    filter_by(page, overview.url, "q", "jane.doe")
     assert rows(page) == 1
     assert page.locator("#totals .card").first.inner_text().startswith("1")
 
