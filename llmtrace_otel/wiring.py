@@ -87,12 +87,15 @@ from llmtrace_otel.ui import UI_PREFIX, ui_routes
 from llmtrace_otel.version import __version__
 from llmtrace_otel.web.auth import BearerToken
 from llmtrace_otel.web.gate import SMALL_BODY_BYTES
+from llmtrace_otel.web.ops import HEALTH_PATH, METRICS_PATH
+from llmtrace_otel.web.root import RootInfo, root_routes
 from llmtrace_otel.web.server import RouteSpec, ServerConfig
 from llmtrace_processors.anomaly import Anomaly, AnomalyConfig, AnomalyProcessor
 from llmtrace_processors.breaker import BreakerPolicy, CircuitBreakers
 from llmtrace_processors.chain import EnrichingSpanProcessor, build_chain
 from llmtrace_processors.content_policy import ContentPolicyProcessor
 from llmtrace_processors.cost import CostProcessor, PriceTable
+from llmtrace_processors.genai_latest import genai_latest
 from llmtrace_processors.labels import BoundedLabels
 from llmtrace_processors.security.findings import Severity
 from llmtrace_processors.security.processor import SecurityProcessor
@@ -140,7 +143,8 @@ def upstream_config(settings: Settings) -> UpstreamConfig:
 def receiver_config(settings: Settings) -> ReceiverConfig:
     return ReceiverConfig(
         max_body_bytes=settings.max_body_bytes, auth_token=settings.receiver_auth_token,
-        queue_size=settings.receiver_queue_size, retry_after_s=settings.receiver_retry_after_s)
+        queue_size=settings.receiver_queue_size, retry_after_s=settings.receiver_retry_after_s,
+        genai_latest=genai_latest(settings.semconv_stability_opt_in))
 
 
 def otlp_target(settings: Settings) -> OtlpTarget:
@@ -199,7 +203,9 @@ def _metering(settings: Settings, env: Mapping[str, str], extras: Extras,
         readers = list(extras.metric_readers)
         if settings.metrics_enabled:
             registry = CollectorRegistry()
-            readers.append(PrometheusMetricReader(registry=registry))
+            # Without the otel_scope_* labels: ~90 bytes on every line of /metrics, and
+            # nothing a metric name and target_info (service.version) do not already say.
+            readers.append(PrometheusMetricReader(registry=registry, scope_info_enabled=False))
         if otlp_requested(settings.otlp_endpoint, env):
             push_readers.append(otlp_target(settings).metric_reader())
             readers.extend(push_readers)
@@ -208,6 +214,7 @@ def _metering(settings: Settings, env: Mapping[str, str], extras: Extras,
     meter = meter_provider.get_meter(instrumentation_name, __version__)
     instruments = ProxyInstruments(
         meter,
+        genai_latest=genai_latest(settings.semconv_stability_opt_in),
         model_cap=BoundedLabels(settings.metrics_max_models,
                                 allow=split_list(settings.metrics_model_allowlist)),
         provider_health=ProviderHealth(
@@ -358,13 +365,15 @@ def _redacting(settings: Settings) -> bool:
 
 def _security(settings: Settings, meter_provider: MeterProvider
               ) -> list[EnrichingSpanProcessor]:
-    """The security stage, when enabled: content is analysed before it is stripped."""
+    """The security stage, when enabled: content is analysed before it is stripped. With the
+    latest GenAI conventions it also writes gen_ai.evaluation.result events."""
     if not settings.security_enabled:
         return []
     processor = SecurityProcessor(
         min_severity=Severity.parse(settings.security_min_severity),
         meter_provider=meter_provider,
-        redact=_redacting(settings))
+        redact=_redacting(settings),
+        evaluation_events=genai_latest(settings.semconv_stability_opt_in))
     if settings.security_workers <= 0:
         return [processor]
     # Detectors in worker processes (processors/security/pool.py); the processor above
@@ -577,6 +586,10 @@ def build_proxy(settings: Settings, *, env: Mapping[str, str] | None = None,
         body_limits.extend((path, settings.max_body_bytes + 1024 * 1024)
                            for path in OTLP_PATHS)
         closers.append(lambda: receiver.close(settings.shutdown_timeout_s))
+    routes.extend(root_routes(RootInfo(  # "/", /favicon.ico, /robots.txt: never relayed
+        ui=UI_PREFIX + "/" if settings.api_enabled else None,
+        api=API_PREFIX + "/" if settings.api_enabled else None,
+        metrics=METRICS_PATH if settings.metrics_enabled else None, health=HEALTH_PATH)))
 
     def flush_telemetry() -> None:
         try:

@@ -174,6 +174,10 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("capture_content", "telemetry.capture_content", parse_bool,
        "Export message content (gen_ai.input.messages, ...). Analysis sees it regardless.",
        env="OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"),
+    _f("semconv_stability_opt_in", "telemetry.semconv_stability_opt_in", str,
+       "gen_ai_latest_experimental: emit the latest GenAI semantic conventions (comma list, "
+       "as OTel instrumentations read it); empty: the previous names.",
+       env="OTEL_SEMCONV_STABILITY_OPT_IN"),
     _f("service_name", "telemetry.service_name", str,
        "service.name of the resource (OTEL_SERVICE_NAME, when set, wins).",),
     _f("analysis_queue_size", "telemetry.analysis_queue_size", int,

@@ -48,6 +48,7 @@ class Settings:
     max_upstream_connections: int = 512
     stream_include_usage: bool = True
     capture_content: bool = False
+    semconv_stability_opt_in: str = ""
     service_name: str = "llmtrace-otel"
     analysis_queue_size: int = 8192
     analysis_stall_timeout_s: float = 30.0

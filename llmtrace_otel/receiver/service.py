@@ -18,11 +18,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from llmtrace_otel.receiver.decode import screen
+from llmtrace_otel.receiver.decode import Normaliser, screen
 from llmtrace_otel.receiver.dialects import normalise
 from llmtrace_otel.receiver.forward import MetricsForwarder
 from llmtrace_otel.receiver.instruments import ReceiverInstruments
 from llmtrace_otel.receiver.intake import SpanIntake
+from llmtrace_otel.receiver.latest_names import emit_latest_genai_names
 from llmtrace_otel.receiver.status import Refused
 from llmtrace_otel.telemetry.pipeline import Telemetry
 from llmtrace_otel.web.auth import BearerToken
@@ -40,6 +41,16 @@ class ReceiverConfig:
     auth_token: str | None = None
     queue_size: int = 8192
     retry_after_s: float = 1.0
+    #: OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental: received spans leave the
+    #: normalisation with the latest GenAI names (``latest_names.py``).
+    genai_latest: bool = False
+
+
+def _normaliser(config: ReceiverConfig, telemetry: Telemetry) -> Normaliser:
+    """The dialect normalisation; with the latest GenAI conventions switched on, its result
+    in the latest names."""
+    translate = partial(normalise, content=telemetry.needs_content)
+    return emit_latest_genai_names(translate) if config.genai_latest else translate
 
 
 class OTLPReceiver:
@@ -60,7 +71,7 @@ class OTLPReceiver:
             max_spans=config.queue_size,
             retry_after_s=config.retry_after_s,
             # Content is translated only when something reads it (capture or analysis).
-            normalise=partial(normalise, content=telemetry.needs_content),
+            normalise=_normaliser(config, telemetry),
             on_drop=self.instruments.dropped,
             on_normalise_error=lambda: telemetry.instruments.count_drop(
                 "receiver.normalise", "processor_error"),

@@ -71,6 +71,7 @@ from llmtrace_processors.attributes import (
 from llmtrace_processors.chain import DropCounter, EnrichingSpanProcessor, Enrichment
 from llmtrace_processors.security.cache import DEFAULT_CACHE_SIZE, FindingsCache
 from llmtrace_processors.security.detectors import Detector, ScanContext, default_detectors
+from llmtrace_processors.security.evaluation import evaluation_events
 from llmtrace_processors.security.findings import Finding, Severity
 from llmtrace_processors.security.redaction import Redaction, placeholder, redact_attributes
 from llmtrace_processors.security.segments import (
@@ -187,10 +188,14 @@ class SecurityProcessor(EnrichingSpanProcessor):
         cache_size: int = DEFAULT_CACHE_SIZE,
         timing_sample_every: int = 16,
         redact: bool = False,
+        evaluation_events: bool = False,
     ) -> None:
         super().__init__(next_processor, on_drop=on_drop)
         #: Replace PII and secrets in the exported content with placeholders.
         self.redact = redact
+        #: Also report the score and findings as gen_ai.evaluation.result events (the latest
+        #: GenAI conventions, ``evaluation.py``).
+        self.evaluation_events = evaluation_events
         if timing_sample_every < 1:
             raise ValueError(f"timing_sample_every must be >= 1, got {timing_sample_every}")
         self._sample_every = timing_sample_every
@@ -285,9 +290,8 @@ class SecurityProcessor(EnrichingSpanProcessor):
         source: Mapping[str, AttributeValue] = span.attributes or {}
         located = [item for item in every if item.finding.severity >= self.min_severity]
         findings = [item.finding for item in located]
-        attributes: dict[str, AttributeValue] = {
-            LLMTRACE_SECURITY_SCORE: security_score(findings),
-        }
+        score = security_score(findings)
+        attributes: dict[str, AttributeValue] = {LLMTRACE_SECURITY_SCORE: score}
         redacted = self._redaction(source, every) if self.redact else None
         redaction, offsets = redacted if redacted is not None else (None, None)
         if self.redact:  # the mark the content policy exports redacted content by
@@ -296,7 +300,8 @@ class SecurityProcessor(EnrichingSpanProcessor):
             attributes.update(redaction.attributes)
             attributes[LLMTRACE_SECURITY_REDACTED] = redaction.count
         if not findings:
-            return Enrichment(attributes=attributes)
+            return Enrichment(attributes=attributes, events=evaluation_events(
+                score, (), source, span.end_time) if self.evaluation_events else ())
         for finding in findings:
             self._findings.add(1, (finding.finding_type, finding.severity.label))
         located.sort(key=lambda item: (item.finding.severity, item.finding.confidence),
@@ -307,9 +312,13 @@ class SecurityProcessor(EnrichingSpanProcessor):
             sorted({finding.finding_type for finding in findings})
         )
         timestamp = span.end_time
+        reported = located[:MAX_FINDING_EVENTS]
         events = [
             Event(LLMTRACE_SECURITY_FINDING_EVENT,
                   _event_attributes(item, redaction, offsets), timestamp)
-            for item in located[:MAX_FINDING_EVENTS]
+            for item in reported
         ]
+        if self.evaluation_events:
+            events += evaluation_events(score, [item.finding for item in reported], source,
+                                        timestamp)
         return Enrichment(attributes=attributes, events=events)

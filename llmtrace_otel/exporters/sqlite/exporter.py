@@ -71,6 +71,7 @@ from llmtrace_processors.attributes import (
     LLMTRACE_SECURITY_SCORE,
     LLMTRACE_TENANT_ID,
 )
+from llmtrace_processors.genai_latest import GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS
 
 __all__ = ["INSERT_COLUMNS", "SQLiteSpanExporter"]
 
@@ -249,7 +250,9 @@ def _span_row(
         _int(get(GEN_AI_USAGE_INPUT_TOKENS)),
         _int(get(GEN_AI_USAGE_OUTPUT_TOKENS)),
         _int(get(GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)),
-        _int(get(GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)),
+        # Cache writes under either name: the latest conventions' or the previous one.
+        _int(get(GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
+                 get(GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS))),
         _int(get(GEN_AI_USAGE_REASONING_OUTPUT_TOKENS)),
         ttfc * 1000.0 if ttfc is not None else None,
         _flag(get(GEN_AI_REQUEST_STREAM)),

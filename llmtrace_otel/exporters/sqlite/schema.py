@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Final
 
 from llmtrace_otel.exporters.sqlite.histogram import register_functions
-from llmtrace_otel.exporters.sqlite.rollup import MIGRATION_V3, backfill
+from llmtrace_otel.exporters.sqlite.rollup import MIGRATION_V3, MIGRATION_V4, backfill
 from llmtrace_processors.attributes import LLMTRACE_SECURITY_FINDING_EVENT
 
 __all__ = [
@@ -151,6 +151,22 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
     # The hourly rollup stats read (rollup.py): table, triggers, and the list of hours whose
     # rows the backfill after the migration computes from existing spans.
     (3, MIGRATION_V3),
+    (
+        4,
+        (
+            # The model filter matches the request or the response model (a listing shows the
+            # response model): an index for listings by response model, the response model in
+            # the covering time index (exact stats filter on it without reading wide rows) and
+            # in the rollup's key.
+            "CREATE INDEX idx_spans_response_model_start ON spans (response_model, "
+            "start_time_ns)",
+            "DROP INDEX idx_spans_start",
+            "CREATE INDEX idx_spans_start ON spans (start_time_ns, provider, request_model, "
+            "tenant_id, status_code, findings_count, security_score, duration_ms, ttft_ms, "
+            "input_tokens, output_tokens, cost_usd, response_model)",
+            *MIGRATION_V4,
+        ),
+    ),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1][0]
 
