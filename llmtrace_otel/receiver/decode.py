@@ -15,9 +15,9 @@ malformed, so the sender gets a partial-success answer naming them, and counts t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -39,10 +39,13 @@ __all__ = [
     "screen",
 ]
 
-#: Rewrites (attributes, events) of one span before it is built, or returns None to keep them.
-Normaliser = Callable[
-    [dict[str, Any], list[Event]], "tuple[dict[str, Any], list[Event]] | None"
-]
+class Normaliser(Protocol):
+    """Rewrites (attributes, events) of one span before it is built, or returns None to
+    keep them; ``start_ns`` is the span's start time (times of events are relative to it)."""
+
+    def __call__(self, attributes: dict[str, Any], events: list[Event], *, start_ns: int
+                 ) -> tuple[dict[str, Any], list[Event]] | None: ...
+
 
 # proto SpanKind (UNSPECIFIED=0, INTERNAL=1, SERVER, CLIENT, PRODUCER, CONSUMER) -> SDK.
 _KINDS: dict[int, SpanKind] = {
@@ -214,7 +217,7 @@ def _span(
     attributes = attributes_of(span.attributes)
     events = [_event(event) for event in span.events] if span.events else []
     if normalise is not None:
-        rewritten = normalise(attributes, events)
+        rewritten = normalise(attributes, events, start_ns=span.start_time_unix_nano)
         if rewritten is not None:
             attributes, events = rewritten
     status = span.status

@@ -90,11 +90,11 @@ class SpanIntake:
             self._cond.notify_all()
 
     def _safe_normalise(
-        self, attributes: dict[str, Any], events: list[Event]
+        self, attributes: dict[str, Any], events: list[Event], *, start_ns: int
     ) -> tuple[dict[str, Any], list[Event]] | None:
         assert self._normalise is not None
         try:
-            return self._normalise(attributes, events)
+            return self._normalise(attributes, events, start_ns=start_ns)
         except Exception:  # the span goes on as received
             _log.exception("normalising a received span failed; forwarded as received")
             self._on_normalise_error()

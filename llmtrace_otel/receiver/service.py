@@ -54,8 +54,11 @@ class OTLPReceiver:
             telemetry.head,
             max_spans=settings.receiver_queue_size,
             retry_after_s=settings.receiver_retry_after_s,
-            # Content is translated only when something reads it (capture or analysis).
-            normalise=partial(normalise, content=telemetry.needs_content),
+            # Content is translated only when something reads it (capture or analysis);
+            # dialect content with no semconv place is kept only when exported as received.
+            normalise=partial(normalise, content=telemetry.needs_content,
+                              keep_foreign=settings.capture_content
+                              and settings.security_pii_export != "redact"),
             on_drop=self.instruments.dropped,
             on_normalise_error=lambda: telemetry.instruments.count_drop(
                 "receiver.normalise", "processor_error"),
