@@ -100,6 +100,7 @@ class Settings:
     receiver_queue_size: int = 8192
     receiver_retry_after_s: float = 1.0
     receiver_forward_metrics: bool = False
+    receiver_join_wait_s: float = 1.0
     # Tenancy, limits, budgets, anomalies, alerts (docs/tenancy.md)
     tenancy_enabled: bool = True
     default_tenant: str = "default"
@@ -331,6 +332,9 @@ FIELDS: tuple[FieldSpec, ...] = (
        "Delay suggested to senders when the queue is full (RetryInfo / Retry-After)."),
     _f("receiver_forward_metrics", "receiver.forward_metrics", _parse_bool,
        "Forward received OTLP metrics unchanged to the OTLP endpoint (else refused)."),
+    _f("receiver_join_wait_s", "receiver.join_wait_s", float,
+       "How long a received call span waits for its log events or its twin span (the "
+       "anthropic SDK's own span) before analysis; 0 = never."),
     # Tenancy, limits, budgets, anomalies, alerts (docs/tenancy.md)
     _f("tenancy_enabled", "tenancy.enabled", _parse_bool,
        "Identify tenants (header, API-key hash, default) and enforce their limits."),
@@ -655,6 +659,9 @@ def _validate_receiver(settings: Settings) -> None:
         raise ConfigError(
             f"receiver.retry_after_s: must be > 0 seconds, got {settings.receiver_retry_after_s}"
         )
+    if not 0 <= settings.receiver_join_wait_s <= 60:
+        raise ConfigError("receiver.join_wait_s: must be 0-60 seconds, got "
+                          f"{settings.receiver_join_wait_s}")
 
 
 def _validate_sdk(settings: Settings) -> None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TypeVar
 
-from llmtrace_processors.attributes import LLMTRACE_ANALYSIS_SKIPPED
+from llmtrace_processors.attributes import LLMTRACE_ANALYSIS_SKIPPED, LLMTRACE_CALL_DUPLICATE_OF
 from llmtrace_processors.breaker import CircuitBreaker
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
@@ -158,7 +158,8 @@ def copy_span(span: ReadableSpan, enrichment: Enrichment) -> ReadableSpan:
 class EnrichingSpanProcessor(SpanProcessor):
     """Base class: compute an :class:`Enrichment` for GenAI spans and pass a copy on.
 
-    Subclasses implement :meth:`enrich`. Non-GenAI spans pass through untouched, and an
+    Subclasses implement :meth:`enrich`. Non-GenAI spans (and the duplicate span of a call)
+    pass through untouched, and an
     exception in :meth:`enrich` is logged and counted, never raised: the span goes on
     unenriched.
 
@@ -199,7 +200,9 @@ class EnrichingSpanProcessor(SpanProcessor):
         raise NotImplementedError
 
     def applies_to(self, span: ReadableSpan) -> bool:
-        return is_genai_span(span)
+        """GenAI spans, except the second span of a call (``llmtrace.call.duplicate_of``):
+        the call is priced, analysed and counted on its other span."""
+        return is_genai_span(span) and LLMTRACE_CALL_DUPLICATE_OF not in (span.attributes or {})
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         if self._next is not None:

@@ -2,12 +2,15 @@
 
 Producers may put content on GenAI spans so that in-process analysis (security, PII) can
 see it; this processor removes it from what exporters receive unless capture is enabled
-(``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``), the semconv opt-in.
+(``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``), the semconv opt-in. The duplicate
+span of a call (``llmtrace.call.duplicate_of``) never keeps content: it was not analysed
+(nor redacted), and its twin, which was, holds the call's content.
 """
 
 from __future__ import annotations
 
-from llmtrace_processors.chain import DropCounter, EnrichingSpanProcessor, Enrichment
+from llmtrace_processors.attributes import LLMTRACE_CALL_DUPLICATE_OF
+from llmtrace_processors.chain import DropCounter, EnrichingSpanProcessor, Enrichment, is_genai_span
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_COMPLETION,
@@ -54,10 +57,14 @@ class ContentPolicyProcessor(EnrichingSpanProcessor):
         super().__init__(next_processor, on_drop=on_drop)
         self.capture_content = capture_content
 
+    def applies_to(self, span: ReadableSpan) -> bool:
+        return is_genai_span(span)  # duplicates too
+
     def enrich(self, span: ReadableSpan) -> Enrichment | None:
-        if self.capture_content:
+        attributes = span.attributes or {}
+        if self.capture_content and LLMTRACE_CALL_DUPLICATE_OF not in attributes:
             return None
-        keys = (span.attributes or {}).keys()
+        keys = attributes.keys()
         # This runs for every GenAI span: a C-level set intersection for the named keys,
         # and one comprehension (no generator frames) for the indexed ones.
         remove = CONTENT_ATTRIBUTES.intersection(keys).union(

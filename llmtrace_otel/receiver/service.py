@@ -13,6 +13,10 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTracePartialSuccess,
     ExportTraceServiceRequest,
@@ -22,9 +26,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from llmtrace_otel.config import Settings
 from llmtrace_otel.receiver.decode import screen
 from llmtrace_otel.receiver.dialects import normalise
-from llmtrace_otel.receiver.forward import MetricsForwarder
+from llmtrace_otel.receiver.forward import OTLPForwarder
 from llmtrace_otel.receiver.instruments import ReceiverInstruments
 from llmtrace_otel.receiver.intake import SpanIntake
+from llmtrace_otel.receiver.join import CallJoin
+from llmtrace_otel.receiver.logs import record_count, strip_content
 from llmtrace_otel.receiver.status import Refused
 from llmtrace_otel.telemetry.pipeline import Telemetry
 
@@ -38,18 +44,27 @@ class OTLPReceiver:
     """Takes OTLP export requests into the pipeline of ``telemetry``.
 
     ``forwarder`` is the metrics pass-through; without one, metric exports are refused
-    with UNIMPLEMENTED / 404 and a message saying how to turn it on.
+    with UNIMPLEMENTED / 404 and a message saying how to turn it on. Logs are always
+    taken (their GenAI events join their spans) and forwarded, without content unless
+    content is exported as received, when an OTLP endpoint is configured
+    (``logs_forwarder``).
     """
 
     def __init__(self, settings: Settings, telemetry: Telemetry, *,
-                 forwarder: MetricsForwarder | None = None,
+                 forwarder: OTLPForwarder | None = None,
                  env: Mapping[str, str] | None = None) -> None:
         self.max_body_bytes = settings.max_body_bytes
         self.instruments = ReceiverInstruments(telemetry.meter, telemetry.instruments)
         self._token = (settings.receiver_auth_token or "").encode() or None
         if forwarder is None and settings.receiver_forward_metrics:
-            forwarder = MetricsForwarder.from_settings(settings, env)
+            forwarder = OTLPForwarder.from_settings(settings, env)
         self.forwarder = forwarder
+        self.logs_forwarder = OTLPForwarder.configured(settings, env, signal="logs")
+        self._keep_content = (settings.capture_content
+                              and settings.security_pii_export != "redact")
+        join = CallJoin(wait_s=settings.receiver_join_wait_s,
+                        content=telemetry.needs_content,
+                        on_records=self.instruments.log_records)
         self.intake = SpanIntake(
             telemetry.head,
             max_spans=settings.receiver_queue_size,
@@ -57,11 +72,12 @@ class OTLPReceiver:
             # Content is translated only when something reads it (capture or analysis);
             # dialect content with no semconv place is kept only when exported as received.
             normalise=partial(normalise, content=telemetry.needs_content,
-                              keep_foreign=settings.capture_content
-                              and settings.security_pii_export != "redact"),
+                              keep_foreign=self._keep_content),
             on_drop=self.instruments.dropped,
             on_normalise_error=lambda: telemetry.instruments.count_drop(
                 "receiver.normalise", "processor_error"),
+            join=join,
+            on_records=self.instruments.log_records,
         )
 
     # -- auth ---------------------------------------------------------------------------
@@ -104,6 +120,30 @@ class OTLPReceiver:
             self.instruments.request(transport, "traces", "ok")
         return response
 
+    # -- logs ---------------------------------------------------------------------------
+
+    def export_logs(self, request: ExportLogsServiceRequest, transport: str
+                    ) -> ExportLogsServiceResponse | bytes:
+        """Queue the GenAI events of one request for their spans; forward it when an OTLP
+        endpoint is configured (the downstream's serialised answer then goes back).
+
+        Raises :class:`Refused` when the queue is full or the receiver is closing (nothing
+        of the request was taken or forwarded), or when forwarding failed.
+        """
+        records = record_count(request)
+        self.instruments.received(transport, records, "logs")
+        self.intake.submit(request, records)
+        answer: ExportLogsServiceResponse | bytes = ExportLogsServiceResponse()
+        if self.logs_forwarder is not None:
+            forwarded = request
+            if not self._keep_content:
+                forwarded = ExportLogsServiceRequest()
+                forwarded.CopyFrom(request)
+                strip_content(forwarded)
+            answer = self.logs_forwarder.forward(forwarded.SerializeToString())
+        self.instruments.request(transport, "logs", "ok")
+        return answer
+
     # -- metrics ------------------------------------------------------------------------
 
     def forward_metrics(self, payload: bytes, transport: str) -> bytes:
@@ -134,5 +174,6 @@ class OTLPReceiver:
     def close(self, timeout_s: float = 30.0) -> None:
         """Refuse new requests and hand every queued span to the pipeline."""
         self.intake.close(timeout_s)
-        if self.forwarder is not None:
-            self.forwarder.close()
+        for forwarder in (self.forwarder, self.logs_forwarder):
+            if forwarder is not None:
+                forwarder.close()
