@@ -40,10 +40,12 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_OPERATION_NAME,
     GEN_AI_PROVIDER_NAME,
     GEN_AI_SYSTEM,
+    GenAiOperationNameValues,
 )
 from opentelemetry.util.types import AttributeValue
 
 __all__ = [
+    "CALL_OPERATIONS",
     "BackgroundSpanProcessor",
     "DropCounter",
     "EnrichingSpanProcessor",
@@ -51,6 +53,7 @@ __all__ = [
     "FanOutSpanProcessor",
     "build_chain",
     "copy_span",
+    "is_call",
     "is_genai_span",
 ]
 
@@ -63,6 +66,21 @@ DropCounter = Callable[[str, str], None]
 
 def _ignore_drop(stage: str, reason: str) -> None:
     return None
+
+
+#: Operations that are one call to a model API: what is counted, priced and listed as a call.
+CALL_OPERATIONS: frozenset[str] = frozenset({
+    GenAiOperationNameValues.CHAT.value, GenAiOperationNameValues.TEXT_COMPLETION.value,
+    GenAiOperationNameValues.EMBEDDINGS.value, GenAiOperationNameValues.GENERATE_CONTENT.value,
+})
+
+
+def is_call(attributes: Mapping[str, object]) -> bool:
+    """A span's attributes describe one model call, counted on this span: a call operation,
+    and not the second span of a call (``llmtrace.call.duplicate_of``). Application spans,
+    HTTP client spans, agents, tools and workflows are not calls."""
+    return (attributes.get(GEN_AI_OPERATION_NAME) in CALL_OPERATIONS
+            and LLMTRACE_CALL_DUPLICATE_OF not in attributes)
 
 
 def is_genai_span(span: ReadableSpan) -> bool:

@@ -31,11 +31,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from llmtrace_processors.attributes import LLMTRACE_CALL_DUPLICATE_OF
-from llmtrace_processors.chain import Enrichment, copy_span
+from llmtrace_processors.attributes import LLMTRACE_CALL_DUPLICATE_OF, SELF_TRACING_SDK_SCOPES
+from llmtrace_processors.chain import Enrichment, copy_span, is_call
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
-    GEN_AI_OPERATION_NAME,
     GEN_AI_PROVIDER_NAME,
     GEN_AI_REQUEST_MODEL,
     GEN_AI_REQUEST_STREAM,
@@ -43,7 +42,6 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_RESPONSE_MODEL,
     GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
     GEN_AI_USAGE_INPUT_TOKENS,
-    GenAiOperationNameValues,
 )
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
 from opentelemetry.semconv.attributes.service_attributes import SERVICE_NAME
@@ -52,15 +50,8 @@ from llmtrace_otel.receiver.dialects import join_events
 from llmtrace_otel.receiver.dialects.genai_legacy import CONTENT_KEYS
 from llmtrace_otel.receiver.logs import LogEvent
 
-__all__ = ["CALL_OPERATIONS", "PENDING_TTL_S", "SDK_SCOPES", "CallJoin", "is_call"]
+__all__ = ["PENDING_TTL_S", "CallJoin"]
 
-#: Scopes of API SDKs that emit a span of their own for each call.
-SDK_SCOPES: frozenset[str] = frozenset({"com.anthropic.sdk.python"})
-#: Operations that are one call to a model API (what is counted and priced).
-CALL_OPERATIONS: frozenset[str] = frozenset({
-    GenAiOperationNameValues.CHAT.value, GenAiOperationNameValues.TEXT_COMPLETION.value,
-    GenAiOperationNameValues.EMBEDDINGS.value, GenAiOperationNameValues.GENERATE_CONTENT.value,
-})
 #: How long log records wait for their span.
 PENDING_TTL_S = 30.0
 _MAX_PENDING = 16_384
@@ -73,10 +64,6 @@ _MERGED = (GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, GEN_AI_REQUEST_STREAM, GEN_AI_RE
 _USAGE = "gen_ai.usage."
 
 _Key = tuple[int, int]
-
-
-def is_call(attributes: Mapping[str, Any]) -> bool:
-    return attributes.get(GEN_AI_OPERATION_NAME) in CALL_OPERATIONS
 
 
 @dataclass(slots=True)
@@ -112,7 +99,7 @@ def _service(span: ReadableSpan) -> str | None:
 
 def _is_sdk(span: ReadableSpan) -> bool:
     scope = span.instrumentation_scope
-    return scope is not None and scope.name in SDK_SCOPES
+    return scope is not None and scope.name in SELF_TRACING_SDK_SCOPES
 
 
 def _related(one: ReadableSpan, other: _Seen | ReadableSpan) -> bool:
@@ -282,7 +269,7 @@ class CallJoin:
     def admit(self, span: ReadableSpan) -> list[ReadableSpan]:
         """A decoded, normalised span in; the spans ready to go on now (maybe none)."""
         attributes = span.attributes or {}
-        if not is_call(attributes) or LLMTRACE_CALL_DUPLICATE_OF in attributes:
+        if not is_call(attributes):
             return [span]
         twin_key = self._held_twin(span)
         if twin_key is not None:
@@ -339,7 +326,7 @@ class CallJoin:
 
     def _release(self, span: ReadableSpan) -> ReadableSpan:
         attributes = span.attributes or {}
-        if LLMTRACE_CALL_DUPLICATE_OF in attributes or not is_call(attributes):
+        if not is_call(attributes):
             return span
         key = _key(span)
         self._seen[key] = _seen(span)

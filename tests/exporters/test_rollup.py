@@ -256,7 +256,8 @@ def v2_store(path: Path, spans: Sequence[ReadableSpan], scratch: Path) -> None:
             for statement in statements:
                 conn.execute(statement)
     conn.execute("ATTACH DATABASE ? AS written", (str(scratch),))
-    conn.execute("INSERT INTO spans SELECT * FROM written.spans")
+    columns = ", ".join(row[1] for row in conn.execute("PRAGMA main.table_info(spans)"))
+    conn.execute(f"INSERT INTO spans ({columns}) SELECT {columns} FROM written.spans")
     conn.execute("PRAGMA user_version = 2")
     conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     conn.execute("COMMIT")
@@ -271,7 +272,7 @@ def test_a_v2_store_migrates_and_its_rollup_is_backfilled(tmp_path: Path) -> Non
         .isdisjoint({"span_rollup", "span_rollup_pending"})
     conn = connect_writer(db)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         assert pending_hours(conn) == 0
     finally:
         conn.close()

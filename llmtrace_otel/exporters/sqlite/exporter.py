@@ -42,6 +42,7 @@ from llmtrace_processors.attributes import (
     LLMTRACE_SECURITY_SCORE,
     LLMTRACE_TENANT_ID,
 )
+from llmtrace_processors.chain import is_call
 from opentelemetry.sdk.resources import SERVICE_NAME
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -115,6 +116,7 @@ INSERT_COLUMNS: Final = (
     "scope_name",
     "scope_version",
     "findings_count",
+    "is_call",
 )
 _INSERT_HEAD: Final = f"INSERT INTO spans ({', '.join(INSERT_COLUMNS)})"
 #: A span row's values the rollup is computed from.
@@ -267,6 +269,7 @@ def _span_row(
         scope.name if scope is not None else None,
         scope.version if scope is not None else None,
         _findings_count(span),
+        1 if is_call(attrs) else 0,
     )
 
 

@@ -47,6 +47,7 @@ __all__ = [
     "BACKFILL_CHUNK_SPANS",
     "HOUR_NS",
     "MIGRATION_V3",
+    "ROLLUP_V4",
     "NO_VALUE",
     "ROLLUP_COLUMNS",
     "SOURCE_COLUMNS",
@@ -62,8 +63,7 @@ HOUR_NS: Final = 3600 * 10**9
 #: How a missing provider, model or tenant is stored in the rollup's key.
 NO_VALUE: Final = b""
 BACKFILL_CHUNK_SPANS: Final = 50_000
-#: The ``spans`` columns the rollup is computed from, in the order :class:`RollupBatch` reads.
-SOURCE_COLUMNS: Final = (
+_V3_SOURCE_COLUMNS: Final = (
     "start_time_ns",
     "provider",
     "request_model",
@@ -76,6 +76,9 @@ SOURCE_COLUMNS: Final = (
     "duration_ms",
     "ttft_ms",
 )
+#: The ``spans`` columns the rollup is computed from, in the order :class:`RollupBatch` reads
+#: (schema v4 adds ``is_call``: only calls are rolled up).
+SOURCE_COLUMNS: Final = (*_V3_SOURCE_COLUMNS, "is_call")
 _KEY_COLUMNS: Final = (
     "hour_ns",
     "provider",
@@ -138,54 +141,81 @@ def _key_where(row: str) -> str:
     ))
 
 
-_SUBTRACT_OLD: Final = (
-    "UPDATE span_rollup SET calls = calls - 1, "
-    "input_tokens = input_tokens - coalesce(old.input_tokens, 0), "
-    "output_tokens = output_tokens - coalesce(old.output_tokens, 0), "
-    "cost_usd = cost_usd - coalesce(old.cost_usd, 0.0), "
-    "latency_count = latency_count - (old.duration_ms IS NOT NULL), "
-    "latency_sum_ms = latency_sum_ms - coalesce(old.duration_ms, 0.0), "
-    "latency_hist = llmtrace_hist_remove(latency_hist, old.duration_ms), "
-    "ttft_count = ttft_count - (old.ttft_ms IS NOT NULL), "
-    "ttft_sum_ms = ttft_sum_ms - coalesce(old.ttft_ms, 0.0) "
-    f"WHERE {_key_where('old')};\n"
-    f"DELETE FROM span_rollup WHERE {_key_where('old')} AND calls <= 0;"
-)
-_ADD_NEW: Final = (
-    f"INSERT INTO span_rollup ({', '.join(ROLLUP_COLUMNS)}) SELECT "
-    f"{_hour_sql('new.start_time_ns')}, coalesce(new.provider, X''), "
-    "coalesce(new.request_model, X''), coalesce(new.tenant_id, X''), new.status_code, "
-    "new.findings_count > 0, 1, coalesce(new.input_tokens, 0), coalesce(new.output_tokens, 0), "
-    "coalesce(new.cost_usd, 0.0), new.duration_ms IS NOT NULL, coalesce(new.duration_ms, 0.0), "
-    "llmtrace_hist_add(X'', new.duration_ms), new.ttft_ms IS NOT NULL, "
-    "coalesce(new.ttft_ms, 0.0) WHERE new.start_time_ns IS NOT NULL "
-    f"ON CONFLICT ({', '.join(_KEY_COLUMNS)}) DO UPDATE SET calls = calls + 1, "
-    "input_tokens = input_tokens + excluded.input_tokens, "
-    "output_tokens = output_tokens + excluded.output_tokens, "
-    "cost_usd = cost_usd + excluded.cost_usd, "
-    "latency_count = latency_count + excluded.latency_count, "
-    "latency_sum_ms = latency_sum_ms + excluded.latency_sum_ms, "
-    "latency_hist = llmtrace_hist_add(latency_hist, new.duration_ms), "
-    "ttft_count = ttft_count + excluded.ttft_count, "
-    "ttft_sum_ms = ttft_sum_ms + excluded.ttft_sum_ms;"
-)
+def _subtract_old(calls_only: bool) -> str:
+    only = " AND old.is_call = 1" if calls_only else ""
+    return (
+        "UPDATE span_rollup SET calls = calls - 1, "
+        "input_tokens = input_tokens - coalesce(old.input_tokens, 0), "
+        "output_tokens = output_tokens - coalesce(old.output_tokens, 0), "
+        "cost_usd = cost_usd - coalesce(old.cost_usd, 0.0), "
+        "latency_count = latency_count - (old.duration_ms IS NOT NULL), "
+        "latency_sum_ms = latency_sum_ms - coalesce(old.duration_ms, 0.0), "
+        "latency_hist = llmtrace_hist_remove(latency_hist, old.duration_ms), "
+        "ttft_count = ttft_count - (old.ttft_ms IS NOT NULL), "
+        "ttft_sum_ms = ttft_sum_ms - coalesce(old.ttft_ms, 0.0) "
+        f"WHERE {_key_where('old')}{only};\n"
+        f"DELETE FROM span_rollup WHERE {_key_where('old')} AND calls <= 0;"
+    )
+
+
+def _add_new(calls_only: bool) -> str:
+    only = " AND new.is_call = 1" if calls_only else ""
+    return (
+        f"INSERT INTO span_rollup ({', '.join(ROLLUP_COLUMNS)}) SELECT "
+        f"{_hour_sql('new.start_time_ns')}, coalesce(new.provider, X''), "
+        "coalesce(new.request_model, X''), coalesce(new.tenant_id, X''), new.status_code, "
+        "new.findings_count > 0, 1, coalesce(new.input_tokens, 0), "
+        "coalesce(new.output_tokens, 0), coalesce(new.cost_usd, 0.0), "
+        "new.duration_ms IS NOT NULL, coalesce(new.duration_ms, 0.0), "
+        "llmtrace_hist_add(X'', new.duration_ms), new.ttft_ms IS NOT NULL, "
+        f"coalesce(new.ttft_ms, 0.0) WHERE new.start_time_ns IS NOT NULL{only} "
+        f"ON CONFLICT ({', '.join(_KEY_COLUMNS)}) DO UPDATE SET calls = calls + 1, "
+        "input_tokens = input_tokens + excluded.input_tokens, "
+        "output_tokens = output_tokens + excluded.output_tokens, "
+        "cost_usd = cost_usd + excluded.cost_usd, "
+        "latency_count = latency_count + excluded.latency_count, "
+        "latency_sum_ms = latency_sum_ms + excluded.latency_sum_ms, "
+        "latency_hist = llmtrace_hist_add(latency_hist, new.duration_ms), "
+        "ttft_count = ttft_count + excluded.ttft_count, "
+        "ttft_sum_ms = ttft_sum_ms + excluded.ttft_sum_ms;"
+    )
+
+
+def _triggers(calls_only: bool) -> tuple[str, str]:
+    columns = SOURCE_COLUMNS if calls_only else _V3_SOURCE_COLUMNS
+    return (
+        "CREATE TRIGGER span_rollup_delete AFTER DELETE ON spans "
+        f"WHEN old.start_time_ns IS NOT NULL BEGIN\n{_subtract_old(calls_only)}\nEND",
+        f"CREATE TRIGGER span_rollup_update AFTER UPDATE OF {', '.join(columns)} ON spans "
+        f"BEGIN\n{_subtract_old(calls_only)}\n{_add_new(calls_only)}\nEND",
+    )
+
+
 _FIRST_HOUR: Final = _hour_sql("min(start_time_ns)")
+# Every hour that has spans, found by skipping through the time index (one seek per hour, not
+# a scan of every row).
+_ALL_HOURS_PENDING: Final = (
+    "INSERT OR IGNORE INTO span_rollup_pending (hour_ns) WITH RECURSIVE hours(hour_ns) AS ("
+    f"SELECT (SELECT {_FIRST_HOUR} FROM spans) UNION ALL "
+    f"SELECT (SELECT {_FIRST_HOUR} FROM spans WHERE start_time_ns >= hours.hour_ns + {HOUR_NS})"
+    " FROM hours WHERE hours.hour_ns IS NOT NULL) "
+    "SELECT hour_ns FROM hours WHERE hour_ns IS NOT NULL"
+)
 
 #: Schema v3: the rollup table, its maintenance triggers and the backfill's to-do list.
 MIGRATION_V3: Final = (
     _TABLE_V3,
     "CREATE TABLE span_rollup_pending (hour_ns INTEGER PRIMARY KEY NOT NULL)",
-    # Every hour that has spans, found by skipping through the time index (one seek per
-    # hour, not a scan of every row).
-    "INSERT INTO span_rollup_pending (hour_ns) WITH RECURSIVE hours(hour_ns) AS ("
-    f"SELECT (SELECT {_FIRST_HOUR} FROM spans) UNION ALL "
-    f"SELECT (SELECT {_FIRST_HOUR} FROM spans WHERE start_time_ns >= hours.hour_ns + {HOUR_NS})"
-    " FROM hours WHERE hours.hour_ns IS NOT NULL) "
-    "SELECT hour_ns FROM hours WHERE hour_ns IS NOT NULL",
-    "CREATE TRIGGER span_rollup_delete AFTER DELETE ON spans "
-    f"WHEN old.start_time_ns IS NOT NULL BEGIN\n{_SUBTRACT_OLD}\nEND",
-    f"CREATE TRIGGER span_rollup_update AFTER UPDATE OF {', '.join(SOURCE_COLUMNS)} ON spans "
-    f"BEGIN\n{_SUBTRACT_OLD}\n{_ADD_NEW}\nEND",
+    _ALL_HOURS_PENDING,
+    *_triggers(calls_only=False),
+)
+#: Schema v4, the rollup's part: triggers that count calls only, every hour computed again.
+ROLLUP_V4: Final = (
+    "DROP TRIGGER span_rollup_delete",
+    "DROP TRIGGER span_rollup_update",
+    *_triggers(calls_only=True),
+    "DELETE FROM span_rollup",
+    _ALL_HOURS_PENDING,
 )
 
 _INSERT_HEAD: Final = f"INSERT INTO span_rollup ({', '.join(ROLLUP_COLUMNS)})"
@@ -203,7 +233,7 @@ _UPSERT_TAIL: Final = (
 )
 _SOURCE_SQL: Final = (
     f"SELECT {', '.join(SOURCE_COLUMNS)} FROM spans INDEXED BY idx_spans_start "
-    "WHERE start_time_ns >= ? AND start_time_ns < ?"
+    "WHERE start_time_ns >= ? AND start_time_ns < ? AND is_call = 1"
 )
 
 
@@ -218,8 +248,9 @@ def floor_hour(time_ns: int) -> int:
 class RollupBatch:
     """Calls aggregated by (hour, group) in Python: what one batch adds to the rollup.
 
-    :meth:`add` takes rows of :data:`SOURCE_COLUMNS` values (rows without a start time are
-    skipped: stats never count them); :meth:`rows` gives ``span_rollup`` rows.
+    :meth:`add` takes rows of :data:`SOURCE_COLUMNS` values (rows without a start time, and
+    spans that are not calls, are skipped: stats never count them); :meth:`rows` gives
+    ``span_rollup`` rows.
     """
 
     __slots__ = ("_groups",)
@@ -229,8 +260,9 @@ class RollupBatch:
 
     def add(self, rows: Iterable[Sequence[Any]]) -> None:
         groups = self._groups
-        for start, provider, model, tenant, status, findings, inp, out, cost, dur, ttft in rows:
-            if start is None:
+        for (start, provider, model, tenant, status, findings, inp, out, cost, dur, ttft,
+             call) in rows:
+            if start is None or not call:
                 continue
             key = (start - start % HOUR_NS, provider, model, tenant, status, findings > 0)
             acc = groups.get(key)
