@@ -9,8 +9,6 @@ span of a call (``llmtrace.call.duplicate_of``) never keeps content: it was not 
 
 from __future__ import annotations
 
-from llmtrace_processors.attributes import LLMTRACE_CALL_DUPLICATE_OF
-from llmtrace_processors.chain import DropCounter, EnrichingSpanProcessor, Enrichment, is_genai_span
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_COMPLETION,
@@ -22,6 +20,9 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_TOOL_CALL_RESULT,
     GEN_AI_TOOL_DEFINITIONS,
 )
+
+from llmtrace_processors.attributes import LLMTRACE_CALL_DUPLICATE_OF
+from llmtrace_processors.chain import DropCounter, EnrichingSpanProcessor, Enrichment, is_genai_span
 
 __all__ = ["CONTENT_ATTRIBUTES", "ContentPolicyProcessor"]
 
@@ -46,6 +47,8 @@ class ContentPolicyProcessor(EnrichingSpanProcessor):
     """Removes content attributes unless ``capture_content`` is true."""
 
     stage = "content_policy"
+    #: What keeps un-opted-in content out of the exports: never bypassed.
+    bypassable = False
 
     def __init__(
         self,

@@ -14,16 +14,13 @@ else ``OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_ENDPOINT``)
 
 from __future__ import annotations
 
-import os
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 import grpc
-from opentelemetry.util.re import parse_env_headers
 
-from llmtrace_otel.config import ConfigError, Settings
 from llmtrace_otel.receiver.status import HTTP_STATUS_OF, Refused, grpc_code_of
 
 __all__ = ["METRICS_EXPORT_METHOD", "OTLPForwarder"]
@@ -60,42 +57,6 @@ class OTLPForwarder:
                              if parts.scheme == "https" else grpc.insecure_channel(target))
             # No serialisers: the request bytes travel as they are.
             self._call = self._channel.unary_unary(_METHODS[signal])
-
-    @classmethod
-    def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None, *,
-                      signal: str = "metrics") -> OTLPForwarder:
-        """The forwarder of ``signal`` to the pipeline's endpoint; ConfigError without one."""
-        forwarder = cls.configured(settings, env, signal=signal)
-        if forwarder is None:
-            raise ConfigError(
-                f"receiver.forward_{signal}: needs an OTLP endpoint to forward to "
-                "(otlp.endpoint or OTEL_EXPORTER_OTLP_ENDPOINT)"
-            )
-        return forwarder
-
-    @classmethod
-    def configured(cls, settings: Settings, env: Mapping[str, str] | None = None, *,
-                   signal: str = "metrics") -> OTLPForwarder | None:
-        """The forwarder of ``signal``, or None when no OTLP endpoint is configured."""
-        env = os.environ if env is None else env
-        upper = signal.upper()
-        protocol = settings.otlp_protocol
-        endpoint = settings.otlp_endpoint
-        if endpoint is not None:
-            if protocol != "grpc":
-                endpoint = endpoint.rstrip("/") + f"/v1/{signal}"
-        elif env.get(f"OTEL_EXPORTER_OTLP_{upper}_ENDPOINT"):
-            endpoint = env[f"OTEL_EXPORTER_OTLP_{upper}_ENDPOINT"]
-        elif env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-            endpoint = env["OTEL_EXPORTER_OTLP_ENDPOINT"]
-            if protocol != "grpc":
-                endpoint = endpoint.rstrip("/") + f"/v1/{signal}"
-        else:
-            return None
-        headers = parse_env_headers(env.get(f"OTEL_EXPORTER_OTLP_{upper}_HEADERS")
-                                    or env.get("OTEL_EXPORTER_OTLP_HEADERS") or "",
-                                    liberal=True)
-        return cls(endpoint, protocol, headers, signal=signal)
 
     def forward(self, payload: bytes) -> bytes:
         """Forward one request; the downstream's serialised response, or :class:`Refused`."""

@@ -31,8 +31,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from llmtrace_processors.attributes import LLMTRACE_CALL_DUPLICATE_OF, SELF_TRACING_SDK_SCOPES
-from llmtrace_processors.chain import Enrichment, copy_span, is_call
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_PROVIDER_NAME,
@@ -49,6 +47,8 @@ from opentelemetry.semconv.attributes.service_attributes import SERVICE_NAME
 from llmtrace_otel.receiver.dialects import join_events
 from llmtrace_otel.receiver.dialects.genai_legacy import CONTENT_KEYS
 from llmtrace_otel.receiver.logs import LogEvent
+from llmtrace_processors.attributes import LLMTRACE_CALL_DUPLICATE_OF, SELF_TRACING_SDK_SCOPES
+from llmtrace_processors.chain import Enrichment, copy_span, is_call
 
 __all__ = ["PENDING_TTL_S", "CallJoin"]
 

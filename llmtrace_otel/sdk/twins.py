@@ -11,9 +11,10 @@ backend, can tell which one is the call.
 
 from __future__ import annotations
 
-from llmtrace_processors.attributes import LLMTRACE_CALL_DUPLICATE_OF, SELF_TRACING_SDK_SCOPES
 from opentelemetry import trace
 from opentelemetry.trace import Span
+
+from llmtrace_processors.attributes import LLMTRACE_CALL_DUPLICATE_OF, SELF_TRACING_SDK_SCOPES
 
 __all__ = ["mark_sdk_parent"]
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from llmtrace_otel.tenancy.policy import valid_id
+from llmtrace_otel.config.tenants import valid_id
 
 __all__ = [
     "AGENT_HEADER",

@@ -11,10 +11,10 @@ from pathlib import Path
 import anthropic
 import openai
 import pytest
-from llmtrace_processors.attributes import LLMTRACE_PARSE_ERRORS
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as genai
 from opentelemetry.trace import StatusCode
 
+from llmtrace_processors.attributes import LLMTRACE_PARSE_ERRORS
 from tests.support.expectations import assert_genai_span
 from tests.support.fake_upstream import SCENARIO_HEADER, FakeUpstream
 from tests.support.proxy_harness import RunningProxy, running_proxy

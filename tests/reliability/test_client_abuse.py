@@ -15,8 +15,8 @@ import urllib.error
 from pathlib import Path
 
 import pytest
-from llmtrace_processors.attributes import LLMTRACE_PARSE_ERRORS
 
+from llmtrace_processors.attributes import LLMTRACE_PARSE_ERRORS
 from tests.reliability.load import FULL, Probe, health, mix, rss_bytes, run_load, wait_until
 from tests.reliability.process import ProxyProcess
 from tests.support.fake_upstream import FakeUpstream

@@ -17,15 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmtrace_processors.chain import EnrichingSpanProcessor
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from llmtrace_otel.config import Settings, load_settings
+from llmtrace_otel.guards import RequestGuard
 from llmtrace_otel.proxy.app import ProxyServer
-from llmtrace_otel.proxy.guards import RequestGuard
-from llmtrace_otel.telemetry.pipeline import Telemetry, build_telemetry
+from llmtrace_otel.telemetry.pipeline import Telemetry
+from llmtrace_otel.wiring import Extras, build_proxy
+from llmtrace_processors.chain import EnrichingSpanProcessor
 
 
 @dataclass
@@ -87,11 +88,10 @@ def running_proxy(
     values.update(overrides)
     settings = load_settings(env={}, overrides=values)
     memory = InMemorySpanExporter()
-    telemetry = build_telemetry(settings, env={},
-                                extra_span_processors=[SimpleSpanProcessor(memory)],
-                                extra_enrichers=enrichers)
+    server = build_proxy(settings, env={}, extras=Extras(
+        span_processors=[SimpleSpanProcessor(memory)], enrichers=enrichers, guards=guards))
+    telemetry = server.telemetry
     loop = asyncio.new_event_loop()
-    server = ProxyServer(settings, telemetry, guards)
     ready = threading.Event()
     thread = threading.Thread(target=_run_loop, args=(loop, server, ready), daemon=True)
     thread.start()

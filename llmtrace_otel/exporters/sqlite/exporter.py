@@ -35,14 +35,6 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Final
 
-from llmtrace_processors.attributes import (
-    LLMTRACE_AGENT_ID,
-    LLMTRACE_COST_USD,
-    LLMTRACE_SECURITY_FINDING_EVENT,
-    LLMTRACE_SECURITY_SCORE,
-    LLMTRACE_TENANT_ID,
-)
-from llmtrace_processors.chain import is_call
 from opentelemetry.sdk.resources import SERVICE_NAME
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -72,6 +64,14 @@ from llmtrace_otel.exporters.sqlite.schema import (
     StoreError,
     connect_writer,
 )
+from llmtrace_processors.attributes import (
+    LLMTRACE_AGENT_ID,
+    LLMTRACE_COST_USD,
+    LLMTRACE_SECURITY_FINDING_EVENT,
+    LLMTRACE_SECURITY_SCORE,
+    LLMTRACE_TENANT_ID,
+)
+from llmtrace_processors.chain import is_call
 
 __all__ = ["INSERT_COLUMNS", "SQLiteSpanExporter"]
 

@@ -27,14 +27,13 @@ import sqlite3
 from pathlib import Path
 from typing import Final
 
+from llmtrace_otel.exporters.sqlite.histogram import register_functions
+from llmtrace_otel.exporters.sqlite.rollup import MIGRATION_V3, ROLLUP_V4, backfill
 from llmtrace_processors.attributes import (
     LLMTRACE_CALL_DUPLICATE_OF,
     LLMTRACE_SECURITY_FINDING_EVENT,
 )
 from llmtrace_processors.chain import CALL_OPERATIONS
-
-from llmtrace_otel.exporters.sqlite.histogram import register_functions
-from llmtrace_otel.exporters.sqlite.rollup import MIGRATION_V3, ROLLUP_V4, backfill
 
 __all__ = [
     "APPLICATION_ID",

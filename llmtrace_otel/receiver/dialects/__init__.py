@@ -29,7 +29,6 @@ from __future__ import annotations
 from operator import methodcaller
 from typing import Any
 
-from llmtrace_processors.attributes import LLMTRACE_RECEIVER_DIALECTS
 from opentelemetry.sdk.trace import Event
 
 from llmtrace_otel.receiver.dialects import (
@@ -40,6 +39,7 @@ from llmtrace_otel.receiver.dialects import (
     openllmetry,
 )
 from llmtrace_otel.receiver.dialects._draft import Draft
+from llmtrace_processors.attributes import LLMTRACE_RECEIVER_DIALECTS
 
 __all__ = ["DIALECTS", "FOREIGN_CONTENT_KEYS", "FOREIGN_CONTENT_PREFIXES", "join_events",
            "normalise"]
