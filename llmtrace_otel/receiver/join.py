@@ -127,9 +127,9 @@ def _rank(span: ReadableSpan) -> tuple[bool, bool, bool]:
             GEN_AI_USAGE_INPUT_TOKENS in attributes)
 
 
-def _mark(duplicate: ReadableSpan, primary: ReadableSpan) -> ReadableSpan:
+def _mark(duplicate: ReadableSpan, primary_id: int) -> ReadableSpan:
     return copy_span(duplicate, Enrichment(attributes={
-        LLMTRACE_CALL_DUPLICATE_OF: format(primary.context.span_id, "016x")}))
+        LLMTRACE_CALL_DUPLICATE_OF: format(primary_id, "016x")}))
 
 
 def _merge(primary: ReadableSpan, twin: ReadableSpan) -> ReadableSpan:
@@ -275,10 +275,11 @@ class CallJoin:
         if twin_key is not None:
             twin = self._held.pop(twin_key).span
             first, second = sorted((span, twin), key=_rank, reverse=True)
-            return [self._release(_merge(first, second)), self._release(_mark(second, first))]
+            return [self._release(_merge(first, second)),
+                    self._release(_mark(second, first.context.span_id))]
         late = self._seen_twin(span)
         if late is not None:
-            return [_mark(span, late)]
+            return [_mark(span, late.span_id)]
         if self._wait_s > 0 and self._waits(span):
             self._arrivals += 1
             self._held[_key(span)] = _Held(span, self._clock() + self._wait_s, self._arrivals)
@@ -306,7 +307,7 @@ class CallJoin:
                 return key
         return None
 
-    def _seen_twin(self, span: ReadableSpan) -> ReadableSpan | _Seen | None:
+    def _seen_twin(self, span: ReadableSpan) -> _Seen | None:
         trace_id = span.context.trace_id
         response_id = (span.attributes or {}).get(GEN_AI_RESPONSE_ID)
         if isinstance(response_id, str):
