@@ -596,11 +596,15 @@ def build_collector(settings: Settings, *, env: Mapping[str, str] | None = None,
     telemetry = _pipeline(settings, env, metering, extras,
                           instrumentation_name=INSTRUMENTATION_NAME, tracer_provider=None,
                           blocking_export=True)
+    closers: list[Closer] = []
     try:
         receiver = _receiver(settings, telemetry, env)
+        # the query API and the viewer on the collect port too, as on the proxy's
+        routes = _read_routes(settings, telemetry, None, closers)
     except BaseException:
         telemetry.shutdown()
         raise
     return CollectorServer(server_config(settings), receiver, telemetry,
                            grpc_endpoint=settings.receiver_grpc_endpoint,
-                           http_endpoint=settings.receiver_http_endpoint)
+                           http_endpoint=settings.receiver_http_endpoint,
+                           routes=routes, closers=closers)

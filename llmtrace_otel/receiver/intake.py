@@ -53,6 +53,7 @@ class SpanIntake:
         on_normalise_error: Callable[[], None] = lambda: None,
         join: CallJoin | None = None,
         on_records: Callable[[str, int], None] = lambda outcome, n: None,
+        on_span: Callable[[ReadableSpan], None] = lambda span: None,
     ) -> None:
         if max_spans < 1:
             raise ValueError(f"max_spans must be >= 1, got {max_spans}")
@@ -64,6 +65,7 @@ class SpanIntake:
         self._on_normalise_error = on_normalise_error
         self._join = join
         self._on_records = on_records
+        self._on_span = on_span  # each span as it goes on (the call metrics)
         self._cond = threading.Condition(threading.Lock())
         self._queue: deque[tuple[ExportTraceServiceRequest | ExportLogsServiceRequest, int]] = (
             deque())
@@ -183,6 +185,7 @@ class SpanIntake:
                         return index
                     time.sleep(_FULL_POLL_S)
             try:
+                self._on_span(span)
                 head.on_end(span)
             except Exception:
                 _log.exception("span pipeline failed on a received span")

@@ -22,6 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from llmtrace_otel.receiver.calls import record_call
 from llmtrace_otel.receiver.decode import screen
 from llmtrace_otel.receiver.dialects import normalise
 from llmtrace_otel.receiver.forward import OTLPForwarder
@@ -87,6 +88,8 @@ class OTLPReceiver:
                 "receiver.normalise", "processor_error"),
             join=join,
             on_records=self.instruments.log_records,
+            # the proxy's call metrics, from each received call span
+            on_span=partial(record_call, telemetry.instruments),
         )
 
     # -- auth ---------------------------------------------------------------------------
