@@ -168,8 +168,9 @@ class SpanIntake:
                 self._on_records("not_genai", other)
             if join is None:
                 self._on_records("unjoined", len(events))
-                return []
-            return join.add_events(events)
+            else:
+                join.add_events(events)
+            return []
         spans = decode_spans(request, normalise, join.events_for if join is not None else None)
         if join is None:
             return spans

@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry.sdk.trace import Event, ReadableSpan
@@ -50,10 +50,12 @@ from llmtrace_otel.receiver.logs import LogEvent
 from llmtrace_processors.attributes import LLMTRACE_CALL_DUPLICATE_OF, SELF_TRACING_SDK_SCOPES
 from llmtrace_processors.chain import Enrichment, copy_span, is_call
 
-__all__ = ["PENDING_TTL_S", "CallJoin"]
+__all__ = ["PENDING_TTL_S", "SETTLE_S", "CallJoin"]
 
 #: How long log records wait for their span.
 PENDING_TTL_S = 30.0
+#: Once a held span got a log event, how long it waits for the rest of its call's events.
+SETTLE_S = 0.2
 _MAX_PENDING = 16_384
 _MAX_SEEN = 16_384
 _MAX_SERVICES = 1_024
@@ -71,6 +73,8 @@ class _Held:
     span: ReadableSpan
     deadline: float
     arrived: int
+    #: Log events that came for it while it waited (put on it when it goes on).
+    events: list[Event] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,9 +169,8 @@ class CallJoin:
 
     # -- log events ------------------------------------------------------------------------
 
-    def add_events(self, events: list[LogEvent]) -> list[ReadableSpan]:
-        """Take log events; the held spans they completed, joined and ready to go on."""
-        ready: list[ReadableSpan] = []
+    def add_events(self, events: list[LogEvent]) -> None:
+        """Take log events: onto their held span, or waiting for their span."""
         now = self._clock()
         for item in events:
             if item.service is not None:
@@ -177,17 +180,22 @@ class CallJoin:
                     self._services.popitem(last=False)
             key = self._held_key(item)
             if key is not None:
-                held = self._held.pop(key)
-                ready.append(self._release(self._joined(held.span, [item.event])))
+                # A call's events come together, or within moments of each other: the span
+                # waits a little more for the rest, not its whole wait.
+                held = self._held[key]
+                held.events.append(item.event)
+                held.deadline = min(held.deadline, now + SETTLE_S)
                 self._on_records("joined", 1)
                 continue
             span_key = (item.trace_id, item.span_id)
+            if span_key in self._seen:  # its call went on without it: too late
+                self._on_records("unjoined", 1)
+                continue
             _, waiting = self._pending.setdefault(span_key, (now, []))
             waiting.append(item)
             if item.response_id:
                 self._pending_by_response[(item.trace_id, item.response_id)] = span_key
         self._expire_pending(now)
-        return ready
 
     def _held_key(self, item: LogEvent) -> _Key | None:
         key = (item.trace_id, item.span_id)
@@ -250,6 +258,9 @@ class CallJoin:
             self._on_records("joined", len(found))
         return found
 
+    def _joined_held(self, held: _Held) -> ReadableSpan:
+        return self._joined(held.span, held.events) if held.events else held.span
+
     def _joined(self, span: ReadableSpan, events: list[Event]) -> ReadableSpan:
         attributes = dict(span.attributes or {})
         rewritten = join_events(attributes, [*span.events, *events], content=self._content)
@@ -273,7 +284,7 @@ class CallJoin:
             return [span]
         twin_key = self._held_twin(span)
         if twin_key is not None:
-            twin = self._held.pop(twin_key).span
+            twin = self._joined_held(self._held.pop(twin_key))
             first, second = sorted((span, twin), key=_rank, reverse=True)
             return [self._release(_merge(first, second)),
                     self._release(_mark(second, first.context.span_id))]
@@ -353,10 +364,10 @@ class CallJoin:
         for held in over:
             del self._held[_key(held.span)]
         self._expire_pending(now)
-        return [self._release(held.span) for held in over]
+        return [self._release(self._joined_held(held)) for held in over]
 
     def drain(self) -> list[ReadableSpan]:
         """Every held span, now (shutdown)."""
         held = sorted(self._held.values(), key=lambda item: item.arrived)
         self._held.clear()
-        return [self._release(item.span) for item in held]
+        return [self._release(self._joined_held(item)) for item in held]
