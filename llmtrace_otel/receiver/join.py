@@ -25,6 +25,7 @@ and at shutdown (:meth:`CallJoin.drain`). Everything runs on the receiver's one 
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -157,10 +158,16 @@ class CallJoin:
         self._clock = clock
         self._arrivals = 0
         self._held: dict[_Key, _Held] = {}
+        #: The held spans of each trace (twins and events are looked up within a trace).
+        self._held_traces: dict[int, set[_Key]] = {}
+        #: (deadline, arrival, key) of held spans; entries of spans gone on are skipped.
+        self._deadlines: list[tuple[float, int, _Key]] = []
         self._pending: OrderedDict[_Key, tuple[float, list[LogEvent]]] = OrderedDict()
         self._pending_by_response: dict[tuple[int, str], _Key] = {}
         self._seen: OrderedDict[_Key, _Seen] = OrderedDict()
         self._seen_by_response: OrderedDict[tuple[int, str], int] = OrderedDict()
+        #: (trace, parent span id) -> the passed-on call span that is its child.
+        self._seen_children: OrderedDict[_Key, int] = OrderedDict()
         self._services: OrderedDict[str, None] = OrderedDict()
 
     @property
@@ -184,7 +191,9 @@ class CallJoin:
                 # waits a little more for the rest, not its whole wait.
                 held = self._held[key]
                 held.events.append(item.event)
-                held.deadline = min(held.deadline, now + SETTLE_S)
+                if now + SETTLE_S < held.deadline:
+                    held.deadline = now + SETTLE_S
+                    heapq.heappush(self._deadlines, (held.deadline, held.arrived, key))
                 self._on_records("joined", 1)
                 continue
             span_key = (item.trace_id, item.span_id)
@@ -202,9 +211,9 @@ class CallJoin:
         if key in self._held:
             return key
         if item.response_id:
-            for held_key, held in self._held.items():
-                if (held_key[0] == item.trace_id and (held.span.attributes or {}).get(
-                        GEN_AI_RESPONSE_ID) == item.response_id):
+            for held_key in self._held_traces.get(item.trace_id, ()):
+                if (self._held[held_key].span.attributes or {}).get(
+                        GEN_AI_RESPONSE_ID) == item.response_id:
                     return held_key
         return None
 
@@ -284,7 +293,7 @@ class CallJoin:
             return [span]
         twin_key = self._held_twin(span)
         if twin_key is not None:
-            twin = self._joined_held(self._held.pop(twin_key))
+            twin = self._joined_held(self._unhold(twin_key))
             first, second = sorted((span, twin), key=_rank, reverse=True)
             return [self._release(_merge(first, second)),
                     self._release(_mark(second, first.context.span_id))]
@@ -292,10 +301,25 @@ class CallJoin:
         if late is not None:
             return [_mark(span, late.span_id)]
         if self._wait_s > 0 and self._waits(span):
-            self._arrivals += 1
-            self._held[_key(span)] = _Held(span, self._clock() + self._wait_s, self._arrivals)
+            self._hold(span)
             return []
         return [self._release(span)]
+
+    def _hold(self, span: ReadableSpan) -> None:
+        self._arrivals += 1
+        key = _key(span)
+        held = _Held(span, self._clock() + self._wait_s, self._arrivals)
+        self._held[key] = held
+        self._held_traces.setdefault(key[0], set()).add(key)
+        heapq.heappush(self._deadlines, (held.deadline, held.arrived, key))
+
+    def _unhold(self, key: _Key) -> _Held:
+        held = self._held.pop(key)
+        keys = self._held_traces[key[0]]
+        keys.discard(key)
+        if not keys:
+            del self._held_traces[key[0]]
+        return held
 
     def _waits(self, span: ReadableSpan) -> bool:
         if _is_sdk(span):
@@ -306,13 +330,12 @@ class CallJoin:
                 and service in self._services)
 
     def _held_twin(self, span: ReadableSpan) -> _Key | None:
-        if not self._held:
+        keys = self._held_traces.get(span.context.trace_id)
+        if not keys:
             return None
-        trace_id = span.context.trace_id
         response_id = (span.attributes or {}).get(GEN_AI_RESPONSE_ID)
-        for key, held in self._held.items():
-            if key[0] != trace_id:
-                continue
+        for key in keys:
+            held = self._held[key]
             theirs = (held.span.attributes or {}).get(GEN_AI_RESPONSE_ID)
             if (response_id is not None and response_id == theirs) or _related(span, held.span):
                 return key
@@ -330,9 +353,10 @@ class CallJoin:
             seen = self._seen.get((trace_id, parent))
             if seen is not None and _related(span, seen):
                 return seen
-        for key, seen in reversed(self._seen.items()):  # a child that came first
-            if key[0] == trace_id and seen.parent_id == span.context.span_id and _related(
-                    span, seen):
+        child = self._seen_children.get((trace_id, span.context.span_id))
+        if child is not None:  # a child that came first
+            seen = self._seen.get((trace_id, child))
+            if seen is not None and _related(span, seen):
                 return seen
         return None
 
@@ -341,33 +365,49 @@ class CallJoin:
         if not is_call(attributes):
             return span
         key = _key(span)
-        self._seen[key] = _seen(span)
+        seen = self._seen[key] = _seen(span)
         response_id = attributes.get(GEN_AI_RESPONSE_ID)
         if isinstance(response_id, str):
             self._seen_by_response[(key[0], response_id)] = key[1]
-        while len(self._seen) > _MAX_SEEN:
-            self._seen.popitem(last=False)
-        while len(self._seen_by_response) > _MAX_SEEN:
-            self._seen_by_response.popitem(last=False)
+        if seen.parent_id is not None:
+            self._seen_children[(key[0], seen.parent_id)] = key[1]
+        for index in (self._seen, self._seen_by_response, self._seen_children):
+            while len(index) > _MAX_SEEN:
+                index.popitem(last=False)
         return span
 
     # -- time ------------------------------------------------------------------------------
 
+    def _current_deadlines(self) -> list[tuple[float, int, _Key]]:
+        """The heap, its top entry current (stale ones, of spans gone on, popped)."""
+        heap = self._deadlines
+        while heap:
+            deadline, _, key = heap[0]
+            held = self._held.get(key)
+            if held is not None and held.deadline == deadline:
+                break
+            heapq.heappop(heap)
+        return heap
+
     def next_deadline(self) -> float | None:
-        return min((held.deadline for held in self._held.values()), default=None)
+        heap = self._current_deadlines()
+        return heap[0][0] if heap else None
 
     def due(self) -> list[ReadableSpan]:
-        """Held spans whose wait is over, in arrival order."""
+        """Held spans whose wait is over, in deadline order."""
         now = self._clock()
-        over = sorted((held for held in self._held.values() if held.deadline <= now),
-                      key=lambda held: held.arrived)
-        for held in over:
-            del self._held[_key(held.span)]
-        self._expire_pending(now)
+        over: list[_Held] = []
+        heap = self._current_deadlines()
+        while heap and heap[0][0] <= now:
+            over.append(self._unhold(heapq.heappop(heap)[2]))
+            heap = self._current_deadlines()
+        if self._pending:
+            self._expire_pending(now)
         return [self._release(self._joined_held(held)) for held in over]
 
     def drain(self) -> list[ReadableSpan]:
         """Every held span, now (shutdown)."""
-        held = sorted(self._held.values(), key=lambda item: item.arrived)
-        self._held.clear()
+        held = [self._unhold(key) for key in sorted(
+            self._held, key=lambda key: self._held[key].arrived)]
+        self._deadlines.clear()
         return [self._release(self._joined_held(item)) for item in held]

@@ -88,3 +88,16 @@ def test_every_fixture_has_calls_content_and_a_stream() -> None:
         recorded = fixture(name)
         assert recorded.upstream_calls and recorded.span_count()
         assert any(call["stream"] for call in recorded.upstream_calls), name
+
+
+@pytest.mark.parametrize("name", fixture_names())
+def test_redacted_content_is_all_that_is_stored(name: str, tmp_path: Path) -> None:
+    """Capture on with ``security.pii_export=redact``: whatever dialect carried the prompt
+    (semconv keys, OpenInference's input.value, log records, a twin span), the store holds
+    only the redacted text."""
+    with running_collector(tmp_path, env={CAPTURE: "true"}, receiver_join_wait_s=0.5,
+                           security_pii_export="redact") as collector:
+        measured = measure(collector, fixture(name), capture=True)
+    assert [marker for marker in MARKERS if marker.encode() in measured.stored] == []
+    if any(measured.content_sent(call) for call in measured.calls):
+        assert b"[PII:EMAIL]" in measured.stored
