@@ -48,6 +48,8 @@ class CallInfo:
     #: ``gen_ai.provider.name`` of the upstream the call goes to.
     provider: str
     request: LLMRequest | None  # None: not an LLM call, or unparseable
+    #: The client's IP address as the server saw it (None: unknown).
+    client_address: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, OTELResourceDetector, Reso
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from prometheus_client import CollectorRegistry
 
-from llmtrace_otel.api import ApiContext, api_routes
+from llmtrace_otel.api import API_PREFIX, ApiContext, api_routes
 from llmtrace_otel.config import (
     BackendErrorPolicy,
     ConfigError,
@@ -58,7 +58,7 @@ from llmtrace_otel.proxy.stream_guard import StreamScanPolicy
 from llmtrace_otel.proxy.upstream import UpstreamClient, UpstreamConfig
 from llmtrace_otel.receiver.collector import CollectorServer
 from llmtrace_otel.receiver.forward import OTLPForwarder
-from llmtrace_otel.receiver.http import otlp_routes
+from llmtrace_otel.receiver.http import OTLP_PATHS, otlp_routes
 from llmtrace_otel.receiver.service import OTLPReceiver, ReceiverConfig
 from llmtrace_otel.telemetry.instruments import ProxyInstruments
 from llmtrace_otel.telemetry.pipeline import INSTRUMENTATION_NAME, Telemetry
@@ -68,7 +68,7 @@ from llmtrace_otel.tenancy.alerts import Alert, AlertDispatcher, AlertSeverity
 from llmtrace_otel.tenancy.api import budget_routes
 from llmtrace_otel.tenancy.budgets import BudgetTracker
 from llmtrace_otel.tenancy.guard import TenancyGuard
-from llmtrace_otel.tenancy.identity import TenantResolver
+from llmtrace_otel.tenancy.identity import TenantResolver, parse_trusted
 from llmtrace_otel.tenancy.key_secret import load_or_create_secret, secret_path_for
 from llmtrace_otel.tenancy.metrics import TenancyInstruments
 from llmtrace_otel.tenancy.notifiers import (
@@ -83,9 +83,10 @@ from llmtrace_otel.tenancy.spend import SpendRecorder
 from llmtrace_otel.tenancy.state import MemoryBackend
 from llmtrace_otel.tenancy.state import StateBackend as TenancyBackend
 from llmtrace_otel.tenancy.windows import Window
-from llmtrace_otel.ui import ui_routes
+from llmtrace_otel.ui import UI_PREFIX, ui_routes
 from llmtrace_otel.version import __version__
 from llmtrace_otel.web.auth import BearerToken
+from llmtrace_otel.web.gate import SMALL_BODY_BYTES
 from llmtrace_otel.web.server import RouteSpec, ServerConfig
 from llmtrace_processors.anomaly import Anomaly, AnomalyConfig, AnomalyProcessor
 from llmtrace_processors.breaker import BreakerPolicy, CircuitBreakers
@@ -123,7 +124,9 @@ def server_config(settings: Settings) -> ServerConfig:
         host=settings.host, port=settings.port, max_body_bytes=settings.max_body_bytes,
         idle_timeout_s=settings.idle_timeout_s, body_timeout_s=settings.body_timeout_s,
         max_header_bytes=settings.max_header_bytes, max_connections=settings.max_connections,
-        shutdown_timeout_s=settings.shutdown_timeout_s)
+        shutdown_timeout_s=settings.shutdown_timeout_s,
+        allowed_hosts=split_list(settings.allowed_hosts),
+        max_inflight_body_bytes=settings.max_inflight_body_bytes)
 
 
 def upstream_config(settings: Settings) -> UpstreamConfig:
@@ -285,7 +288,8 @@ def _anomaly_alerts(alerts: AlertDispatcher
 def _tenant_key_secret(settings: Settings) -> str | None:
     """``tenancy.key_secret``, else the one kept beside the SQLite store (created once),
     so tenant ids derived from API keys survive restarts; None (random per process, with
-    a warning) when there is neither."""
+    a warning) when there is neither. A store that cannot hold it does not stop the proxy:
+    telemetry never takes traffic down (the store's own failure shows on /health)."""
     if settings.tenant_key_secret is not None:
         return settings.tenant_key_secret
     if not settings.sqlite_enabled:
@@ -297,8 +301,10 @@ def _tenant_key_secret(settings: Settings) -> str | None:
     try:
         secret, created = load_or_create_secret(path)
     except OSError as exc:
-        raise ConfigError(f"tenancy.key_secret: not set, and the secret kept in {path} "
-                          f"cannot be used ({exc}); set tenancy.key_secret") from None
+        _log.warning("tenancy.key_secret is not set and the secret kept in %s cannot be used "
+                     "(%s): tenant ids derived from API keys change at every restart. Set "
+                     "tenancy.key_secret.", path, exc)
+        return None
     if created:
         _log.info("tenancy.key_secret is not set: generated one for tenant ids derived from "
                   "API keys, kept in %s (0600)", path)
@@ -314,7 +320,10 @@ def _tenancy(settings: Settings, metering: _Metering) -> _Tenancy | None:
     if not settings.tenancy_enabled:
         return None
     instruments = TenancyInstruments(metering.meter, metering.tenant_labels)
-    resolver = TenantResolver(settings.default_tenant, _tenant_key_secret(settings))
+    resolver = TenantResolver(
+        settings.default_tenant, _tenant_key_secret(settings),
+        trusted=parse_trusted(split_list(settings.tenant_header_trusted_from)),
+        key_tenants=settings.tenants.key_tenants())
     book = PolicyBook(default_policy(settings), settings.tenants)
     backend = _state_backend(settings)
     alerts = _alerts(settings, instruments)
@@ -343,6 +352,13 @@ def _tenancy(settings: Settings, metering: _Metering) -> _Tenancy | None:
 
 # -- 4. The pipeline --------------------------------------------------------------------------
 
+def _redacting(settings: Settings) -> bool:
+    """``security.pii_export: redact`` with content exported (content that is not exported
+    needs no redaction)."""
+    return (settings.security_enabled and settings.security_pii_export is PiiExport.REDACT
+            and settings.capture_content)
+
+
 def _security(settings: Settings, meter_provider: MeterProvider
               ) -> list[EnrichingSpanProcessor]:
     """The security stage, when enabled: content is analysed before it is stripped."""
@@ -351,8 +367,7 @@ def _security(settings: Settings, meter_provider: MeterProvider
     processor = SecurityProcessor(
         min_severity=Severity.parse(settings.security_min_severity),
         meter_provider=meter_provider,
-        # content that is not exported needs no redaction
-        redact=settings.security_pii_export is PiiExport.REDACT and settings.capture_content)
+        redact=_redacting(settings))
     if settings.security_workers <= 0:
         return [processor]
     # Detectors in worker processes (processors/security/pool.py); the processor above
@@ -421,7 +436,8 @@ def _pipeline(settings: Settings, env: Mapping[str, str], metering: _Metering, e
         *_security(settings, metering.meter_provider),
         *stages,
         *extras.enrichers,
-        ContentPolicyProcessor(capture_content=settings.capture_content),
+        ContentPolicyProcessor(capture_content=settings.capture_content,
+                               require_redaction=_redacting(settings)),
     ]
     if metering.breakers is not None:
         _guard_analysis(enrichers, metering.breakers, settings)
@@ -503,6 +519,12 @@ def _stream_scan(settings: Settings, telemetry: Telemetry) -> StreamScanPolicy |
                             on_drop=telemetry.instruments.count_drop)
 
 
+def _admin_auth(settings: Settings) -> BearerToken:
+    """``api.admin_token``: what the query API, the viewer's data, budgets and /metrics
+    require when it is set."""
+    return BearerToken(settings.api_admin_token, "api.admin_token")
+
+
 def _read_routes(settings: Settings, telemetry: Telemetry, tenancy: _Tenancy | None,
                  closers: list[Closer]) -> list[RouteSpec]:
     """``/api/v1/*`` (query API and budgets) and ``/ui``, when ``api.enabled``."""
@@ -512,7 +534,7 @@ def _read_routes(settings: Settings, telemetry: Telemetry, tenancy: _Tenancy | N
                                                                   "localhost"):
         _log.warning("the query API and /ui are open to anyone who reaches %s:%d; set "
                      "api.admin_token (or api.enabled=false)", settings.host, settings.port)
-    auth = BearerToken(settings.api_admin_token, "api.admin_token")
+    auth = _admin_auth(settings)
     store = (SpanStore(settings.sqlite_path, on_operation=telemetry.instruments.count_storage)
              if settings.sqlite_enabled else None)
     api = ApiContext(store, auth)
@@ -556,9 +578,13 @@ def build_proxy(settings: Settings, *, env: Mapping[str, str] | None = None,
         telemetry.instruments.count_drop)
     closers: list[Closer] = []
     routes = _read_routes(settings, telemetry, tenancy, closers)
+    body_limits = [(API_PREFIX, SMALL_BODY_BYTES), (UI_PREFIX, SMALL_BODY_BYTES)] \
+        if routes else []
     if settings.receiver_on_proxy:  # OTLP/HTTP on the proxy's own port
         receiver = _receiver(settings, telemetry, env)
         routes.extend(otlp_routes(receiver))
+        body_limits.extend((path, settings.max_body_bytes + 1024 * 1024)
+                           for path in OTLP_PATHS)
         closers.append(lambda: receiver.close(settings.shutdown_timeout_s))
 
     def flush_telemetry() -> None:
@@ -579,7 +605,8 @@ def build_proxy(settings: Settings, *, env: Mapping[str, str] | None = None,
         stream_scan=_stream_scan(settings, telemetry),
     )
     return ProxyServer(
-        server_config(settings), context, routes=routes, closers=closers,
+        server_config(settings), context, routes=routes, body_limits=body_limits,
+        closers=closers, metrics_auth=_admin_auth(settings),
         http_metrics_exclude=(split_list(settings.metrics_http_exclude_paths)
                               if settings.metrics_http_server else None),
     )
@@ -607,4 +634,5 @@ def build_collector(settings: Settings, *, env: Mapping[str, str] | None = None,
     return CollectorServer(server_config(settings), receiver, telemetry,
                            grpc_endpoint=settings.receiver_grpc_endpoint,
                            http_endpoint=settings.receiver_http_endpoint,
-                           routes=routes, closers=closers)
+                           routes=routes, closers=closers,
+                           metrics_auth=_admin_auth(settings))

@@ -37,6 +37,7 @@ from llmtrace_otel.config.values import (
     check_http_url,
     check_http_urls,
     check_key_prefix,
+    check_networks,
     check_not_empty_list,
     check_path_list,
     check_port,
@@ -268,8 +269,9 @@ FIELDS: tuple[FieldSpec, ...] = (
        "Serve the read-only query API (/api/v1/...) and the trace viewer (/ui) on the proxy's "
        "port; those paths are then not proxied."),
     _f("api_admin_token", "api.admin_token", parse_optional_str,
-       "When set, /api/v1/... requires 'Authorization: Bearer <token>' (the viewer asks for "
-       "it). Unset: the API is open to whoever can reach the port.", secret=True,
+       "When set, /api/v1/... (budgets included) and /metrics require 'Authorization: Bearer "
+       "<token>' (the viewer asks for it). Unset: they are open to whoever can reach the "
+       "port.", secret=True,
        check=check_admin_token),
     _f("receiver_grpc_endpoint", "receiver.grpc_endpoint", parse_endpoint,
        "host:port of the OTLP/gRPC receiver of `collect` (`off` = none).", check=check_endpoint),
@@ -278,7 +280,12 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("receiver_on_proxy", "receiver.on_proxy", parse_bool,
        "`serve` also accepts OTLP/HTTP at /v1/traces and /v1/metrics on the proxy's port."),
     _f("receiver_auth_token", "receiver.auth_token", parse_optional_str,
-       "When set, OTLP senders must send `Authorization: Bearer <token>`.", secret=True),
+       "When set, OTLP senders must send `Authorization: Bearer <token>` (at least 16 "
+       "characters). Required when a receiver listens beyond loopback.", secret=True,
+       check=check_admin_token),
+    _f("receiver_allow_unauthenticated", "receiver.allow_unauthenticated", parse_bool,
+       "Accept OTLP without receiver.auth_token on a non-loopback address (only behind a "
+       "network boundary you trust)."),
     _f("receiver_queue_size", "receiver.queue_size", int,
        "Received spans waiting for the pipeline; beyond it senders are told to retry.", low=1),
     _f("receiver_retry_after_s", "receiver.retry_after_s", float,
@@ -298,6 +305,11 @@ FIELDS: tuple[FieldSpec, ...] = (
        "HMAC secret for tenant ids derived from API keys (unset: one is generated once and "
        "kept beside the SQLite store, <sqlite.path>.tenant-key, 0600; set the same value on "
        "every instance that shares state).", secret=True),
+    _f("tenant_header_trusted_from", "tenancy.header_trusted_from", str,
+       "Callers (IP addresses or CIDR networks, comma-separated; * = anyone) whose "
+       "X-LLMTrace-Tenant-ID header names their tenant, e.g. the gateway in front of the "
+       "proxy. Empty: nobody; the tenant comes from the API key.",
+       check=check_networks),
     _f("metric_tenants", "tenancy.metric_tenants", int,
        "Tenants with their own metric series; later ones share tenant=\"_other\".",
        low=0, high=100_000),
@@ -373,6 +385,13 @@ FIELDS: tuple[FieldSpec, ...] = (
        "closed).", low=1024),
     _f("max_connections", "server.max_connections", int,
        "Open client connections; beyond it new connections get 503 and are closed.", low=1),
+    _f("allowed_hosts", "server.allowed_hosts", str,
+       "Host header values the server answers to, comma-separated (names, *.suffix, or *); "
+       "empty: loopback names only when it listens on loopback (no DNS rebinding), any host "
+       "otherwise. Others get 403.", check=check_host_patterns),
+    _f("max_inflight_body_bytes", "server.max_inflight_body_bytes", int,
+       "Request-body bytes all connections together may be sending at once; past it, 503 "
+       "with Retry-After.", low=1024),
     _f("retry_connect_failures", "upstream.retry_connect_failures", int,
        "Retries of an upstream connection that failed before any byte was sent (refused, "
        "reset, DNS); a request the upstream may have received is never retried.", low=0, high=5),

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 
+from llmtrace_otel.config.choices import PiiExport
 from llmtrace_otel.config.settings import Settings
-from llmtrace_otel.config.values import otlp_requested
+from llmtrace_otel.config.values import is_loopback, otlp_requested, split_endpoint
 
 __all__ = ["CROSS_FIELD_RULES", "Problem"]
 
@@ -45,9 +46,47 @@ def _forward_needs_endpoint(settings: Settings, env: Mapping[str, str]) -> Itera
                "OTEL_EXPORTER_OTLP_ENDPOINT)")
 
 
+def _body_budget(settings: Settings, env: Mapping[str, str]) -> Iterator[Problem]:
+    if settings.max_inflight_body_bytes < settings.max_body_bytes:
+        yield ("server.max_inflight_body_bytes",
+               f"must be at least server.max_body_bytes ({settings.max_body_bytes}), or no "
+               f"request of that size could ever be received; got "
+               f"{settings.max_inflight_body_bytes}")
+
+
+def _open_receiver(settings: Settings, env: Mapping[str, str]) -> Iterator[Problem]:
+    if settings.receiver_auth_token is not None or settings.receiver_allow_unauthenticated:
+        return
+    for key, endpoint in (("receiver.grpc_endpoint", settings.receiver_grpc_endpoint),
+                          ("receiver.http_endpoint", settings.receiver_http_endpoint)):
+        if endpoint is None:
+            continue
+        try:
+            host, _ = split_endpoint(endpoint)
+        except ValueError:
+            continue  # reported by the key's own check
+        if not is_loopback(host):
+            yield (key, f"{endpoint!r} accepts spans from the network without a token: set "
+                        "receiver.auth_token (16+ characters), or "
+                        "receiver.allow_unauthenticated=true behind a boundary you trust")
+    if settings.receiver_on_proxy and not is_loopback(settings.host):
+        yield ("receiver.on_proxy", f"the proxy listens on {settings.host!r}: set "
+                                    "receiver.auth_token, or receiver.allow_unauthenticated=true")
+
+
+def _redaction_needs_analysis(settings: Settings, env: Mapping[str, str]) -> Iterator[Problem]:
+    if settings.security_pii_export is PiiExport.REDACT and not settings.security_enabled:
+        yield ("security.pii_export",
+               "redact needs security.enabled=true (the security stage finds what to redact); "
+               "with security off, use telemetry.capture_content=false to keep content out")
+
+
 #: Every cross-field rule, in the order their problems are reported.
 CROSS_FIELD_RULES: tuple[Callable[[Settings, Mapping[str, str]], Iterator[Problem]], ...] = (
     _breaker_threshold,
     _budget_order,
     _forward_needs_endpoint,
+    _body_budget,
+    _open_receiver,
+    _redaction_needs_analysis,
 )

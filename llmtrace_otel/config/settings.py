@@ -91,6 +91,7 @@ class Settings:
     receiver_http_endpoint: str | None = "127.0.0.1:4318"
     receiver_on_proxy: bool = False
     receiver_auth_token: str | None = None
+    receiver_allow_unauthenticated: bool = False
     receiver_queue_size: int = 8192
     receiver_retry_after_s: float = 1.0
     receiver_forward_metrics: bool = False
@@ -99,6 +100,7 @@ class Settings:
     tenancy_enabled: bool = True
     default_tenant: str = "default"
     tenant_key_secret: str | None = None
+    tenant_header_trusted_from: str = ""
     metric_tenants: int = 100
     requests_per_s: float = 0.0
     request_burst: float = 0.0
@@ -140,6 +142,8 @@ class Settings:
     body_timeout_s: float = 120.0
     max_header_bytes: int = 64 * 1024
     max_connections: int = 10000
+    allowed_hosts: str = ""
+    max_inflight_body_bytes: int = 256 * 1024 * 1024
     retry_connect_failures: int = 1
     sqlite_busy_timeout_ms: int = 5000
     breaker_enabled: bool = True

@@ -15,6 +15,7 @@ tenant for budgets::
             budgets: {daily: {hard_usd: 5}}
           "*":                       # every other agent of team-a
             budgets: {hourly: {soft_usd: 1}}
+        key_ids: [key-1f2e3d4c5b6a7980]   # calls with these API keys are team-a's
 
 Everything is parsed here into frozen dataclasses (what it means at run time is the tenancy
 part's business); a wrong key, type or range is a :class:`ConfigError` naming the exact
@@ -24,6 +25,7 @@ path (``tenants.team-a.budgets.daily.hard_usd``) and its source.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -83,6 +85,9 @@ class TenantOverride:
     tokens_per_min: float | None = None
     budgets: Budgets = field(default_factory=dict)
     agents: Mapping[str, Budgets] = field(default_factory=dict)
+    #: Key ids (``key-`` + 16 hex digits, as shown for calls made with an API key) whose
+    #: calls belong to this tenant.
+    key_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +106,11 @@ class TenantOverrides:
     def names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.entries)
 
+    def key_tenants(self) -> dict[str, str]:
+        """Key id -> the tenant it is mapped to (``key_ids:``)."""
+        return {key_id: name for name, override in self.entries
+                for key_id in override.key_ids}
+
     def __bool__(self) -> bool:
         return bool(self.entries)
 
@@ -108,7 +118,8 @@ class TenantOverrides:
 
 _RATE_KEYS = {"requests_per_s": (0.0, MAX_REQUESTS_PER_S), "request_burst": (1.0, MAX_BURST),
               "tokens_per_min": (0.0, MAX_TOKENS_PER_MIN)}
-_TENANT_KEYS = (*_RATE_KEYS, "budgets", "agents")
+_TENANT_KEYS = (*_RATE_KEYS, "budgets", "agents", "key_ids")
+_KEY_ID = re.compile(r"key-[0-9a-f]{16}")
 _LIMIT_KEYS = ("soft_usd", "hard_usd")
 
 
@@ -180,6 +191,21 @@ def _checked_id(name: Any, path: str, source: str, *, wildcard: bool = False) ->
                               f"digits and ._:@/+=-, starting with a letter or digit)")
 
 
+def _key_ids(value: Any, path: str, source: str, mapped: dict[str, str]) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise _fail(path, source, "expected a list of key ids (key- and 16 hex digits)")
+    for item in value:
+        if not _KEY_ID.fullmatch(item):
+            raise _fail(path, source, f"{item!r} is not a key id (key- and 16 hex digits, as "
+                                      "llmtrace.tenant.id shows for a call made with the key)")
+        tenant = path.split(".")[1]
+        if mapped.setdefault(item, tenant) != tenant:
+            raise _fail(path, source, f"{item} is already mapped to tenant {mapped[item]!r}")
+    return tuple(value)
+
+
 def parse_overrides(raw: Any, source: str) -> TenantOverrides:
     """Parse the ``tenants:`` section (None or a mapping of tenant id to its entry)."""
     if raw is None:
@@ -188,6 +214,7 @@ def parse_overrides(raw: Any, source: str) -> TenantOverrides:
         return raw
     data = _mapping(raw, "tenants", source)
     entries = []
+    mapped: dict[str, str] = {}
     for name, value in data.items():
         tenant = _checked_id(name, f"tenants.{name}", source)
         path = f"tenants.{tenant}"
@@ -211,5 +238,7 @@ def parse_overrides(raw: Any, source: str) -> TenantOverrides:
                 _known(agent_entry, ("budgets",), where, source)
                 agents[agent] = _budgets(agent_entry.get("budgets") or {}, f"{where}.budgets",
                                          source)
-        entries.append((tenant, TenantOverride(budgets=budgets, agents=agents, **rates)))
+        key_ids = _key_ids(entry.get("key_ids"), f"{path}.key_ids", source, mapped)
+        entries.append((tenant, TenantOverride(budgets=budgets, agents=agents, key_ids=key_ids,
+                                               **rates)))
     return TenantOverrides(tuple(entries))

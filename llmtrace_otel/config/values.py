@@ -8,6 +8,7 @@ attaches them to the keys they govern, so every rule about one key lives in one 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -123,7 +124,7 @@ def check_path_list(value: Any) -> str | None:
 
 def check_host_patterns(value: Any) -> str | None:
     for host in split_list(value):
-        if "/" in host or ":" in host or " " in host:
+        if "/" in host or " " in host or (":" in host and not host.startswith("[")):
             return f"{host!r} is not a host name or *.suffix pattern"
     return None
 
@@ -152,6 +153,17 @@ def check_tenant_id(value: Any) -> str | None:
 def check_redis_url(value: Any) -> str | None:
     if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
         return f"{value!r} is not a redis://, rediss:// or unix:// URL"
+    return None
+
+
+def check_networks(value: Any) -> str | None:
+    for item in split_list(value):
+        if item == "*":
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            return f"{item!r} is not an IP address or CIDR network (or *)"
     return None
 
 

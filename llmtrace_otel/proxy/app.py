@@ -20,7 +20,9 @@ from tornado.web import Application, RequestHandler
 from llmtrace_otel.compat import request_summary
 from llmtrace_otel.proxy.handler import ProxyContext, ProxyHandler
 from llmtrace_otel.proxy.http_metrics import HttpServerMetrics, MeteredApplication
-from llmtrace_otel.web.ops import ops_routes
+from llmtrace_otel.web.auth import BearerToken
+from llmtrace_otel.web.gate import SMALL_BODY_BYTES
+from llmtrace_otel.web.ops import HEALTH_PATH, METRICS_PATH, ops_routes
 from llmtrace_otel.web.server import (
     BoundedHTTPServer,
     RouteSpec,
@@ -50,10 +52,12 @@ def _log_request(handler: RequestHandler) -> None:
 class ProxyServer:
     """One proxy listener. ``start``/``stop`` run on the event loop that serves it.
 
-    ``routes`` are mounted before the relay; ``http_metrics_exclude`` (None: off) are the
-    paths left out of the ``http.server.*`` metrics; ``closers`` run at shutdown, in
-    order, once in-flight calls have ended or the deadline passed (blocking ones on a
-    thread, so they may flush).
+    ``routes`` are mounted before the relay, and ``body_limits`` give the largest body of
+    each of their path prefixes (``/health`` and ``/metrics`` take a small one; the relay
+    takes ``server.max_body_bytes``); ``metrics_auth`` guards ``/metrics`` (None: open);
+    ``http_metrics_exclude`` (None: off) are the paths left out of the ``http.server.*``
+    metrics; ``closers`` run at shutdown, in order, once in-flight calls have ended or the
+    deadline passed (blocking ones on a thread, so they may flush).
     """
 
     def __init__(
@@ -62,8 +66,10 @@ class ProxyServer:
         context: ProxyContext,
         *,
         routes: Sequence[RouteSpec] = (),
+        body_limits: Sequence[tuple[str, int]] = (),
         http_metrics_exclude: Sequence[str] | None = (),
         closers: Sequence[Closer] = (),
+        metrics_auth: BearerToken | None = None,
     ) -> None:
         self.config = config
         self.context = context
@@ -71,8 +77,11 @@ class ProxyServer:
         self.in_flight = context.in_flight
         self.telemetry.instruments.observe_active_connections(lambda: self.in_flight.count)
         self._routes = tuple(routes)
+        self._body_limits = ((HEALTH_PATH, SMALL_BODY_BYTES), (METRICS_PATH, SMALL_BODY_BYTES),
+                             *body_limits)
         self._http_metrics_exclude = http_metrics_exclude
         self._closers = tuple(closers)
+        self._metrics_auth = metrics_auth
         self._started = time.monotonic()
         self._server: BoundedHTTPServer | None = None
         self.port: int | None = None
@@ -91,7 +100,7 @@ class ProxyServer:
 
     def make_app(self) -> Application:
         routes: list[RouteSpec] = [
-            *ops_routes(self.health, self.telemetry.prometheus_registry),
+            *ops_routes(self.health, self.telemetry.prometheus_registry, self._metrics_auth),
             *self._routes,
             (r"/.*", ProxyHandler, {"context": self.context}),
         ]
@@ -117,17 +126,19 @@ class ProxyServer:
         router = self.context.router
         self._server = BoundedHTTPServer(
             self.make_app(),
-            # Our handler answers 413 itself below this bound (in the API's error shape);
-            # Tornado's own limit only stops a chunked body that keeps going far beyond.
-            max_body_size=config.max_body_bytes * 2 + 1024 * 1024,
             # Also the time a client has to send its headers (slowloris; docs/reliability.md).
             idle_connection_timeout=config.idle_timeout_s,
             body_timeout=config.body_timeout_s,
             decompress_request=False,
             max_connections=ensure_open_files(config.max_connections,
                                               self.context.upstream.max_connections),
-            max_header_bytes=config.max_header_bytes,
-            flavor_of=lambda method, path, headers: router.route(method, path, headers).flavor,
+            gate=config.gate(
+                bind_hosts=[config.host], body_limits=self._body_limits,
+                # The relay answers 413 itself past server.max_body_bytes (in the client's
+                # error shape); this outer bound only stops a chunked body going far beyond.
+                default_body_limit=config.max_body_bytes * 2 + 1024 * 1024,
+                flavor_of=lambda method, path, headers: router.route(method, path,
+                                                                     headers).flavor),
         )
         self._server.add_sockets(sockets)
         return self.port

@@ -204,7 +204,7 @@ class ProxyHandler(RequestHandler):
         if ctx.guards:
             call = CallInfo(method, request.path, headers,
                             route.adapter.api if route.adapter is not None else None,
-                            route.provider, llm_request)
+                            route.provider, llm_request, request.remote_ip)
             try:
                 outcome = await ctx.guards.check(call)
             except asyncio.CancelledError:

@@ -22,10 +22,12 @@ from tornado.web import Application
 
 from llmtrace_otel.config import split_endpoint
 from llmtrace_otel.receiver.grpc_server import GRPCReceiver
-from llmtrace_otel.receiver.http import otlp_routes
+from llmtrace_otel.receiver.http import OTLP_PATHS, otlp_routes
 from llmtrace_otel.receiver.service import OTLPReceiver
 from llmtrace_otel.telemetry.pipeline import Telemetry
+from llmtrace_otel.web.auth import BearerToken
 from llmtrace_otel.web.errors import ApiFlavor
+from llmtrace_otel.web.gate import SMALL_BODY_BYTES
 from llmtrace_otel.web.ops import ops_routes
 from llmtrace_otel.web.server import (
     BoundedHTTPServer,
@@ -52,7 +54,8 @@ class CollectorServer:
     def __init__(self, config: ServerConfig, receiver: OTLPReceiver, telemetry: Telemetry, *,
                  grpc_endpoint: str | None, http_endpoint: str | None,
                  routes: Sequence[RouteSpec] = (),
-                 closers: Sequence[Callable[[], object]] = ()) -> None:
+                 closers: Sequence[Callable[[], object]] = (),
+                 metrics_auth: BearerToken | None = None) -> None:
         self.config = config
         self.telemetry = telemetry
         self.receiver = receiver
@@ -60,6 +63,7 @@ class CollectorServer:
         self._http_endpoint = http_endpoint
         self._routes = tuple(routes)
         self._closers = tuple(closers)
+        self._metrics_auth = metrics_auth
         self._started = time.monotonic()
         self._http: BoundedHTTPServer | None = None
         self._grpc: GRPCReceiver | None = None
@@ -76,7 +80,7 @@ class CollectorServer:
 
     def _app(self) -> Application:
         routes: list[RouteSpec] = [
-            *ops_routes(self.health, self.telemetry.prometheus_registry),
+            *ops_routes(self.health, self.telemetry.prometheus_registry, self._metrics_auth),
             *otlp_routes(self.receiver),
             *self._routes,
         ]
@@ -98,15 +102,21 @@ class CollectorServer:
                                "receiver.http_endpoint", backlog=backlog)
                 self.http_port = extra[0].getsockname()[1]
                 sockets.extend(extra)
+        bind_hosts = [config.host]
+        if self._http_endpoint is not None:
+            bind_hosts.append(split_endpoint(self._http_endpoint)[0])
         self._http = BoundedHTTPServer(
             self._app(),
-            max_body_size=config.max_body_bytes + 1024 * 1024,
             idle_connection_timeout=config.idle_timeout_s,
             body_timeout=config.body_timeout_s,
             decompress_request=False,
             max_connections=ensure_open_files(config.max_connections, 0),
-            max_header_bytes=config.max_header_bytes,
-            flavor_of=lambda method, path, headers: ApiFlavor.OPENAI,
+            gate=config.gate(
+                bind_hosts=bind_hosts,
+                body_limits=[(path, config.max_body_bytes + 1024 * 1024)
+                             for path in OTLP_PATHS],
+                default_body_limit=SMALL_BODY_BYTES,  # /health, /metrics, read routes
+                flavor_of=lambda method, path, headers: ApiFlavor.OPENAI),
         )
         self._http.add_sockets(sockets)
         if self._grpc_endpoint is not None:

@@ -37,6 +37,7 @@ from llmtrace_otel.tenancy.state import StateBackend, StateUnavailable
 from llmtrace_otel.web.errors import ErrorReply
 from llmtrace_processors.attributes import (
     LLMTRACE_AGENT_ID,
+    LLMTRACE_TENANT_HEADER_IGNORED,
     LLMTRACE_TENANT_ID,
     LLMTRACE_TENANT_SOURCE,
 )
@@ -67,12 +68,23 @@ class TenancyGuard:
         self.clock = clock
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._warned_header = False
+
+    def _note_ignored_header(self, client_address: str | None) -> None:
+        """Say once per process that a tenant header was ignored, and how to trust it."""
+        if self._warned_header:
+            return
+        self._warned_header = True
+        _log.warning("X-LLMTrace-Tenant-ID from %s ignored: that caller is not in "
+                     "tenancy.header_trusted_from, so its tenant comes from its API key "
+                     "(spans carry llmtrace.tenant.header_ignored; see docs/tenancy.md)",
+                     client_address or "an unknown address")
 
     # -- check ---------------------------------------------------------------------
 
     async def check(self, call: CallInfo) -> Verdict | None:
         try:
-            identity = self.resolver.resolve(call.headers)
+            identity = self.resolver.resolve(call.headers, call.client_address)
         except IdentityError as exc:
             return Verdict(reject=ErrorReply(400, "invalid_tenant_id", str(exc)))
         attributes: dict[str, AttributeValue] = {
@@ -81,6 +93,9 @@ class TenancyGuard:
         }
         if identity.agent is not None:
             attributes[LLMTRACE_AGENT_ID] = identity.agent
+        if identity.header_ignored:
+            attributes[LLMTRACE_TENANT_HEADER_IGNORED] = True
+            self._note_ignored_header(call.client_address)
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
             if self.budgets is not None:
@@ -146,7 +161,7 @@ class TenancyGuard:
 
     def on_complete(self, call: CallInfo, result: CallResult) -> None:
         try:
-            identity = self.resolver.resolve(call.headers)
+            identity = self.resolver.resolve(call.headers, call.client_address)
         except IdentityError:
             return
         usage = result.response.usage if result.response is not None else None

@@ -1,13 +1,14 @@
-"""Bounds on what clients can make a server hold: connections, header size, slow senders.
+"""Bounds on what clients can make a server hold: connections, headers, bodies, slow senders.
 
 :class:`BoundedHTTPServer` is Tornado's ``HTTPServer`` with two additions:
 
 * at most ``max_connections`` open client connections: a connection beyond it is answered
   ``503`` with ``Retry-After: 1`` and closed at once (logged, at most every 10 s), so a flood
   of idle or slow connections cannot exhaust memory or file descriptors;
-* request headers over ``max_header_bytes`` are answered ``431`` in the API's error shape
-  and the connection closed. Tornado itself stops reading a header block at twice that size
-  (it closes the connection), so nothing unbounded is ever buffered.
+* every request passes the :mod:`~llmtrace_otel.web.gate` before its body is read: header
+  size (431), ``Host`` (403), dot segments (400), the route's body limit (413) and the
+  budget of body bytes in flight (503). Tornado itself stops reading a header block at
+  twice the header limit, so nothing unbounded is ever buffered.
 
 Slow clients are bounded by Tornado's own timers, set from the settings: a client has
 ``server.idle_timeout_s`` to send each request's headers (and may idle that long between
@@ -21,9 +22,8 @@ import logging
 import resource
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import chain
 from typing import Any
 
 from tornado import httputil
@@ -32,12 +32,12 @@ from tornado.iostream import IOStream
 from tornado.netutil import bind_sockets
 from tornado.web import RequestHandler
 
-from llmtrace_otel.compat import header_value_lists
-from llmtrace_otel.web.errors import ApiFlavor, ErrorReply, error_document
+from llmtrace_otel.config.values import is_loopback
+from llmtrace_otel.web.errors import ErrorReply, error_document
+from llmtrace_otel.web.gate import BodyBudget, FlavorOf, GateConfig, HostPolicy, RequestGate
 
 __all__ = [
     "BoundedHTTPServer",
-    "FlavorOf",
     "ListenError",
     "RouteSpec",
     "ServerConfig",
@@ -48,15 +48,12 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 _LOG_EVERY_S = 10.0
-_chain = chain.from_iterable
 #: File descriptors kept for everything that is not a client connection (SQLite, OTLP,
 #: logs, the listening sockets, the API's readers).
 _FD_RESERVE = 256
 
 #: A Tornado route: (path pattern, handler class, handler keyword arguments).
 RouteSpec = tuple[str, type[RequestHandler], dict[str, Any]]
-#: Picks the error shape (OpenAI or Anthropic) of a request from (method, path, headers).
-FlavorOf = Callable[[str, str, Mapping[str, str]], ApiFlavor]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +68,20 @@ class ServerConfig:
     max_header_bytes: int = 64 * 1024
     max_connections: int = 10000
     shutdown_timeout_s: float = 15.0
+    #: Host header values answered (host names, ``*.suffix``, ``*``); empty: loopback names
+    #: when bound to loopback, any host otherwise.
+    allowed_hosts: tuple[str, ...] = ()
+    #: Request-body bytes all connections together may be sending at once.
+    max_inflight_body_bytes: int = 256 * 1024 * 1024
+
+    def gate(self, *, bind_hosts: Sequence[str], body_limits: Sequence[tuple[str, int]],
+             default_body_limit: int, flavor_of: FlavorOf) -> GateConfig:
+        """The request gate of a server with this config listening on ``bind_hosts``."""
+        return GateConfig(
+            max_header_bytes=self.max_header_bytes,
+            hosts=HostPolicy.for_bind(self.allowed_hosts, bind_hosts, is_loopback),
+            body_limits=tuple(body_limits), default_body_limit=default_body_limit,
+            budget=BodyBudget(self.max_inflight_body_bytes), flavor_of=flavor_of)
 
 
 class ListenError(RuntimeError):
@@ -140,101 +151,38 @@ def ensure_open_files(max_connections: int, upstream_connections: int) -> int:
     return fitting
 
 
-def _header_bytes(start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
-                  headers: httputil.HTTPHeaders) -> int:
-    """About the size of the header block as received (``name: value\\r\\n`` per line).
-
-    Runs for every request, so it stays at C speed: ``len`` mapped over Tornado's
-    name -> values lists (~1.3 us for 17 headers) rather than a Python loop (~2.2 us).
-    """
-    line = len(str(start_line[1])) + 16  # method, version, spaces, CRLF: a few bytes at most
-    as_list = header_value_lists(headers)
-    if as_list is None:  # not Tornado's HTTPHeaders as we know it: the plain way
-        return line + sum(len(name) + len(value) + 4 for name, value in headers.get_all())
-    return (line + sum(map(len, _chain(as_list.values()))) + sum(map(len, as_list))
-            + 4 * len(as_list))
-
-
-class _HeaderCheck(httputil.HTTPMessageDelegate):
-    """Answers 431 for an oversized header block; otherwise hands everything on."""
-
-    __slots__ = ("_connection", "_inner", "_rejected", "_server")
-
-    def __init__(self, server: BoundedHTTPServer, inner: httputil.HTTPMessageDelegate,
-                 connection: httputil.HTTPConnection) -> None:
-        self._server = server
-        self._inner = inner
-        self._connection = connection
-        self._rejected = False
-
-    def headers_received(self, start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
-                         headers: httputil.HTTPHeaders) -> Any:
-        if _header_bytes(start_line, headers) > self._server.max_header_bytes:
-            assert isinstance(start_line, httputil.RequestStartLine)
-            self._reject(start_line, headers, _header_bytes(start_line, headers))
-            return None
-        return self._inner.headers_received(start_line, headers)
-
-    def _reject(self, start_line: httputil.RequestStartLine, headers: httputil.HTTPHeaders,
-                size: int) -> None:
-        self._rejected = True
-        server = self._server
-        server.oversized_headers += 1
-        limit = server.max_header_bytes
-        _log.warning("request headers of %d bytes from %s exceed server.max_header_bytes "
-                     "(%d); answered 431", size, getattr(self._connection, "context", "?"), limit)
-        error = ErrorReply(431, "request_headers_too_large",
-                           f"request headers are {size} bytes, over the proxy limit of {limit} "
-                           "bytes (server.max_header_bytes)")
-        body = error_document(error, server.flavor_of(start_line.method, start_line.path, headers))
-        self._connection.write_headers(
-            httputil.ResponseStartLine("HTTP/1.1", 431, "Request Header Fields Too Large"),
-            httputil.HTTPHeaders({"Content-Type": "application/json", "Connection": "close",
-                                  "Content-Length": str(len(body))}),
-            body)
-        self._connection.finish()  # the request is not read further: the connection closes
-
-    def data_received(self, chunk: bytes) -> Any:
-        if not self._rejected:
-            return self._inner.data_received(chunk)
-        return None
-
-    def finish(self) -> None:
-        if not self._rejected:
-            self._inner.finish()
-
-    def on_connection_close(self) -> None:
-        if not self._rejected:
-            self._inner.on_connection_close()
-
-
 class BoundedHTTPServer(HTTPServer):
-    """``HTTPServer`` with a connection bound and a 431 for oversized headers."""
+    """``HTTPServer`` with a connection bound, and every request through a
+    :class:`~llmtrace_otel.web.gate.RequestGate` before its body is read."""
 
     def initialize(  # type: ignore[override]
         self,
         request_callback: httputil.HTTPServerConnectionDelegate,
         *,
         max_connections: int,
-        max_header_bytes: int,
-        flavor_of: FlavorOf,
+        gate: GateConfig,
         **kwargs: Any,
     ) -> None:
         # Tornado stops reading a header block at twice the limit; below that, we answer 431.
-        super().initialize(request_callback, max_header_size=2 * max_header_bytes, **kwargs)
+        super().initialize(request_callback, max_header_size=2 * gate.max_header_bytes,
+                           max_body_size=max(gate.default_body_limit,
+                                             *(limit for _, limit in gate.body_limits)),
+                           **kwargs)
         self.max_connections = max_connections
-        self.max_header_bytes = max_header_bytes
-        self.flavor_of = flavor_of
+        self.gate = gate
         self.open_connections = 0
         self.refused_connections = 0
-        self.oversized_headers = 0
+        self._gate_stats = {"oversized_headers": 0, "host_refused": 0}
         self._refused_since_log = 0
         self._last_log = 0.0
 
     def connection_report(self) -> dict[str, int]:
-        """For /health: open, max, refused (since start) and 431 answers."""
+        """For /health: open, max, refused (since start), 431 and 403 (Host) answers, and
+        the request-body bytes being received now."""
         return {"open": self.open_connections, "max": self.max_connections,
-                "refused": self.refused_connections, "oversized_headers": self.oversized_headers}
+                "refused": self.refused_connections, **self._gate_stats,
+                "body_bytes_in_flight": self.gate.budget.used,
+                "body_budget_refused": self.gate.budget.refused}
 
     def handle_stream(self, stream: IOStream, address: tuple) -> None:
         if self.open_connections >= self.max_connections:
@@ -250,7 +198,7 @@ class BoundedHTTPServer(HTTPServer):
     def start_request(self, server_conn: object, request_conn: httputil.HTTPConnection
                       ) -> httputil.HTTPMessageDelegate:
         inner = super().start_request(server_conn, request_conn)
-        return _HeaderCheck(self, inner, request_conn)
+        return RequestGate(self.gate, self._gate_stats, inner, request_conn)
 
     def _refuse(self, stream: IOStream, address: tuple) -> None:
         self.refused_connections += 1

@@ -23,8 +23,10 @@ With ``redact=True`` (``security.pii_export: redact``; the pipeline sets it only
 content is exported at all) every value the PII and secrets detectors found, whatever its
 severity, is replaced in the exported content attributes by a placeholder
 (``[PII:EMAIL]``, ``[SECRET:AWS_ACCESS_KEY]``; :mod:`processors.security.redaction`), the
-JSON shape kept; ``llmtrace.security.redacted`` counts the values, and the findings'
-``start``/``end`` index the redacted text.
+JSON shape kept; ``llmtrace.security.redacted`` counts the values (0 included: it is the
+mark that redaction ran, which the content policy requires before it exports content), and
+the findings' ``start``/``end`` index the redacted text. A span on which a detector failed
+is not marked (:class:`RedactionIncomplete`): its content is withheld, never exported as is.
 
 Results are remembered per (detector, text, system prompt) for the last ``cache_size``
 texts: system instructions, tool definitions and earlier conversation turns repeat on
@@ -84,6 +86,7 @@ __all__ = [
     "FINDINGS_METRIC",
     "MAX_FINDING_EVENTS",
     "LocatedFinding",
+    "RedactionIncomplete",
     "SecurityProcessor",
     "security_score",
 ]
@@ -162,6 +165,11 @@ def _event_attributes(
     return attributes
 
 
+class RedactionIncomplete(RuntimeError):
+    """A detector that finds what redaction replaces failed on a span: its content is not
+    known to be redacted (the content policy then withholds it)."""
+
+
 class SecurityProcessor(EnrichingSpanProcessor):
     """Findings, score and metrics for GenAI spans that carry content."""
 
@@ -213,6 +221,7 @@ class SecurityProcessor(EnrichingSpanProcessor):
         located: list[LocatedFinding] = []
         timed = self._scans % self._sample_every == 0
         self._scans += 1
+        failed: list[str] = []
         for detector in self.detectors:
             began = time.perf_counter()
             try:
@@ -225,8 +234,12 @@ class SecurityProcessor(EnrichingSpanProcessor):
                 _log.exception("security detector %s failed; its findings are lost",
                                detector.name)
                 self._on_drop(f"{self.stage}.{detector.name}", "detector_error")
+                failed.append(detector.name)
             if timed:
                 self._duration.record(time.perf_counter() - began, {"detector": detector.name})
+        if failed and self.redact:  # a redaction that missed a detector would leak: fail
+            raise RedactionIncomplete(f"detector(s) {', '.join(failed)} failed: the span's "
+                                      "content cannot be known to be redacted")
         return located
 
     @staticmethod
@@ -258,8 +271,13 @@ class SecurityProcessor(EnrichingSpanProcessor):
         source: Mapping[str, AttributeValue] = span.attributes or {}
         segments = segments_from_attributes(source)
         if not segments:
-            return None  # nothing to analyse: no score (not "clean")
+            return self.nothing_to_analyse()
         return self.enrichment(span, self._scan(segments))
+
+    def nothing_to_analyse(self) -> Enrichment | None:
+        """The enrichment of a span without content: no score (not "clean"), and when
+        redacting, the mark that there was nothing to redact."""
+        return Enrichment(attributes={LLMTRACE_SECURITY_REDACTED: 0}) if self.redact else None
 
     def enrichment(self, span: ReadableSpan, every: Sequence[LocatedFinding]) -> Enrichment:
         """Score, findings, redaction and the findings metric of ``span`` from ``every``
@@ -272,6 +290,8 @@ class SecurityProcessor(EnrichingSpanProcessor):
         }
         redacted = self._redaction(source, every) if self.redact else None
         redaction, offsets = redacted if redacted is not None else (None, None)
+        if self.redact:  # the mark the content policy exports redacted content by
+            attributes[LLMTRACE_SECURITY_REDACTED] = 0
         if redaction is not None:
             attributes.update(redaction.attributes)
             attributes[LLMTRACE_SECURITY_REDACTED] = redaction.count

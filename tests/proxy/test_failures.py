@@ -120,7 +120,8 @@ def test_client_disconnect_mid_stream_ends_span_as_error(upstream: FakeUpstream,
                            "stream": True}).encode()
         sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
         sock.sendall(
-            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\n"
             + f"{SCENARIO_HEADER}: slow-stream\r\nx-fake-delay: 0.3\r\n".encode()
             + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
         )

@@ -84,6 +84,10 @@ def running_proxy(
         "anthropic_upstream_url": upstream_url,
         "sqlite_path": str(tmp_path / "spans.db"),
         "log_level": "WARNING",
+        # The tests' clients are on loopback and name their tenants with the header (as a
+        # trusted gateway would); the default, nobody trusted, has its own tests
+        # (tests/tenancy/test_tenant_trust.py).
+        "tenant_header_trusted_from": "127.0.0.1",
     }
     values.update(overrides)
     settings = load_settings(env={}, overrides=values)

@@ -8,7 +8,12 @@ import pytest
 
 from llmtrace_otel.config import ConfigError, load_settings
 from llmtrace_otel.config.tenants import BudgetLimit
-from llmtrace_otel.tenancy.identity import IdentityError, IdentitySource, TenantResolver
+from llmtrace_otel.tenancy.identity import (
+    IdentityError,
+    IdentitySource,
+    TenantResolver,
+    parse_trusted,
+)
 from llmtrace_otel.tenancy.policy import PolicyBook, RateLimits, TenantPolicy
 from llmtrace_otel.tenancy.windows import Window, window_bounds
 from llmtrace_otel.wiring import default_policy
@@ -125,9 +130,9 @@ def test_absurd_flat_settings_fail_at_startup(env: dict[str, str], message: str)
 
 
 def test_resolver_order_and_validation() -> None:
-    resolver = TenantResolver("fallback", secret="k")
-    assert resolver.resolve({"X-LLMTrace-Tenant-ID": "t1", "Authorization": "Bearer sk"}
-                            ).source is IdentitySource.HEADER
+    resolver = TenantResolver("fallback", secret="k", trusted=parse_trusted(["10.0.0.0/8"]))
+    assert resolver.resolve({"X-LLMTrace-Tenant-ID": "t1", "Authorization": "Bearer sk"},
+                            "10.1.2.3").source is IdentitySource.HEADER
     bearer = resolver.resolve({"Authorization": "Bearer sk-1"})
     assert bearer.source is IdentitySource.API_KEY
     assert resolver.resolve({"x-api-key": "sk-1"}).tenant == bearer.tenant  # same key
@@ -138,7 +143,7 @@ def test_resolver_order_and_validation() -> None:
     assert not TenantResolver("f").stable and resolver.stable
     for bad in ("", " ", "a b", "-lead", "x" * 129, "{tag}", "a|b"):
         with pytest.raises(IdentityError):
-            resolver.resolve({"X-LLMTrace-Tenant-ID": bad})
+            resolver.resolve({"X-LLMTrace-Tenant-ID": bad}, "10.0.0.1")
 
 
 def test_window_bounds_are_calendar_windows_in_utc() -> None:
