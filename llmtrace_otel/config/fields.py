@@ -278,7 +278,8 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("receiver_http_endpoint", "receiver.http_endpoint", parse_endpoint,
        "host:port of the OTLP/HTTP receiver of `collect` (`off` = none).", check=check_endpoint),
     _f("receiver_on_proxy", "receiver.on_proxy", parse_bool,
-       "`serve` also accepts OTLP/HTTP at /v1/traces and /v1/metrics on the proxy's port."),
+       "`serve` also accepts OTLP/HTTP at /v1/traces, /v1/logs and /v1/metrics on the proxy's "
+       "port."),
     _f("receiver_auth_token", "receiver.auth_token", parse_optional_str,
        "When set, OTLP senders must send `Authorization: Bearer <token>` (at least 16 "
        "characters). Required when a receiver listens beyond loopback.", secret=True,

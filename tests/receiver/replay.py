@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import grpc
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
 from llmtrace_otel.receiver import otlp_json
@@ -73,10 +73,6 @@ def fixture_names() -> list[str]:
                   for path in FIXTURES.glob("*/*.json"))
 
 
-def _parse_logs(body: bytes) -> logs_service_pb2.ExportLogsServiceRequest:
-    return otlp_json.parse_logs(body)
-
-
 def replay(collector: RunningCollector, recorded: Fixture,
            transport: Transport = "http") -> None:
     """Send every recorded export, in order; each must be accepted in full."""
@@ -95,7 +91,7 @@ def replay(collector: RunningCollector, recorded: Fixture,
                     otlp_json.parse_traces(body), timeout=10)
             else:
                 logs_service_pb2_grpc.LogsServiceStub(channel).Export(
-                    _parse_logs(body), timeout=10)
+                    otlp_json.parse_logs(body), timeout=10)
     finally:
         if channel is not None:
             channel.close()
