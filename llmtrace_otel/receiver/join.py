@@ -87,6 +87,7 @@ class _Seen:
     provider: Any
     model: Any
     input_tokens: Any
+    response_id: Any
 
 
 def _key(span: ReadableSpan) -> _Key:
@@ -108,22 +109,27 @@ def _is_sdk(span: ReadableSpan) -> bool:
 
 
 def _related(one: ReadableSpan, other: _Seen | ReadableSpan) -> bool:
-    """Parent and child describing the same call: same provider, model (and input)."""
+    """Parent and child describing the same call: same provider and model (and the same
+    input tokens and response id where both have them)."""
     attributes = one.attributes or {}
     if isinstance(other, ReadableSpan):
         other = _seen(other)
     if not (_parent(one) == other.span_id or other.parent_id == one.context.span_id):
         return False
     mine = attributes.get(GEN_AI_USAGE_INPUT_TOKENS)
+    response_id = attributes.get(GEN_AI_RESPONSE_ID)
     return (attributes.get(GEN_AI_PROVIDER_NAME) == other.provider
             and attributes.get(GEN_AI_REQUEST_MODEL) == other.model
-            and (mine is None or other.input_tokens is None or mine == other.input_tokens))
+            and (mine is None or other.input_tokens is None or mine == other.input_tokens)
+            and (response_id is None or other.response_id is None
+                 or response_id == other.response_id))
 
 
 def _seen(span: ReadableSpan) -> _Seen:
     attributes = span.attributes or {}
     return _Seen(span.context.span_id, _parent(span), attributes.get(GEN_AI_PROVIDER_NAME),
-                 attributes.get(GEN_AI_REQUEST_MODEL), attributes.get(GEN_AI_USAGE_INPUT_TOKENS))
+                 attributes.get(GEN_AI_REQUEST_MODEL), attributes.get(GEN_AI_USAGE_INPUT_TOKENS),
+                 attributes.get(GEN_AI_RESPONSE_ID))
 
 
 def _rank(span: ReadableSpan) -> tuple[bool, bool, bool]:

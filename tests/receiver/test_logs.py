@@ -8,6 +8,7 @@ records, then its span), replayed in the orders a sender's batching can produce.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +69,12 @@ def test_events_after_a_span_that_went_on_are_counted_unjoined(tmp_path: Path) -
         send(collector, [*CALL1_SPAN])
         collector.spans(1)
         send(collector, CALL1_LOGS)
-        text = ""
-        for _ in range(100):
+        deadline = time.monotonic() + 10
+        text = collector.metrics_text()
+        while time.monotonic() < deadline and metric_value(
+                text, "llmtrace_receiver_log_events_total", outcome="unjoined") < 3:
+            time.sleep(0.02)
             text = collector.metrics_text()
-            if metric_value(text, "llmtrace_receiver_log_events_total", outcome="unjoined"):
-                break
         assert metric_value(text, "llmtrace_receiver_log_events_total",
                             outcome="unjoined") == 3
         [findings] = findings_by_span(collector, 1).values()
