@@ -57,7 +57,7 @@ from llmtrace_otel.proxy.security_guard import SecurityGuard
 from llmtrace_otel.proxy.stream_guard import StreamScanPolicy
 from llmtrace_otel.proxy.upstream import UpstreamClient, UpstreamConfig
 from llmtrace_otel.receiver.collector import CollectorServer
-from llmtrace_otel.receiver.forward import MetricsForwarder
+from llmtrace_otel.receiver.forward import OTLPForwarder
 from llmtrace_otel.receiver.http import OTLP_PATHS, otlp_routes
 from llmtrace_otel.receiver.service import OTLPReceiver, ReceiverConfig
 from llmtrace_otel.telemetry.instruments import ProxyInstruments
@@ -144,7 +144,10 @@ def receiver_config(settings: Settings) -> ReceiverConfig:
     return ReceiverConfig(
         max_body_bytes=settings.max_body_bytes, auth_token=settings.receiver_auth_token,
         queue_size=settings.receiver_queue_size, retry_after_s=settings.receiver_retry_after_s,
-        genai_latest=genai_latest(settings.semconv_stability_opt_in))
+        genai_latest=genai_latest(settings.semconv_stability_opt_in),
+        join_wait_s=settings.receiver_join_wait_s,
+        keep_content=settings.capture_content
+        and settings.security_pii_export is not PiiExport.REDACT)
 
 
 def otlp_target(settings: Settings) -> OtlpTarget:
@@ -559,8 +562,14 @@ def _receiver(settings: Settings, telemetry: Telemetry,
             raise ConfigError("receiver.forward_metrics: needs an OTLP endpoint to forward "
                               "to (otlp.endpoint or OTEL_EXPORTER_OTLP_ENDPOINT)")
         endpoint, headers = resolved
-        forwarder = MetricsForwarder(endpoint, settings.otlp_protocol.value, headers)
-    return OTLPReceiver(receiver_config(settings), telemetry, forwarder=forwarder)
+        forwarder = OTLPForwarder(endpoint, settings.otlp_protocol.value, headers)
+    logs_forwarder = None  # logs go on whenever there is somewhere to send them
+    resolved_logs = otlp_target(settings).resolved("logs", env)
+    if resolved_logs is not None:
+        logs_forwarder = OTLPForwarder(resolved_logs[0], settings.otlp_protocol.value,
+                                       resolved_logs[1], signal="logs")
+    return OTLPReceiver(receiver_config(settings), telemetry, forwarder=forwarder,
+                        logs_forwarder=logs_forwarder)
 
 
 def build_proxy(settings: Settings, *, env: Mapping[str, str] | None = None,
@@ -628,12 +637,16 @@ def build_collector(settings: Settings, *, env: Mapping[str, str] | None = None,
     telemetry = _pipeline(settings, env, metering, extras,
                           instrumentation_name=INSTRUMENTATION_NAME, tracer_provider=None,
                           blocking_export=True)
+    closers: list[Closer] = []
     try:
         receiver = _receiver(settings, telemetry, env)
+        # the query API and the viewer on the collect port too, as on the proxy's
+        routes = _read_routes(settings, telemetry, None, closers)
     except BaseException:
         telemetry.shutdown()
         raise
     return CollectorServer(server_config(settings), receiver, telemetry,
                            grpc_endpoint=settings.receiver_grpc_endpoint,
                            http_endpoint=settings.receiver_http_endpoint,
+                           routes=routes, closers=closers,
                            metrics_auth=_admin_auth(settings))

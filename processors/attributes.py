@@ -88,3 +88,11 @@ LLMTRACE_ANALYSIS_SKIPPED: Final = "llmtrace.analysis.skipped"
 
 # OTLP receiver (llmtrace_otel.receiver): which dialects a received span was translated from
 LLMTRACE_RECEIVER_DIALECTS: Final = "llmtrace.receiver.dialects"
+
+#: On the second span of one call (the ``anthropic`` SDK's own span beside a library's or
+#: ours): the span id (hex) of the span that is counted and priced. A span marked so is
+#: kept for the trace view and never priced, analysed or counted as a call.
+LLMTRACE_CALL_DUPLICATE_OF: Final = "llmtrace.call.duplicate_of"
+#: Instrumentation scopes of API SDKs that emit a span of their own for each call
+#: (``anthropic.messages.create``), whenever a tracer provider is set.
+SELF_TRACING_SDK_SCOPES: Final = frozenset({"com.anthropic.sdk.python"})

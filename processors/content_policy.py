@@ -2,7 +2,9 @@
 
 Producers may put content on GenAI spans so that in-process analysis (security, PII) can
 see it; this processor removes it from what exporters receive unless capture is enabled
-(``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``), the semconv opt-in.
+(``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``), the semconv opt-in. The duplicate
+span of a call (``llmtrace.call.duplicate_of``) never keeps content: it was not analysed
+(nor redacted), and its twin, which was, holds the call's content.
 
 With ``require_redaction`` (``security.pii_export: redact``) content is exported only from
 spans the security stage redacted (they carry ``llmtrace.security.redacted``). A span it
@@ -26,8 +28,12 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_TOOL_DEFINITIONS,
 )
 
-from llmtrace_processors.attributes import LLMTRACE_CONTENT_WITHHELD, LLMTRACE_SECURITY_REDACTED
-from llmtrace_processors.chain import DropCounter, EnrichingSpanProcessor, Enrichment
+from llmtrace_processors.attributes import (
+    LLMTRACE_CALL_DUPLICATE_OF,
+    LLMTRACE_CONTENT_WITHHELD,
+    LLMTRACE_SECURITY_REDACTED,
+)
+from llmtrace_processors.chain import DropCounter, EnrichingSpanProcessor, Enrichment, is_genai_span
 
 __all__ = ["CONTENT_ATTRIBUTES", "ContentPolicyProcessor"]
 
@@ -69,9 +75,13 @@ class ContentPolicyProcessor(EnrichingSpanProcessor):
         self.capture_content = capture_content
         self.require_redaction = require_redaction
 
+    def applies_to(self, span: ReadableSpan) -> bool:
+        return is_genai_span(span)  # duplicates too
+
     def enrich(self, span: ReadableSpan) -> Enrichment | None:
         attributes = span.attributes or {}
-        if self.capture_content and not (
+        duplicate = LLMTRACE_CALL_DUPLICATE_OF in attributes
+        if self.capture_content and not duplicate and not (
                 self.require_redaction and LLMTRACE_SECURITY_REDACTED not in attributes):
             return None
         keys = attributes.keys()
@@ -81,7 +91,7 @@ class ContentPolicyProcessor(EnrichingSpanProcessor):
             [key for key in keys if key.startswith(_CONTENT_PREFIXES)])
         if not remove:
             return None
-        if not self.capture_content:
+        if not self.capture_content or duplicate:
             return Enrichment(remove=remove)
         self._on_drop(self.stage, "unredacted_content")  # fail closed: withheld, counted
         return Enrichment(attributes={LLMTRACE_CONTENT_WITHHELD: _NOT_REDACTED}, remove=remove)

@@ -286,7 +286,8 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("receiver_http_endpoint", "receiver.http_endpoint", parse_endpoint,
        "host:port of the OTLP/HTTP receiver of `collect` (`off` = none).", check=check_endpoint),
     _f("receiver_on_proxy", "receiver.on_proxy", parse_bool,
-       "`serve` also accepts OTLP/HTTP at /v1/traces and /v1/metrics on the proxy's port."),
+       "`serve` also accepts OTLP/HTTP at /v1/traces, /v1/logs and /v1/metrics on the proxy's "
+       "port."),
     _f("receiver_auth_token", "receiver.auth_token", parse_optional_str,
        "When set, OTLP senders must send `Authorization: Bearer <token>` (at least 16 "
        "characters). Required when a receiver listens beyond loopback.", secret=True,
@@ -300,6 +301,9 @@ FIELDS: tuple[FieldSpec, ...] = (
        "Delay suggested to senders when the queue is full (RetryInfo / Retry-After).", above=0),
     _f("receiver_forward_metrics", "receiver.forward_metrics", parse_bool,
        "Forward received OTLP metrics unchanged to the OTLP endpoint (else refused)."),
+    _f("receiver_join_wait_s", "receiver.join_wait_s", float,
+       "How long a received call span waits for its log events or its twin span (the "
+       "anthropic SDK's own span) before analysis; 0 = never.", low=0, high=60),
     # Tenancy, limits, budgets, anomalies, alerts (docs/tenancy.md)
     _f("tenancy_enabled", "tenancy.enabled", parse_bool,
        "Identify tenants (header, API-key hash, default) and enforce their limits."),

@@ -97,6 +97,7 @@ class Settings:
     receiver_queue_size: int = 8192
     receiver_retry_after_s: float = 1.0
     receiver_forward_metrics: bool = False
+    receiver_join_wait_s: float = 1.0
     # Tenancy, limits, budgets, anomalies, alerts (docs/tenancy.md)
     tenancy_enabled: bool = True
     default_tenant: str = "default"

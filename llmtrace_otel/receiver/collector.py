@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tornado.web import Application
@@ -47,12 +47,14 @@ class CollectorServer:
     """Receivers + pipeline of one ``collect`` process; start/stop on its event loop.
 
     ``grpc_endpoint`` / ``http_endpoint`` are ``host:port`` (None: that receiver is off);
-    ``routes`` are served on both HTTP listeners beside the OTLP and ops routes.
+    ``routes`` are served on both HTTP listeners beside the OTLP and ops routes (the query
+    API and the viewer); ``closers`` run last at shutdown (what those routes hold open).
     """
 
     def __init__(self, config: ServerConfig, receiver: OTLPReceiver, telemetry: Telemetry, *,
                  grpc_endpoint: str | None, http_endpoint: str | None,
                  routes: Sequence[RouteSpec] = (),
+                 closers: Sequence[Callable[[], object]] = (),
                  metrics_auth: BearerToken | None = None) -> None:
         self.config = config
         self.telemetry = telemetry
@@ -60,6 +62,7 @@ class CollectorServer:
         self._grpc_endpoint = grpc_endpoint
         self._http_endpoint = http_endpoint
         self._routes = tuple(routes)
+        self._closers = tuple(closers)
         self._metrics_auth = metrics_auth
         self._started = time.monotonic()
         self._http: BoundedHTTPServer | None = None
@@ -140,3 +143,5 @@ class CollectorServer:
             self.telemetry.force_flush(int(timeout_s * 1000))
         finally:
             self.telemetry.shutdown()
+            for closer in self._closers:
+                closer()

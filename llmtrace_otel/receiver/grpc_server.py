@@ -1,8 +1,8 @@
-"""OTLP/gRPC: the TraceService and MetricsService on a grpcio server.
+"""OTLP/gRPC: the TraceService, LogsService and MetricsService on a grpcio server.
 
-Traces use the generated servicer (grpcio deserialises the request; ``grpc-encoding:
-gzip`` is handled by grpcio). Metrics use a generic handler without (de)serialisers, so
-the pass-through forwards the bytes exactly as they arrived.
+Traces and logs use the generated servicers (grpcio deserialises the request;
+``grpc-encoding: gzip`` is handled by grpcio). Metrics use a generic handler without
+(de)serialisers, so the pass-through forwards the bytes exactly as they arrived.
 
 Refusals carry the retry delay the way both kinds of OTLP exporters read it: a
 ``google.rpc.RetryInfo`` in the ``grpc-status-details-bin`` trailer (a ``google.rpc.Status``
@@ -21,6 +21,7 @@ from google.protobuf.any_pb2 import Any as AnyProto
 from google.protobuf.duration_pb2 import Duration
 from google.rpc.error_details_pb2 import RetryInfo
 from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from llmtrace_otel.receiver.service import OTLPReceiver
@@ -81,6 +82,27 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
             raise  # not reached: abort raises
 
 
+class _LogsService(logs_service_pb2_grpc.LogsServiceServicer):
+    def __init__(self, receiver: OTLPReceiver) -> None:
+        self._receiver = receiver
+
+    def Export(  # noqa: N802 - name fixed by the generated servicer
+        self,
+        request: logs_service_pb2.ExportLogsServiceRequest,
+        context: grpc.ServicerContext,
+    ) -> logs_service_pb2.ExportLogsServiceResponse:
+        try:
+            self._receiver.authenticate(_authorization(context))
+            answer = self._receiver.export_logs(request, _TRANSPORT)
+        except Refused as refused:
+            self._receiver.refused(refused, _TRANSPORT, "logs")
+            _abort(context, refused)
+            raise  # not reached: abort raises
+        if isinstance(answer, bytes):  # the downstream's answer
+            return logs_service_pb2.ExportLogsServiceResponse.FromString(answer)
+        return answer
+
+
 def _metrics_handler(receiver: OTLPReceiver) -> grpc.GenericRpcHandler:
     def export(payload: bytes, context: grpc.ServicerContext) -> bytes:
         try:
@@ -115,6 +137,8 @@ class GRPCReceiver:
         )
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(
             _TraceService(receiver), self._server)
+        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(
+            _LogsService(receiver), self._server)
         self._server.add_generic_rpc_handlers((_metrics_handler(receiver),))
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:

@@ -32,9 +32,9 @@ _RENAMED = {GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: GEN_AI_USAGE_CACHE_WRITE_I
 def emit_latest_genai_names(normalise: Normaliser) -> Normaliser:
     """``normalise``, then the previous GenAI names renamed to the latest ones."""
 
-    def latest(attributes: dict[str, Any],
-               events: list[Event]) -> tuple[dict[str, Any], list[Event]] | None:
-        result = normalise(attributes, events)
+    def latest(attributes: dict[str, Any], events: list[Event], *, start_ns: int
+               ) -> tuple[dict[str, Any], list[Event]] | None:
+        result = normalise(attributes, events, start_ns=start_ns)
         current, current_events = result if result is not None else (attributes, events)
         if _RENAMED.keys().isdisjoint(current):
             return result

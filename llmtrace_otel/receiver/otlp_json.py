@@ -2,7 +2,8 @@
 
 It is proto3's canonical JSON mapping with a few departures, which this module handles:
 
-* ``traceId``, ``spanId`` and ``parentSpanId`` (in spans, links and metric exemplars) are
+* ``traceId``, ``spanId`` and ``parentSpanId`` (in spans, links, log records and metric
+  exemplars) are
   hex strings, not base64. An id that is not valid hex becomes empty, so the span is
   rejected by the id check (a partial success) rather than failing the whole request.
 * Keys are lowerCamelCase; receivers also accept the original snake_case names, and must
@@ -19,6 +20,7 @@ from typing import Any, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
@@ -26,7 +28,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from llmtrace_processors.json_text import loads
 
-__all__ = ["OTLPJSONError", "message_to_json", "parse_metrics", "parse_traces"]
+__all__ = ["OTLPJSONError", "message_to_json", "parse_logs", "parse_metrics", "parse_traces"]
 
 _M = TypeVar("_M", bound=Message)
 _ID_KEYS = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
@@ -80,6 +82,13 @@ def _fix_metric_ids(data: Any) -> None:
                             _hex_ids_to_base64(exemplar)
 
 
+def _fix_log_ids(data: Any) -> None:
+    for resource_logs in _items(data, "resourceLogs", "resource_logs"):
+        for scope_logs in _items(resource_logs, "scopeLogs", "scope_logs"):
+            for record in _items(scope_logs, "logRecords", "log_records"):
+                _hex_ids_to_base64(record)
+
+
 def _parse(body: bytes, message: _M, fix: Any) -> _M:
     try:
         data = loads(body)  # every failure a ValueError, nesting beyond the stack included
@@ -99,6 +108,10 @@ def _parse(body: bytes, message: _M, fix: Any) -> _M:
 
 def parse_traces(body: bytes) -> ExportTraceServiceRequest:
     return _parse(body, ExportTraceServiceRequest(), _fix_trace_ids)
+
+
+def parse_logs(body: bytes) -> ExportLogsServiceRequest:
+    return _parse(body, ExportLogsServiceRequest(), _fix_log_ids)
 
 
 def parse_metrics(body: bytes) -> ExportMetricsServiceRequest:

@@ -71,6 +71,7 @@ from llmtrace_processors.attributes import (
     LLMTRACE_SECURITY_SCORE,
     LLMTRACE_TENANT_ID,
 )
+from llmtrace_processors.chain import is_call
 from llmtrace_processors.genai_latest import GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS
 
 __all__ = ["INSERT_COLUMNS", "SQLiteSpanExporter"]
@@ -116,6 +117,7 @@ INSERT_COLUMNS: Final = (
     "scope_name",
     "scope_version",
     "findings_count",
+    "is_call",
 )
 _INSERT_HEAD: Final = f"INSERT INTO spans ({', '.join(INSERT_COLUMNS)})"
 #: A span row's values the rollup is computed from.
@@ -270,6 +272,7 @@ def _span_row(
         scope.name if scope is not None else None,
         scope.version if scope is not None else None,
         _findings_count(span),
+        1 if is_call(attrs) else 0,
     )
 
 

@@ -353,8 +353,12 @@ def group_terms(spec: CallFilter) -> tuple[list[str], list[object]]:
 
 
 def filter_sql(spec: CallFilter) -> tuple[list[str], list[object]]:
-    """``WHERE`` terms on ``spans`` (to be AND-ed) and their bound parameters."""
-    where: list[str] = []
+    """``WHERE`` terms on ``spans`` (to be AND-ed) and their bound parameters.
+
+    Listings and stats see calls only (``is_call``, set by the exporter: a GenAI call span
+    that is not the second span of its call); every span stays in its trace.
+    """
+    where: list[str] = ["is_call = 1"]
     params: list[object] = []
     if spec.since_ns is not None:
         where.append("start_time_ns >= ?")

@@ -29,8 +29,12 @@ from pathlib import Path
 from typing import Final
 
 from llmtrace_otel.exporters.sqlite.histogram import register_functions
-from llmtrace_otel.exporters.sqlite.rollup import MIGRATION_V3, MIGRATION_V4, backfill
-from llmtrace_processors.attributes import LLMTRACE_SECURITY_FINDING_EVENT
+from llmtrace_otel.exporters.sqlite.rollup import MIGRATION_V3, MIGRATION_V4, ROLLUP_V5, backfill
+from llmtrace_processors.attributes import (
+    LLMTRACE_CALL_DUPLICATE_OF,
+    LLMTRACE_SECURITY_FINDING_EVENT,
+)
+from llmtrace_processors.chain import CALL_OPERATIONS
 
 __all__ = [
     "APPLICATION_ID",
@@ -109,6 +113,14 @@ _BACKFILL_FINDINGS_V2: Final = (
     f"WHERE instr(events, {_FINDING_LITERAL}) > 0"
 )
 
+# Schema v4: which spans are calls (llmtrace_processors.chain.is_call), for rows written
+# before the exporter stored it. Our own constants, inlined as quoted SQL literals.
+_CALL_OPERATIONS_SQL: Final = ", ".join(f"'{name}'" for name in sorted(CALL_OPERATIONS))
+_BACKFILL_IS_CALL: Final = (
+    f"UPDATE spans SET is_call = 1 WHERE operation IN ({_CALL_OPERATIONS_SQL}) AND "
+    f"json_extract(attributes, '$.\"{LLMTRACE_CALL_DUPLICATE_OF}\"') IS NULL"
+)
+
 #: Ordered ``(version, statements)`` steps; a step's statements run in one transaction.
 MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
     (
@@ -165,6 +177,22 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             "tenant_id, status_code, findings_count, security_score, duration_ms, ttft_ms, "
             "input_tokens, output_tokens, cost_usd, response_model)",
             *MIGRATION_V4,
+        ),
+    ),
+    # Calls are GenAI call spans (chat, completion, embeddings, generate_content) that are not
+    # the second span of a call: application, HTTP client, agent and tool spans belong in
+    # the trace view, not in call counts, error rates or percentiles (listing and stats
+    # filter on is_call; the rollup holds calls only and is computed again).
+    (
+        5,
+        (
+            "ALTER TABLE spans ADD COLUMN is_call INTEGER NOT NULL DEFAULT 0",
+            _BACKFILL_IS_CALL,
+            "DROP INDEX idx_spans_start",
+            "CREATE INDEX idx_spans_start ON spans (start_time_ns, provider, request_model, "
+            "tenant_id, status_code, findings_count, security_score, duration_ms, ttft_ms, "
+            "input_tokens, output_tokens, cost_usd, response_model, is_call)",
+            *ROLLUP_V5,
         ),
     ),
 )
