@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?=
 
-.PHONY: run test soak bench eval-security lint typecheck clean chromium redis-server
+.PHONY: run test soak bench train-detector eval-security lint typecheck clean chromium redis-server
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,8 +54,18 @@ soak: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/run.py
 
-# Scores the security detectors on ../shared/datasets and writes the tables into docs/security.md.
-eval-security: $(VENV)/.installed-dev
+$(VENV)/.installed-train: pyproject.toml | $(BIN)/python
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -e '.[dev,train]'
+	touch $@ $(VENV)/.installed $(VENV)/.installed-dev
+
+# Trains the learned injection classifier on ../shared/datasets (fixed seed) and writes
+# processors/security/models/injection-linear-v1.json.gz (docs/security.md).
+train-detector: $(VENV)/.installed-train
+	$(BIN)/python bench/train_detector.py
+
+# Scores the security detectors on ../shared/datasets (rules, model and both, leave one
+# dataset out) and writes the tables into docs/security.md.
+eval-security: $(VENV)/.installed-train
 	$(BIN)/python bench/security_eval.py --write-docs
 
 lint: $(VENV)/.installed-dev
