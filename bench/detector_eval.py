@@ -37,7 +37,12 @@ from llmtrace_processors.security.injection import (  # noqa: E402
     DEFAULT_THRESHOLD,
     assess_injection,
 )
-from llmtrace_processors.security.scoring import model_weight  # noqa: E402
+from llmtrace_processors.security.scoring import (  # noqa: E402
+    MODEL_FLOOR,
+    MODEL_FULL,
+    MODEL_MAX_WEIGHT,
+    model_weight,
+)
 from train_detector import (  # noqa: E402
     FILES,
     HARD_NEGATIVES_NAME,
@@ -132,14 +137,45 @@ def _grouped(
     return dict(sorted(groups.items()))
 
 
+def _alone_from(threshold: float) -> float:
+    """The probability from which the model's evidence alone reaches ``threshold``."""
+    if threshold > MODEL_MAX_WEIGHT:
+        return float("inf")
+    return MODEL_FLOOR + (MODEL_FULL - MODEL_FLOOR) * threshold / MODEL_MAX_WEIGHT
+
+
+def _calibrations(scored: list[Scored], threshold: float) -> list[str]:
+    """What other (floor, full, max weight) choices would give: the model is its own kind
+    of evidence, so the combined score is ``1 - (1 - rules) * (1 - weight(p))``."""
+    out = ["| floor / full / max weight | recall: deepset / CyberSecEval / ivanleomk / SPML / "
+           "BIPIA | FPR: deepset / XSTest / BIPIA / Presidio |", "|---|---|---|"]
+    for floor, full, top in ((0.7, 0.95, 0.75), (0.8, 0.97, 0.75), (MODEL_FLOOR, MODEL_FULL,
+                                                                      MODEL_MAX_WEIGHT)):
+        recall = {n: Rate() for n in ("deepset", "cyberseceval", "ivanleomk", "spml", "bipia")}
+        fpr = {n: Rate() for n in ("deepset", "xstest", "bipia", "presidio")}
+        for s in scored:
+            weight = top * min(1.0, max(0.0, (s.probability - floor) / (full - floor)))
+            hit = 1 - (1 - s.rules) * (1 - weight) >= threshold
+            rates = recall if s.row.attack else fpr
+            if s.row.file in rates:
+                rates[s.row.file].add(hit)
+        shipped = " (shipped)" if (floor, full, top) == (MODEL_FLOOR, MODEL_FULL,
+                                                         MODEL_MAX_WEIGHT) else ""
+        out.append(f"| {floor} / {full} / {top}{shipped} | "
+                   f"{' / '.join(map(str, recall.values()))} | "
+                   f"{' / '.join(map(str, fpr.values()))} |")
+    return out
+
+
 def report(scored: list[Scored], threshold: float = DEFAULT_THRESHOLD,
            sweep: bool = False) -> list[str]:
     by_file = _grouped(scored, lambda s: s.row.file)
     out = [
         "Leave one dataset out: the model that scores a file was trained on the other files "
         "(and the project's hard negatives), never on it. Rules: `use_model=False`; model: "
-        f"its evidence alone (`model_weight(p) >= {threshold}`, i.e. p ≥ ~0.87); combined: "
-        "the detector as shipped, with that held-out model.",
+        f"its evidence alone (`model_weight(p) >= {threshold}`, i.e. p ≥ "
+        f"{_alone_from(threshold):.3f}); combined: the detector as shipped, with that "
+        "held-out model.",
         "",
         *_table({_LABEL[n]: by_file[n] for n in FILES if n in by_file}, threshold, "file"),
         "",
@@ -155,6 +191,9 @@ def report(scored: list[Scored], threshold: float = DEFAULT_THRESHOLD,
         else f"deepset {'injection' if s.row.attack else 'benign'}" if s.row.file == "deepset"
         else None))
     out += _table(categories, threshold, "category")
+    out += ["", "How the model's probability becomes evidence (`scoring.model_weight`: none "
+            "up to the floor, rising linearly to the max weight at full), other choices on "
+            "the same held-out scores:", "", *_calibrations(scored, threshold)]
     if sweep:
         out += ["", "Combined, by threshold (recall on the attack rows of every file / FPR on "
                 "deepset benign, XSTest, BIPIA benign, Presidio):", "",
