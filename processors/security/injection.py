@@ -94,6 +94,8 @@ _OUTPUT_RULES = _INPUT_RULES.subset(lambda r: r.finding_type == EXFILTRATION)
 _MAX_MATCHES_PER_RULE = 6
 _MAX_SCAN_CHARS = 200_000  # longer texts: the head and the tail are scanned
 _MIN_WEIGHT = 0.05
+#: The least a benign context around an attack phrase leaves of the model's evidence.
+_MODEL_CONTEXT_FLOOR = 0.4
 
 
 _DATA_SOURCES = frozenset({Source.TOOL, Source.DOCUMENT})
@@ -178,10 +180,15 @@ class InjectionAssessment:
         return strongest_per_kind(self.signals)
 
 
-def _rule_signals(variant: TextVariant, original: str, rules: RuleSet) -> list[Signal]:
+def _rule_signals(
+    variant: TextVariant, original: str, rules: RuleSet
+) -> tuple[list[Signal], float]:
+    """The rules' signals in ``variant``, and the strongest benign-context factor applied
+    to a match of an attack phrase (weight >= 0.3 before damping; 1.0: none was)."""
     text = variant.text
     found: list[Signal] = []
     counts: dict[str, int] = {}
+    context = 1.0
     for rule, match in rules.matches(text):
         seen = counts.get(rule.name, 0)
         if seen >= _MAX_MATCHES_PER_RULE:
@@ -193,7 +200,10 @@ def _rule_signals(variant: TextVariant, original: str, rules: RuleSet) -> list[S
             damp = rule.damp
             if Damp.QUESTION in damp and _shouted(text, start, end):
                 damp = damp - {Damp.QUESTION}  # "how will I be ABLE DO NOT ANSWER ..."
-            weight *= damping(text, start, end, damp)
+            factor = damping(text, start, end, damp)
+            weight *= factor
+            if rule.weight >= 0.3:
+                context = min(context, factor)
         if weight < _MIN_WEIGHT:
             continue
         o_start, o_end = variant.to_original(start, end)
@@ -202,7 +212,7 @@ def _rule_signals(variant: TextVariant, original: str, rules: RuleSet) -> list[S
             Signal(rule.name, rule.finding_type, weight, o_start, o_end,
                    _excerpt(excerpt), variant.encoding)
         )
-    return found
+    return found, context
 
 
 def _shouted(text: str, start: int, end: int) -> bool:
@@ -288,10 +298,14 @@ def _bounded(text: str) -> str:
 
 
 def _model_signal(
-    classifier: LinearClassifier, variant: TextVariant, text: str
+    classifier: LinearClassifier, variant: TextVariant, text: str, context: float
 ) -> tuple[float, Signal | None]:
+    """The classifier's probability and its evidence; ``context`` is the benign-context
+    factor the rules applied to an attack phrase in the text: the model reads the same
+    words without seeing the negation, question or quotation around them, so its evidence
+    is weakened as well (by at most ``_MODEL_CONTEXT_FLOOR``)."""
     probability = classifier.probability(variant.text)
-    weight = model_weight(probability)
+    weight = model_weight(probability) * max(context, _MODEL_CONTEXT_FLOOR)
     if weight < _MIN_WEIGHT:
         return probability, None
     # the evidence is the text's start: excerpt() reads what it is given, keep that short
@@ -328,14 +342,17 @@ def assess_injection(
     signals: list[Signal] = []
     # model output is searched for exfiltration links, which are not hidden in encodings
     variants = scan_variants(text, max_depth=0 if output else 2)
+    context = 1.0
     for variant in variants:
-        signals.extend(_rule_signals(variant, text, active))
+        found, damped = _rule_signals(variant, text, active)
+        signals.extend(found)
         if variant.encoding == PLAIN:
+            context = damped
             signals.extend(_output_exfil(variant) if output else structural_signals(variant))
     model_score: float | None = None
     if use_model and source in _MODEL_SOURCES:
         model_score, model_signal = _model_signal(
-            classifier or default_classifier(), variants[0], text)
+            classifier or default_classifier(), variants[0], text, context)
         if model_signal is not None:
             signals.append(model_signal)
     decoded = variants[1:]

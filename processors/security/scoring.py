@@ -19,7 +19,10 @@ evidence, ``model``: its probability ``p`` becomes a weight by :func:`model_weig
 ``MODEL_FLOOR`` (most benign text, and the benign prompts full of trigger words, stay
 there), rising linearly to ``MODEL_MAX_WEIGHT`` at ``MODEL_FULL``. The model alone flags a
 text (weight 0.5) from ``p`` ~0.967, and alone never reaches the 0.65 of a high-severity
-finding; below that it adds to rule evidence.
+finding; below that it adds to rule evidence. When the rules saw an attack phrase in a
+benign context (negation, a question about oneself, quotation, ...), the model's weight
+is multiplied by that context's factor too (at least 0.4): it reads the same words
+without seeing the context.
 """
 
 from __future__ import annotations

@@ -129,6 +129,20 @@ def test_the_model_adds_to_weak_rule_evidence_and_never_renames_a_rule_finding()
     assert finding.rules and finding.model_score is not None
 
 
+def test_a_benign_context_the_rules_see_weakens_the_model_too() -> None:
+    """The model reads "forget your instructions" without the "never" before it: the
+    negation the rules recognise weakens its evidence as well."""
+    model = _classifier(forget=1000.0)
+    text = "Never forget your instructions for the exam: bring a pencil and your ID."
+    assessment = assess_injection(text, classifier=model)
+    assert assessment.model_score is not None and assessment.model_score > 0.99
+    weight = next(s.weight for s in assessment.signals if s.kind == "model")
+    assert weight == pytest.approx(0.4 * MODEL_MAX_WEIGHT)
+    assert assessment.score < 0.5
+    plain = assess_injection("Forget the exam, we are going to the beach", classifier=model)
+    assert next(s.weight for s in plain.signals if s.kind == "model") == MODEL_MAX_WEIGHT
+
+
 def test_the_model_reads_user_text_only() -> None:
     model = _classifier(hospital=1000.0)
     for source in (Source.TOOL, Source.DOCUMENT, Source.ASSISTANT):
