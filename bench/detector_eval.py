@@ -193,7 +193,9 @@ def report(scored: list[Scored], threshold: float = DEFAULT_THRESHOLD,
     out += _table(categories, threshold, "category")
     out += ["", "How the model's probability becomes evidence (`scoring.model_weight`: none "
             "up to the floor, rising linearly to the max weight at full), other choices on "
-            "the same held-out scores:", "", *_calibrations(scored, threshold)]
+            "the same held-out scores (computed as `1 - (1 - rules) × (1 - weight)`, "
+            "without the benign-context damping, so the shipped row can differ from the "
+            "table above by a few rows):", "", *_calibrations(scored, threshold)]
     if sweep:
         out += ["", "Combined, by threshold (recall on the attack rows of every file / FPR on "
                 "deepset benign, XSTest, BIPIA benign, Presidio):", "",
