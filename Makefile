@@ -33,7 +33,9 @@ redis-server:
 	      || echo "could not install redis-server: the Redis tests will skip"; \
 	  else echo "redis-server missing (not root or no apt-get): Redis tests will skip"; fi; }
 
-test: $(VENV)/.installed-dev | chromium
+# The train extra too: a test retrains the injection classifier and compares it with the
+# shipped artifact (tests/processors/security/test_classifier.py).
+test: $(VENV)/.installed-train | chromium
 	$(BIN)/python -m pytest -q
 
 # The viewer's browser tests drive Debian's Chromium. Installed here (as root, when missing)
