@@ -24,8 +24,8 @@ User text is also read by the learned classifier (:mod:`processors.security.clas
 its probability is one more kind of evidence, ``model``
 (:func:`processors.security.scoring.model_weight`), typed
 ``prompt_injection.classifier`` when nothing else explains the finding. It does not read
-tool or document text: measured on documents it never saw (BIPIA, leave one dataset out)
-it flagged 18 % of the benign ones (docs/security.md).
+tool or document text: held out, it scored 14-27 % of BIPIA's benign documents as likely
+attacks in the first experiments and finds few of its attacks (docs/security.md).
 
 Findings are one per category, and the kept one is the most severe of the category's
 evidence (then the strongest): a weaker-typed signal never hides a more severe one. When
@@ -68,9 +68,9 @@ from llmtrace_processors.security.structure import structural_signals
 
 __all__ = [
     "ALL_RULES",
+    "CLASSIFIED",
     "DEFAULT_THRESHOLD",
     "DETECTOR_NAME",
-    "CLASSIFIED",
     "InjectionAssessment",
     "Source",
     "assess_injection",
@@ -405,7 +405,7 @@ def _severity(finding_type: str, score: float) -> Severity:
 
 def _category_findings(
     signals: tuple[Signal, ...], score: float, side: str, model_score: float | None
-) -> dict[str, Finding]:
+) -> dict[str, tuple[float, Finding]]:
     """One finding per category, the most severe of its evidence (see
     :func:`findings_from`)."""
     by_category: dict[str, list[Signal]] = {}
@@ -413,7 +413,7 @@ def _category_findings(
         by_category.setdefault(signal.finding_type.split(".", 1)[0], []).append(signal)
     overall = max(signals, key=lambda s: s.weight)
     model_fired = model_score if any(s.name == _MODEL_SIGNAL for s in signals) else None
-    found: dict[str, Finding] = {}
+    found: dict[str, tuple[float, Finding]] = {}  # category -> (evidence weight, finding)
     for category, members in by_category.items():
         members.sort(key=lambda s: s.weight, reverse=True)
         strongest = members[0]
@@ -428,7 +428,7 @@ def _category_findings(
                   key=lambda s: (_severity(s.finding_type, score), s.weight))
         kinds = ", ".join(dict.fromkeys(s.kind for s in members))
         where = f" in {top.encoding} payload" if top.encoding != PLAIN else ""
-        found[category] = Finding(
+        found[category] = top.weight, Finding(
             finding_type=top.finding_type,
             severity=_severity(top.finding_type, score),
             confidence=round(score, 3),
@@ -456,8 +456,8 @@ def findings_from(
     The finding of a category is typed by its most severe evidence of weight >= 0.3 (then
     the strongest), so keeping one per category never drops a more severe one; when the
     system prompt's secrecy raised some evidence, each category is at least as severe as
-    without it (:attr:`InjectionAssessment.baseline`). Most severe first; every finding's
-    confidence is the text's combined score."""
+    without it (:attr:`InjectionAssessment.baseline`). Most severe (then best-evidenced)
+    first; every finding's confidence is the text's combined score."""
     if assessment.score < threshold or not assessment.signals:
         return []
     found = _category_findings(assessment.signals, assessment.score, side,
@@ -465,11 +465,13 @@ def findings_from(
     if assessment.baseline and assessment.baseline_score >= threshold:
         before = _category_findings(assessment.baseline, assessment.baseline_score, side,
                                     assessment.model_score)
-        for category, finding in before.items():
+        for category, (weight, finding) in before.items():
             now = found.get(category)
-            if now is None or finding.severity > now.severity:
-                found[category] = replace(finding, confidence=round(assessment.score, 3))
-    return sorted(found.values(), key=lambda f: (f.severity, f.confidence), reverse=True)
+            if now is None or finding.severity > now[1].severity:
+                found[category] = weight, replace(finding,
+                                                  confidence=round(assessment.score, 3))
+    ranked = sorted(found.values(), key=lambda item: (item[1].severity, item[0]), reverse=True)
+    return [finding for _, finding in ranked]
 
 
 def detect_injection(
