@@ -21,7 +21,7 @@ written for this project so that those words alone do not make an attack.
 Files weigh in by the square root of their size (per class), so the largest file does not
 drown the others, and SPML (whose labels were judged against system prompts the file does
 not hold: many "attacks" are ordinary off-topic questions) counts a tenth of that. The two
-classes then weigh the same in total. ``security_eval.py`` uses :func:`train` for its
+classes then weigh the same in total. ``detector_eval.py`` uses :func:`train` for its
 leave-one-dataset-out evaluation.
 """
 
