@@ -52,6 +52,10 @@ LLMTRACE_SECURITY_FINDING_DETECTOR: Final = "llmtrace.security.finding.detector"
 LLMTRACE_SECURITY_FINDING_EVIDENCE: Final = "llmtrace.security.finding.evidence"
 LLMTRACE_SECURITY_FINDING_LOCATION: Final = "llmtrace.security.finding.location"
 LLMTRACE_SECURITY_FINDING_MESSAGE: Final = "llmtrace.security.finding.message"
+#: Which evidence a finding rests on: the ids of the rules that fired (string array) and
+#: the learned classifier's probability when its evidence counted (docs/security.md).
+LLMTRACE_SECURITY_FINDING_RULES: Final = "llmtrace.security.finding.rules"
+LLMTRACE_SECURITY_FINDING_MODEL_SCORE: Final = "llmtrace.security.finding.model_score"
 #: Offsets of the finding in its side's text (parts joined with newlines; docs/ui.md).
 LLMTRACE_SECURITY_FINDING_START: Final = "llmtrace.security.finding.start"
 LLMTRACE_SECURITY_FINDING_END: Final = "llmtrace.security.finding.end"

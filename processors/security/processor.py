@@ -58,6 +58,8 @@ from llmtrace_processors.attributes import (
     LLMTRACE_SECURITY_FINDING_EVIDENCE,
     LLMTRACE_SECURITY_FINDING_LOCATION,
     LLMTRACE_SECURITY_FINDING_MESSAGE,
+    LLMTRACE_SECURITY_FINDING_MODEL_SCORE,
+    LLMTRACE_SECURITY_FINDING_RULES,
     LLMTRACE_SECURITY_FINDING_SEVERITY,
     LLMTRACE_SECURITY_FINDING_SIDE,
     LLMTRACE_SECURITY_FINDING_START,
@@ -163,6 +165,10 @@ def _event_attributes(
         attributes[LLMTRACE_SECURITY_FINDING_EVIDENCE] = finding.evidence
     if finding.message:
         attributes[LLMTRACE_SECURITY_FINDING_MESSAGE] = finding.message
+    if finding.rules:
+        attributes[LLMTRACE_SECURITY_FINDING_RULES] = finding.rules
+    if finding.model_score is not None:
+        attributes[LLMTRACE_SECURITY_FINDING_MODEL_SCORE] = finding.model_score
     return attributes
 
 
