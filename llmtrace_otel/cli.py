@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -20,12 +22,14 @@ from llmtrace_otel.config import (
     load_settings,
     mask_url_credentials,
     resolve,
+    worker_count,
 )
 from llmtrace_otel.logs import configure_logging
 from llmtrace_otel.query_commands import add_query_commands
 from llmtrace_otel.runtime import freeze_startup_heap, run
+from llmtrace_otel.supervisor.worker_link import WorkerIdentity, WorkerLink
 from llmtrace_otel.version import __version__
-from llmtrace_otel.web.server import ListenError
+from llmtrace_otel.web.server import ListenError, listen, listen_backlog
 
 __all__ = ["main"]
 
@@ -95,7 +99,15 @@ def _announce_proxy(settings: Settings, port: int) -> None:
               "not captured (turn on with --capture-content)")
 
 
-async def _serve(settings: Settings) -> None:
+async def _serve(settings: Settings, argv: Sequence[str]) -> None:
+    identity = WorkerIdentity.from_env(os.environ)
+    if identity is not None:  # a relay worker started by `serve --workers N`
+        await _serve_as_worker(settings, identity)
+        return
+    workers = worker_count(settings.workers)
+    if workers > 1:
+        await _serve_with_workers(settings, workers, argv)
+        return
     server = wiring.build_proxy(settings)
     try:
         port = await server.start()
@@ -107,6 +119,59 @@ async def _serve(settings: Settings) -> None:
     _log.info("shutting down: draining in-flight calls (up to %.0fs) and flushing telemetry",
               settings.shutdown_timeout_s)
     await server.stop()
+
+
+def _warn_oversubscription(settings: Settings, workers: int) -> None:
+    cores = worker_count(0)
+    busy = workers + 1 + settings.security_workers  # + the telemetry process
+    if busy > cores + 1:
+        _log.warning("server.workers=%d and security.workers=%d run %d busy processes on %d "
+                     "cores: they will compete for them (lower one of the two)", workers,
+                     settings.security_workers, busy, cores)
+
+
+async def _serve_with_workers(settings: Settings, workers: int, argv: Sequence[str]) -> None:
+    """The telemetry process: listen, start the relay workers on the listening sockets,
+    serve them, drain them on SIGTERM/SIGINT."""
+    _warn_oversubscription(settings, workers)
+    sockets = listen(settings.host, settings.port, setting="--port / server.port",
+                     backlog=listen_backlog(settings.max_connections))
+    port = sockets[0].getsockname()[1]
+    process = wiring.build_telemetry_process(settings)
+    try:
+        await process.start(argv=[sys.executable, "-m", "llmtrace_otel", *argv],
+                            env={**os.environ, **wiring.worker_environment(settings)},
+                            fds=[sock.fileno() for sock in sockets])
+    except BaseException:
+        await process.stop(0.1)
+        raise
+    _announce_proxy(settings, port)
+    _log.info("  %d relay workers (server.workers); analysis and export in this process "
+              "(pid %d)", workers, os.getpid())
+    await _until_signalled(settings)
+    _log.info("shutting down: draining the workers' calls (up to %.0fs) and flushing "
+              "telemetry", settings.shutdown_timeout_s)
+    await process.stop(settings.shutdown_timeout_s)
+    for sock in sockets:
+        sock.close()
+
+
+async def _serve_as_worker(settings: Settings, identity: WorkerIdentity) -> None:
+    """One relay worker: serve the inherited sockets until SIGTERM or the telemetry process
+    goes away, then drain."""
+    link = await WorkerLink.connect(identity)
+    server = wiring.build_proxy_worker(settings, link)
+    await server.start([socket.socket(fileno=fd) for fd in identity.fds])
+    _log.debug("worker %d (pid %d) serving", identity.index, os.getpid())
+    signalled = asyncio.ensure_future(_until_signalled(settings))
+    orphaned = asyncio.ensure_future(link.closed())
+    await asyncio.wait([signalled, orphaned], return_when=asyncio.FIRST_COMPLETED)
+    if orphaned.done():
+        _log.error("worker %d: the telemetry process is gone; stopping", identity.index)
+    signalled.cancel()
+    await server.stop()
+    await link.aclose()
+    orphaned.cancel()
 
 
 async def _collect(settings: Settings) -> None:
@@ -128,7 +193,7 @@ async def _collect(settings: Settings) -> None:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     settings = _start(args)
-    run(_serve(settings), settings.event_loop)
+    run(_serve(settings, args.argv), settings.event_loop)
     return 0
 
 
@@ -178,7 +243,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    args.argv = argv  # what relay workers are started with (server.workers)
     try:
         return int(args.func(args))
     except ConfigError as exc:

@@ -20,17 +20,26 @@ Parts are built in dependency order, so none is patched in after the fact:
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import os
+import secrets
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricReader
-from opentelemetry.sdk.resources import SERVICE_NAME, OTELResourceDetector, Resource
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
+from opentelemetry.sdk.resources import (
+    SERVICE_INSTANCE_ID,
+    SERVICE_NAME,
+    OTELResourceDetector,
+    Resource,
+)
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from prometheus_client import CollectorRegistry
 
@@ -43,8 +52,10 @@ from llmtrace_otel.config import (
     Settings,
     StateBackend,
     StreamScan,
+    field_by_name,
     otlp_requested,
     split_list,
+    worker_count,
 )
 from llmtrace_otel.config.tenants import BudgetLimit
 from llmtrace_otel.exporters.otlp import OtlpTarget
@@ -60,6 +71,11 @@ from llmtrace_otel.receiver.collector import CollectorServer
 from llmtrace_otel.receiver.forward import OTLPForwarder
 from llmtrace_otel.receiver.http import OTLP_PATHS, otlp_routes
 from llmtrace_otel.receiver.service import OTLPReceiver, ReceiverConfig
+from llmtrace_otel.supervisor.hub import Hub, Rendered, WorkerSnapshots
+from llmtrace_otel.supervisor.shipper import SpanShipper
+from llmtrace_otel.supervisor.spend import ForwardedSpend, decode_spend
+from llmtrace_otel.supervisor.telemetry_process import TelemetryProcess
+from llmtrace_otel.supervisor.worker_link import WorkerLink, forwarding_ops_routes
 from llmtrace_otel.telemetry.instruments import ProxyInstruments
 from llmtrace_otel.telemetry.pipeline import INSTRUMENTATION_NAME, Telemetry
 from llmtrace_otel.telemetry.process import observe_process, register_process_collectors
@@ -79,7 +95,7 @@ from llmtrace_otel.tenancy.notifiers import (
     WebhookNotifier,
 )
 from llmtrace_otel.tenancy.policy import PolicyBook, RateLimits, TenantPolicy
-from llmtrace_otel.tenancy.spend import SpendRecorder
+from llmtrace_otel.tenancy.spend import SpendRecorder, SpendSink
 from llmtrace_otel.tenancy.state import MemoryBackend
 from llmtrace_otel.tenancy.state import StateBackend as TenancyBackend
 from llmtrace_otel.tenancy.windows import Window
@@ -87,12 +103,17 @@ from llmtrace_otel.ui import UI_PREFIX, ui_routes
 from llmtrace_otel.version import __version__
 from llmtrace_otel.web.auth import BearerToken
 from llmtrace_otel.web.gate import SMALL_BODY_BYTES
+from llmtrace_otel.web.metrics_exposition import render as render_exposition
 from llmtrace_otel.web.ops import HEALTH_PATH, METRICS_PATH
 from llmtrace_otel.web.root import RootInfo, root_routes
 from llmtrace_otel.web.server import RouteSpec, ServerConfig
 from llmtrace_processors.anomaly import Anomaly, AnomalyConfig, AnomalyProcessor
 from llmtrace_processors.breaker import BreakerPolicy, CircuitBreakers
-from llmtrace_processors.chain import EnrichingSpanProcessor, build_chain
+from llmtrace_processors.chain import (
+    BackgroundSpanProcessor,
+    EnrichingSpanProcessor,
+    build_chain,
+)
 from llmtrace_processors.content_policy import ContentPolicyProcessor
 from llmtrace_processors.cost import CostProcessor, PriceTable
 from llmtrace_processors.genai_latest import genai_latest
@@ -101,7 +122,15 @@ from llmtrace_processors.security.findings import Severity
 from llmtrace_processors.security.processor import SecurityProcessor
 from llmtrace_processors.sinks import ExportSink
 
-__all__ = ["Extras", "build_collector", "build_pipeline", "build_proxy"]
+__all__ = [
+    "Extras",
+    "build_collector",
+    "build_pipeline",
+    "build_proxy",
+    "build_proxy_worker",
+    "build_telemetry_process",
+    "worker_environment",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -187,6 +216,8 @@ class _Metering:
     instruments: ProxyInstruments
     breakers: CircuitBreakers | None
     tenant_labels: BoundedLabels
+    #: A relay worker's cumulative metrics, read when the telemetry process asks.
+    snapshot_reader: InMemoryMetricReader | None = None
 
 
 def _resource(settings: Settings) -> Resource:
@@ -197,18 +228,43 @@ def _resource(settings: Settings) -> Resource:
     return Resource.create(attributes).merge(detected)
 
 
+def _prometheus_reader(registry: CollectorRegistry) -> MetricReader:
+    # Without the otel_scope_* labels: ~90 bytes on every line of /metrics, and nothing a
+    # metric name and target_info (service.version) do not already say.
+    return PrometheusMetricReader(registry=registry, scope_info_enabled=False)
+
+
+def _worker_resource(resource: Resource, index: int) -> Resource:
+    """A relay worker's metrics are its own stream (OTLP pushes them per process): its own
+    ``service.instance.id``, derived from the configured one when there is one."""
+    base = resource.attributes.get(SERVICE_INSTANCE_ID)
+    instance = f"{base}/worker-{index}" if base else f"{uuid.uuid4()}"
+    return resource.merge(Resource({SERVICE_INSTANCE_ID: instance}))
+
+
 def _metering(settings: Settings, env: Mapping[str, str], extras: Extras,
-              instrumentation_name: str, meter_provider: MeterProvider | None) -> _Metering:
+              instrumentation_name: str, meter_provider: MeterProvider | None, *,
+              worker: int | None = None,
+              prometheus: Callable[[CollectorRegistry], MetricReader] | None = None
+              ) -> _Metering:
+    """``worker``: the index of a relay worker (no /metrics of its own: a snapshot reader
+    the telemetry process reads instead); ``prometheus``: the /metrics reader to use (the
+    telemetry process's merges the workers' snapshots in)."""
     resource = _resource(settings)
     registry: CollectorRegistry | None = None
     push_readers: list[MetricReader] = []
+    snapshot_reader: InMemoryMetricReader | None = None
+    if worker is not None:
+        resource = _worker_resource(resource, worker)
     if meter_provider is None:
         readers = list(extras.metric_readers)
-        if settings.metrics_enabled:
+        if worker is not None:
+            if settings.metrics_enabled:
+                snapshot_reader = InMemoryMetricReader()
+                readers.append(snapshot_reader)
+        elif settings.metrics_enabled:
             registry = CollectorRegistry()
-            # Without the otel_scope_* labels: ~90 bytes on every line of /metrics, and
-            # nothing a metric name and target_info (service.version) do not already say.
-            readers.append(PrometheusMetricReader(registry=registry, scope_info_enabled=False))
+            readers.append((prometheus or _prometheus_reader)(registry))
         if otlp_requested(settings.otlp_endpoint, env):
             push_readers.append(otlp_target(settings).metric_reader())
             readers.extend(push_readers)
@@ -231,20 +287,25 @@ def _metering(settings: Settings, env: Mapping[str, str], extras: Extras,
         if registry is not None:
             register_process_collectors(registry)
         observe_process(meter)
-    breakers = CircuitBreakers(breaker_policy(settings)) if settings.breaker_enabled else None
+    # breakers guard exporters and analysis stages: not in a relay worker, which has neither
+    breakers = (CircuitBreakers(breaker_policy(settings))
+                if settings.breaker_enabled and worker is None else None)
     if breakers is not None:
         breakers.observe(meter)
     return _Metering(resource, meter_provider, meter, registry, push_readers, instruments,
-                     breakers, BoundedLabels(settings.metric_tenants))
+                     breakers, BoundedLabels(settings.metric_tenants), snapshot_reader)
 
 
 # -- 3. Tenancy -------------------------------------------------------------------------------
 
 @dataclass
 class _Tenancy:
-    guard: TenancyGuard
+    #: None in the telemetry process (its relay workers admit requests).
+    guard: TenancyGuard | None
     #: Chain stages it adds: the spend recorder (budgets), the anomaly detector.
     enrichers: list[EnrichingSpanProcessor]
+    #: The budgets this process enforces (None: no budgets, or not a relaying process).
+    budgets: BudgetTracker | None
 
 
 def _state_backend(settings: Settings) -> TenancyBackend:
@@ -322,39 +383,51 @@ def _tenant_key_secret(settings: Settings) -> str | None:
     return secret
 
 
-def _tenancy(settings: Settings, metering: _Metering) -> _Tenancy | None:
-    """The tenancy guard and its chain stages; None when ``tenancy.enabled`` is off."""
+def _tenancy(settings: Settings, metering: _Metering, *, relay: bool = True,
+             analysis: bool = True, spend: SpendSink | None = None) -> _Tenancy | None:
+    """The tenancy guard and its chain stages; None when ``tenancy.enabled`` is off.
+
+    A single process builds both; with relay workers, each worker builds the guard
+    (``analysis=False``: limits and budgets are enforced where requests are admitted) and
+    the telemetry process the stages (``relay=False``), its spend recorder sending each
+    call's spend to a worker (``spend``) instead of to a tracker of its own.
+    """
     if not settings.tenancy_enabled:
         return None
     instruments = TenancyInstruments(metering.meter, metering.tenant_labels)
-    resolver = TenantResolver(
-        settings.default_tenant, _tenant_key_secret(settings),
-        trusted=parse_trusted(split_list(settings.tenant_header_trusted_from)),
-        key_tenants=settings.tenants.key_tenants())
     book = PolicyBook(default_policy(settings), settings.tenants)
-    backend = _state_backend(settings)
     alerts = _alerts(settings, instruments)
+    guard = budgets = None
+    if relay:
+        resolver = TenantResolver(
+            settings.default_tenant, _tenant_key_secret(settings),
+            trusted=parse_trusted(split_list(settings.tenant_header_trusted_from)),
+            key_tenants=settings.tenants.key_tenants())
+        backend = _state_backend(settings)
+        if book.any_budgets:
+            budgets = BudgetTracker(book, backend, key_prefix=settings.state_key_prefix,
+                                    instruments=instruments, alerts=alerts)
+        guard = TenancyGuard(
+            resolver, book, backend, instruments, key_prefix=settings.state_key_prefix,
+            budgets=budgets, alerts=alerts,
+            fail_closed=settings.limits_on_backend_error is BackendErrorPolicy.CLOSED)
     enrichers: list[EnrichingSpanProcessor] = []
-    budgets = None
-    if book.any_budgets:
-        budgets = BudgetTracker(book, backend, key_prefix=settings.state_key_prefix,
-                                instruments=instruments, alerts=alerts)
-        enrichers.append(SpendRecorder(budgets, settings.default_tenant))
-    if settings.anomaly_enabled:
-        anomaly = AnomalyProcessor(
-            config=AnomalyConfig(sigma=settings.anomaly_sigma,
-                                 min_samples=settings.anomaly_min_samples,
-                                 alpha=settings.anomaly_alpha,
-                                 rate_window_s=settings.anomaly_rate_window_s),
-            meter_provider=metering.meter_provider, tenant_label=metering.tenant_labels,
-            on_drop=metering.instruments.count_drop)
-        if alerts is not None:
-            anomaly.add_listener(_anomaly_alerts(alerts))
-        enrichers.append(anomaly)
-    guard = TenancyGuard(resolver, book, backend, instruments,
-                         key_prefix=settings.state_key_prefix, budgets=budgets, alerts=alerts,
-                         fail_closed=settings.limits_on_backend_error is BackendErrorPolicy.CLOSED)
-    return _Tenancy(guard, enrichers)
+    if analysis:
+        sink = spend if spend is not None else budgets
+        if book.any_budgets and sink is not None:
+            enrichers.append(SpendRecorder(sink, settings.default_tenant))
+        if settings.anomaly_enabled:
+            anomaly = AnomalyProcessor(
+                config=AnomalyConfig(sigma=settings.anomaly_sigma,
+                                     min_samples=settings.anomaly_min_samples,
+                                     alpha=settings.anomaly_alpha,
+                                     rate_window_s=settings.anomaly_rate_window_s),
+                meter_provider=metering.meter_provider, tenant_label=metering.tenant_labels,
+                on_drop=metering.instruments.count_drop)
+            if alerts is not None:
+                anomaly.add_listener(_anomaly_alerts(alerts))
+            enrichers.append(anomaly)
+    return _Tenancy(guard, enrichers, budgets)
 
 
 # -- 4. The pipeline --------------------------------------------------------------------------
@@ -506,7 +579,7 @@ def build_pipeline(
 def _request_guards(settings: Settings, tenancy: _Tenancy | None) -> list[RequestGuard]:
     """The request guards the settings ask for, in the order they run."""
     guards: list[RequestGuard] = []
-    if tenancy is not None:
+    if tenancy is not None and tenancy.guard is not None:
         guards.append(tenancy.guard)
     if settings.security_enforcement is not Enforcement.OFF:
         guards.append(SecurityGuard(
@@ -548,7 +621,7 @@ def _read_routes(settings: Settings, telemetry: Telemetry, tenancy: _Tenancy | N
              if settings.sqlite_enabled else None)
     api = ApiContext(store, auth)
     closers.append(api.close)
-    tracker = tenancy.guard.budgets if tenancy is not None else None
+    tracker = tenancy.budgets if tenancy is not None else None
     # budgets before the API's catch-all: every /api/v1 path is the API's, never relayed
     return [*budget_routes(tracker, auth), *api_routes(api), *ui_routes()]
 
@@ -572,16 +645,10 @@ def _receiver(settings: Settings, telemetry: Telemetry,
                         logs_forwarder=logs_forwarder)
 
 
-def build_proxy(settings: Settings, *, env: Mapping[str, str] | None = None,
-                extras: Extras = Extras()) -> ProxyServer:
-    """``llmtrace-otel serve``: the relay with its pipeline, guards and read routes."""
-    env = os.environ if env is None else env
-    metering = _metering(settings, env, extras, INSTRUMENTATION_NAME, None)
-    tenancy = _tenancy(settings, metering)
-    telemetry = _pipeline(settings, env, metering, extras,
-                          stages=tenancy.enrichers if tenancy is not None else (),
-                          instrumentation_name=INSTRUMENTATION_NAME, tracer_provider=None,
-                          blocking_export=False)
+def _proxy_server(settings: Settings, env: Mapping[str, str], telemetry: Telemetry,
+                  tenancy: _Tenancy | None, extras: Extras, *,
+                  ops: Sequence[RouteSpec] | None = None) -> ProxyServer:
+    """The relay on top of a pipeline (this process's, or a worker's shipping one)."""
     guards = GuardChain(
         _request_guards(settings, tenancy) if extras.guards is None else extras.guards,
         telemetry.instruments.count_drop)
@@ -620,10 +687,125 @@ def build_proxy(settings: Settings, *, env: Mapping[str, str] | None = None,
     )
     return ProxyServer(
         server_config(settings), context, routes=routes, body_limits=body_limits,
-        closers=closers, metrics_auth=_admin_auth(settings),
+        closers=closers, metrics_auth=_admin_auth(settings), ops=ops,
         http_metrics_exclude=(split_list(settings.metrics_http_exclude_paths)
                               if settings.metrics_http_server else None),
     )
+
+
+def build_proxy(settings: Settings, *, env: Mapping[str, str] | None = None,
+                extras: Extras = Extras()) -> ProxyServer:
+    """``llmtrace-otel serve``: the relay with its pipeline, guards and read routes."""
+    env = os.environ if env is None else env
+    metering = _metering(settings, env, extras, INSTRUMENTATION_NAME, None)
+    tenancy = _tenancy(settings, metering)
+    telemetry = _pipeline(settings, env, metering, extras,
+                          stages=tenancy.enrichers if tenancy is not None else (),
+                          instrumentation_name=INSTRUMENTATION_NAME, tracer_provider=None,
+                          blocking_export=False)
+    return _proxy_server(settings, env, telemetry, tenancy, extras)
+
+
+# -- 6. Several processes (server.workers) -----------------------------------------------------
+
+def _shipping_telemetry(settings: Settings, metering: _Metering, link: WorkerLink, *,
+                        block_when_full: bool) -> Telemetry:
+    """A relay worker's pipeline: finished spans go to the telemetry process, which
+    analyses and exports them. Call on the worker's event loop."""
+    shipper = SpanShipper(link.channel, asyncio.get_running_loop(),
+                          on_drop=metering.instruments.count_drop,
+                          max_queue=settings.analysis_queue_size,
+                          block_when_full=block_when_full)
+    tracer_provider = TracerProvider(resource=metering.resource)
+    tracer_provider.add_span_processor(shipper)
+    return Telemetry(
+        tracer_provider=tracer_provider,
+        meter_provider=metering.meter_provider,
+        tracer=tracer_provider.get_tracer(INSTRUMENTATION_NAME, __version__),
+        meter=metering.meter,
+        instruments=metering.instruments,
+        prometheus_registry=None,
+        head=shipper,
+        # what the telemetry process's chain reads: content for capture or analysis
+        needs_content=settings.capture_content or settings.security_enabled,
+        tenant_labels=metering.tenant_labels,
+        push_readers=metering.push_readers,
+    )
+
+
+def _metrics_snapshot(reader: InMemoryMetricReader | None) -> Callable[[], bytes]:
+    """A worker's cumulative metrics as OTLP protobuf bytes (empty when metrics are off)."""
+    def snapshot() -> bytes:
+        data = reader.get_metrics_data() if reader is not None else None
+        return encode_metrics(data).SerializeToString() if data is not None else b""
+    return snapshot
+
+
+def build_proxy_worker(settings: Settings, link: WorkerLink, *,
+                       env: Mapping[str, str] | None = None) -> ProxyServer:
+    """One relay worker of ``serve`` with ``server.workers``: the relay, its guards and
+    read routes, shipping its spans to the telemetry process over ``link``; its /health and
+    /metrics are the whole product's, rendered by the telemetry process. Call on the
+    worker's event loop."""
+    env = os.environ if env is None else env
+    metering = _metering(settings, env, Extras(), INSTRUMENTATION_NAME, None,
+                         worker=link.identity.index)
+    tenancy = _tenancy(settings, metering, analysis=False)
+    telemetry = _shipping_telemetry(settings, metering, link, block_when_full=False)
+    if tenancy is not None and tenancy.budgets is not None:
+        budgets = tenancy.budgets
+        link.on_spend(lambda data: budgets.submit(decode_spend(data)))
+    auth = _admin_auth(settings)  # /metrics names models, tenants and providers
+    server = _proxy_server(
+        settings, env, telemetry, tenancy, Extras(),
+        ops=forwarding_ops_routes(link, metrics=settings.metrics_enabled, metrics_auth=auth))
+    link.answer(metrics=_metrics_snapshot(metering.snapshot_reader), health=server.health)
+    return server
+
+
+def _render_merged(registry: CollectorRegistry | None
+                   ) -> Callable[[WorkerSnapshots, str, str], Rendered]:
+    """/metrics of the whole product: TODO merge the workers' snapshots."""
+    def render_metrics(snapshots: WorkerSnapshots, accept: str, encoding: str) -> Rendered:
+        if registry is None:
+            return 404, {"Content-Type": "text/plain"}, b"metrics are off\n"
+        body, headers = render_exposition(registry, accept, encoding)
+        return 200, dict(headers), body
+    return render_metrics
+
+
+def worker_environment(settings: Settings) -> dict[str, str]:
+    """What relay workers get in their environment beyond their parent's: the tenant key
+    secret, resolved once here, so that every worker derives the same tenant ids from an
+    API key (a generated secret is random per process)."""
+    if not settings.tenancy_enabled or settings.tenant_key_secret is not None:
+        return {}
+    secret = _tenant_key_secret(settings) or secrets.token_urlsafe(32)
+    return {field_by_name("tenant_key_secret").env: secret}
+
+
+def build_telemetry_process(settings: Settings, *, env: Mapping[str, str] | None = None,
+                            extras: Extras = Extras()) -> TelemetryProcess:
+    """The parent of ``serve``'s relay workers: the analysis chain and the exporters for
+    all of them, and the /metrics and /health they forward. Call on the event loop that
+    will run it."""
+    env = os.environ if env is None else env
+    metering = _metering(settings, env, extras, INSTRUMENTATION_NAME, None)
+    hub = Hub(resource=metering.resource, on_drop=metering.instruments.count_drop)
+    spend = ForwardedSpend(asyncio.get_running_loop(), hub.send_spend,
+                           on_lost=lambda: metering.instruments.count_drop(
+                               "telemetry_process.spend", "shutdown"))
+    tenancy = _tenancy(settings, metering, relay=False, spend=spend)
+    telemetry = _pipeline(settings, env, metering, extras,
+                          stages=tenancy.enrichers if tenancy is not None else (),
+                          instrumentation_name=INSTRUMENTATION_NAME, tracer_provider=None,
+                          blocking_export=False)
+    head = telemetry.head
+    hub.feed(head, (lambda: (head.queue_depth, head.capacity))
+             if isinstance(head, BackgroundSpanProcessor) else None)
+    return TelemetryProcess(
+        telemetry=telemetry, hub=hub, workers=worker_count(settings.workers),
+        render_metrics=_render_merged(metering.registry), meter=metering.meter)
 
 
 def build_collector(settings: Settings, *, env: Mapping[str, str] | None = None,

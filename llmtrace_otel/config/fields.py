@@ -150,6 +150,10 @@ FIELDS: tuple[FieldSpec, ...] = (
        "Largest request body accepted; larger bodies get 413.", low=1),
     _f("shutdown_timeout_s", "server.shutdown_timeout_s", float,
        "On SIGTERM/SIGINT, how long in-flight calls may take to finish.", above=0),
+    _f("workers", "server.workers", int,
+       "Relay processes serving the one port (0 = one per core). With more than one, a "
+       "telemetry process runs the analysis, the exporters and /metrics for all of them "
+       "(docs/architecture.md, Processes).", low=0, high=256),
     _f("event_loop", "server.event_loop", EventLoop,
        "Event loop of serve/collect: auto (uvloop when installed), uvloop or asyncio."),
     _f("gc_freeze", "server.gc_freeze", parse_bool,

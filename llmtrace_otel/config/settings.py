@@ -38,6 +38,7 @@ class Settings:
     port: int = 8080
     max_body_bytes: int = 32 * 1024 * 1024
     shutdown_timeout_s: float = 15.0
+    workers: int = 1
     event_loop: EventLoop = EventLoop.AUTO
     gc_freeze: bool = True
     upstream_url: str = "https://api.openai.com"

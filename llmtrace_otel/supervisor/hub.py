@@ -66,28 +66,20 @@ class _Connected:
 
 
 class Hub:
-    """See the module docstring. ``render_metrics(snapshots, accept, accept_encoding)`` and
-    ``render_health(worker_reports)`` build the answers; ``queue`` reports the pipeline's
-    (depth, capacity) for backpressure."""
+    """See the module docstring. Built first (the pipeline's spend recorder sends through
+    it), then given the pipeline's ``head`` (and ``queue``, its (depth, capacity), for
+    backpressure) with :meth:`feed`, and what answers ``/metrics`` and ``/health`` with
+    :meth:`answer`: ``render_metrics(snapshots, accept, accept_encoding)`` (on a thread)
+    and ``render_health(worker_reports)``."""
 
-    def __init__(
-        self,
-        *,
-        head: SpanProcessor,
-        resource: Resource,
-        on_drop: DropCounter,
-        render_metrics: Callable[[WorkerSnapshots, str, str], Rendered],
-        render_health: Callable[[dict[int, Mapping[str, Any]]], Rendered],
-        queue: Callable[[], tuple[int, int]] | None = None,
-    ) -> None:
-        self._head = head
+    def __init__(self, *, resource: Resource, on_drop: DropCounter) -> None:
         self._resource = resource
         self._on_drop = on_drop
-        self._render_metrics = render_metrics
-        self._render_health = render_health
-        self._queue = queue
+        self._head: SpanProcessor | None = None
+        self._queue: Callable[[], tuple[int, int]] | None = None
+        self._render_metrics: Callable[[WorkerSnapshots, str, str], Rendered] | None = None
+        self._render_health: Callable[[dict[int, Mapping[str, Any]]], Rendered] | None = None
         self._workers: dict[int, _Connected] = {}
-        self._pending: set[FrameChannel] = set()
         self.snapshots = WorkerSnapshots()
         self._directory = Path(tempfile.mkdtemp(prefix="llmtrace-otel-"))  # 0700
         self.control_path = str(self._directory / "control.sock")
@@ -95,6 +87,14 @@ class Hub:
         self._snapshotting: asyncio.Task[None] | None = None
         self._round_robin = itertools.count()
         self._tasks: set[asyncio.Task[Any]] = set()
+
+    def feed(self, head: SpanProcessor,
+             queue: Callable[[], tuple[int, int]] | None = None) -> None:
+        self._head, self._queue = head, queue
+
+    def answer(self, *, metrics: Callable[[WorkerSnapshots, str, str], Rendered],
+               health: Callable[[dict[int, Mapping[str, Any]]], Rendered]) -> None:
+        self._render_metrics, self._render_health = metrics, health
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -113,6 +113,15 @@ class Hub:
         with contextlib.suppress(OSError):
             Path(self.control_path).unlink()
             self._directory.rmdir()
+
+    async def wait_disconnected(self, timeout_s: float) -> bool:
+        """Wait until every worker has closed its connection (their last spans are in)."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self._workers:
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
 
     @property
     def connected(self) -> dict[int, int]:
@@ -160,8 +169,12 @@ class Hub:
             _log.error("a span batch from a worker could not be read: %s", exc)
             self._on_drop("telemetry_process.intake", "undecodable")
             return
+        head = self._head
+        if head is None:  # not fed yet: start() is called after feed()
+            self._on_drop("telemetry_process.intake", "not_ready")
+            return
         for span in spans:
-            self._head.on_end(span)
+            head.on_end(span)
         if self._queue is not None:
             depth, capacity = self._queue()
             if depth >= capacity * _PAUSE_AT:
@@ -218,6 +231,8 @@ class Hub:
     # -- answering the workers ------------------------------------------------------------
 
     async def _answer_metrics(self, data: bytes) -> bytes:
+        if self._render_metrics is None:
+            raise ChannelError("metrics are not served")
         asked = json.loads(data or b"{}")
         snapshots = await self.refresh_snapshots()
         rendered = await asyncio.get_running_loop().run_in_executor(
@@ -230,6 +245,8 @@ class Hub:
         return _encode(rendered)
 
     async def _answer_health(self, data: bytes) -> bytes:
+        if self._render_health is None:
+            raise ChannelError("health is not served")
         return _encode(self._render_health(await self.worker_reports()))
 
     def send_spend(self, data: bytes) -> bool:

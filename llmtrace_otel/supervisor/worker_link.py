@@ -28,6 +28,8 @@ from typing import Any
 from tornado.web import RequestHandler
 
 from llmtrace_otel.supervisor.channel import ChannelError, FrameChannel
+from llmtrace_otel.web.auth import BearerToken
+from llmtrace_otel.web.errors import send_error_reply
 from llmtrace_otel.web.ops import HEALTH_PATH, METRICS_PATH
 from llmtrace_otel.web.server import RouteSpec
 
@@ -122,16 +124,17 @@ class _Forwarding(RequestHandler):
     """``/health`` or ``/metrics`` of a worker: the whole product's, from the telemetry
     process (a worker alone knows only its own share)."""
 
-    def initialize(
-        self, what: str, link: WorkerLink, authorize: Callable[[RequestHandler], bool] | None = None
-    ) -> None:
+    def initialize(self, what: str, link: WorkerLink, auth: BearerToken | None = None) -> None:
         self._what = what
         self._link = link
-        self._authorize = authorize
+        self._auth = auth
 
     async def get(self) -> None:
-        if self._authorize is not None and not self._authorize(self):
-            return  # the authorizer answered
+        if self._auth is not None:
+            refusal = self._auth.refusal(self.request.headers.get("Authorization"))
+            if refusal is not None:
+                send_error_reply(self, refusal)
+                return
         try:
             status, headers, body = await self._link.render(
                 self._what,
@@ -141,14 +144,8 @@ class _Forwarding(RequestHandler):
         except ChannelError as exc:
             self.set_status(503)
             self.set_header("Content-Type", "application/json")
-            self.finish(
-                json.dumps(
-                    {
-                        "status": "unavailable",
-                        "error": f"the telemetry process did not answer: {exc}",
-                    }
-                )
-            )
+            self.finish(json.dumps({"status": "unavailable",
+                                    "error": f"the telemetry process did not answer: {exc}"}))
             return
         self.set_status(status)
         for name, value in headers.items():
@@ -156,20 +153,12 @@ class _Forwarding(RequestHandler):
         self.finish(body)
 
 
-def forwarding_ops_routes(
-    link: WorkerLink,
-    *,
-    metrics: bool,
-    authorize_metrics: Callable[[RequestHandler], bool] | None = None,
-) -> list[RouteSpec]:
-    """``/health`` (and ``/metrics``) of a worker, answered for the whole product."""
+def forwarding_ops_routes(link: WorkerLink, *, metrics: bool,
+                          metrics_auth: BearerToken | None = None) -> list[RouteSpec]:
+    """``/health`` (and ``/metrics``, behind ``metrics_auth``) of a worker, answered for the
+    whole product."""
     routes: list[RouteSpec] = [(HEALTH_PATH, _Forwarding, {"what": "health", "link": link})]
     if metrics:
-        routes.append(
-            (
-                METRICS_PATH,
-                _Forwarding,
-                {"what": "metrics", "link": link, "authorize": authorize_metrics},
-            )
-        )
+        routes.append((METRICS_PATH, _Forwarding,
+                       {"what": "metrics", "link": link, "auth": metrics_auth}))
     return routes

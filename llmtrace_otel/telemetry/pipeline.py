@@ -17,6 +17,7 @@ not installed with ``set_*_provider``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk.metrics import MeterProvider
@@ -32,10 +33,21 @@ from llmtrace_processors.chain import BackgroundSpanProcessor
 from llmtrace_processors.labels import BoundedLabels
 from llmtrace_processors.sinks import ExportSink
 
-__all__ = ["INSTRUMENTATION_NAME", "Telemetry"]
+__all__ = ["INSTRUMENTATION_NAME", "QueuedHead", "Telemetry"]
 
 #: Instrumentation scope of the proxy's and the receiver's own spans and metrics.
 INSTRUMENTATION_NAME = "llmtrace_otel.proxy"
+
+
+@runtime_checkable
+class QueuedHead(Protocol):
+    """A head span processor with a bounded queue of its own (its depth is on /health)."""
+
+    @property
+    def queue_depth(self) -> int: ...
+
+    @property
+    def capacity(self) -> int: ...
 
 
 @dataclass
@@ -87,11 +99,13 @@ class Telemetry:
                        {"state": state, "failed_batches": exporter.failed_batches},
                        degraded=state == "failing")
         head = self.head
-        if isinstance(head, BackgroundSpanProcessor):
+        if isinstance(head, BackgroundSpanProcessor | QueuedHead):
             depth, capacity = head.queue_depth, head.capacity
             full = depth >= capacity * 0.9
-            report.add("analysis_queue", {"state": "saturated" if full else "ok",
-                                          "depth": depth, "capacity": capacity}, degraded=full)
+            # a relay worker's head ships spans to the telemetry process (server.workers)
+            name = "analysis_queue" if isinstance(head, BackgroundSpanProcessor) else "ship_queue"
+            report.add(name, {"state": "saturated" if full else "ok",
+                              "depth": depth, "capacity": capacity}, degraded=full)
         for provider in self.instruments.provider_health.states():
             report.providers[provider.provider] = provider.as_dict()
             report.degraded |= not provider.available
