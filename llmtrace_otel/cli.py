@@ -7,7 +7,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -29,7 +28,7 @@ from llmtrace_otel.query_commands import add_query_commands
 from llmtrace_otel.runtime import freeze_startup_heap, run
 from llmtrace_otel.supervisor.worker_link import WorkerIdentity, WorkerLink
 from llmtrace_otel.version import __version__
-from llmtrace_otel.web.server import ListenError, listen, listen_backlog
+from llmtrace_otel.web.server import ListenError, listen, listen_backlog, reserve
 
 __all__ = ["main"]
 
@@ -72,14 +71,20 @@ def _start(args: argparse.Namespace) -> Settings:
     return settings
 
 
-async def _until_signalled(settings: Settings) -> None:
-    """The server is listening: freeze the start-up heap, then wait for SIGTERM/SIGINT."""
-    if settings.gc_freeze:
-        freeze_startup_heap()
+def _signalled() -> asyncio.Event:
+    """An event set by SIGTERM/SIGINT; installed first thing, so that a signal during
+    start-up stops the process cleanly instead of killing it."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+async def _until_signalled(settings: Settings, stop: asyncio.Event) -> None:
+    """The server is listening: freeze the start-up heap, then wait for SIGTERM/SIGINT."""
+    if settings.gc_freeze:
+        freeze_startup_heap()
     await stop.wait()
 
 
@@ -100,13 +105,14 @@ def _announce_proxy(settings: Settings, port: int) -> None:
 
 
 async def _serve(settings: Settings, argv: Sequence[str]) -> None:
+    stop = _signalled()
     identity = WorkerIdentity.from_env(os.environ)
     if identity is not None:  # a relay worker started by `serve --workers N`
-        await _serve_as_worker(settings, identity)
+        await _serve_as_worker(settings, identity, stop)
         return
     workers = worker_count(settings.workers)
     if workers > 1:
-        await _serve_with_workers(settings, workers, argv)
+        await _serve_with_workers(settings, workers, argv, stop)
         return
     server = wiring.build_proxy(settings)
     try:
@@ -115,7 +121,7 @@ async def _serve(settings: Settings, argv: Sequence[str]) -> None:
         await server.stop(0.1)
         raise
     _announce_proxy(settings, port)
-    await _until_signalled(settings)
+    await _until_signalled(settings, stop)
     _log.info("shutting down: draining in-flight calls (up to %.0fs) and flushing telemetry",
               settings.shutdown_timeout_s)
     await server.stop()
@@ -130,40 +136,43 @@ def _warn_oversubscription(settings: Settings, workers: int) -> None:
                      settings.security_workers, busy, cores)
 
 
-async def _serve_with_workers(settings: Settings, workers: int, argv: Sequence[str]) -> None:
-    """The telemetry process: listen, start the relay workers on the listening sockets,
+async def _serve_with_workers(settings: Settings, workers: int, argv: Sequence[str],
+                              stop: asyncio.Event) -> None:
+    """The telemetry process: hold the port, start the relay workers listening on it,
     serve them, drain them on SIGTERM/SIGINT."""
     _warn_oversubscription(settings, workers)
-    sockets = listen(settings.host, settings.port, setting="--port / server.port",
-                     backlog=listen_backlog(settings.max_connections))
-    port = sockets[0].getsockname()[1]
+    held = reserve(settings.host, settings.port, setting="--port / server.port")
+    port = held[0].getsockname()[1]
     process = wiring.build_telemetry_process(settings)
     try:
         await process.start(argv=[sys.executable, "-m", "llmtrace_otel", *argv],
                             env={**os.environ, **wiring.worker_environment(settings)},
-                            fds=[sock.fileno() for sock in sockets])
+                            ports={"server": port})
     except BaseException:
         await process.stop(0.1)
         raise
     _announce_proxy(settings, port)
     _log.info("  %d relay workers (server.workers); analysis and export in this process "
               "(pid %d)", workers, os.getpid())
-    await _until_signalled(settings)
+    await _until_signalled(settings, stop)
     _log.info("shutting down: draining the workers' calls (up to %.0fs) and flushing "
               "telemetry", settings.shutdown_timeout_s)
     await process.stop(settings.shutdown_timeout_s)
-    for sock in sockets:
+    for sock in held:
         sock.close()
 
 
-async def _serve_as_worker(settings: Settings, identity: WorkerIdentity) -> None:
+async def _serve_as_worker(settings: Settings, identity: WorkerIdentity,
+                           stop: asyncio.Event) -> None:
     """One relay worker: serve the inherited sockets until SIGTERM or the telemetry process
     goes away, then drain."""
     link = await WorkerLink.connect(identity)
     server = wiring.build_proxy_worker(settings, link)
-    await server.start([socket.socket(fileno=fd) for fd in identity.fds])
+    await server.start(listen(settings.host, identity.ports["server"],
+                              setting="--port / server.port", reuse_port=True,
+                              backlog=listen_backlog(settings.max_connections)))
     _log.debug("worker %d (pid %d) serving", identity.index, os.getpid())
-    signalled = asyncio.ensure_future(_until_signalled(settings))
+    signalled = asyncio.ensure_future(_until_signalled(settings, stop))
     orphaned = asyncio.ensure_future(link.closed())
     await asyncio.wait([signalled, orphaned], return_when=asyncio.FIRST_COMPLETED)
     if orphaned.done():
@@ -175,6 +184,7 @@ async def _serve_as_worker(settings: Settings, identity: WorkerIdentity) -> None
 
 
 async def _collect(settings: Settings) -> None:
+    stop = _signalled()
     server = wiring.build_collector(settings)
     try:
         await server.start()
@@ -186,7 +196,7 @@ async def _collect(settings: Settings) -> None:
               f"port {server.grpc_port}" if server.grpc_port else "off",
               f"port {server.http_port}" if server.http_port else "off", settings.host,
               server.ops_port)
-    await _until_signalled(settings)
+    await _until_signalled(settings, stop)
     _log.info("shutting down: handing queued spans to the pipeline and flushing telemetry")
     await server.stop()
 

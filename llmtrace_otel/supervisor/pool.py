@@ -2,11 +2,12 @@
 
 Each worker is a fresh ``llmtrace-otel`` process started with the same command line and
 environment as its parent, plus :data:`~llmtrace_otel.supervisor.worker_link.WORKER_ENV`
-naming its index, the listening sockets it inherits (``pass_fds``: every worker accepts on
-the same sockets, so one port serves them all) and the control socket of the telemetry
-process. Workers are started as new processes, not forked: the telemetry process runs
-threads (exporters, analysis), and a fork of a threaded process can inherit locks held by
-threads that do not exist in the child.
+naming its index, the ports it listens on (each worker with its own ``SO_REUSEPORT``
+socket: the kernel spreads new connections evenly over the workers, and a worker that is
+down gets none) and the control socket of the telemetry process. Workers are started as
+new processes, not forked: the telemetry process runs threads (exporters, analysis), and a
+fork of a threaded process can inherit locks held by threads that do not exist in the
+child.
 
 A worker that exits while the pool is running is restarted at once, and counted and logged
 with its exit status; one that keeps dying within seconds of its start is restarted with a
@@ -73,13 +74,13 @@ class WorkerPool:
         *,
         argv: Sequence[str],
         env: Mapping[str, str],
-        fds: Sequence[int],
+        ports: Mapping[str, int],
         control_path: str,
         on_restart: Callable[[WorkerState], None] | None = None,
     ) -> None:
         self._argv = list(argv)
         self._env = dict(env)
-        self._fds = tuple(fds)
+        self._ports = dict(ports)
         self._control_path = control_path
         self._on_restart = on_restart
         self.workers = [WorkerState(index) for index in range(count)]
@@ -96,9 +97,9 @@ class WorkerPool:
         ]
 
     async def _spawn(self, worker: WorkerState) -> asyncio.subprocess.Process:
-        identity = WorkerIdentity(worker.index, self._fds, self._control_path)
+        identity = WorkerIdentity(worker.index, self._ports, self._control_path)
         process = await asyncio.create_subprocess_exec(
-            *self._argv, env={**self._env, WORKER_ENV: identity.to_env()}, pass_fds=self._fds
+            *self._argv, env={**self._env, WORKER_ENV: identity.to_env()}
         )
         worker.process, worker.pid = process, process.pid
         worker.started, worker.state = time.monotonic(), "running"

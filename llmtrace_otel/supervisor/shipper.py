@@ -2,8 +2,11 @@
 
 :class:`SpanShipper` is the one span processor of a worker's tracer provider. ``on_end``
 only appends the span to a bounded queue (O(1), on whatever thread ends it); the worker's
-event loop sends the queue as one batch every ``delay_s`` or when ``batch_size`` spans are
-waiting. Analysis and export happen in the telemetry process, off this process's GIL.
+event loop sends what is queued as one batch at its next iteration (or ``delay_s`` later,
+or as soon as ``batch_size`` spans are waiting): spans that end together travel together,
+and a span is in the telemetry process's hands a moment after its call ended, so a worker
+killed with SIGKILL loses at most the spans of calls that ended in its last iteration.
+Analysis and export happen in the telemetry process, off this process's GIL.
 
 When the telemetry process does not keep up (its end of the connection is not read), the
 batch stays queued; past ``max_queue`` spans new ones are dropped and counted
@@ -46,7 +49,7 @@ class SpanShipper(SpanProcessor):
         on_drop: DropCounter,
         max_queue: int = 8192,
         batch_size: int = 512,
-        delay_s: float = 0.05,
+        delay_s: float = 0.0,
         block_when_full: bool = False,
     ) -> None:
         self._channel = channel
@@ -90,7 +93,7 @@ class SpanShipper(SpanProcessor):
             if self._scheduled and not due:
                 return
             self._scheduled = True
-        if due:
+        if due or not self._delay:
             self._loop.call_soon_threadsafe(self._send)
         else:
             self._loop.call_soon_threadsafe(self._loop.call_later, self._delay, self._send)

@@ -2,7 +2,7 @@
 
 :mod:`llmtrace_otel.wiring` builds it (the pipeline, the hub, the /metrics renderer); the
 command line runs it: :meth:`TelemetryProcess.start` listens on the control socket and
-starts the workers on the listening sockets it was given, :meth:`~TelemetryProcess.stop`
+starts the workers on the ports it was given (held by the caller), :meth:`~TelemetryProcess.stop`
 drains them (each finishes its calls and ships its last spans) and then the pipeline.
 
 ``/health`` of the whole product (every worker forwards its ``/health`` here) is this
@@ -105,10 +105,10 @@ class TelemetryProcess:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self, *, argv: Sequence[str], env: Mapping[str, str],
-                    fds: Sequence[int]) -> None:
+                    ports: Mapping[str, int]) -> None:
         """Listen for the workers, start them, and wait until every one has connected."""
         await self.hub.start()
-        self.pool = WorkerPool(self.workers, argv=argv, env=env, fds=fds,
+        self.pool = WorkerPool(self.workers, argv=argv, env=env, ports=ports,
                                control_path=self.hub.control_path,
                                on_restart=self._restarted)
         await self.pool.start()

@@ -36,29 +36,38 @@ from llmtrace_otel.web.server import RouteSpec
 __all__ = ["WORKER_ENV", "WorkerIdentity", "WorkerLink", "forwarding_ops_routes"]
 
 #: Environment variable that makes ``llmtrace-otel serve``/``collect`` a worker: its value is
-#: ``<index>:<listening fd>[,<fd>...]:<control socket path>``. Not an ``LLMTRACE_*`` name:
-#: it is not a setting, and the configuration would warn about it.
+#: :meth:`WorkerIdentity.to_env`. Not an ``LLMTRACE_*`` name: it is not a setting, and the
+#: configuration would warn about it.
 WORKER_ENV = "_LLMTRACE_WORKER"
 
 
 @dataclass(frozen=True, slots=True)
 class WorkerIdentity:
-    """Which worker this process is, the sockets it serves and where its parent listens."""
+    """Which worker this process is, the ports it listens on (each worker listens with
+    ``SO_REUSEPORT`` on ports its parent holds: port 0 in the settings is resolved there)
+    and where its parent's control socket is."""
 
     index: int
-    fds: tuple[int, ...]
+    ports: Mapping[str, int]
     control_path: str
 
     def to_env(self) -> str:
-        return f"{self.index}:{','.join(map(str, self.fds))}:{self.control_path}"
+        return json.dumps({"index": self.index, "ports": dict(self.ports),
+                           "control": self.control_path})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> WorkerIdentity | None:
         value = environ.get(WORKER_ENV)
         if not value:
             return None
-        index, fds, path = value.split(":", 2)
-        return cls(int(index), tuple(int(fd) for fd in fds.split(",") if fd), path)
+        try:
+            data = json.loads(value)
+            return cls(int(data["index"]), {str(k): int(v) for k, v in data["ports"].items()},
+                       str(data["control"]))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise RuntimeError(f"{WORKER_ENV} is set but unreadable ({exc}); it is set by "
+                               "the llmtrace-otel that starts relay workers, not by hand"
+                               ) from None
 
 
 class WorkerLink:
