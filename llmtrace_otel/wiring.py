@@ -125,6 +125,7 @@ from llmtrace_processors.sinks import ExportSink
 __all__ = [
     "Extras",
     "build_collector",
+    "build_collector_worker",
     "build_pipeline",
     "build_proxy",
     "build_proxy_worker",
@@ -706,6 +707,37 @@ def build_proxy(settings: Settings, *, env: Mapping[str, str] | None = None,
     return _proxy_server(settings, env, telemetry, tenancy, extras)
 
 
+def _collector_server(settings: Settings, env: Mapping[str, str], telemetry: Telemetry, *,
+                      ops: Sequence[RouteSpec] | None = None) -> CollectorServer:
+    closers: list[Closer] = []
+    try:
+        receiver = _receiver(settings, telemetry, env)
+        # the query API and the viewer on the collect port too, as on the proxy's
+        routes = _read_routes(settings, telemetry, None, closers)
+    except BaseException:
+        telemetry.shutdown()
+        raise
+    return CollectorServer(server_config(settings), receiver, telemetry,
+                           grpc_endpoint=settings.receiver_grpc_endpoint,
+                           http_endpoint=settings.receiver_http_endpoint,
+                           routes=routes, closers=closers,
+                           metrics_auth=_admin_auth(settings), ops=ops)
+
+
+def build_collector(settings: Settings, *, env: Mapping[str, str] | None = None,
+                    extras: Extras = Extras()) -> CollectorServer:
+    """``llmtrace-otel collect``: the OTLP receivers feeding the same pipeline.
+
+    Exporters wait instead of dropping here: backpressure goes back to the OTLP senders.
+    """
+    env = os.environ if env is None else env
+    metering = _metering(settings, env, extras, INSTRUMENTATION_NAME, None)
+    telemetry = _pipeline(settings, env, metering, extras,
+                          instrumentation_name=INSTRUMENTATION_NAME, tracer_provider=None,
+                          blocking_export=True)
+    return _collector_server(settings, env, telemetry)
+
+
 # -- 6. Several processes (server.workers) -----------------------------------------------------
 
 def _shipping_telemetry(settings: Settings, metering: _Metering, link: WorkerLink, *,
@@ -741,6 +773,20 @@ def _metrics_snapshot(reader: InMemoryMetricReader | None) -> Callable[[], bytes
     return snapshot
 
 
+def _worker_parts(settings: Settings, link: WorkerLink, env: Mapping[str, str], *,
+                  collector: bool) -> tuple[_Metering, Telemetry, list[RouteSpec]]:
+    """What every relay worker has: its metrics (a snapshot the telemetry process reads),
+    its shipping pipeline (blocking when full in collector mode: backpressure goes back to
+    the OTLP senders), and /health and /metrics forwarded to the telemetry process."""
+    metering = _metering(settings, env, Extras(), INSTRUMENTATION_NAME, None,
+                         worker=link.identity.index)
+    telemetry = _shipping_telemetry(settings, metering, link, block_when_full=collector)
+    # /metrics names models, tenants and providers: behind api.admin_token as everywhere
+    ops = forwarding_ops_routes(link, metrics=settings.metrics_enabled,
+                                metrics_auth=_admin_auth(settings))
+    return metering, telemetry, ops
+
+
 def build_proxy_worker(settings: Settings, link: WorkerLink, *,
                        env: Mapping[str, str] | None = None) -> ProxyServer:
     """One relay worker of ``serve`` with ``server.workers``: the relay, its guards and
@@ -748,17 +794,23 @@ def build_proxy_worker(settings: Settings, link: WorkerLink, *,
     /metrics are the whole product's, rendered by the telemetry process. Call on the
     worker's event loop."""
     env = os.environ if env is None else env
-    metering = _metering(settings, env, Extras(), INSTRUMENTATION_NAME, None,
-                         worker=link.identity.index)
+    metering, telemetry, ops = _worker_parts(settings, link, env, collector=False)
     tenancy = _tenancy(settings, metering, analysis=False)
-    telemetry = _shipping_telemetry(settings, metering, link, block_when_full=False)
     if tenancy is not None and tenancy.budgets is not None:
         budgets = tenancy.budgets
         link.on_spend(lambda data: budgets.submit(decode_spend(data)))
-    auth = _admin_auth(settings)  # /metrics names models, tenants and providers
-    server = _proxy_server(
-        settings, env, telemetry, tenancy, Extras(),
-        ops=forwarding_ops_routes(link, metrics=settings.metrics_enabled, metrics_auth=auth))
+    server = _proxy_server(settings, env, telemetry, tenancy, Extras(), ops=ops)
+    link.answer(metrics=_metrics_snapshot(metering.snapshot_reader), health=server.health)
+    return server
+
+
+def build_collector_worker(settings: Settings, link: WorkerLink, *,
+                           env: Mapping[str, str] | None = None) -> CollectorServer:
+    """One relay worker of ``collect`` with ``server.workers``: the OTLP receivers, shipping
+    what they take to the telemetry process over ``link``. Call on the worker's loop."""
+    env = os.environ if env is None else env
+    metering, telemetry, ops = _worker_parts(settings, link, env, collector=True)
+    server = _collector_server(settings, env, telemetry, ops=ops)
     link.answer(metrics=_metrics_snapshot(metering.snapshot_reader), health=server.health)
     return server
 
@@ -784,51 +836,26 @@ def worker_environment(settings: Settings) -> dict[str, str]:
     return {field_by_name("tenant_key_secret").env: secret}
 
 
-def build_telemetry_process(settings: Settings, *, env: Mapping[str, str] | None = None,
+def build_telemetry_process(settings: Settings, *, collector: bool = False,
+                            env: Mapping[str, str] | None = None,
                             extras: Extras = Extras()) -> TelemetryProcess:
-    """The parent of ``serve``'s relay workers: the analysis chain and the exporters for
-    all of them, and the /metrics and /health they forward. Call on the event loop that
-    will run it."""
+    """The parent of the relay workers of ``serve`` (or ``collect``): the analysis chain
+    and the exporters for all of them, and the /metrics and /health they forward. Call on
+    the event loop that will run it."""
     env = os.environ if env is None else env
     metering = _metering(settings, env, extras, INSTRUMENTATION_NAME, None)
     hub = Hub(resource=metering.resource, on_drop=metering.instruments.count_drop)
     spend = ForwardedSpend(asyncio.get_running_loop(), hub.send_spend,
                            on_lost=lambda: metering.instruments.count_drop(
                                "telemetry_process.spend", "shutdown"))
-    tenancy = _tenancy(settings, metering, relay=False, spend=spend)
+    tenancy = None if collector else _tenancy(settings, metering, relay=False, spend=spend)
     telemetry = _pipeline(settings, env, metering, extras,
                           stages=tenancy.enrichers if tenancy is not None else (),
                           instrumentation_name=INSTRUMENTATION_NAME, tracer_provider=None,
-                          blocking_export=False)
+                          blocking_export=collector)
     head = telemetry.head
     hub.feed(head, (lambda: (head.queue_depth, head.capacity))
              if isinstance(head, BackgroundSpanProcessor) else None)
     return TelemetryProcess(
         telemetry=telemetry, hub=hub, workers=worker_count(settings.workers),
         render_metrics=_render_merged(metering.registry), meter=metering.meter)
-
-
-def build_collector(settings: Settings, *, env: Mapping[str, str] | None = None,
-                    extras: Extras = Extras()) -> CollectorServer:
-    """``llmtrace-otel collect``: the OTLP receivers feeding the same pipeline.
-
-    Exporters wait instead of dropping here: backpressure goes back to the OTLP senders.
-    """
-    env = os.environ if env is None else env
-    metering = _metering(settings, env, extras, INSTRUMENTATION_NAME, None)
-    telemetry = _pipeline(settings, env, metering, extras,
-                          instrumentation_name=INSTRUMENTATION_NAME, tracer_provider=None,
-                          blocking_export=True)
-    closers: list[Closer] = []
-    try:
-        receiver = _receiver(settings, telemetry, env)
-        # the query API and the viewer on the collect port too, as on the proxy's
-        routes = _read_routes(settings, telemetry, None, closers)
-    except BaseException:
-        telemetry.shutdown()
-        raise
-    return CollectorServer(server_config(settings), receiver, telemetry,
-                           grpc_endpoint=settings.receiver_grpc_endpoint,
-                           http_endpoint=settings.receiver_http_endpoint,
-                           routes=routes, closers=closers,
-                           metrics_auth=_admin_auth(settings))

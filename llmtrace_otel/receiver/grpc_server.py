@@ -122,15 +122,17 @@ class GRPCReceiver:
     """A grpcio server answering OTLP on ``host:port`` (port 0: any free port)."""
 
     def __init__(self, receiver: OTLPReceiver, host: str, port: int, *,
-                 max_workers: int = 8, idle_timeout_s: float = 75.0) -> None:
+                 max_workers: int = 8, idle_timeout_s: float = 75.0,
+                 reuse_port: bool = False) -> None:
         """At most ``max_workers`` export calls run at once and 8 times as many wait (more
         get RESOURCE_EXHAUSTED, which OTLP senders retry); an idle connection is closed
-        after ``idle_timeout_s`` (``server.idle_timeout_s``)."""
+        after ``idle_timeout_s`` (``server.idle_timeout_s``). ``reuse_port``: a relay
+        worker's listener on a port its parent holds (``SO_REUSEPORT``)."""
         self._server = grpc.server(
             ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="llmtrace-grpc"),
             options=[
                 ("grpc.max_receive_message_length", receiver.max_body_bytes),
-                ("grpc.so_reuseport", 0),
+                ("grpc.so_reuseport", 1 if reuse_port else 0),
                 ("grpc.max_connection_idle_ms", int(idle_timeout_s * 1000)),
             ],
             maximum_concurrent_rpcs=max_workers * 8,
