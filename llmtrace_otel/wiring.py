@@ -16,6 +16,10 @@ Parts are built in dependency order, so none is patched in after the fact:
 5. **Front doors**: the proxy (request guards, the relay, the API, viewer, budgets and
    receiver routes on its port) and the collector (OTLP receivers). The SDK's front door
    builds its pipeline with :func:`build_pipeline`.
+6. **Several processes** (``server.workers``): the same parts split between the telemetry
+   process (the pipeline, the exporters, /metrics and /health for all:
+   :func:`build_telemetry_process`) and the relay workers (the front doors, shipping their
+   spans to it: :func:`build_proxy_worker`, :func:`build_collector_worker`).
 """
 
 from __future__ import annotations
