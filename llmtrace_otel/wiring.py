@@ -26,12 +26,12 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from prometheus_client import CollectorRegistry
 
 from llmtrace_otel.api import API_PREFIX, ApiContext, api_routes
@@ -61,6 +61,13 @@ from llmtrace_otel.receiver.forward import OTLPForwarder
 from llmtrace_otel.receiver.http import OTLP_PATHS, otlp_routes
 from llmtrace_otel.receiver.service import OTLPReceiver, ReceiverConfig
 from llmtrace_otel.telemetry.instruments import ProxyInstruments
+from llmtrace_otel.telemetry.merging_reader import (
+    MergingPeriodicExportingMetricReader,
+    MergingPrometheusMetricReader,
+    MergingReader,
+)
+from llmtrace_otel.telemetry.metric_sources import LocalHistograms, takes_local_histograms
+from llmtrace_otel.telemetry.metrics_merge import GAUGE_MERGE
 from llmtrace_otel.telemetry.pipeline import INSTRUMENTATION_NAME, Telemetry
 from llmtrace_otel.telemetry.process import observe_process, register_process_collectors
 from llmtrace_otel.telemetry.provider_health import ProviderHealth
@@ -70,6 +77,7 @@ from llmtrace_otel.tenancy.budgets import BudgetTracker
 from llmtrace_otel.tenancy.guard import TenancyGuard
 from llmtrace_otel.tenancy.identity import TenantResolver, parse_trusted
 from llmtrace_otel.tenancy.key_secret import load_or_create_secret, secret_path_for
+from llmtrace_otel.tenancy.metrics import GAUGE_MERGE as TENANCY_GAUGE_MERGE
 from llmtrace_otel.tenancy.metrics import TenancyInstruments
 from llmtrace_otel.tenancy.notifiers import (
     DeliveryChannel,
@@ -112,7 +120,9 @@ class Extras:
 
     #: More sinks after the chain (an ``InMemorySpanExporter`` behind a processor, ...).
     span_processors: Sequence[SpanProcessor] = ()
-    #: More metric readers (an ``InMemoryMetricReader``, ...).
+    #: More metric readers (a ``MergingInMemoryMetricReader``, ...). Readers that are not
+    #: ``MergingReader``\ s cannot receive pre-aggregated histograms: with one of them every
+    #: histogram is the SDK's (slower, the same data).
     metric_readers: Sequence[MetricReader] = ()
     #: More enrichers, after the configured analysis and before the content policy.
     enrichers: Sequence[EnrichingSpanProcessor] = ()
@@ -187,6 +197,8 @@ class _Metering:
     instruments: ProxyInstruments
     breakers: CircuitBreakers | None
     tenant_labels: BoundedLabels
+    histograms: LocalHistograms | None
+    prometheus_reader: MergingPrometheusMetricReader | None
 
 
 def _resource(settings: Settings) -> Resource:
@@ -197,26 +209,37 @@ def _resource(settings: Settings) -> Resource:
     return Resource.create(attributes).merge(detected)
 
 
+#: How each gauge of several worker processes combines (``metrics_merge.py``).
+_GAUGE_MERGE = {**GAUGE_MERGE, **TENANCY_GAUGE_MERGE}
+
+
 def _metering(settings: Settings, env: Mapping[str, str], extras: Extras,
               instrumentation_name: str, meter_provider: MeterProvider | None) -> _Metering:
     resource = _resource(settings)
     registry: CollectorRegistry | None = None
+    prometheus: MergingPrometheusMetricReader | None = None
     push_readers: list[MetricReader] = []
+    readers: list[MetricReader] | None = None
     if meter_provider is None:
         readers = list(extras.metric_readers)
         if settings.metrics_enabled:
             registry = CollectorRegistry()
             # Without the otel_scope_* labels: ~90 bytes on every line of /metrics, and
             # nothing a metric name and target_info (service.version) do not already say.
-            readers.append(PrometheusMetricReader(registry=registry, scope_info_enabled=False))
+            prometheus = MergingPrometheusMetricReader(
+                registry=registry, scope_info_enabled=False, gauges=_GAUGE_MERGE)
+            readers.append(prometheus)
         if otlp_requested(settings.otlp_endpoint, env):
-            push_readers.append(otlp_target(settings).metric_reader())
+            push_readers.append(MergingPeriodicExportingMetricReader(
+                otlp_target(settings).metric_exporter(), gauges=_GAUGE_MERGE))
             readers.extend(push_readers)
         meter_provider = MeterProvider(resource=resource, metric_readers=readers)
     # else: the application's provider (SDK): its readers are its own
     meter = meter_provider.get_meter(instrumentation_name, __version__)
+    histograms = _local_histograms(meter, resource, readers)
     instruments = ProxyInstruments(
         meter,
+        histograms=histograms,
         genai_latest=genai_latest(settings.semconv_stability_opt_in),
         model_cap=BoundedLabels(settings.metrics_max_models,
                                 allow=split_list(settings.metrics_model_allowlist)),
@@ -234,8 +257,31 @@ def _metering(settings: Settings, env: Mapping[str, str], extras: Extras,
     breakers = CircuitBreakers(breaker_policy(settings)) if settings.breaker_enabled else None
     if breakers is not None:
         breakers.observe(meter)
+    for reader in readers or ():
+        if isinstance(reader, MergingReader):
+            reader.set_drop_counter(instruments.count_drop)
     return _Metering(resource, meter_provider, meter, registry, push_readers, instruments,
-                     breakers, BoundedLabels(settings.metric_tenants))
+                     breakers, BoundedLabels(settings.metric_tenants), histograms, prometheus)
+
+
+def _local_histograms(meter: Meter, resource: Resource,
+                      readers: Sequence[MetricReader] | None) -> LocalHistograms | None:
+    """Pre-aggregated histograms (``telemetry/histograms.py``), merged into every reader,
+    when every reader can take them; None (the SDK's histograms) when the meter provider
+    is the application's (its readers are not ours) or one reader cannot (not a
+    ``MergingReader``, or it asked for another histogram aggregation)."""
+    if readers is None:
+        return None
+    if not all(isinstance(reader, MergingReader) and takes_local_histograms(reader)
+               for reader in readers):
+        _log.info("a metric reader cannot take pre-aggregated histograms: using the SDK's")
+        return None
+    local = LocalHistograms(InstrumentationScope(meter.name, meter.version, meter.schema_url),
+                            resource)
+    for reader in readers:
+        assert isinstance(reader, MergingReader)
+        reader.add_source(local)
+    return local
 
 
 # -- 3. Tenancy -------------------------------------------------------------------------------
@@ -475,6 +521,8 @@ def _pipeline(settings: Settings, env: Mapping[str, str], metering: _Metering, e
         tenant_labels=metering.tenant_labels,
         breakers=metering.breakers,
         push_readers=metering.push_readers,
+        histograms=metering.histograms,
+        prometheus_reader=metering.prometheus_reader,
     )
 
 
