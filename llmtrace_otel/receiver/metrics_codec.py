@@ -14,7 +14,9 @@ the wire allows:
   which is how every histogram of ours declares them except the time-to-first-chunk and
   time-per-chunk ones (``1.0``, ``5.0``, ``10.0``); a merging reader spells those as the
   local instrument declares them (:mod:`~llmtrace_otel.telemetry.merging_reader`);
-- an empty scope version or schema URL comes back None, as the SDK's meters have them.
+- an empty scope version or schema URL comes back None, as the SDK's meters have them;
+- an exemplar's filtered attributes come back ``{}`` when there were none (the SDK says None
+  for a measurement without attributes, ``{}`` for one whose attributes were all kept).
 """
 
 from __future__ import annotations
@@ -142,6 +144,6 @@ def _exponential(point: metrics_pb2.ExponentialHistogramDataPoint) -> Exponentia
     return ExponentialPoint(
         attributes_of(point.attributes), point.start_time_unix_nano, point.time_unix_nano,
         point.count, point.sum, point.scale, point.zero_count,
-        Buckets(point.positive.offset, tuple(point.positive.bucket_counts)),
-        Buckets(point.negative.offset, tuple(point.negative.bucket_counts)),
+        Buckets(point.positive.offset, list(point.positive.bucket_counts)),  # lists, as the SDK
+        Buckets(point.negative.offset, list(point.negative.bucket_counts)),
         point.flags, point.min, point.max, _exemplars(point.exemplars))
