@@ -52,8 +52,9 @@ def _outcomes() -> list[CallOutcome]:
     for i in range(30):
         streamed = i % 3 == 0
         calls.append(CallOutcome(
-            provider="openai" if i % 4 else "anthropic", operation="embeddings" if i % 7 == 0
-            else "invoke_agent" if i % 13 == 12 else "chat", request_model=None if i % 11 == 0 else f"model-{i % 3}",
+            provider="openai" if i % 4 else "anthropic",
+            operation="embeddings" if i % 7 == 0 else "invoke_agent" if i % 13 == 12 else "chat",
+            request_model=None if i % 11 == 0 else f"model-{i % 3}",
             response_model=f"model-{i % 3}-2025" if i % 5 else None,
             server_address="api.example.com" if i % 9 else "", server_port=443,
             status_code=502 if i % 8 == 0 else 200, duration_s=0.013 * (i + 1),

@@ -142,8 +142,9 @@ def _collection(data: MetricsData | None) -> dict[Any, Any]:
                               if key not in ("start_time_unix_nano", "time_unix_nano")}
                     fields["attributes"] = dict(point.attributes)
                     key = (repr(sorted(resource.items())), scope.name, scope.version,
-                           scope.schema_url, repr(dict(scope.attributes or {})), metric.name, metric.unit,
-                           metric.description, kind, repr(sorted(point.attributes.items())))
+                           scope.schema_url, repr(dict(scope.attributes or {})), metric.name,
+                           metric.unit, metric.description, kind,
+                           repr(sorted(point.attributes.items())))
                     assert key not in out
                     out[key] = repr(fields)
     return out
