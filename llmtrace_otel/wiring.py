@@ -120,9 +120,9 @@ class Extras:
 
     #: More sinks after the chain (an ``InMemorySpanExporter`` behind a processor, ...).
     span_processors: Sequence[SpanProcessor] = ()
-    #: More metric readers (a ``MergingInMemoryMetricReader``, ...). Readers that are not
-    #: ``MergingReader``\ s cannot receive pre-aggregated histograms: with one of them every
-    #: histogram is the SDK's (slower, the same data).
+    #: More metric readers (a ``MergingInMemoryMetricReader``, ...). A reader that is not a
+    #: ``MergingReader`` cannot receive pre-aggregated histograms: with one, every histogram
+    #: is the SDK's (slower, the same data).
     metric_readers: Sequence[MetricReader] = ()
     #: More enrichers, after the configured analysis and before the content policy.
     enrichers: Sequence[EnrichingSpanProcessor] = ()

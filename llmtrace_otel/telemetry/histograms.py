@@ -48,6 +48,7 @@ __all__ = [
     "HistogramFactory",
     "HistogramRecorder",
     "HistogramTotals",
+    "LabelValues",
     "SdkHistograms",
     "SeriesSnapshot",
 ]
@@ -55,6 +56,7 @@ __all__ = [
 _log = logging.getLogger(__name__)
 _INF = math.inf
 
+#: Label values in the order of a histogram's label names.
 LabelValues = tuple[str | int, ...]
 
 

@@ -18,8 +18,10 @@ cannot be merged, is left out of that one collection, logged, and counted as
 ``llmtrace_telemetry_dropped_total{stage="metrics.merge"}``; the SDK's own metrics are
 delivered regardless.
 
-The SDK calls ``_receive_metrics`` only when it collected something; in the proxy it always
-has (its counters and gauges are observed at every collection).
+The SDK calls ``_receive_metrics`` only when it collected something, so the sources are
+asked only then: in the proxy always (its counters and gauges are observed at every
+collection). Nothing is lost when they are not: the next collection has the totals, or for a
+delta reader the change since the last one that was delivered.
 """
 
 from __future__ import annotations
