@@ -25,6 +25,8 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
 
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk.metrics import MeterProvider
@@ -67,7 +69,7 @@ from llmtrace_otel.telemetry.merging_reader import (
     MergingReader,
 )
 from llmtrace_otel.telemetry.metric_sources import LocalHistograms, takes_local_histograms
-from llmtrace_otel.telemetry.metrics_merge import GAUGE_MERGE
+from llmtrace_otel.telemetry.metrics_merge import GAUGE_MERGE, GaugeMerge
 from llmtrace_otel.telemetry.pipeline import INSTRUMENTATION_NAME, Telemetry
 from llmtrace_otel.telemetry.process import observe_process, register_process_collectors
 from llmtrace_otel.telemetry.provider_health import ProviderHealth
@@ -210,7 +212,8 @@ def _resource(settings: Settings) -> Resource:
 
 
 #: How each gauge of several worker processes combines (``metrics_merge.py``).
-_GAUGE_MERGE = {**GAUGE_MERGE, **TENANCY_GAUGE_MERGE}
+_GAUGE_MERGE: Final[Mapping[str, GaugeMerge]] = MappingProxyType(
+    {**GAUGE_MERGE, **TENANCY_GAUGE_MERGE})
 
 
 def _metering(settings: Settings, env: Mapping[str, str], extras: Extras,

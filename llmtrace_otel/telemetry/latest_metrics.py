@@ -65,7 +65,7 @@ from llmtrace_processors.totals import CounterTotals
 __all__ = ["GENAI_LABELS", "OPTIONAL_GENAI_LABELS", "LatestGenAiMetrics"]
 
 #: The attributes of the GenAI client histograms (both conventions), in the order of the
-#: label values the instruments record; ``"token type"`` is added for token usage.
+#: label values the instruments record (token usage adds ``gen_ai.token.type``).
 GENAI_LABELS: Final = (GEN_AI_OPERATION_NAME, GEN_AI_PROVIDER_NAME, SERVER_ADDRESS, SERVER_PORT,
                        GEN_AI_REQUEST_MODEL, GEN_AI_RESPONSE_MODEL, ERROR_TYPE)
 #: Left out of a series when the call has none ("").

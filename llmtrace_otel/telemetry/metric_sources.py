@@ -114,15 +114,14 @@ class LocalHistograms:
         now = time.time_ns()
         with self._lock:
             histograms = list(self._histograms.values())
-            temporality = histogram_preferences(reader)[0]
-            if temporality is AggregationTemporality.DELTA:
+        if histogram_preferences(reader)[0] is AggregationTemporality.DELTA:
+            with self._lock:  # one delta collection at a time: the cursors move
                 cursor = self._cursors.setdefault(reader, _Cursor())
                 metrics = [self._delta(histogram, cursor, now) for histogram in histograms]
                 cursor.last_ns = now
-            else:
-                metrics = [_metric(histogram, histogram.points(now),
-                                   AggregationTemporality.CUMULATIVE)
-                           for histogram in histograms]
+        else:
+            metrics = [_metric(histogram, histogram.points(now),
+                               AggregationTemporality.CUMULATIVE) for histogram in histograms]
         present = [metric for metric in metrics if metric.data.data_points]
         if not present:
             return None

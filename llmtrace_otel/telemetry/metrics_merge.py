@@ -42,6 +42,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import replace
+from types import MappingProxyType
 from typing import Any, Final
 
 from opentelemetry.sdk.metrics.export import (
@@ -77,19 +78,19 @@ class GaugeMerge(enum.Enum):
     MIN = "min"
 
 
-_COMBINE: Final[dict[GaugeMerge, Callable[[float, float], float]]] = {
+_COMBINE: Final[Mapping[GaugeMerge, Callable[[float, float], float]]] = MappingProxyType({
     GaugeMerge.SUM: lambda a, b: a + b,
     GaugeMerge.MAX: max,
     GaugeMerge.MIN: min,
-}
+})
 
 #: The gauges of the pipeline that are not summed (the others are); the tenancy part adds
 #: its own (:data:`llmtrace_otel.tenancy.metrics.GAUGE_MERGE`).
-GAUGE_MERGE: Final[Mapping[str, GaugeMerge]] = {
+GAUGE_MERGE: Final[Mapping[str, GaugeMerge]] = MappingProxyType({
     BREAKER_METRIC: GaugeMerge.MAX,
     PROVIDER_AVAILABLE_METRIC: GaugeMerge.MIN,
     PROCESS_UPTIME: GaugeMerge.MAX,
-}
+})
 
 
 def merge_metrics_data(parts: Iterable[MetricsData], *, resource: Resource | None = None,

@@ -9,6 +9,7 @@ totals reported at collection): some are counted on every call.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import Final
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
@@ -23,10 +24,10 @@ BUDGET_LIMIT_METRIC = "llmtrace.budget.limit_usd"
 #: How the budget gauges of several worker processes combine
 #: (:func:`~llmtrace_otel.telemetry.metrics_merge.merge_metrics_data`): the state is shared
 #: (Redis), so every worker reports the same value; summing would multiply it.
-GAUGE_MERGE: Final[Mapping[str, GaugeMerge]] = {
+GAUGE_MERGE: Final[Mapping[str, GaugeMerge]] = MappingProxyType({
     BUDGET_SPEND_METRIC: GaugeMerge.MAX,
     BUDGET_LIMIT_METRIC: GaugeMerge.MAX,
-}
+})
 
 
 class TenancyInstruments:

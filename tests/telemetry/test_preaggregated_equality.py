@@ -21,7 +21,14 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader, MetricsData
+from opentelemetry.sdk.metrics import Histogram
+from opentelemetry.sdk.metrics.export import (
+    ExponentialHistogram,
+    InMemoryMetricReader,
+    MetricReader,
+    MetricsData,
+)
+from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation
 from prometheus_client import generate_latest
 from tornado.httpserver import HTTPServer
 from tornado.httputil import HTTPServerRequest
@@ -193,3 +200,23 @@ def test_scrape_and_otlp_are_what_the_sdk_histograms_gave(opt_in: str) -> None:
     finally:
         before.shutdown()
         after.shutdown()
+
+
+def test_a_reader_wanting_exponential_histograms_gets_the_sdks() -> None:
+    """A reader that asked for base-2 exponential histograms (what
+    OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION does to the OTLP reader) cannot
+    take explicit-bucket ones: every histogram is then the SDK's, and it gets what it asked."""
+    reader = MergingInMemoryMetricReader(
+        preferred_aggregation={Histogram: ExponentialBucketHistogramAggregation()})
+    telemetry = _pipeline(reader, "")
+    try:
+        assert telemetry.histograms is None
+        telemetry.instruments.record(_outcomes()[1])
+        data = reader.get_metrics_data()
+        assert data is not None
+        kinds = {metric.name: type(metric.data) for rm in data.resource_metrics
+                 for sm in rm.scope_metrics for metric in sm.metrics}
+        assert kinds["gen_ai.client.operation.duration"] is ExponentialHistogram
+        assert kinds["llmtrace.request.duration"] is ExponentialHistogram
+    finally:
+        telemetry.shutdown()
