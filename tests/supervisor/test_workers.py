@@ -175,8 +175,10 @@ def test_a_killed_worker_is_restarted_and_the_other_keeps_serving(
             _wait(lambda: _health(proxy.url)["in_flight"] >= 8, 10, "8 calls in flight")
             # the victim: the worker holding the most of them (connections are spread by a
             # hash, so which one it is, and the share, vary)
-            workers_now = _health(proxy.url)["workers"]
-            assert all("in_flight" in w for w in workers_now), (workers_now, proxy.output())
+            document = _health(proxy.url)
+            workers_now = document["workers"]
+            assert all("in_flight" in w for w in workers_now), (json.dumps(document),
+                                                                proxy.output())
             holding = {w["pid"]: w["in_flight"] for w in workers_now}
             victim = max(holding, key=lambda pid: holding[pid])
             survivor = next(pid for pid in holding if pid != victim)
