@@ -818,6 +818,7 @@ def _shipping_telemetry(settings: Settings, metering: _Metering, link: WorkerLin
         needs_content=settings.capture_content or settings.security_enabled,
         tenant_labels=metering.tenant_labels,
         push_readers=metering.push_readers,
+        histograms=metering.histograms,
     )
 
 

@@ -2,10 +2,11 @@
 
 :class:`SpanShipper` is the one span processor of a worker's tracer provider. ``on_end``
 only appends the span to a bounded queue (O(1), on whatever thread ends it); the worker's
-event loop sends what is queued as one batch at its next iteration (or ``delay_s`` later,
-or as soon as ``batch_size`` spans are waiting): spans that end together travel together,
-and a span is in the telemetry process's hands a moment after its call ended, so a worker
-killed with SIGKILL loses at most the spans of calls that ended in its last iteration.
+event loop sends what is queued as one batch ``delay_s`` (5 ms) after the first span of the
+batch ended, or as soon as ``batch_size`` spans are waiting: under load, spans that end
+close together share one write (one write per span cost ~7 % of a loaded worker's time),
+and a span is in the telemetry process's hands within 5 ms of its call's end, so a worker
+killed with SIGKILL loses at most the spans of calls that ended in its last 5 ms.
 Analysis and export happen in the telemetry process, off this process's GIL.
 
 When the telemetry process does not keep up (its end of the connection is not read), the
@@ -50,7 +51,7 @@ class SpanShipper(SpanProcessor):
         on_drop: DropCounter,
         max_queue: int = 8192,
         batch_size: int = 512,
-        delay_s: float = 0.0,
+        delay_s: float = 0.005,
         block_when_full: bool = False,
     ) -> None:
         self._channel = channel
