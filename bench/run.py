@@ -52,27 +52,32 @@ class Options:
     output: Path | None
     proxy_arg: tuple[str, ...] = ()
     workers: tuple[int, ...] = (1,)
+    rounds: int = 3
 
 
-def _worker_count(text: str) -> int:
+def _at_least_one(text: str) -> int:
     value = int(text)
     if value < 1:
-        raise argparse.ArgumentTypeError(f"--workers must be 1 or more, not {value}")
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
     return value
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true",
-                        help="~1 minute: 3 s phases, 100 TTFC samples, 20k requests for RSS")
-    parser.add_argument("--duration", type=int, help="seconds per wrk phase (default 10)")
+                        help="~1 minute: 1 round, 100 TTFC samples, 20k requests for RSS")
+    parser.add_argument("--duration", type=int,
+                        help="seconds per round of a measured wrk phase (default 3)")
+    parser.add_argument("--rounds", type=_at_least_one,
+                        help="rounds per measured wrk phase, the targets taking turns; the "
+                             "tables give the median round (default 3, --quick 1)")
     parser.add_argument("--warmup", type=int, help="seconds of wrk warm-up (default 2)")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--ttfc-samples", type=int, help="sequential samples per side (300)")
     parser.add_argument("--requests-for-rss", type=int, metavar="N",
                         help="push ~N requests through the proxy in total before the last RSS "
                              "reading (default 100000; RSS is also read at N/2)")
-    parser.add_argument("--workers", type=_worker_count, action="append", metavar="N",
+    parser.add_argument("--workers", type=_at_least_one, action="append", metavar="N",
                         help="measure `serve --workers N`, repeatable (e.g. --workers 1 "
                              "--workers 2); the first is the proxy of the main table "
                              "(default: 1 only)")
@@ -92,7 +97,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         parser.error("use --workers N (repeatable), not --proxy-arg=--workers")
     quick = bool(args.quick)
     return Options(
-        duration_s=args.duration or (3 if quick else 10),
+        duration_s=args.duration or 3,
+        rounds=args.rounds or (1 if quick else 3),
         warmup_s=args.warmup or (1 if quick else 2),
         connections=args.connections,
         ttfc_samples=args.ttfc_samples or (100 if quick else 300),
@@ -162,15 +168,19 @@ def _machine() -> dict[str, Any]:
 
 
 def _measure_phases(session: Session, options: Options) -> None:
-    """Warm-up, loaded, single-connection and streaming phases, each target in turn, so that
-    the targets of one phase see the machine in the same state."""
+    """Warm-up, loaded, single-connection and streaming phases. Within a phase the targets
+    take turns, round after round, so that all of them see the machine in the same states."""
     targets = session.targets
     for target in targets:
-        session.wrk_phase(target, options.connections, options.warmup_s, extra="warmup")
-    for target in targets:
-        session.wrk_phase(target, options.connections, options.duration_s)
-    for target in targets:
-        session.wrk_phase(target, 1, options.duration_s)
+        session.unmeasured(target, options.connections, options.warmup_s, "warmup")
+    for connections in (options.connections, 1):
+        rounds: dict[str, list[dict[str, Any]]] = {target.name: [] for target in targets}
+        for index in range(1, options.rounds + 1):
+            for target in targets:
+                rounds[target.name].append(
+                    session.measured_round(target, connections, options.duration_s, index))
+        for target in targets:
+            session.record_phase(target, connections, rounds[target.name])
     for target in targets:
         if target.name == BASELINE:
             session.results["ttfc"][BASELINE] = {"not_measured": BASELINE_NOT_STREAMED}

@@ -1,10 +1,11 @@
 """One bench run's targets and its measured phases: wrk and time-to-first-chunk phases against
 nginx, the baseline relay or a proxy, each with the CPU and RSS of the target's process tree.
 
-A target's CPU for a phase is read from /proc (``proctree.py``) just before wrk starts and
-again after it ends; for a proxy, only once every span of the requests sent to it so far is
-in its SQLite store (or the count stopped moving), so the analysis and the export the phase
-caused are in the figure, not only the relaying.
+A measured wrk phase is a few rounds, the targets taking turns (``run.py``); a phase's figures
+are the median round's (``combine_rounds``). A target's CPU for a round is read from /proc
+(``proctree.py``) just before wrk starts and again after it ends; for a proxy, only once every
+span of the requests sent to it so far is in its SQLite store (or the count stopped moving), so
+the analysis and the export the round caused are in the figure, not only the relaying.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +26,7 @@ from report import percentile
 from ttfc_client import TtfcResult, measure_ttfc
 from wrk_load import WrkResult, run_wrk
 
-__all__ = ["CHAT_PATH", "Session", "Target", "log", "phase_cpu"]
+__all__ = ["CHAT_PATH", "Session", "Target", "combine_rounds", "log", "phase_cpu"]
 
 CHAT_PATH = "/v1/chat/completions"
 _REQUEST = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]}
@@ -73,6 +75,50 @@ def phase_cpu(before: TreeSample, after: TreeSample, requests: int) -> dict[str,
     }
 
 
+def _summary(result: WrkResult) -> str:
+    return (f"  {result.requests_per_s:,.0f} req/s, p50 {result.p50_ms:.3f} ms, "
+            f"p99 {result.p99_ms:.3f} ms, non-2xx {result.non_2xx}, "
+            f"socket errors {result.socket_errors}")
+
+
+def combine_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One phase from its rounds: the median round's req/s and latency percentiles (a burst
+    of other work on the machine spoils one round, not the figure), counts summed, and CPU per
+    request = the rounds' CPU summed ÷ their responses summed."""
+    first = rounds[0]
+    requests = sum(r["requests"] for r in rounds)
+    cpu_s = sum(r["cpu"]["cpu_s"] for r in rounds)
+    processes: dict[int, dict[str, Any]] = {}
+    for process in (p for r in rounds for p in r["cpu"]["processes"]):
+        pid = process["pid"]
+        if pid not in processes:
+            processes[pid] = dict(process)
+            continue
+        merged = processes[pid]
+        merged["cpu_s"] = round(merged["cpu_s"] + process["cpu_s"], 3)
+        merged["rss_mb"] = process["rss_mb"]
+        if "connections" in process:
+            merged["connections"] = merged.get("connections", 0) + process["connections"]
+    medians = {key: statistics.median(r[key] for r in rounds)
+               for key in ("requests_per_s", "p50_ms", "p75_ms", "p90_ms", "p99_ms")}
+    return {
+        "label": first["label"].rsplit("_round", 1)[0], "connections": first["connections"],
+        **medians, "rounds": len(rounds), "requests": requests,
+        "sent": sum(r["sent"] for r in rounds),
+        "duration_s": round(sum(r["duration_s"] for r in rounds), 2),
+        "non_2xx": sum(r["non_2xx"] for r in rounds),
+        "socket_errors": sum(r["socket_errors"] for r in rounds),
+        "cpu": {"cpu_s": round(cpu_s, 3),
+                "us_per_request": cpu_s / requests * 1e6 if requests else None,
+                "requests_per_cpu_s": requests / cpu_s if cpu_s > 0 else None,
+                "tree_rss_mb": rounds[-1]["cpu"]["tree_rss_mb"],
+                "processes": list(processes.values()),
+                "gone": [pid for r in rounds for pid in r["cpu"]["gone"]]},
+        "loadavg_at_end": rounds[-1]["loadavg_at_end"],
+        "round_results": rounds,
+    }
+
+
 def _add_connections(cpu: dict[str, Any], before: dict[int, int], after: dict[int, int]) -> None:
     """Connections each relay worker accepted during the phase (SO_REUSEPORT spreads wrk's
     connections by hash: an uneven split shows in the CPU shares)."""
@@ -99,35 +145,45 @@ class Session:
                                         "extra_phases": [], "rss": [], "ttfc": {},
                                         "proxies": {}}
 
-    def wrk_phase(self, target: Target, connections: int, duration_s: int, *,
-                  extra: str | None = None) -> WrkResult:
-        """One wrk phase; ``extra`` names a warm-up/push phase kept out of the tables (and
-        not CPU-accounted)."""
+    def _wrk(self, target: Target, connections: int, duration_s: int, label: str) -> WrkResult:
         url = target.url + CHAT_PATH
-        label = f"{target.name}_c{connections}" + (f"_{extra}" if extra else "")
         log(f"wrk {label}: {connections} conns, {duration_s} s -> {url}")
-        before = sample_tree(target.pid) if extra is None else None
-        accepted = target.proxy.accepted_by_worker() if before and target.proxy else {}
         result = run_wrk(self.wrk, url, label=label, connections=connections,
                          duration_s=duration_s, body_file=self.body)
         target.sent += result.sent
         target.completed += result.requests
-        summary = (f"  {result.requests_per_s:,.0f} req/s, p50 {result.p50_ms:.3f} ms, "
-                   f"p99 {result.p99_ms:.3f} ms, non-2xx {result.non_2xx}, "
-                   f"socket errors {result.socket_errors}")
-        if before is None:
-            log(summary)
-            self.results["extra_phases"].append(result.as_dict())
-            return result
+        return result
+
+    def unmeasured(self, target: Target, connections: int, duration_s: int,
+                   extra: str) -> WrkResult:
+        """A warm-up or push phase: kept out of the tables, no CPU accounting."""
+        result = self._wrk(target, connections, duration_s,
+                           f"{target.name}_c{connections}_{extra}")
+        log(_summary(result))
+        self.results["extra_phases"].append(result.as_dict())
+        return result
+
+    def measured_round(self, target: Target, connections: int, duration_s: int,
+                       index: int) -> dict[str, Any]:
+        """One round of a measured phase, with the CPU and RSS of the target's tree."""
+        before = sample_tree(target.pid)
+        accepted = target.proxy.accepted_by_worker() if target.proxy else {}
+        result = self._wrk(target, connections, duration_s,
+                           f"{target.name}_c{connections}_round{index}")
         target.settle()
         cpu = phase_cpu(before, sample_tree(target.pid), result.requests)
         if accepted and target.proxy:
             _add_connections(cpu, accepted, target.proxy.accepted_by_worker())
-        log(f"{summary}; CPU {cpu['us_per_request'] or 0:,.0f} µs/request "
-            f"over {len(cpu['processes'])} process(es), tree RSS {cpu['tree_rss_mb']:.0f} MB")
-        self.results["phases"][label] = {**result.as_dict(), "cpu": cpu,
-                                         "loadavg_at_end": os.getloadavg()}
-        return result
+        log(f"{_summary(result)}; CPU {cpu['us_per_request'] or 0:,.0f} µs/request over "
+            f"{len(cpu['processes'])} process(es), tree RSS {cpu['tree_rss_mb']:.0f} MB")
+        return {**result.as_dict(), "cpu": cpu, "loadavg_at_end": os.getloadavg()}
+
+    def record_phase(self, target: Target, connections: int,
+                     rounds: list[dict[str, Any]]) -> dict[str, Any]:
+        """The rounds of one target's phase, combined (``combine_rounds``), into the results."""
+        phase = combine_rounds(rounds)
+        self.results["phases"][f"{target.name}_c{connections}"] = phase
+        return phase
 
     def ttfc(self, target: Target) -> TtfcResult:
         log(f"time to first chunk, {target.name}: {self.ttfc_samples} sequential samples")
@@ -147,7 +203,7 @@ class Session:
         while target.sent < total:
             missing = total - target.sent
             seconds = max(1, min(60, math.ceil(missing / max(rps_hint, 1.0))))
-            result = self.wrk_phase(target, self.connections, seconds, extra="push")
+            result = self.unmeasured(target, self.connections, seconds, "push")
             rps_hint = result.requests_per_s
 
     def read_rss(self, target: Target) -> dict[str, float]:
