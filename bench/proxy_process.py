@@ -1,5 +1,5 @@
-"""The relays under test, as subprocesses: the proxy (start, readiness, RSS, stored spans, stop)
-and ``bench/baseline_relay.py``, the same relay without telemetry."""
+"""The relays under test, as subprocesses: the proxy (start, readiness, its workers' connections,
+stored spans, stop) and ``bench/baseline_relay.py``, the same relay without telemetry."""
 
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ class ProxyProcess:
                         last_error = self._workers_missing(json.load(response))
                         if not last_error:
                             return
-            except (urllib.error.URLError, OSError) as error:
+            except (urllib.error.URLError, OSError, ValueError) as error:
                 last_error = str(error)
             time.sleep(0.1)
         self.stop()

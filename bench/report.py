@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["BASELINE", "DIRECT", "MIN_UPSTREAM_RATIO", "PENDING", "Row", "percentile",
-           "primary_proxy", "proxy_label", "render_table", "table_rows"]
+           "primary_proxy", "proxy_label", "render_table", "spans_verdict", "table_rows"]
 
 MIN_UPSTREAM_RATIO = 5.0
 TARGET_RPS = 1500.0
