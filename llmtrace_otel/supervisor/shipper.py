@@ -39,7 +39,8 @@ _MAX_IN_FLIGHT_BYTES = 8 * 1024 * 1024
 
 
 class SpanShipper(SpanProcessor):
-    """Sends finished spans to the telemetry process in batches (see the module docstring)."""
+    """Sends finished spans to the telemetry process in batches (see the module docstring).
+    Build it on the thread that runs ``loop``."""
 
     def __init__(
         self,
@@ -63,6 +64,8 @@ class SpanShipper(SpanProcessor):
         self._room = threading.Condition()
         self._scheduled = False
         self._stopped = False
+        #: The thread running ``loop`` (the shipper is built on it).
+        self._loop_thread = threading.get_ident()
 
     @property
     def queue_depth(self) -> int:
@@ -93,10 +96,13 @@ class SpanShipper(SpanProcessor):
             if self._scheduled and not due:
                 return
             self._scheduled = True
+        # spans mostly end on the event loop itself: no wake-up of the loop needed then
+        schedule = (self._loop.call_soon if threading.get_ident() == self._loop_thread
+                    else self._loop.call_soon_threadsafe)
         if due or not self._delay:
-            self._loop.call_soon_threadsafe(self._send)
+            schedule(self._send)
         else:
-            self._loop.call_soon_threadsafe(self._loop.call_later, self._delay, self._send)
+            schedule(self._loop.call_later, self._delay, self._send)
 
     def _send(self) -> None:
         """On the event loop: send what is queued, unless the connection is backed up."""
