@@ -58,7 +58,7 @@ class Target:
 
 
 def phase_cpu(before: TreeSample, after: TreeSample, requests: int) -> dict[str, Any]:
-    """CPU and memory of a target's process tree over one phase, per completed request."""
+    """CPU and memory of a target's process tree over one round, per completed request."""
     cpu_s = after.cpu_since(before)
     by_process = after.cpu_by_process(before)
     return {
