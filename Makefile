@@ -57,8 +57,10 @@ chromium:
 soak: $(VENV)/.installed-dev
 	RELIABILITY_FULL=1 $(BIN)/python -m pytest -q -s tests/reliability
 
+# make bench BENCH_ARGS="--workers 1 --workers 2" (bench/README.md lists the options)
+BENCH_ARGS ?=
 bench: $(VENV)/.installed-dev
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 $(VENV)/.installed-train: pyproject.toml | $(BIN)/python
 	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -e '.[dev,train]'

@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 
 from nginx_upstream import STREAM_HEADER, NginxUpstream, free_port
+from proctree import tree_pids
 
 BENCH_DIR = Path(__file__).resolve().parent
 _BODY = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]})
@@ -82,23 +83,6 @@ def _total_instructions(prefix: str) -> int:
     return total
 
 
-def _tree(pid: int) -> list[int]:
-    """``pid`` and its descendants (the relay workers of ``serve --workers N``)."""
-    children: dict[int, list[int]] = {}
-    for stat in glob.glob("/proc/[0-9]*/stat"):
-        try:
-            fields = Path(stat).read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.split("/")[2]))
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo.extend(children.get(current, []))
-    return found
-
-
 def _control(flag: str, pids: list[int]) -> None:
     for pid in pids:
         subprocess.run(["callgrind_control", flag, str(pid)], check=False, capture_output=True)
@@ -133,7 +117,7 @@ def measure(requests: int, stream: bool, baseline: bool, serve_args: list[str],
         for conn in conns:
             _send(conn, 100, stream)
         time.sleep(1.5)
-        pids = _tree(process.pid)
+        pids = tree_pids(process.pid)
         _control("-z", pids)
         for index in range(requests):
             _send(conns[index % workers], 1, stream)

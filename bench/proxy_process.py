@@ -1,28 +1,24 @@
-"""The proxy under test, as a subprocess: start, readiness, RSS, stored spans, stop."""
+"""The relays under test, as subprocesses: the proxy (start, readiness, its workers' connections,
+stored spans, stop) and ``bench/baseline_relay.py``, the same relay without telemetry."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ProxyProcess", "count_spans", "read_rss_mb"]
+__all__ = ["BaselineRelay", "ProxyProcess", "count_spans"]
 
-
-def read_rss_mb(pid: int) -> tuple[float, float]:
-    """(VmRSS, VmHWM) of ``pid`` in MiB, from /proc/PID/status."""
-    values: dict[str, float] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, rest = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            values[name] = int(rest.split()[0]) / 1024.0  # kB -> MiB
-    return values["VmRSS"], values["VmHWM"]
+BASELINE_SCRIPT = Path(__file__).with_name("baseline_relay.py")
 
 
 def count_spans(db_path: Path) -> int:
@@ -50,6 +46,8 @@ class ProxyProcess:
     command: list[str] = field(default_factory=list)
     #: More ``serve`` flags (``--proxy-arg`` of run.py), e.g. limits to measure their cost.
     extra_args: list[str] = field(default_factory=list)
+    #: ``serve --workers N``: N relay workers and a telemetry process (1: one process).
+    workers: int = 1
 
     @property
     def url(self) -> str:
@@ -64,7 +62,9 @@ class ProxyProcess:
     def start(self, ready_timeout_s: float = 30.0) -> ProxyProcess:
         self.command = [str(self.executable), "serve", "--host", "127.0.0.1",
                         "--port", str(self.port), "--upstream-url", self.upstream_url,
-                        "--sqlite-path", str(self.db_path), *self.extra_args]
+                        "--sqlite-path", str(self.db_path),
+                        *(["--workers", str(self.workers)] if self.workers != 1 else []),
+                        *self.extra_args]
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
                                         env=_clean_env())
@@ -82,15 +82,28 @@ class ProxyProcess:
                     f"command: {' '.join(self.command)}\n{self.log_tail()}")
             try:
                 with urllib.request.urlopen(self.url + "/health", timeout=1) as response:
-                    if response.status == 200:
-                        return
                     last_error = f"/health answered {response.status}"
-            except (urllib.error.URLError, OSError) as error:
+                    if response.status == 200:
+                        last_error = self._workers_missing(json.load(response))
+                        if not last_error:
+                            return
+            except (urllib.error.URLError, OSError, ValueError) as error:
                 last_error = str(error)
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"proxy not healthy after {timeout_s:g} s ({last_error}); "
                            f"command: {' '.join(self.command)}\n{self.log_tail()}")
+
+    def _workers_missing(self, health: dict[str, object]) -> str:
+        """Why not every relay worker is up yet ("" when they are, or with one process)."""
+        if self.workers == 1:
+            return ""
+        workers = health.get("workers")
+        running = [w for w in workers if isinstance(w, dict) and w.get("state") == "running"
+                   and w.get("status") == "healthy"] if isinstance(workers, list) else []
+        if len(running) == self.workers:
+            return ""
+        return f"{len(running)} of {self.workers} relay workers running and healthy"
 
     def log_tail(self, lines: int = 30) -> str:
         if not self.log_path.exists():
@@ -111,8 +124,18 @@ class ProxyProcess:
                 samples[series] = float(value)
         return samples
 
-    def rss_mb(self) -> tuple[float, float]:
-        return read_rss_mb(self.pid)
+    def accepted_by_worker(self) -> dict[int, int]:
+        """Connections each relay worker has accepted so far, by its pid, from /health ({} with
+        one process, or if /health does not answer). The /health request itself counts."""
+        if self.workers == 1:
+            return {}
+        try:
+            with urllib.request.urlopen(self.url + "/health", timeout=5) as response:
+                health = json.load(response)
+        except (urllib.error.URLError, OSError, ValueError):
+            return {}
+        return {int(w["pid"]): int(w["connections"]["accepted"])
+                for w in health.get("workers", []) if "connections" in w}
 
     def wait_for_spans(self, expected: int, *, settle_s: float = 3.0,
                        max_wait_s: float = 30.0) -> int:
@@ -132,15 +155,67 @@ class ProxyProcess:
 
     def stop(self, timeout_s: float = 20.0) -> int | None:
         """SIGTERM (graceful: flush), then SIGKILL; returns the exit code."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        code = self.process.returncode
+        code = _terminate(self.process, timeout_s)
         self.process = None
         return code
+
+
+def _terminate(process: subprocess.Popen[bytes] | None, timeout_s: float) -> int | None:
+    """SIGTERM, then SIGKILL after ``timeout_s``; the exit code (None if never started)."""
+    if process is None:
+        return None
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    return process.returncode
+
+
+@dataclass
+class BaselineRelay:
+    """``bench/baseline_relay.py PORT UPSTREAM --uvloop``: the proxy's relay without telemetry.
+
+    It reads the whole upstream response before it answers (``await response.read()``), so it
+    does not relay a stream chunk by chunk: its time to first chunk is not measured.
+    """
+
+    upstream_url: str
+    log_path: Path
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise RuntimeError("baseline relay is not running")
+        return self.process.pid
+
+    def start(self, ready_timeout_s: float = 30.0) -> BaselineRelay:
+        command = [sys.executable, str(BASELINE_SCRIPT), str(self.port), self.upstream_url,
+                   "--uvloop"]
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                        env=_clean_env())
+        deadline = time.monotonic() + ready_timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{' '.join(command)} exited with {self.process.returncode} "
+                                   f"at start:\n{self.log_path.read_text(errors='replace')}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"{' '.join(command)} did not listen within {ready_timeout_s:g} s")
+
+    def stop(self) -> None:
+        _terminate(self.process, 10.0)
+        self.process = None

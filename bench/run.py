@@ -1,6 +1,9 @@
-"""Benchmark: direct to a fast fake upstream (nginx) vs through the llmtrace-otel proxy.
+"""Benchmark: direct to a fast fake upstream (nginx), through the baseline relay (the same
+relay with no telemetry) and through the llmtrace-otel proxy, once per ``--workers N``, in one
+run.
 
-Run with ``make bench`` or ``.venv/bin/python bench/run.py [--quick]``; see bench/README.md.
+Run with ``make bench`` or ``.venv/bin/python bench/run.py [--quick] [--workers 1 --workers 2]``;
+see bench/README.md.
 """
 
 from __future__ import annotations
@@ -8,7 +11,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import math
 import os
 import platform
 import shutil
@@ -21,19 +23,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nginx_upstream import STREAM_HEADER, NginxUpstream, free_port
-from proxy_process import ProxyProcess, count_spans
-from report import MIN_UPSTREAM_RATIO, percentile, render_table
-from ttfc_client import TtfcResult, measure_ttfc
-from wrk_load import WrkResult, run_wrk
+from nginx_upstream import NginxUpstream, free_port
+from proxy_process import BaselineRelay, ProxyProcess, count_spans
+from report import BASELINE, DIRECT, MIN_UPSTREAM_RATIO, primary_proxy, proxy_label, render_table
+from report_cpu import render_cpu_table
+from session import Session, Target, log
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
-CHAT_PATH = "/v1/chat/completions"
 APT_PACKAGES = ("nginx-light", "wrk")
 BUSY_LOADAVG = 0.5
 DROPPED_METRIC = "llmtrace_telemetry_dropped_total"
-_REQUEST = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]}
+RESTARTS_METRIC = "llmtrace_server_worker_restarts_total"
+BASELINE_NOT_STREAMED = ("baseline_relay.py reads the whole upstream response before it "
+                         "answers: it does not relay a stream chunk by chunk")
 
 
 @dataclass(frozen=True)
@@ -48,21 +51,38 @@ class Options:
     proxy_bin: Path
     output: Path | None
     proxy_arg: tuple[str, ...] = ()
+    workers: tuple[int, ...] = (1,)
+    rounds: int = 3
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true",
-                        help="~1 minute: 3 s phases, 100 TTFC samples, 20k requests for RSS")
-    parser.add_argument("--duration", type=int, help="seconds per wrk phase (default 10)")
+                        help="~1 minute: 1 round, 100 TTFC samples, 20k requests for RSS")
+    parser.add_argument("--duration", type=int,
+                        help="seconds per round of a measured wrk phase (default 3)")
+    parser.add_argument("--rounds", type=_at_least_one,
+                        help="rounds per measured wrk phase, the targets taking turns; the "
+                             "tables give the median round (default 3, --quick 1)")
     parser.add_argument("--warmup", type=int, help="seconds of wrk warm-up (default 2)")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--ttfc-samples", type=int, help="sequential samples per side (300)")
     parser.add_argument("--requests-for-rss", type=int, metavar="N",
                         help="push ~N requests through the proxy in total before the last RSS "
                              "reading (default 100000; RSS is also read at N/2)")
+    parser.add_argument("--workers", type=_at_least_one, action="append", metavar="N",
+                        help="measure `serve --workers N`, repeatable (e.g. --workers 1 "
+                             "--workers 2); the first is the proxy of the main table "
+                             "(default: 1 only)")
     parser.add_argument("--direct-only", action="store_true",
-                        help="measure nginx only; proxy rows are marked pending")
+                        help="measure nginx only; relay and proxy rows are marked pending")
     parser.add_argument("--proxy-arg", action="append", default=[], metavar="FLAG",
                         help="extra `serve` flag, repeatable (e.g. --proxy-arg=--requests-per-s"
                              "=1000000 to measure the cost of limits)")
@@ -73,9 +93,12 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--output", type=Path, help="JSON results file "
                         "(default bench/results/bench-<timestamp>.json)")
     args = parser.parse_args(argv)
+    if any(flag.split("=")[0] == "--workers" for flag in args.proxy_arg):
+        parser.error("use --workers N (repeatable), not --proxy-arg=--workers")
     quick = bool(args.quick)
     return Options(
-        duration_s=args.duration or (3 if quick else 10),
+        duration_s=args.duration or 3,
+        rounds=args.rounds or (1 if quick else 3),
         warmup_s=args.warmup or (1 if quick else 2),
         connections=args.connections,
         ttfc_samples=args.ttfc_samples or (100 if quick else 300),
@@ -85,6 +108,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         proxy_bin=args.proxy_bin,
         output=args.output,
         proxy_arg=tuple(args.proxy_arg),
+        workers=tuple(dict.fromkeys(args.workers or [1])),
     )
 
 
@@ -143,191 +167,185 @@ def _machine() -> dict[str, Any]:
             "git_commit": commit or "unknown"}
 
 
-def _log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-@dataclass
-class Bench:
-    """State of one run: tools, bodies, the two targets and everything measured."""
-
-    options: Options
-    wrk: str
-    workdir: Path
-    nginx: NginxUpstream
-    proxy: ProxyProcess | None = None
-
-    def __post_init__(self) -> None:
-        self.body = self.workdir / "chat.json"
-        self.body.write_text(json.dumps(_REQUEST))
-        self.stream_body = json.dumps({**_REQUEST, "stream": True}).encode()
-        self.results: dict[str, Any] = {"connections": self.options.connections, "phases": {},
-                                        "extra_phases": [], "rss": []}
-        self.proxy_sent = 0
-        self.proxy_completed = 0
-
-    def wrk_phase(self, target: str, connections: int, duration_s: int, *,
-                  extra: str | None = None) -> WrkResult:
-        """One wrk phase; ``extra`` names a warm-up/push phase kept out of the table."""
-        url = (self.nginx.url if target == "direct" else self._proxy().url) + CHAT_PATH
-        label = f"{target}_c{connections}" + (f"_{extra}" if extra else "")
-        _log(f"wrk {label}: {connections} conns, {duration_s} s -> {url}")
-        result = run_wrk(self.wrk, url, label=label, connections=connections,
-                         duration_s=duration_s, body_file=self.body)
-        _log(f"  {result.requests_per_s:,.0f} req/s, p50 {result.p50_ms:.3f} ms, "
-             f"p99 {result.p99_ms:.3f} ms, non-2xx {result.non_2xx}, "
-             f"socket errors {result.socket_errors}")
-        if target == "proxy":
-            self.proxy_sent += result.sent
-            self.proxy_completed += result.requests
-        if extra is None:
-            self.results["phases"][label] = result.as_dict()
+def _measure_phases(session: Session, options: Options) -> None:
+    """Warm-up, loaded, single-connection and streaming phases. Within a phase the targets
+    take turns, round after round, so that all of them see the machine in the same states."""
+    targets = session.targets
+    for target in targets:
+        session.unmeasured(target, options.connections, options.warmup_s, "warmup")
+    for connections in (options.connections, 1):
+        rounds: dict[str, list[dict[str, Any]]] = {target.name: [] for target in targets}
+        for index in range(1, options.rounds + 1):
+            for target in targets:
+                rounds[target.name].append(
+                    session.measured_round(target, connections, options.duration_s, index))
+        for target in targets:
+            session.record_phase(target, connections, rounds[target.name])
+    for target in targets:
+        if target.name == BASELINE:
+            session.results["ttfc"][BASELINE] = {"not_measured": BASELINE_NOT_STREAMED}
         else:
-            self.results["extra_phases"].append(result.as_dict())
-        return result
-
-    def _proxy(self) -> ProxyProcess:
-        if self.proxy is None:
-            raise RuntimeError("proxy phase requested in a direct-only run")
-        return self.proxy
-
-    def ttfc(self, target: str) -> TtfcResult:
-        port = self.nginx.port if target == "direct" else self._proxy().port
-        _log(f"time to first chunk, {target}: {self.options.ttfc_samples} sequential samples")
-        result = measure_ttfc(port, label=target, body=self.stream_body,
-                              headers=[f"{STREAM_HEADER}: 1"], samples=self.options.ttfc_samples)
-        if target == "proxy":
-            self.proxy_sent += result.sent
-            self.proxy_completed += result.sent
-        summary = {"p50": percentile(result.ttfc_ms, 50), "p99": percentile(result.ttfc_ms, 99),
-                   "samples": len(result.ttfc_ms),
-                   "total_p50": percentile(result.total_ms, 50)}
-        _log(f"  ttfc p50 {summary['p50']:.3f} ms, p99 {summary['p99']:.3f} ms")
-        self.results.setdefault("ttfc", {})[target] = summary
-        return result
-
-    def push_until(self, total: int, rps_hint: float) -> None:
-        """Send proxied requests until ``total`` were sent in the whole run."""
-        while self.proxy_sent < total:
-            missing = total - self.proxy_sent
-            seconds = max(1, min(60, math.ceil(missing / max(rps_hint, 1.0))))
-            result = self.wrk_phase("proxy", self.options.connections, seconds, extra="push")
-            rps_hint = result.requests_per_s
-
-    def read_rss(self) -> None:
-        rss, hwm = self._proxy().rss_mb()
-        self.results["rss"].append({"after_requests": self.proxy_sent, "rss_mb": rss,
-                                    "hwm_mb": hwm})
-        _log(f"proxy RSS {rss:.1f} MB (peak {hwm:.1f} MB) after {self.proxy_sent:,} requests")
+            session.ttfc(target)
 
 
-def _measure_pairs(bench: Bench, with_proxy: bool) -> None:
-    options = bench.options
-    targets = ["direct", "proxy"] if with_proxy else ["direct"]
-    for target in targets:
-        bench.wrk_phase(target, options.connections, options.warmup_s, extra="warmup")
-    for target in targets:
-        bench.wrk_phase(target, options.connections, options.duration_s)
-    for target in targets:
-        bench.wrk_phase(target, 1, options.duration_s)
-    for target in targets:
-        bench.ttfc(target)
+def _measure_memory(session: Session, target: Target, requests_for_rss: int) -> None:
+    """RSS of the main proxy after half of ``requests_for_rss`` and after all of them."""
+    rps = session.results["phases"][f"{target.name}_c{session.connections}"]["requests_per_s"]
+    first = max(target.sent, requests_for_rss // 2)
+    session.push_until(target, first, rps)
+    session.results["rss"].append(session.read_rss(target))
+    session.push_until(target, max(requests_for_rss, first + requests_for_rss // 2), rps)
+    session.results["rss"].append(session.read_rss(target))
 
 
-def _measure_memory_and_spans(bench: Bench) -> None:
-    proxy = bench._proxy()
-    rss_target = bench.options.requests_for_rss
-    rps = bench.results["phases"][f"proxy_c{bench.options.connections}"]["requests_per_s"]
-    first = max(bench.proxy_sent, rss_target // 2)
-    bench.push_until(first, rps)
-    bench.read_rss()
-    bench.push_until(max(rss_target, first + rss_target // 2), rps)
-    bench.read_rss()
-    _log("waiting for the proxy to flush spans to SQLite")
-    stored = proxy.wait_for_spans(bench.proxy_sent)
-    bench.results["spans"] = {"stored": stored, "sent": bench.proxy_sent,
-                              "completed": bench.proxy_completed}
-    rss, hwm = proxy.rss_mb()
-    bench.results["rss_idle_after_flush"] = {"rss_mb": rss, "hwm_mb": hwm}
-    dropped = proxy.scrape_metric(DROPPED_METRIC)
-    bench.results["spans"]["proxy_reported_drops"] = dropped
+def _check_spans(session: Session, target: Target) -> None:
+    """Stored spans against the requests sent to one proxy, and what it says it dropped."""
+    assert target.proxy is not None
+    log(f"waiting for {target.name} to flush spans to SQLite")
+    stored = target.proxy.wait_for_spans(target.sent)
+    dropped = target.proxy.scrape_metric(DROPPED_METRIC)
+    restarts = target.proxy.scrape_metric(RESTARTS_METRIC)
+    session.results["proxies"][target.name].update(
+        spans={"stored": stored, "sent": target.sent, "completed": target.completed,
+               "proxy_reported_drops": dropped},
+        worker_restarts=sum(restarts.values()))
     if any(dropped.values()):
-        _log(f"the proxy reports dropped telemetry: {dropped}")
-    _log(f"spans stored {stored:,} / requests sent {bench.proxy_sent:,} "
-         f"({bench.proxy_completed:,} completed); idle RSS after flush {rss:.1f} MB")
+        log(f"{target.name} reports dropped telemetry: {dropped}")
+    if any(restarts.values()):
+        log(f"!!! {target.name} restarted relay workers during the run: {restarts}")
+    log(f"{target.name}: spans stored {stored:,} / requests sent {target.sent:,} "
+        f"({target.completed:,} completed)")
 
 
-def _start_proxy(bench: Bench) -> ProxyProcess:
-    proxy = ProxyProcess(executable=bench.options.proxy_bin, upstream_url=bench.nginx.url,
-                         db_path=bench.workdir / "bench.db", log_path=bench.workdir / "proxy.log",
-                         port=free_port(), extra_args=list(bench.options.proxy_arg))
-    _log(f"starting proxy: {bench.options.proxy_bin} serve ... --upstream-url {bench.nginx.url}")
-    proxy.start()
-    _log(f"proxy healthy at {proxy.url} (pid {proxy.pid})")
-    return proxy
+def _start_relays(session: Session, options: Options, nginx: NginxUpstream,
+                  problems: dict[str, str], stoppable: list[BaselineRelay | ProxyProcess]) -> None:
+    """The baseline relay and one proxy per worker count, each on its own port; a relay that
+    does not start is recorded in ``problems`` and its rows stay pending."""
+    workdir = session.workdir
+    try:
+        baseline = BaselineRelay(nginx.url, workdir / "baseline.log", free_port()).start()
+        stoppable.append(baseline)
+        session.targets.append(Target(BASELINE, baseline.port, baseline.pid))
+        log(f"baseline relay at {baseline.url} (pid {baseline.pid})")
+    except RuntimeError as error:
+        problems[BASELINE] = str(error)
+        log(f"!!! BASELINE RELAY DID NOT START; its rows are pending:\n{error}")
+    if "proxy" in problems:
+        return
+    for workers in options.workers:
+        name = proxy_label(workers)
+        proxy = ProxyProcess(executable=options.proxy_bin, upstream_url=nginx.url,
+                             db_path=workdir / f"{name}.db", log_path=workdir / f"{name}.log",
+                             port=free_port(), extra_args=list(options.proxy_arg),
+                             workers=workers)
+        log(f"starting {name}: {options.proxy_bin} serve --workers {workers} ... "
+            f"--upstream-url {nginx.url}")
+        try:
+            proxy.start()
+        except RuntimeError as error:
+            problems[name] = str(error)
+            log(f"!!! {name.upper()} DID NOT START; its rows are pending:\n{error}")
+            continue
+        stoppable.append(proxy)
+        session.targets.append(Target(name, proxy.port, proxy.pid, proxy=proxy))
+        session.results["proxies"][name] = {"workers": workers, "command": proxy.command}
+        log(f"{name} healthy at {proxy.url} (pid {proxy.pid})")
 
 
 def run(options: Options, nginx_bin: str, wrk_bin: str, workdir: Path) -> dict[str, Any]:
-    proxy_problem = None if options.direct_only else proxy_usable(options.proxy_bin)
-    if proxy_problem:
-        _log(f"!!! PROXY NOT AVAILABLE ({proxy_problem}); measuring direct only, "
-             f"proxy rows pending")
+    problems: dict[str, str] = {}
+    if options.direct_only:
+        problems["proxy"] = problems[BASELINE] = "--direct-only"
+    elif (problem := proxy_usable(options.proxy_bin)) is not None:
+        problems["proxy"] = problem
+        log(f"!!! PROXY NOT AVAILABLE ({problem}); proxy rows pending")
     nginx = NginxUpstream(nginx_bin, workdir / "nginx").start()
-    _log(f"nginx fake upstream at {nginx.url}")
-    bench = Bench(options=options, wrk=wrk_bin, workdir=workdir, nginx=nginx)
-    with_proxy = not options.direct_only and proxy_problem is None
+    assert nginx.process is not None
+    log(f"nginx fake upstream at {nginx.url}")
+    session = Session(wrk=wrk_bin, workdir=workdir, connections=options.connections,
+                      ttfc_samples=options.ttfc_samples)
+    session.targets.append(Target(DIRECT, nginx.port, nginx.process.pid))
+    session.results["primary_proxy"] = proxy_label(options.workers[0])
+    stoppable: list[BaselineRelay | ProxyProcess] = []
     try:
-        if with_proxy:
-            try:
-                bench.proxy = _start_proxy(bench)
-            except RuntimeError as error:
-                proxy_problem, with_proxy = str(error), False
-                _log(f"!!! PROXY DID NOT START; measuring direct only, proxy rows pending:\n"
-                     f"{error}")
-        _measure_pairs(bench, with_proxy)
-        if with_proxy:
-            _measure_memory_and_spans(bench)
+        if not options.direct_only:
+            _start_relays(session, options, nginx, problems, stoppable)
+        _measure_phases(session, options)
+        proxies = [t for t in session.targets if t.proxy is not None]
+        for target in proxies:
+            if target.name == primary_proxy(session.results):
+                _measure_memory(session, target, options.requests_for_rss)
+            _check_spans(session, target)
+            if target.name == primary_proxy(session.results):
+                session.results["rss_idle_after_flush"] = session.read_rss(target)
     finally:
-        _stop(bench)
-    bench.results["proxy_problem"] = proxy_problem
-    return bench.results
+        _stop(session, stoppable)
+        nginx.stop()
+    session.results["problems"] = problems
+    return session.results
 
 
-def _stop(bench: Bench) -> None:
-    if bench.proxy is not None:
-        code = bench.proxy.stop()
-        bench.results["proxy_exit_code"] = code
-        if bench.results.get("spans") and bench.proxy.db_path.exists():
-            bench.results["spans"]["stored_after_shutdown"] = count_spans(bench.proxy.db_path)
-    bench.nginx.stop()
+def _stop(session: Session, stoppable: list[BaselineRelay | ProxyProcess]) -> None:
+    for relay in stoppable:
+        if isinstance(relay, BaselineRelay):
+            relay.stop()
+            continue
+        name = next(t.name for t in session.targets if t.proxy is relay)
+        entry = session.results["proxies"][name]
+        entry["exit_code"] = relay.stop()
+        if entry.get("spans") and relay.db_path.exists():
+            entry["spans"]["stored_after_shutdown"] = count_spans(relay.db_path)
 
 
-def _save(results: dict[str, Any], table: str, output: Path | None) -> Path:
+def _save(results: dict[str, Any], tables: str, output: Path | None) -> Path:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     path = output or RESULTS_DIR / f"bench-{stamp}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2))
-    path.with_suffix(".md").write_text(table + "\n")
+    path.with_suffix(".md").write_text(tables + "\n")
     return path
 
 
 def _warn_if_busy(load1: float) -> None:
     if load1 > BUSY_LOADAVG:
-        _log(f"!!! the machine is busy before the run (1-min load average {load1:.2f}); other "
-             f"processes share the cores with wrk, nginx and the proxy, so expect noisy numbers")
+        log(f"!!! the machine is busy before the run (1-min load average {load1:.2f}); other "
+            f"processes share the cores with wrk, nginx and the relays, so expect noisy numbers")
 
 
 def _warn_if_void(results: dict[str, Any], say: Callable[[str], None]) -> None:
     phases, conns = results["phases"], results["connections"]
-    if f"proxy_c{conns}" not in phases:
+    proxy = phases.get(f"{primary_proxy(results)}_c{conns}")
+    if proxy is None:
         return
-    ratio = (phases[f"direct_c{conns}"]["requests_per_s"]
-             / max(phases[f"proxy_c{conns}"]["requests_per_s"], 1))
+    ratio = phases[f"{DIRECT}_c{conns}"]["requests_per_s"] / max(proxy["requests_per_s"], 1)
     if ratio < MIN_UPSTREAM_RATIO:
         banner = "!" * 78
         say(f"{banner}\n!!! WARNING: the fake upstream is only {ratio:.1f}x faster than the "
             f"proxy (< {MIN_UPSTREAM_RATIO:g}x).\n!!! The upstream or the load generator is the "
             f"bottleneck: THESE NUMBERS MEAN NOTHING.\n{banner}")
+
+
+def _print_summary(results: dict[str, Any], tables: str, path: Path) -> None:
+    meta = results["meta"]
+    during = [phase["loadavg_at_end"][0] for phase in results["phases"].values()]
+    print(f"\nllmtrace-otel bench ({meta['elapsed_s']:.0f} s, {meta['nproc']} CPUs: wrk, nginx "
+          f"and the relays share them; 1-min load average {meta['loadavg_at_start'][0]:.2f} "
+          f"before, {min(during, default=0):.2f}-{max(during, default=0):.2f} at the end of "
+          f"the measured phases, {meta['loadavg_at_end'][0]:.2f} after)\n")
+    print(tables)
+    _warn_if_void(results, print)
+    for name, proxy in results["proxies"].items():
+        drops = proxy.get("spans", {}).get("proxy_reported_drops")
+        if drops and any(drops.values()):
+            print(f"\n{name} reports dropped telemetry ({DROPPED_METRIC}):")
+            for series, value in drops.items():
+                print(f"  {series} {value:,.0f}")
+        if proxy.get("worker_restarts"):
+            print(f"\n{name} restarted {proxy['worker_restarts']:.0f} relay worker(s) "
+                  f"({RESTARTS_METRIC})")
+    for name, problem in results["problems"].items():
+        print(f"\n{name} rows pending: {problem}")
+    print(f"\nraw results: {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -337,33 +355,20 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="llmtrace-bench-") as tmp:
         meta = {"started": dt.datetime.now().isoformat(timespec="seconds"), **_machine(),
                 "options": {k: str(v) for k, v in vars(options).items()}}
-        _log(f"machine: {meta['nproc']} CPUs, {meta['cpu_model']}; commit {meta['git_commit']}")
+        log(f"machine: {meta['nproc']} CPUs, {meta['cpu_model']}; commit {meta['git_commit']}")
         _warn_if_busy(meta["loadavg_at_start"][0])
         try:
             results = {"meta": meta, **run(options, nginx_bin, wrk_bin, Path(tmp))}
         except Exception:
-            log = Path(tmp) / "proxy.log"
-            if log.exists():
-                print("--- proxy log tail ---\n" + "\n".join(
-                    log.read_text(errors="replace").splitlines()[-40:]), file=sys.stderr)
+            for log_file in sorted(Path(tmp).glob("*.log")):
+                print(f"--- {log_file.name} tail ---\n" + "\n".join(
+                    log_file.read_text(errors="replace").splitlines()[-40:]), file=sys.stderr)
             raise
     results["meta"]["elapsed_s"] = round(time.monotonic() - started, 1)
     results["meta"]["loadavg_at_end"] = os.getloadavg()
-    table = render_table(results)
-    path = _save(results, table, options.output)
-    meta = results["meta"]
-    print(f"\nllmtrace-otel bench ({meta['elapsed_s']:.0f} s, {meta['nproc']} CPUs: wrk, nginx "
-          f"and the proxy share them; load average {meta['loadavg_at_start'][0]:.2f} before)\n")
-    print(table)
-    _warn_if_void(results, print)
-    drops = results.get("spans", {}).get("proxy_reported_drops")
-    if drops and any(drops.values()):
-        print(f"\nThe proxy reports dropped telemetry ({DROPPED_METRIC}):")
-        for series, value in drops.items():
-            print(f"  {series} {value:,.0f}")
-    if results.get("proxy_problem"):
-        print(f"\nProxy rows pending: {results['proxy_problem']}")
-    print(f"\nraw results: {path}")
+    tables = render_table(results) + "\n\n" + render_cpu_table(results)
+    path = _save(results, tables, options.output)
+    _print_summary(results, tables, path)
     return 0
 
 
