@@ -24,11 +24,11 @@ from llmtrace_otel.api.views import dumps, page_json, span_json, stats_json, tra
 from llmtrace_otel.exporters.sqlite import (
     CallPage,
     QueryError,
-    SpanStore,
     StoreError,
     parse_list_query,
     parse_stats_query,
 )
+from llmtrace_otel.exporters.sqlite.queries import SpanReader
 from llmtrace_otel.exporters.sqlite.filters import CallFilter, parse_span_id, parse_trace_id
 from llmtrace_otel.exporters.sqlite.stats import empty_stats
 
@@ -48,10 +48,10 @@ _MAX_QUERY_BYTES = 4096
 
 @dataclass
 class ApiContext:
-    """What the API handlers share: the store (None when SQLite is off), the admin token,
-    the query thread pool and the clock used for relative times."""
+    """What the API handlers share: the store (SQLite or PostgreSQL; None when storage is
+    off), the admin token, the query thread pool and the clock used for relative times."""
 
-    store: SpanStore | None
+    store: SpanReader | None
     admin_token: str | None = None
     workers: int = 2
     clock_ns: Callable[[], int] = time.time_ns
@@ -107,7 +107,7 @@ class _ApiHandler(RequestHandler):
                                name) from None
         return params
 
-    def _store(self) -> SpanStore:
+    def _store(self) -> SpanReader:
         if self._ctx.store is None:
             raise ApiError(503, "store_disabled", "the SQLite span store is disabled "
                                                   "(sqlite.enabled=false); nothing to query")
@@ -123,9 +123,9 @@ class _ApiHandler(RequestHandler):
             raise ApiError(503, "store_unavailable", "the span store cannot be read right "
                                                      "now; the proxy log says why") from None
 
-    def _has_data(self, store: SpanStore) -> bool:
-        """False before the proxy stored its first span: the file does not exist yet."""
-        return store.path.exists()
+    def _has_data(self, store: SpanReader) -> bool:
+        """False before the proxy stored its first span (SQLite: the file does not exist)."""
+        return store.has_data()
 
     async def _send(self, document: Callable[[], dict[str, Any]]) -> None:
         """Build and encode the answer on the pool too: a page of spans with captured

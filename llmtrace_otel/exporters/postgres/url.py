@@ -1,0 +1,68 @@
+"""``storage.url``: which URLs select PostgreSQL, how one is shown without its password, and
+the connection parameters added to it.
+
+A URL's password never reaches a log line, an error message, ``/health`` or ``validate``:
+everything that names the store says :func:`masked` (``postgresql://user:****@host:5432/db``).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+from urllib.parse import urlsplit
+
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+__all__ = ["SCHEMES", "check_url", "conninfo", "is_postgres_url", "masked"]
+
+#: Added to the URL unless it sets them: a dead server or network is noticed in seconds
+#: (connect, TCP retransmits), and no statement waits on a lock for ever.
+_DEFAULTS: Final = {"connect_timeout": "5", "tcp_user_timeout": "10000", "keepalives": "1",
+                    "keepalives_idle": "10", "keepalives_interval": "5",
+                    "keepalives_count": "3"}
+
+#: The schemes libpq accepts for a connection URI.
+SCHEMES: Final = ("postgresql", "postgres")
+
+
+def is_postgres_url(url: str | None) -> bool:
+    return bool(url) and urlsplit(url or "").scheme.lower() in SCHEMES
+
+
+def masked(url: str) -> str:
+    """``url`` with the password (if any) replaced by ``****``; never raises."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not at:
+        return url
+    user, colon, _ = userinfo.partition(":")
+    return f"{scheme}://{user}{':****' if colon else ''}@{host}{slash}{path}"
+
+
+def check_url(url: str) -> None:
+    """Raise ValueError (naming the URL without its password) unless ``url`` is a
+    ``postgresql://`` URL with a host or a socket directory and a database name."""
+    parts = urlsplit(url)
+    shown = masked(url)
+    if parts.scheme.lower() not in SCHEMES:
+        raise ValueError(f"{shown!r} is not a postgresql:// URL (unset storage.url to keep the "
+                         "SQLite store at sqlite.path)")
+    try:
+        parts.port  # noqa: B018 - validates the port
+    except ValueError:
+        raise ValueError(f"{shown!r} has an invalid port") from None
+    if not parts.path.strip("/") and "dbname=" not in parts.query:
+        raise ValueError(f"{shown!r} names no database (postgresql://user:pass@host:5432/db)")
+
+
+def conninfo(url: str, application: str, statement_timeout_ms: int = 30_000) -> str:
+    """libpq connection parameters of ``url`` plus :data:`_DEFAULTS`, an application name and
+    a statement timeout (appended to the URL's own ``options``)."""
+    given = conninfo_to_dict(url)
+    extra: dict[str, str] = {key: value for key, value in _DEFAULTS.items() if key not in given}
+    extra.setdefault("application_name", str(given.get("application_name") or application))
+    options = str(given.get("options") or "")
+    extra["options"] = f"{options} -c statement_timeout={int(statement_timeout_ms)}".strip()
+    return make_conninfo(url, **extra)
