@@ -59,6 +59,11 @@ class Settings:
     analysis_stall_timeout_s: float = 30.0
     sqlite_enabled: bool = True
     sqlite_path: str = "llmtrace.db"
+    # The shared PostgreSQL trace store (docs/deployment.md); unset: SQLite at sqlite_path
+    storage_url: str | None = None
+    storage_retention_days: int = 30
+    storage_retry_s: float = 30.0
+    storage_pool_size: int = 4
     otlp_endpoint: str | None = None
     otlp_protocol: str = "grpc"
     metrics_enabled: bool = True
@@ -232,8 +237,18 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("analysis_stall_timeout_s", "telemetry.analysis_stall_timeout_s", float,
        "A span still in the analysis chain after this long: the stage it is stuck in is "
        "bypassed and a new worker takes the queue (0 = never)."),
-    _f("sqlite_enabled", "sqlite.enabled", _parse_bool, "Store spans in SQLite."),
+    _f("sqlite_enabled", "sqlite.enabled", _parse_bool,
+       "Store spans (in SQLite, or in PostgreSQL when storage.url is set)."),
     _f("sqlite_path", "sqlite.path", str, "SQLite database file."),
+    _f("storage_url", "storage.url", _parse_optional_str,
+       "PostgreSQL span store that several instances share (postgresql://user:pass@host:5432/"
+       "db) instead of SQLite; the password is never shown."),
+    _f("storage_retention_days", "storage.retention_days", int,
+       "PostgreSQL: days of spans kept (whole daily partitions dropped; 0 = keep all)."),
+    _f("storage_retry_s", "storage.retry_s", float,
+       "PostgreSQL: how long a batch is held and retried while the database is unreachable."),
+    _f("storage_pool_size", "storage.pool_size", int,
+       "PostgreSQL: connections of the query API and CLI (the exporter has its own)."),
     _f("otlp_endpoint", "otlp.endpoint", _parse_optional_str,
        "Export traces and metrics over OTLP to this endpoint (else OTEL_EXPORTER_OTLP_"
        "ENDPOINT, when set)."),
@@ -546,6 +561,7 @@ def validate(settings: Settings) -> Settings:
     if settings.pricing_file is not None and not Path(settings.pricing_file).is_file():
         raise ConfigError(f"pricing.file: {settings.pricing_file!r} does not exist")
     _validate_receiver(settings)
+    _validate_storage(settings)
     _validate_sdk(settings)
     _validate_reliability(settings)
     _validate_security(settings)
@@ -556,6 +572,15 @@ def validate(settings: Settings) -> Settings:
     except PolicyError as exc:
         raise ConfigError(str(exc)) from None
     return settings
+
+
+def _validate_storage(settings: Settings) -> None:
+    from llmtrace_otel.exporters.store import check_storage_settings
+
+    try:
+        check_storage_settings(settings)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _validate_reliability(settings: Settings) -> None:

@@ -1,4 +1,5 @@
-"""CLI commands over the SQLite store: ``traces``, ``trace ID`` and ``stats``.
+"""CLI commands over the span store (SQLite, or PostgreSQL with ``--storage-url``):
+``traces``, ``trace ID`` and ``stats``.
 
 They take the same filters as the HTTP API, spelled as flags (``--has-findings`` for
 ``has_findings=true``), turn them into the API's ``name -> text`` parameters and go through the
@@ -11,7 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import astuple
 
 from llmtrace_otel.api.views import dumps, page_json, stats_json, trace_json
@@ -19,15 +21,15 @@ from llmtrace_otel.config import Settings
 from llmtrace_otel.exporters.sqlite import (
     QueryError,
     SpanRecord,
-    SpanStore,
     StoreError,
     parse_list_query,
     parse_stats_query,
 )
 from llmtrace_otel.exporters.sqlite.filters import parse_trace_id
 from llmtrace_otel.exporters.sqlite.histogram import RELATIVE_ERROR
-from llmtrace_otel.exporters.sqlite.queries import iso_time
+from llmtrace_otel.exporters.sqlite.queries import SpanReader, iso_time
 from llmtrace_otel.exporters.sqlite.stats import HISTOGRAM
+from llmtrace_otel.exporters.store import open_store
 
 __all__ = ["add_query_commands"]
 
@@ -36,7 +38,7 @@ _TEXT_FILTERS = ("since", "until", "provider", "model", "tenant", "status", "min
 
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", help="SQLite file (default: sqlite.path)")
+    parser.add_argument("--db", help="SQLite file (default: storage.url, else sqlite.path)")
     parser.add_argument("--since", help="RFC 3339 time or duration before now (15m, 24h, 7d)")
     parser.add_argument("--until", help="exclusive upper bound, same forms as --since")
     parser.add_argument("--provider", help="gen_ai.provider.name")
@@ -84,14 +86,23 @@ def _run(work: Callable[[], int]) -> int:
         return 1
 
 
-def _store(args: argparse.Namespace, settings_from: _SettingsFrom) -> SpanStore:
-    return SpanStore(args.db or settings_from(args).sqlite_path)
+@contextmanager
+def _store(args: argparse.Namespace, settings_from: _SettingsFrom) -> Iterator[SpanReader]:
+    settings = settings_from(args)
+    store = open_store(settings, sqlite_path=args.db)
+    if store is None:
+        raise StoreError("the span store is disabled (sqlite.enabled=false); nothing to query")
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def _cmd_traces(args: argparse.Namespace, settings_from: _SettingsFrom) -> int:
     def work() -> int:
         query = parse_list_query(_params(args, ("limit", "cursor")), time.time_ns())
-        page = _store(args, settings_from).list_calls(query)
+        with _store(args, settings_from) as store:
+            page = store.list_calls(query)
         if args.json:
             print(dumps(page_json(page, query.limit), indent=2))
             return 0
@@ -125,7 +136,9 @@ def _span_lines(span: SpanRecord) -> list[tuple[str, ...]]:
 
 def _cmd_trace(args: argparse.Namespace, settings_from: _SettingsFrom) -> int:
     def work() -> int:
-        trace = _store(args, settings_from).get_trace(parse_trace_id(args.trace_id))
+        trace_id = parse_trace_id(args.trace_id)
+        with _store(args, settings_from) as store:
+            trace = store.get_trace(trace_id)
         if trace is None:
             print(f"llmtrace-otel: no stored spans for trace {args.trace_id}", file=sys.stderr)
             return 1
@@ -150,7 +163,8 @@ def _cmd_trace(args: argparse.Namespace, settings_from: _SettingsFrom) -> int:
 def _cmd_stats(args: argparse.Namespace, settings_from: _SettingsFrom) -> int:
     def work() -> int:
         query = parse_stats_query(_params(args, ("group_by",)), time.time_ns())
-        result = _store(args, settings_from).stats(query)
+        with _store(args, settings_from) as store:
+            result = store.stats(query)
         if args.json:
             print(dumps(stats_json(result, query.filter.since_ns, query.filter.until_ns),
                         indent=2))
@@ -181,7 +195,7 @@ def add_query_commands(
     settings_from: _SettingsFrom,
 ) -> None:
     """Register ``traces``, ``trace`` and ``stats`` on the CLI's sub-command parser."""
-    traces = sub.add_parser("traces", help="list calls from the SQLite store, newest first")
+    traces = sub.add_parser("traces", help="list calls from the span store, newest first")
     add_settings_flags(traces)
     _add_filters(traces)
     traces.add_argument("--limit", help="calls per page (1-500, default 50)")
@@ -191,7 +205,7 @@ def add_query_commands(
     trace = sub.add_parser("trace", help="show every stored span of one trace")
     add_settings_flags(trace)
     trace.add_argument("trace_id", metavar="ID", help="trace id (32 hex digits)")
-    trace.add_argument("--db", help="SQLite file (default: sqlite.path)")
+    trace.add_argument("--db", help="SQLite file (default: storage.url, else sqlite.path)")
     trace.add_argument("--json", action="store_true", help="the API's JSON instead of a table")
     trace.set_defaults(func=lambda args: _cmd_trace(args, settings_from))
 

@@ -75,6 +75,8 @@ class ApiContext:
         executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
+        if self.store is not None:
+            self.store.close()
 
 
 class _ApiHandler(RequestHandler):
@@ -109,7 +111,7 @@ class _ApiHandler(RequestHandler):
 
     def _store(self) -> SpanReader:
         if self._ctx.store is None:
-            raise ApiError(503, "store_disabled", "the SQLite span store is disabled "
+            raise ApiError(503, "store_disabled", "the span store is disabled "
                                                   "(sqlite.enabled=false); nothing to query")
         return self._ctx.store
 

@@ -12,7 +12,7 @@ from tornado.web import Application, RequestHandler
 
 from llmtrace_otel.api import ApiContext, api_routes
 from llmtrace_otel.config import Settings, split_list
-from llmtrace_otel.exporters.sqlite import SpanStore
+from llmtrace_otel.exporters.store import open_store
 from llmtrace_otel.proxy.guards import GuardChain, RequestGuard
 from llmtrace_otel.proxy.handler import ProxyContext, ProxyHandler
 from llmtrace_otel.proxy.http_metrics import HttpServerMetrics, MeteredApplication
@@ -80,10 +80,7 @@ def _api_context(settings: Settings, telemetry: Telemetry) -> ApiContext | None:
     if settings.api_admin_token is None and settings.host not in ("127.0.0.1", "::1", "localhost"):
         _log.warning("the query API and /ui are open to anyone who reaches %s:%d; set "
                      "api.admin_token (or api.enabled=false)", settings.host, settings.port)
-    store = (
-        SpanStore(settings.sqlite_path, on_operation=telemetry.instruments.count_storage)
-        if settings.sqlite_enabled else None
-    )
+    store = open_store(settings, on_operation=telemetry.instruments.count_storage)
     return ApiContext(store, settings.api_admin_token)
 
 

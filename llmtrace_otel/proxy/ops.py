@@ -53,11 +53,14 @@ def health_report(telemetry: Telemetry, started_monotonic: float, in_flight: InF
     degraded = False
     for exporter in telemetry.exporters:
         state = "unknown" if exporter.last_ok is None else ("ok" if exporter.last_ok else "failing")
-        degraded |= state == "failing"
-        components[f"exporter.{exporter.name}"] = {
-            "state": state,
-            "failed_batches": exporter.failed_batches,
-        }
+        component: dict[str, object] = {"failed_batches": exporter.failed_batches}
+        store_health = getattr(exporter.exporter, "health", None)  # the PostgreSQL store's
+        if store_health is not None:
+            component["store"] = store = store_health()
+            if store["state"] in ("unavailable", "failing"):
+                state = str(store["state"])  # known before, and during, a held batch
+        degraded |= state in ("failing", "unavailable")
+        components[f"exporter.{exporter.name}"] = {"state": state, **component}
     head = telemetry.head
     if isinstance(head, BackgroundSpanProcessor):
         depth, capacity = head.queue_depth, head.capacity

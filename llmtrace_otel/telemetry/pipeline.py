@@ -42,6 +42,7 @@ from prometheus_client import CollectorRegistry
 
 from llmtrace_otel import __version__
 from llmtrace_otel.config import Settings, otlp_requested, split_list
+from llmtrace_otel.exporters.store import store_exporter
 from llmtrace_otel.telemetry.instruments import ProxyInstruments
 from llmtrace_otel.telemetry.process import observe_process, register_process_collectors
 from llmtrace_otel.telemetry.provider_health import ProviderHealth
@@ -239,17 +240,14 @@ def build_telemetry(
 
     sinks: list[SpanProcessor] = []
     exporters: list[ExportSink] = []
-    if settings.sqlite_enabled:
-        from llmtrace_otel.exporters.sqlite import SQLiteSpanExporter
-
+    store = store_exporter(settings, on_operation=instruments.count_storage)  # SQLite or PG
+    if store is not None:
         exporters.append(ExportSink(
-            "sqlite",
-            SQLiteSpanExporter(settings.sqlite_path, on_operation=instruments.count_storage,
-                               busy_timeout_ms=settings.sqlite_busy_timeout_ms),
+            store.name, store.exporter,
             max_queue_size=settings.analysis_queue_size, schedule_delay_millis=500,
             on_drop=instruments.count_drop, meter_provider=meter_provider,
             block_when_full=blocking_export,
-            breaker=breakers.new("export.sqlite") if breakers is not None else None,
+            breaker=breakers.new(f"export.{store.name}") if breakers is not None else None,
         ))
     if otlp_requested(settings, env):
         exporters.append(ExportSink(

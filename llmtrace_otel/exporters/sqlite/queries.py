@@ -172,6 +172,10 @@ class SpanReader:
         """Number of stored spans."""
         return int(self._rows("SELECT count(*) FROM spans", ())[0][0])
 
+    def close(self) -> None:
+        """Release what the reader holds (a connection pool); it may be used again after."""
+        return None
+
 
 class SpanStore(SpanReader):
     """Read-only access to the SQLite span database at ``path``.
