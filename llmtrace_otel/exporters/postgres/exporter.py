@@ -237,11 +237,18 @@ class PostgresSpanExporter(SpanExporter):
         """Write ``rows``; while the database cannot be reached, wait and try again on a new
         connection, within ``retry_s`` of the outage's start (raises when that is over)."""
         pause = _BACKOFF[0]
-        cleaned = False
+        cleaned = rerouted = False
         while True:
             try:
                 self._write(rows)
                 return
+            except errors.CheckViolation:
+                # A partition was attached while the batch was being routed (the maintenance
+                # of another instance, or ours): the next attempt routes by the new set.
+                if rerouted:
+                    raise
+                rerouted = True
+                continue
             except psycopg.DataError:
                 if cleaned:
                     raise
