@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?=
 
-.PHONY: run test soak bench eval-security lint typecheck clean chromium redis-server
+.PHONY: run test soak bench eval-security lint typecheck clean chromium redis-server postgresql
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,17 @@ redis-server:
 	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; } \
 	      || echo "could not install redis-server: the Redis tests will skip"; \
 	  else echo "redis-server missing (not root or no apt-get): Redis tests will skip"; fi; }
+
+# The PostgreSQL store's tests start their own throw-away cluster from Debian's server binaries
+# (/usr/lib/postgresql/<version>/bin; tests/support/postgres_server.py): install them when
+# missing and we may (root, Debian). No system service is started or needed.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || command -v postgres >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's postgresql for the PostgreSQL store's tests"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql; } \
+	      || echo "could not install postgresql: the PostgreSQL tests will skip"; \
+	  else echo "postgresql missing (not root or no apt-get): PostgreSQL tests will skip"; fi; }
 
 test: $(VENV)/.installed-dev | chromium
 	$(BIN)/python -m pytest -q

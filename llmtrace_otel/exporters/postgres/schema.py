@@ -192,14 +192,15 @@ def _check_server(conn: _Connection) -> None:
 
 def migrate(conn: _Connection) -> int:
     """Bring the database to :data:`SCHEMA_VERSION` under the schema's advisory lock; return
-    the version found. ``conn`` must be in autocommit mode with no transaction open.
+    the version this call found (under the lock, when it took it): below
+    :data:`SCHEMA_VERSION` only for the one caller that migrated. ``conn`` must be in
+    autocommit mode with no transaction open.
 
     A database already current is only read (one statement, no lock).
     """
     _check_server(conn)
-    found = _found_version(conn)
-    if found == SCHEMA_VERSION:
-        return found
+    if _found_version(conn) == SCHEMA_VERSION:
+        return SCHEMA_VERSION
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
         current = _found_version(conn)  # again, under the lock: another instance may have
@@ -213,9 +214,9 @@ def migrate(conn: _Connection) -> int:
                          "version integer NOT NULL)")
             conn.execute("INSERT INTO llmtrace_schema VALUES (%s, %s)",
                          (APPLICATION, SCHEMA_VERSION))
-        else:
+        elif current < SCHEMA_VERSION:
             conn.execute("UPDATE llmtrace_schema SET version = %s", (SCHEMA_VERSION,))
-    return found
+    return current
 
 
 def check_version(conn: _Connection) -> None:
