@@ -178,8 +178,9 @@ class PostgresSpanExporter(SpanExporter):
             try:
                 self.maintain()
             except Exception as exc:  # noqa: BLE001 - retried; the proxy keeps serving
-                if isinstance(exc, StoreError):
-                    self._set_state("failing", str(exc))
+                if not _transient(exc, None):
+                    self._set_state("failing", str(exc) if isinstance(exc, StoreError)
+                                    else _explain(exc))
                 elif self._state in ("unknown", "ok"):
                     self._set_state("unavailable", _explain(exc))
                 if not failing:
