@@ -28,8 +28,8 @@ from llmtrace_otel.exporters.sqlite import (
     parse_list_query,
     parse_stats_query,
 )
-from llmtrace_otel.exporters.sqlite.queries import SpanReader
 from llmtrace_otel.exporters.sqlite.filters import CallFilter, parse_span_id, parse_trace_id
+from llmtrace_otel.exporters.sqlite.queries import SpanReader
 from llmtrace_otel.exporters.sqlite.stats import empty_stats
 
 __all__ = [

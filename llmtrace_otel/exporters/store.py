@@ -21,8 +21,7 @@ from llmtrace_otel.exporters.sqlite.queries import SpanReader
 if TYPE_CHECKING:
     from llmtrace_otel.config import Settings
 
-__all__ = ["POSTGRES", "SQLITE", "StoreExporter", "check_storage_settings", "describe_store",
-           "open_store", "store_backend", "store_exporter"]
+__all__ = ["POSTGRES", "SQLITE", "StoreExporter", "check_storage_settings", "open_store", "store_backend", "store_exporter"]
 
 SQLITE: Final = "sqlite"
 POSTGRES: Final = "postgres"
@@ -46,14 +45,9 @@ def store_backend(settings: Settings) -> str | None:
     return POSTGRES if settings.storage_url else SQLITE
 
 
-def describe_store(settings: Settings) -> str:
-    """Where spans are stored, for messages (a URL's password masked)."""
-    backend = store_backend(settings)
-    if backend is None:
-        return "no span store (sqlite.enabled=false)"
-    if backend == POSTGRES:
-        return f"PostgreSQL at {masked(settings.storage_url)}"
-    return f"SQLite at {settings.sqlite_path}"
+def _url(settings: Settings) -> str:
+    assert settings.storage_url is not None  # store_backend() is POSTGRES
+    return settings.storage_url
 
 
 def check_storage_settings(settings: Settings) -> None:
@@ -76,7 +70,8 @@ def check_storage_settings(settings: Settings) -> None:
         raise ValueError(f"storage.pool_size: must be 1-100, got {settings.storage_pool_size}")
 
 
-def store_exporter(settings: Settings, *, on_operation: _Operation | None = None) -> StoreExporter | None:
+def store_exporter(settings: Settings, *,
+                   on_operation: _Operation | None = None) -> StoreExporter | None:
     """The span exporter of the configured store (None when off). A PostgreSQL exporter
     starts its maintenance thread now (schema, partitions), so ``/health`` knows the state
     of the database from the start."""
@@ -86,7 +81,7 @@ def store_exporter(settings: Settings, *, on_operation: _Operation | None = None
     if backend == POSTGRES:
         from llmtrace_otel.exporters.postgres.exporter import PostgresSpanExporter
 
-        exporter = PostgresSpanExporter(settings.storage_url,
+        exporter = PostgresSpanExporter(_url(settings),
                                         retention_days=settings.storage_retention_days,
                                         retry_s=settings.storage_retry_s,
                                         on_operation=on_operation)
@@ -107,7 +102,7 @@ def open_store(settings: Settings, *, on_operation: _Operation | None = None,
     if sqlite_path is None and store_backend(settings) == POSTGRES:
         from llmtrace_otel.exporters.postgres.store import PostgresSpanStore
 
-        return PostgresSpanStore(settings.storage_url, pool_size=settings.storage_pool_size,
+        return PostgresSpanStore(_url(settings), pool_size=settings.storage_pool_size,
                                  on_operation=on_operation)
     if sqlite_path is None and store_backend(settings) is None:
         return None

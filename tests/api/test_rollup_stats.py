@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from llmtrace_otel.exporters.postgres.exporter import PostgresSpanExporter
 from llmtrace_otel.exporters.sqlite import (
     SpanStore,
     SQLiteSpanExporter,
@@ -22,7 +23,6 @@ from llmtrace_otel.exporters.sqlite import (
     parse_stats_query,
 )
 from llmtrace_otel.exporters.sqlite.histogram import MIN_MS, RELATIVE_ERROR
-from llmtrace_otel.exporters.postgres.exporter import PostgresSpanExporter
 from llmtrace_otel.exporters.sqlite.queries import SpanReader
 from llmtrace_otel.exporters.sqlite.stats import MAX_GROUPS
 from tests.support.call_spans import HOUR_NS, T0, make_calls

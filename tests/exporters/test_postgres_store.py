@@ -28,9 +28,9 @@ from llmtrace_otel.exporters.postgres.partitions import day_bounds, maintain, pa
 from llmtrace_otel.exporters.postgres.schema import SCHEMA_VERSION, migrate
 from llmtrace_otel.exporters.postgres.store import PostgresSpanStore
 from llmtrace_otel.exporters.sqlite import StoreError, parse_list_query, parse_stats_query
+from llmtrace_otel.exporters.sqlite.listing import list_sql
 from llmtrace_otel.exporters.sqlite.queries import stats_statements
 from llmtrace_otel.exporters.sqlite.records import CALL_COLUMNS
-from llmtrace_otel.exporters.sqlite.listing import list_sql
 from tests.support.call_spans import make_calls
 
 

@@ -33,6 +33,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from typing import Any, Final
 
 import psycopg
@@ -309,10 +310,8 @@ class PostgresSpanExporter(SpanExporter):
     def _close_connection(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            try:
+            with suppress(psycopg.Error):
                 conn.close()
-            except psycopg.Error:
-                pass
 
     def shutdown(self) -> None:
         """Stop retrying and maintaining, close the connection; later exports return
