@@ -21,7 +21,8 @@ from llmtrace_otel.exporters.sqlite.queries import SpanReader
 if TYPE_CHECKING:
     from llmtrace_otel.config import Settings
 
-__all__ = ["POSTGRES", "SQLITE", "StoreExporter", "check_storage_settings", "open_store", "store_backend", "store_exporter"]
+__all__ = ["POSTGRES", "SQLITE", "StoreExporter", "check_storage_settings", "open_store",
+           "store_backend", "store_exporter"]
 
 SQLITE: Final = "sqlite"
 POSTGRES: Final = "postgres"
