@@ -62,8 +62,10 @@ chromium:
 soak: $(VENV)/.installed-dev
 	RELIABILITY_FULL=1 $(BIN)/python -m pytest -q -s tests/reliability
 
+# STORAGE_URL=postgresql://... (or BENCH_ARGS=--postgres: a throw-away local server) measures
+# the proxy with the PostgreSQL span store; stored spans are counted there.
 bench: $(VENV)/.installed-dev
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(if $(STORAGE_URL),--storage-url $(STORAGE_URL),) $(BENCH_ARGS)
 
 # Scores the security detectors on ../shared/datasets and writes the tables into docs/security.md.
 eval-security: $(VENV)/.installed-dev

@@ -50,6 +50,10 @@ class ProxyProcess:
     command: list[str] = field(default_factory=list)
     #: More ``serve`` flags (``--proxy-arg`` of run.py), e.g. limits to measure their cost.
     extra_args: list[str] = field(default_factory=list)
+    #: Store spans in this PostgreSQL database instead of ``db_path`` (run.py --postgres).
+    storage_url: str | None = None
+    #: Spans in that database before the run (an existing database may hold some).
+    _baseline: int = 0
 
     @property
     def url(self) -> str:
@@ -65,6 +69,9 @@ class ProxyProcess:
         self.command = [str(self.executable), "serve", "--host", "127.0.0.1",
                         "--port", str(self.port), "--upstream-url", self.upstream_url,
                         "--sqlite-path", str(self.db_path), *self.extra_args]
+        if self.storage_url:
+            self.command += ["--storage-url", self.storage_url]
+            self._baseline = self.stored()
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
                                         env=_clean_env())
@@ -120,7 +127,7 @@ class ProxyProcess:
         deadline = time.monotonic() + max_wait_s
         last, stable_since = -1, time.monotonic()
         while time.monotonic() < deadline:
-            current = count_spans(self.db_path) if self.db_path.exists() else 0
+            current = self.stored()
             if current >= expected:
                 return current
             if current != last:
@@ -129,6 +136,19 @@ class ProxyProcess:
                 return current
             time.sleep(0.25)
         return max(last, 0)
+
+    def stored(self) -> int:
+        """Spans this proxy stored so far (in the SQLite file or the PostgreSQL database)."""
+        if self.storage_url:
+            import psycopg
+
+            with psycopg.connect(self.storage_url) as conn:
+                exists = conn.execute("SELECT to_regclass('spans')").fetchone()
+                if exists is None or exists[0] is None:
+                    return 0
+                row = conn.execute("SELECT count(*) FROM spans").fetchone()
+                return int(row[0] if row else 0) - self._baseline
+        return count_spans(self.db_path) if self.db_path.exists() else 0
 
     def stop(self, timeout_s: float = 20.0) -> int | None:
         """SIGTERM (graceful: flush), then SIGKILL; returns the exit code."""

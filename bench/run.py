@@ -22,12 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from nginx_upstream import STREAM_HEADER, NginxUpstream, free_port
-from proxy_process import ProxyProcess, count_spans
+from proxy_process import ProxyProcess
 from report import MIN_UPSTREAM_RATIO, percentile, render_table
 from ttfc_client import TtfcResult, measure_ttfc
 from wrk_load import WrkResult, run_wrk
 
 BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR.parent))
+from tests.support.postgres_server import PostgresCluster, find_binaries  # noqa: E402
+
 RESULTS_DIR = BENCH_DIR / "results"
 CHAT_PATH = "/v1/chat/completions"
 APT_PACKAGES = ("nginx-light", "wrk")
@@ -48,6 +51,8 @@ class Options:
     proxy_bin: Path
     output: Path | None
     proxy_arg: tuple[str, ...] = ()
+    storage_url: str | None = None
+    postgres: bool = False
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -72,6 +77,13 @@ def parse_args(argv: list[str] | None = None) -> Options:
                         default=Path(sys.executable).parent / "llmtrace-otel")
     parser.add_argument("--output", type=Path, help="JSON results file "
                         "(default bench/results/bench-<timestamp>.json)")
+    store = parser.add_mutually_exclusive_group()
+    store.add_argument("--storage-url", metavar="URL",
+                       help="store spans in this PostgreSQL database (storage.url) instead of "
+                            "SQLite; stored spans are counted there")
+    store.add_argument("--postgres", action="store_true",
+                       help="the same on a throw-away local PostgreSQL server (durable "
+                            "settings; tests/support/postgres_server.py)")
     args = parser.parse_args(argv)
     quick = bool(args.quick)
     return Options(
@@ -85,6 +97,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         proxy_bin=args.proxy_bin,
         output=args.output,
         proxy_arg=tuple(args.proxy_arg),
+        storage_url=args.storage_url,
+        postgres=args.postgres,
     )
 
 
@@ -156,6 +170,8 @@ class Bench:
     workdir: Path
     nginx: NginxUpstream
     proxy: ProxyProcess | None = None
+    #: Where the proxy stores spans when not in SQLite (--storage-url / --postgres).
+    storage_url: str | None = None
 
     def __post_init__(self) -> None:
         self.body = self.workdir / "chat.json"
@@ -243,7 +259,7 @@ def _measure_memory_and_spans(bench: Bench) -> None:
     bench.read_rss()
     bench.push_until(max(rss_target, first + rss_target // 2), rps)
     bench.read_rss()
-    _log("waiting for the proxy to flush spans to SQLite")
+    _log("waiting for the proxy to flush spans to its store")
     stored = proxy.wait_for_spans(bench.proxy_sent)
     bench.results["spans"] = {"stored": stored, "sent": bench.proxy_sent,
                               "completed": bench.proxy_completed}
@@ -260,7 +276,8 @@ def _measure_memory_and_spans(bench: Bench) -> None:
 def _start_proxy(bench: Bench) -> ProxyProcess:
     proxy = ProxyProcess(executable=bench.options.proxy_bin, upstream_url=bench.nginx.url,
                          db_path=bench.workdir / "bench.db", log_path=bench.workdir / "proxy.log",
-                         port=free_port(), extra_args=list(bench.options.proxy_arg))
+                         port=free_port(), extra_args=list(bench.options.proxy_arg),
+                         storage_url=bench.storage_url)
     _log(f"starting proxy: {bench.options.proxy_bin} serve ... --upstream-url {bench.nginx.url}")
     proxy.start()
     _log(f"proxy healthy at {proxy.url} (pid {proxy.pid})")
@@ -274,8 +291,19 @@ def run(options: Options, nginx_bin: str, wrk_bin: str, workdir: Path) -> dict[s
              f"proxy rows pending")
     nginx = NginxUpstream(nginx_bin, workdir / "nginx").start()
     _log(f"nginx fake upstream at {nginx.url}")
-    bench = Bench(options=options, wrk=wrk_bin, workdir=workdir, nginx=nginx)
+    bench = Bench(options=options, wrk=wrk_bin, workdir=workdir, nginx=nginx,
+                  storage_url=options.storage_url)
     with_proxy = not options.direct_only and proxy_problem is None
+    cluster = None
+    if options.postgres and with_proxy:
+        bindir = find_binaries()
+        if bindir is None:
+            nginx.stop()
+            raise SystemExit("--postgres: no PostgreSQL server installed (make postgresql)")
+        cluster = PostgresCluster(bindir, durable=True, settings={"shared_buffers": "256MB"})
+        cluster.start()
+        bench.storage_url = cluster.create_database("bench")
+        _log(f"throw-away PostgreSQL at port {cluster.port}: spans go to {bench.storage_url}")
     try:
         if with_proxy:
             try:
@@ -289,6 +317,8 @@ def run(options: Options, nginx_bin: str, wrk_bin: str, workdir: Path) -> dict[s
             _measure_memory_and_spans(bench)
     finally:
         _stop(bench)
+        if cluster is not None:
+            cluster.close()
     bench.results["proxy_problem"] = proxy_problem
     return bench.results
 
@@ -297,8 +327,8 @@ def _stop(bench: Bench) -> None:
     if bench.proxy is not None:
         code = bench.proxy.stop()
         bench.results["proxy_exit_code"] = code
-        if bench.results.get("spans") and bench.proxy.db_path.exists():
-            bench.results["spans"]["stored_after_shutdown"] = count_spans(bench.proxy.db_path)
+        if bench.results.get("spans"):
+            bench.results["spans"]["stored_after_shutdown"] = bench.proxy.stored()
     bench.nginx.stop()
 
 
