@@ -49,5 +49,4 @@ def value_of(stored: Sequence[Any] | None) -> int:
     """A stored compact array -> the histogram integer of ``sqlite/histogram.py``."""
     if not stored or len(stored) < 2:
         return 0
-    low = int(stored[0])
-    return from_counts([max(0, int(count)) for count in stored[1:]]) << (low * 64)
+    return from_counts(stored[1:]) << (stored[0] * 64)

@@ -74,7 +74,7 @@ CREATE TABLE spans (
     stream                smallint CHECK (stream IN (0, 1)),
     error_type            text,
     server_address        text,
-    http_status           integer,
+    http_status           bigint,
     cost_usd              double precision,
     tenant_id             text COLLATE "C",
     agent_id              text,

@@ -234,7 +234,8 @@ def _from_rollup(conn: _Connection, query: StatsQuery, exact_below: int,
     if (calls or 0) <= exact_below:
         return None
     groups = _Groups(query.group_by)
-    groups.add(conn.execute(dialect.sql(sql), params), dialect.histogram)
+    # fetchall: psycopg converts a whole result in C, row by row iteration in Python
+    groups.add(conn.execute(dialect.sql(sql), params).fetchall(), dialect.histogram)
     for edge in plan.edges:
         batch = RollupBatch()
         edge_sql, edge_params = _edge_sql(query, edge, dialect)
