@@ -97,7 +97,10 @@ def test_an_outage_under_load_loses_only_what_it_counts(
             cluster.stop()  # the same mechanism as a 30 s outage, shorter
             wait_until(lambda: store_state(proxy)["state"] == "unavailable", timeout_s=30,
                        what="the outage on /health")
-            time.sleep(3)
+            # Down until the queue has overflowed (a few seconds at this traffic): the held
+            # batch and a full queue are what a 30 s outage leaves, and what must survive.
+            wait_until(lambda: Books.read(proxy.url).dropped("export.postgres") > 0,
+                       timeout_s=60, what="the export queue to overflow")
             cluster.start()
             time.sleep(1)
             stop.set()

@@ -10,8 +10,6 @@ from __future__ import annotations
 from typing import Final
 from urllib.parse import urlsplit
 
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
 __all__ = ["SCHEMES", "check_url", "conninfo", "is_postgres_url", "masked"]
 
 #: Added to the URL unless it sets them: a dead server or network is noticed in seconds
@@ -60,6 +58,10 @@ def check_url(url: str) -> None:
 def conninfo(url: str, application: str, statement_timeout_ms: int = 30_000) -> str:
     """libpq connection parameters of ``url`` plus :data:`_DEFAULTS`, an application name and
     a statement timeout (appended to the URL's own ``options``)."""
+    # psycopg is imported here, not at the top: checking settings (every CLI command) must
+    # not pay for importing the driver (~0.1-0.5 s).
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
     given = conninfo_to_dict(url)
     extra: dict[str, str] = {key: value for key, value in _DEFAULTS.items() if key not in given}
     extra.setdefault("application_name", str(given.get("application_name") or application))

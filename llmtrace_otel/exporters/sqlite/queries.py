@@ -129,7 +129,7 @@ class SpanReader:
 
     def _rows(self, sql: str, params: tuple[object, ...]) -> list[Any]:
         with self._connection() as conn:
-            return list(conn.execute(self.dialect.sql(sql), params))
+            return conn.execute(self.dialect.sql(sql), params).fetchall()  # type: ignore[no-any-return]
 
     def get_span(self, span_id: str) -> SpanRecord | None:
         """The full record of one span (16 hex digits), or None when it is not stored."""
