@@ -251,20 +251,16 @@ class PostgresSpanExporter(SpanExporter):
                     raise
                 rerouted = True
                 continue
-            except psycopg.DataError:
+            except (psycopg.DataError, UnicodeEncodeError):
                 if cleaned:
                     raise
                 rows, cleaned = clean_rows(rows), True  # a value PostgreSQL cannot hold
-                continue
-            except UnicodeEncodeError:
-                if cleaned:
-                    raise
-                rows, cleaned = clean_rows(rows), True
                 continue
             except Exception as exc:
                 transient = _transient(exc, self._conn)
                 self._close_connection()
                 if not transient:
+                    self._outage_start = None  # the server answered: not an outage
                     raise
                 now = time.monotonic()
                 if self._outage_start is None:
