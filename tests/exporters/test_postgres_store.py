@@ -168,7 +168,7 @@ def test_listings_and_stats_use_the_indexes(postgres_url: str) -> None:
         store.close()
 
 
-def test_the_password_is_never_shown(postgres_cluster: object) -> None:
+def test_the_password_is_never_shown() -> None:
     url = "postgresql://llm:s3cret-pw@127.0.0.1:1/nodb"
     result = subprocess.run([sys.executable, "-m", "llmtrace_otel", "validate",
                              "--storage-url", url], capture_output=True, text=True, timeout=60)
