@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import astuple
 
 from llmtrace_otel.api.views import dumps, page_json, stats_json, trace_json
-from llmtrace_otel.config import Settings
+from llmtrace_otel.display import status_label, usd
 from llmtrace_otel.exporters.sqlite import (
     QueryError,
     SpanRecord,
@@ -25,32 +25,45 @@ from llmtrace_otel.exporters.sqlite import (
     parse_list_query,
     parse_stats_query,
 )
-from llmtrace_otel.exporters.sqlite.filters import parse_trace_id
+from llmtrace_otel.exporters.sqlite.filters import parse_trace_prefix
 from llmtrace_otel.exporters.sqlite.histogram import RELATIVE_ERROR
 from llmtrace_otel.exporters.sqlite.queries import SpanReader, iso_time
 from llmtrace_otel.exporters.sqlite.stats import HISTOGRAM
-from llmtrace_otel.exporters.store import open_store
 
 __all__ = ["add_query_commands"]
 
-_SettingsFrom = Callable[[argparse.Namespace], Settings]
-_TEXT_FILTERS = ("since", "until", "provider", "model", "tenant", "status", "min_score")
+#: The store of a command (``--db``, ``--storage-url``, else the config file and env), or
+#: None when the store is off.
+_StoreOpener = Callable[[argparse.Namespace], SpanReader | None]
+_TEXT_FILTERS = ("since", "until", "provider", "model", "tenant", "status", "min_score", "q")
+
+
+def _add_store(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", help="SQLite file (default: storage.url, else sqlite.path)")
+    parser.add_argument("--storage-url", dest="storage_url", metavar="URL",
+                        help="the PostgreSQL store (postgresql://...; also "
+                             "LLMTRACE_STORAGE_URL)")
+    parser.add_argument("--config", metavar="FILE",
+                        help="YAML config file whose storage.url / sqlite.path to read (also "
+                             "LLMTRACE_CONFIG)")
 
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", help="SQLite file (default: storage.url, else sqlite.path)")
+    _add_store(parser)
     parser.add_argument("--since", help="RFC 3339 time or duration before now (15m, 24h, 7d)")
     parser.add_argument("--until", help="exclusive upper bound, same forms as --since")
     parser.add_argument("--provider", help="gen_ai.provider.name")
-    parser.add_argument("--model", help="gen_ai.request.model")
+    parser.add_argument("--model", help="gen_ai.request.model or gen_ai.response.model")
     parser.add_argument("--tenant", help="llmtrace.tenant.id")
-    parser.add_argument("--status", help="ok, error or unset")
+    parser.add_argument("--status", help="ok (not failed), error, or unset")
     findings = parser.add_mutually_exclusive_group()
     findings.add_argument("--has-findings", dest="has_findings", action="store_const",
                           const="true", help="only calls with security findings")
     findings.add_argument("--no-findings", dest="has_findings", action="store_const",
                           const="false", help="only calls without security findings")
     parser.add_argument("--min-score", dest="min_score", help="minimum llmtrace.security.score")
+    parser.add_argument("--search", dest="q", metavar="TEXT",
+                        help="text in a name, id, model, tenant, error, attribute or event")
     parser.add_argument("--json", action="store_true", help="the API's JSON instead of a table")
 
 
@@ -87,9 +100,8 @@ def _run(work: Callable[[], int]) -> int:
 
 
 @contextmanager
-def _store(args: argparse.Namespace, settings_from: _SettingsFrom) -> Iterator[SpanReader]:
-    settings = settings_from(args)
-    store = open_store(settings, sqlite_path=args.db)
+def _store(args: argparse.Namespace, opener: _StoreOpener) -> Iterator[SpanReader]:
+    store = opener(args)
     if store is None:
         raise StoreError("the span store is disabled (sqlite.enabled=false); nothing to query")
     try:
@@ -98,10 +110,10 @@ def _store(args: argparse.Namespace, settings_from: _SettingsFrom) -> Iterator[S
         store.close()
 
 
-def _cmd_traces(args: argparse.Namespace, settings_from: _SettingsFrom) -> int:
+def _cmd_traces(args: argparse.Namespace, opener: _StoreOpener) -> int:
     def work() -> int:
         query = parse_list_query(_params(args, ("limit", "cursor")), time.time_ns())
-        with _store(args, settings_from) as store:
+        with _store(args, opener) as store:
             page = store.list_calls(query)
         if args.json:
             print(dumps(page_json(page, query.limit), indent=2))
@@ -111,13 +123,13 @@ def _cmd_traces(args: argparse.Namespace, settings_from: _SettingsFrom) -> int:
             print("no calls match" if filtered else "no calls stored yet")
             return 0
         header: tuple[str, ...] = ("time (UTC)", "operation", "provider", "model", "status",
-                                   "in", "out", "ms", "ttfc ms", "trace id")
+                                   "in", "out", "cost", "ms", "ttfc ms", "trace id")
         rows: list[tuple[str, ...]] = [row.as_table_row() for row in page.items]
-        findings = [row.findings_count for row in page.items]
-        if any(findings):
+        if any(row.findings_count for row in page.items):
             header = (*header, "findings")
-            rows = [(*row, str(count) if count else "-") for row, count in
-                    zip(rows, findings, strict=True)]
+            rows = [(*cells, " ".join(filter(None, (str(row.findings_count), row.max_severity)))
+                     if row.findings_count else "-")
+                    for cells, row in zip(rows, page.items, strict=True)]
         _table(header, rows)
         if page.next_cursor:
             print(f"\nmore: add --cursor {page.next_cursor}")
@@ -128,17 +140,17 @@ def _cmd_traces(args: argparse.Namespace, settings_from: _SettingsFrom) -> int:
 
 def _span_lines(span: SpanRecord) -> list[tuple[str, ...]]:
     start = iso_time(span.start_time_ns) or "-"
-    status = span.status_code + (f" {span.error_type}" if span.error_type else "")
-    return [(str(start).replace("T", " ").rstrip("Z"), span.span_id, span.name, status,
-             _num(span.duration_ms, ".0f"), _num(span.ttft_ms, ".0f"), _num(span.input_tokens),
-             _num(span.output_tokens), _num(span.cost_usd, ".6f"), str(span.findings_count))]
+    return [(str(start).replace("T", " ").rstrip("Z"), span.span_id, span.name,
+             status_label(span.status_code, span.error_type), _num(span.duration_ms, ".0f"),
+             _num(span.ttft_ms, ".0f"), _num(span.input_tokens), _num(span.output_tokens),
+             usd(span.cost_usd), str(span.findings_count))]
 
 
-def _cmd_trace(args: argparse.Namespace, settings_from: _SettingsFrom) -> int:
+def _cmd_trace(args: argparse.Namespace, opener: _StoreOpener) -> int:
     def work() -> int:
-        trace_id = parse_trace_id(args.trace_id)
-        with _store(args, settings_from) as store:
-            trace = store.get_trace(trace_id)
+        prefix = parse_trace_prefix(args.trace_id)
+        with _store(args, opener) as store:
+            trace = store.get_trace(store.resolve_trace_id(prefix))
         if trace is None:
             print(f"llmtrace-otel: no stored spans for trace {args.trace_id}", file=sys.stderr)
             return 1
@@ -146,7 +158,7 @@ def _cmd_trace(args: argparse.Namespace, settings_from: _SettingsFrom) -> int:
             print(dumps(trace_json(trace), indent=2))
             return 0
         _table(("time (UTC)", "span id", "name", "status", "ms", "ttfc ms", "in", "out",
-                "cost usd", "findings"),
+                "cost", "findings"),
                [line for span in trace.spans for line in _span_lines(span)])
         for span in trace.spans:
             for finding in span.findings:
@@ -160,10 +172,10 @@ def _cmd_trace(args: argparse.Namespace, settings_from: _SettingsFrom) -> int:
     return _run(work)
 
 
-def _cmd_stats(args: argparse.Namespace, settings_from: _SettingsFrom) -> int:
+def _cmd_stats(args: argparse.Namespace, opener: _StoreOpener) -> int:
     def work() -> int:
         query = parse_stats_query(_params(args, ("group_by",)), time.time_ns())
-        with _store(args, settings_from) as store:
+        with _store(args, opener) as store:
             result = store.stats(query)
         if args.json:
             print(dumps(stats_json(result, query.filter.since_ns, query.filter.until_ns),
@@ -172,10 +184,10 @@ def _cmd_stats(args: argparse.Namespace, settings_from: _SettingsFrom) -> int:
         rows = [("(all)", result.totals)] + [(g.key or "(none)", g) for g in result.groups]
         _table(
             (query.group_by.value if result.groups else "", "calls", "errors", "error %",
-             "in tokens", "out tokens", "cost usd", "p50 ms", "p95 ms"),
+             "in tokens", "out tokens", "cost", "p50 ms", "p95 ms"),
             [(key, str(r.calls), str(r.errors),
               _num(None if r.error_rate is None else r.error_rate * 100, ".1f"),
-              str(r.input_tokens), str(r.output_tokens), f"{r.cost_usd:.6f}",
+              str(r.input_tokens), str(r.output_tokens), usd(r.cost_usd),
               _num(r.latency_p50_ms, ".0f"), _num(r.latency_p95_ms, ".0f"))
              for key, r in rows],
         )
@@ -191,27 +203,24 @@ def _cmd_stats(args: argparse.Namespace, settings_from: _SettingsFrom) -> int:
 
 def add_query_commands(
     sub: argparse._SubParsersAction,  # type: ignore[type-arg]
-    add_settings_flags: Callable[[argparse.ArgumentParser], None],
-    settings_from: _SettingsFrom,
+    opener: _StoreOpener,
 ) -> None:
     """Register ``traces``, ``trace`` and ``stats`` on the CLI's sub-command parser."""
     traces = sub.add_parser("traces", help="list calls from the span store, newest first")
-    add_settings_flags(traces)
     _add_filters(traces)
     traces.add_argument("--limit", help="calls per page (1-500, default 50)")
     traces.add_argument("--cursor", help="continue after a previous page")
-    traces.set_defaults(func=lambda args: _cmd_traces(args, settings_from))
+    traces.set_defaults(func=lambda args: _cmd_traces(args, opener))
 
     trace = sub.add_parser("trace", help="show every stored span of one trace")
-    add_settings_flags(trace)
-    trace.add_argument("trace_id", metavar="ID", help="trace id (32 hex digits)")
-    trace.add_argument("--db", help="SQLite file (default: storage.url, else sqlite.path)")
+    trace.add_argument("trace_id", metavar="ID",
+                       help="trace id (32 hex digits), or a unique prefix of at least 4")
+    _add_store(trace)
     trace.add_argument("--json", action="store_true", help="the API's JSON instead of a table")
-    trace.set_defaults(func=lambda args: _cmd_trace(args, settings_from))
+    trace.set_defaults(func=lambda args: _cmd_trace(args, opener))
 
     stats = sub.add_parser("stats", help="calls, errors, tokens, cost and latency percentiles")
-    add_settings_flags(stats)
     _add_filters(stats)
     stats.add_argument("--group-by", dest="group_by",
                        help="none, model, provider, tenant, minute, hour or day")
-    stats.set_defaults(func=lambda args: _cmd_stats(args, settings_from))
+    stats.set_defaults(func=lambda args: _cmd_stats(args, opener))

@@ -20,6 +20,9 @@ LLMTRACE_TENANT_ID: Final = "llmtrace.tenant.id"
 LLMTRACE_AGENT_ID: Final = "llmtrace.agent.id"
 #: How the tenant was identified: header, api_key or default.
 LLMTRACE_TENANT_SOURCE: Final = "llmtrace.tenant.source"
+#: True when the call sent ``X-LLMTrace-Tenant-ID`` from a caller not trusted to name its
+#: tenant (``tenancy.header_trusted_from``): the header was ignored.
+LLMTRACE_TENANT_HEADER_IGNORED: Final = "llmtrace.tenant.header_ignored"
 
 # Anomalies (processors.anomaly): one span event per anomaly, and the list on the span
 LLMTRACE_ANOMALY_EVENT: Final = "llmtrace.anomaly"
@@ -60,6 +63,10 @@ LLMTRACE_SECURITY_GUARD_BUDGET_EXCEEDED: Final = "llmtrace.security.guard.budget
 #: Values replaced by [PII:...]/[SECRET:...] placeholders in the exported content
 #: (security.pii_export = redact).
 LLMTRACE_SECURITY_REDACTED: Final = "llmtrace.security.redacted"
+#: Why message content that capture would export was kept out (``not_redacted``: the
+#: security stage did not redact the span, so with ``security.pii_export: redact`` it is
+#: withheld rather than exported as it came).
+LLMTRACE_CONTENT_WITHHELD: Final = "llmtrace.content.withheld"
 #: The proxy ended a streamed response early on a finding (security.stream_scan = stop).
 LLMTRACE_SECURITY_STREAM_STOPPED: Final = "llmtrace.security.stream_stopped"
 #: Span event, one per finding of the stream scanner (the finding.* attributes; offsets in

@@ -15,14 +15,12 @@ from typing import TYPE_CHECKING, Final
 
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from llmtrace_otel.exporters.postgres.url import check_url, is_postgres_url, masked
 from llmtrace_otel.exporters.sqlite.queries import SpanReader
 
 if TYPE_CHECKING:
     from llmtrace_otel.config import Settings
 
-__all__ = ["POSTGRES", "SQLITE", "StoreExporter", "check_storage_settings", "open_store",
-           "store_backend", "store_exporter"]
+__all__ = ["POSTGRES", "SQLITE", "StoreExporter", "open_store", "store_backend", "store_exporter"]
 
 SQLITE: Final = "sqlite"
 POSTGRES: Final = "postgres"
@@ -49,26 +47,6 @@ def store_backend(settings: Settings) -> str | None:
 def _url(settings: Settings) -> str:
     assert settings.storage_url is not None  # store_backend() is POSTGRES
     return settings.storage_url
-
-
-def check_storage_settings(settings: Settings) -> None:
-    """Raise ValueError (naming the key, never a password) for bad ``storage.*`` values."""
-    url = settings.storage_url
-    if url is not None:
-        if not is_postgres_url(url):
-            raise ValueError(f"storage.url: {masked(url)!r} is not a postgresql:// URL (unset "
-                             "it to keep the SQLite store at sqlite.path)")
-        try:
-            check_url(url)
-        except ValueError as exc:
-            raise ValueError(f"storage.url: {exc}") from None
-    if settings.storage_retention_days < 0:
-        raise ValueError("storage.retention_days: must be >= 0 (0 keeps everything), got "
-                         f"{settings.storage_retention_days}")
-    if not settings.storage_retry_s >= 0:
-        raise ValueError(f"storage.retry_s: must be >= 0 seconds, got {settings.storage_retry_s}")
-    if not 1 <= settings.storage_pool_size <= 100:
-        raise ValueError(f"storage.pool_size: must be 1-100, got {settings.storage_pool_size}")
 
 
 def store_exporter(settings: Settings, *,

@@ -14,8 +14,8 @@ from typing import Any
 
 from llmtrace_otel.providers._json import (
     dumps_compact,
+    error_message,
     json_type,
-    loads,
     loads_object,
     opt_bool,
     opt_float,
@@ -27,6 +27,7 @@ from llmtrace_otel.providers._json import (
     str_tuple,
 )
 from llmtrace_otel.providers.base import ParseError
+from llmtrace_otel.providers.json_events import NOT_A_CHUNK, JsonEventAccumulator
 from llmtrace_otel.providers.types import (
     ChatMessage,
     LLMRequest,
@@ -35,7 +36,6 @@ from llmtrace_otel.providers.types import (
     Operation,
     Part,
     ReasoningPart,
-    SSEEvent,
     StreamSignal,
     TextPart,
     ToolCallPart,
@@ -49,7 +49,6 @@ __all__ = ["AnthropicMessagesAdapter", "AnthropicStreamAccumulator"]
 _CALL_BLOCKS = frozenset({"tool_use", "server_tool_use"})
 _CUSTOM_TOOL_TYPES = frozenset({"custom"})
 _CHUNK = StreamSignal()
-_NOT_A_CHUNK = StreamSignal(counts_as_chunk=False)
 _TERMINAL = StreamSignal(terminal=True)
 _STOP = StreamSignal(counts_as_chunk=False, terminal=True)
 _DELTA_KEYS = MappingProxyType({"text_delta": "text", "input_json_delta": "partial_json",
@@ -217,17 +216,18 @@ class _Block:
         return TextPart(text) if self.kind == "text" else None
 
 
-class AnthropicStreamAccumulator:
+class AnthropicStreamAccumulator(JsonEventAccumulator):
     """``message_start`` / ``content_block_*`` / ``message_delta`` / ``message_stop``.
 
     ``ping`` and ``message_stop`` are not chunks; ``message_stop`` and ``error`` are
     terminal. ``message_delta`` usage is cumulative and replaces what came before.
     """
 
-    __slots__ = ("_blocks", "_error", "_events", "_id", "_model", "_problems", "_role",
-                 "_stop_reason", "_tokens")
+    __slots__ = ("_blocks", "_error", "_error_message", "_id", "_model", "_role", "_stop_reason",
+                 "_tokens")
 
     def __init__(self) -> None:
+        super().__init__()
         self._blocks: dict[int, _Block] = {}
         self._tokens = _Tokens()
         self._id: str | None = None
@@ -235,31 +235,7 @@ class AnthropicStreamAccumulator:
         self._role = "assistant"
         self._stop_reason: str | None = None
         self._error: str | None = None
-        self._events = 0
-        self._problems: list[str] = []
-
-    @property
-    def problems(self) -> list[str]:
-        return self._problems
-
-    def feed(self, event: SSEEvent) -> StreamSignal:
-        self._events += 1
-        if not event.data:
-            return _NOT_A_CHUNK
-        try:
-            payload = loads(event.data)
-        except ValueError as exc:
-            self._problems.append(f"event {self._events} is not JSON ({exc})")
-            return _NOT_A_CHUNK
-        if not isinstance(payload, dict):
-            self._problems.append(
-                f"event {self._events} is not a JSON object (got {json_type(payload)})")
-            return _NOT_A_CHUNK
-        try:
-            return self._apply(payload, event.event)
-        except ParseError as exc:
-            self._problems.append(f"event {self._events}: {exc}")
-            return _NOT_A_CHUNK
+        self._error_message: str | None = None
 
     def _apply(self, payload: dict[str, Any], name: str | None) -> StreamSignal:
         kind = opt_str(payload, "type") or name
@@ -292,9 +268,10 @@ class AnthropicStreamAccumulator:
         elif kind == "message_stop":
             return _STOP
         elif kind == "ping":
-            return _NOT_A_CHUNK
+            return NOT_A_CHUNK
         elif kind == "error":
             self._error = _error_type(payload) or "error"
+            self._error_message = error_message(payload)
             return _TERMINAL
         return _CHUNK
 
@@ -322,6 +299,7 @@ class AnthropicStreamAccumulator:
             usage=self._tokens.usage(),
             output_messages=(message,) if parts or self._stop_reason else (),
             error_type=self._error,
+            error_message=self._error_message,
         )
 
 
@@ -355,7 +333,7 @@ class AnthropicMessagesAdapter:
         obj = loads_object(body, "response body")
         failure = _error_type(obj)
         if failure is not None:
-            return LLMResponse(error_type=failure)
+            return LLMResponse(error_type=failure, error_message=error_message(obj))
         tokens = _Tokens()
         usage = opt_object(obj, "usage")
         if usage is not None:

@@ -25,6 +25,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 
 from llmtrace_otel.receiver.service import OTLPReceiver
 from llmtrace_otel.receiver.status import Refused
+from llmtrace_otel.web.server import ListenError
 
 __all__ = ["GRPCReceiver"]
 
@@ -99,13 +100,18 @@ class GRPCReceiver:
     """A grpcio server answering OTLP on ``host:port`` (port 0: any free port)."""
 
     def __init__(self, receiver: OTLPReceiver, host: str, port: int, *,
-                 max_workers: int = 8) -> None:
+                 max_workers: int = 8, idle_timeout_s: float = 75.0) -> None:
+        """At most ``max_workers`` export calls run at once and 8 times as many wait (more
+        get RESOURCE_EXHAUSTED, which OTLP senders retry); an idle connection is closed
+        after ``idle_timeout_s`` (``server.idle_timeout_s``)."""
         self._server = grpc.server(
             ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="llmtrace-grpc"),
             options=[
                 ("grpc.max_receive_message_length", receiver.max_body_bytes),
                 ("grpc.so_reuseport", 0),
+                ("grpc.max_connection_idle_ms", int(idle_timeout_s * 1000)),
             ],
+            maximum_concurrent_rpcs=max_workers * 8,
         )
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(
             _TraceService(receiver), self._server)
@@ -116,7 +122,9 @@ class GRPCReceiver:
         except RuntimeError:
             self.port = 0
         if self.port == 0:
-            raise OSError(f"could not bind the OTLP/gRPC receiver to {address}")
+            raise ListenError(f"cannot listen on {address} for OTLP/gRPC: the port is in use or "
+                              "the address is not one of this machine; choose another with "
+                              "--receiver-grpc-endpoint / receiver.grpc_endpoint")
         self.address = address
 
     def start(self) -> int:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
@@ -24,6 +23,8 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from llmtrace_processors.json_text import loads
 
 __all__ = ["OTLPJSONError", "message_to_json", "parse_metrics", "parse_traces"]
 
@@ -81,14 +82,16 @@ def _fix_metric_ids(data: Any) -> None:
 
 def _parse(body: bytes, message: _M, fix: Any) -> _M:
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+        data = loads(body)  # every failure a ValueError, nesting beyond the stack included
+    except ValueError as exc:
         raise OTLPJSONError(f"body is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise OTLPJSONError("body must be a JSON object")
-    fix(data)
     try:
+        fix(data)
         json_format.ParseDict(data, message, ignore_unknown_fields=True)
+    except RecursionError:
+        raise OTLPJSONError("body is nested too deeply to be OTLP/JSON") from None
     except (json_format.ParseError, binascii.Error, TypeError, ValueError) as exc:
         raise OTLPJSONError(f"body is not OTLP/JSON: {exc}") from None
     return message

@@ -13,8 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from llmtrace_processors.labels import BoundedLabels
-from llmtrace_processors.totals import CounterTotals
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_OPERATION_NAME,
@@ -35,7 +33,10 @@ from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, S
 from opentelemetry.util.types import AttributeValue
 
 from llmtrace_otel.providers.types import Usage
+from llmtrace_otel.telemetry.latest_metrics import LatestGenAiMetrics
 from llmtrace_otel.telemetry.provider_health import ProviderHealth, is_upstream_failure
+from llmtrace_processors.labels import BoundedLabels
+from llmtrace_processors.totals import CounterTotals
 
 __all__ = [
     "DURATION_BUCKETS",
@@ -95,7 +96,10 @@ class ProxyInstruments:
     """Creates the instruments once; :meth:`record` is called once per call.
 
     ``model_cap`` bounds the model label values of every metric (spans keep the real
-    names); ``provider_health`` is fed the outcome of every call.
+    names); ``provider_health`` is fed the outcome of every call. With ``genai_latest``
+    (``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental``) the GenAI client metrics
+    are the latest conventions' (``latest_metrics.py``) instead of the four below; the
+    ``llmtrace.*`` family is the same either way.
     """
 
     def __init__(
@@ -104,31 +108,39 @@ class ProxyInstruments:
         *,
         model_cap: BoundedLabels | None = None,
         provider_health: ProviderHealth | None = None,
+        genai_latest: bool = False,
     ) -> None:
         self._meter = meter
+        #: The latest GenAI conventions on spans (the recorder asks) and metrics.
+        self.genai_latest = genai_latest
+        self._latest = LatestGenAiMetrics(
+            meter, duration_buckets=tuple(DURATION_BUCKETS), token_buckets=tuple(TOKEN_BUCKETS)
+        ) if genai_latest else None
         self._cap = model_cap if model_cap is not None else BoundedLabels(200)
         self.provider_health = provider_health if provider_health is not None else (
             ProviderHealth())
         self.provider_health.observe_with(meter)
-        self._operation_duration = meter.create_histogram(
-            GEN_AI_CLIENT_OPERATION_DURATION, unit="s", description="GenAI operation duration.",
-            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
-        )
-        self._token_usage = meter.create_histogram(
-            GEN_AI_CLIENT_TOKEN_USAGE, unit="{token}",
-            description="Number of input and output tokens used.",
-            explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
-        )
-        self._ttfc = meter.create_histogram(
-            GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK, unit="s",
-            description="Time to receive the first chunk of a streamed response.",
-            explicit_bucket_boundaries_advisory=TIME_TO_FIRST_CHUNK_BUCKETS,
-        )
-        self._time_per_chunk = meter.create_histogram(
-            GEN_AI_CLIENT_OPERATION_TIME_PER_OUTPUT_CHUNK, unit="s",
-            description="Time between consecutive chunks after the first.",
-            explicit_bucket_boundaries_advisory=TIME_PER_CHUNK_BUCKETS,
-        )
+        if self._latest is None:  # the previous GenAI client metrics (the default)
+            self._operation_duration = meter.create_histogram(
+                GEN_AI_CLIENT_OPERATION_DURATION, unit="s",
+                description="GenAI operation duration.",
+                explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+            )
+            self._token_usage = meter.create_histogram(
+                GEN_AI_CLIENT_TOKEN_USAGE, unit="{token}",
+                description="Number of input and output tokens used.",
+                explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+            )
+            self._ttfc = meter.create_histogram(
+                GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK, unit="s",
+                description="Time to receive the first chunk of a streamed response.",
+                explicit_bucket_boundaries_advisory=TIME_TO_FIRST_CHUNK_BUCKETS,
+            )
+            self._time_per_chunk = meter.create_histogram(
+                GEN_AI_CLIENT_OPERATION_TIME_PER_OUTPUT_CHUNK, unit="s",
+                description="Time between consecutive chunks after the first.",
+                explicit_bucket_boundaries_advisory=TIME_PER_CHUNK_BUCKETS,
+            )
         # Counters are pre-aggregated totals (processors/totals.py): a synchronous
         # Counter.add costs ~70k instructions per call in the SDK.
         self._requests = CounterTotals(
@@ -213,22 +225,34 @@ class ProxyInstruments:
             genai[GEN_AI_RESPONSE_MODEL] = cap(outcome.response_model)
         if outcome.error_type:
             genai[ERROR_TYPE] = outcome.error_type
+        usage = outcome.usage
+        if self._latest is not None:
+            self._latest.record(outcome.operation, genai, outcome.duration_s,
+                                outcome.time_to_first_chunk_s, outcome.chunk_intervals_s, usage)
+            self._operational_tokens(outcome, model)
+            return
         self._operation_duration.record(outcome.duration_s, genai)
         if outcome.time_to_first_chunk_s is not None:
             self._ttfc.record(outcome.time_to_first_chunk_s, genai)
         for interval in outcome.chunk_intervals_s:
             self._time_per_chunk.record(interval, genai)
+        if usage is not None:
+            for token_type, count in (
+                (GenAiTokenTypeValues.INPUT.value, usage.input_tokens),
+                (GenAiTokenTypeValues.OUTPUT.value, usage.output_tokens),
+            ):
+                if count is not None:
+                    self._token_usage.record(count, {**genai, GEN_AI_TOKEN_TYPE: token_type})
+        self._operational_tokens(outcome, model)
+
+    def _operational_tokens(self, outcome: CallOutcome, model: str) -> None:
+        """``llmtrace_tokens_total`` and ``llmtrace_prompt_cache_tokens_total``."""
         usage = outcome.usage
         if usage is None:
             return
-        for token_type, count in (
-            (GenAiTokenTypeValues.INPUT.value, usage.input_tokens),
-            (GenAiTokenTypeValues.OUTPUT.value, usage.output_tokens),
-        ):
-            if count is None:
-                continue
-            self._token_usage.record(count, {**genai, GEN_AI_TOKEN_TYPE: token_type})
-            self._tokens.add(count, (token_type, outcome.provider, model))
+        for direction, count in (("input", usage.input_tokens), ("output", usage.output_tokens)):
+            if count is not None:
+                self._tokens.add(count, (direction, outcome.provider, model))
         # Cache-hit ratio = read / input tokens (input includes cached tokens everywhere).
         if usage.cache_read_input_tokens:
             self._cache_tokens.add(usage.cache_read_input_tokens,

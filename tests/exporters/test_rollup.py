@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GEN_AI_REQUEST_MODEL
 
 from llmtrace_otel.exporters.sqlite import SpanStore, SQLiteSpanExporter, parse_stats_query
+from llmtrace_otel.exporters.sqlite.exporter import INSERT_COLUMNS
 from llmtrace_otel.exporters.sqlite.histogram import (
     BUCKETS,
     MIN_MS,
@@ -44,10 +45,10 @@ from llmtrace_otel.exporters.sqlite.schema import (
     SCHEMA_VERSION,
     connect_writer,
 )
-from tests.support.call_spans import HOUR_NS, T0, make_calls
+from tests.support.call_spans import HOUR_NS, T0, dated, make_calls
 
 _FLOATS = {ROLLUP_COLUMNS.index(name) for name in ("cost_usd", "latency_sum_ms", "ttft_sum_ms")}
-_KEY = 6  # the first six rollup columns are the key
+_KEY = 7  # the first seven rollup columns are the key
 
 
 # --- histogram ----------------------------------------------------------------------------
@@ -171,9 +172,9 @@ def test_the_exporter_adds_every_batch_to_the_rollup(tmp_path: Path) -> None:
     assert sum(values[0] for values in stored.values()) == 3000
     keys = list(stored)
     assert {key[1] for key in keys} == {"openai", "anthropic", "azure.ai.openai"}
-    assert b"" in {key[3] for key in keys}  # calls without a tenant
-    assert {key[4] for key in keys} == {"UNSET", "OK", "ERROR"}
-    assert {key[5] for key in keys} == {0, 1}
+    assert b"" in {key[4] for key in keys}  # calls without a tenant
+    assert {key[5] for key in keys} == {"UNSET", "OK", "ERROR"}
+    assert {key[6] for key in keys} == {0, 1}
     assert all(key[0] % HOUR_NS == 0 for key in keys)
     assert len({key[0] for key in keys}) == math.ceil(3000 * 37 / 3600) + 1
 
@@ -245,19 +246,21 @@ def test_a_delete_on_a_connection_without_the_functions_fails_and_changes_nothin
 # --- migration and backfill ------------------------------------------------------------------
 
 
-def v2_store(path: Path, spans: Sequence[ReadableSpan], scratch: Path) -> None:
-    """A schema-v2 file (as the previous release left it) holding rows the exporter wrote."""
+def v2_store(path: Path, spans: Sequence[ReadableSpan], scratch: Path, version: int = 2) -> None:
+    """A file at schema ``version`` (as an earlier release left it) holding rows the exporter
+    wrote; at v3 its rollup is empty (it does not count them)."""
     export(scratch, spans)
     conn = sqlite3.connect(path, isolation_level=None)
+    register_functions(conn)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("BEGIN")
-    for version, statements in MIGRATIONS:
-        if version <= 2:
+    for step, statements in MIGRATIONS:
+        if step <= version:
             for statement in statements:
                 conn.execute(statement)
     conn.execute("ATTACH DATABASE ? AS written", (str(scratch),))
-    conn.execute("INSERT INTO spans SELECT * FROM written.spans")
-    conn.execute("PRAGMA user_version = 2")
+    conn.execute(f"INSERT INTO spans SELECT {', '.join(INSERT_COLUMNS)} FROM written.spans")
+    conn.execute(f"PRAGMA user_version = {version}")
     conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     conn.execute("COMMIT")
     conn.execute("DETACH DATABASE written")
@@ -271,7 +274,7 @@ def test_a_v2_store_migrates_and_its_rollup_is_backfilled(tmp_path: Path) -> Non
         .isdisjoint({"span_rollup", "span_rollup_pending"})
     conn = connect_writer(db)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         assert pending_hours(conn) == 0
     finally:
         conn.close()
@@ -283,6 +286,24 @@ def test_a_v2_store_migrates_and_its_rollup_is_backfilled(tmp_path: Path) -> Non
     # New exports after the migration add to the backfilled hours.
     export(db, make_calls(300, start_ns=T0 + HOUR_NS // 2, seed=9))
     assert_rollup_matches(db)
+
+
+def test_a_v3_store_gets_a_rollup_keyed_by_response_model_too(tmp_path: Path) -> None:
+    db = tmp_path / "v3.db"
+    v2_store(db, make_calls(2000), tmp_path / "scratch.db", version=3)
+    assert rollup(db) == {}  # stale: the v4 migration rebuilds it from the spans
+    connect_writer(db).close()
+    assert_rollup_matches(db)
+    assert {key[3] for key in rollup(db)} >= {dated("gpt-4o-mini"), "gpt-4o-mini", b""}
+    store = SpanStore(db)
+    for model in (dated("gpt-4o-mini"), "gpt-4o-mini"):
+        query = parse_stats_query({"model": model, "group_by": "model"}, T0)
+        from_rollup = store.stats(query, exact_below=0)
+        exact = store.stats(query, use_rollup=False)
+        assert from_rollup.percentiles == "histogram" and exact.percentiles == "exact"
+        assert from_rollup.totals.calls == exact.totals.calls > 0
+        assert from_rollup.totals.errors == exact.totals.errors
+        assert [g.key for g in from_rollup.groups] == [g.key for g in exact.groups]
 
 
 def test_the_backfill_is_chunked_correct_under_concurrent_writes_and_resumable(

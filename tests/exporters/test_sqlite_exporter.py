@@ -10,12 +10,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
-from llmtrace_processors.attributes import (
-    LLMTRACE_AGENT_ID,
-    LLMTRACE_COST_USD,
-    LLMTRACE_SECURITY_SCORE,
-    LLMTRACE_TENANT_ID,
-)
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -54,6 +48,12 @@ from llmtrace_otel.exporters.sqlite import (
 )
 from llmtrace_otel.exporters.sqlite.exporter import INSERT_COLUMNS
 from llmtrace_otel.exporters.sqlite.schema import APPLICATION_ID, connect_writer, migrate
+from llmtrace_processors.attributes import (
+    LLMTRACE_AGENT_ID,
+    LLMTRACE_COST_USD,
+    LLMTRACE_SECURITY_SCORE,
+    LLMTRACE_TENANT_ID,
+)
 
 EXPORTER_LOGGER = "llmtrace_otel.exporters.sqlite.exporter"
 T0 = 1_700_000_000_000_000_000  # a fixed start time (ns) for deterministic ordering
@@ -546,9 +546,10 @@ def test_call_rows_serve_the_cli(populated: tuple[SpanStore, tuple[ReadableSpan,
     assert data["provider"] == "openai" and data["error_type"] == "boom"
     assert str(data["start_time"]).endswith("Z")
     cells = row.as_table_row()
-    assert len(cells) == 10  # time, operation, provider, model, status, in, out, ms, ttfc, trace
-    assert cells[1:5] == ("chat", "openai", "gpt-4o-mini", "ERROR boom")
-    assert cells[7] == "5" and cells[8] == "-" and cells[9] == row.trace_id
+    # time, operation, provider, model, status, in, out, cost, ms, ttfc, trace
+    assert len(cells) == 11
+    assert cells[1:5] == ("chat", "openai", "gpt-4o-mini", "error boom")
+    assert cells[7] == "-" and cells[8] == "5" and cells[9] == "-" and cells[10] == row.trace_id
     with pytest.raises(AttributeError):
         row.provider = "changed"  # type: ignore[misc]
 

@@ -63,7 +63,7 @@ CREATE TABLE spans (
     operation             text,
     provider              text COLLATE "C",
     request_model         text COLLATE "C",
-    response_model        text,
+    response_model        text COLLATE "C",
     response_id           text,
     input_tokens          bigint,
     output_tokens         bigint,
@@ -94,6 +94,7 @@ CREATE TABLE span_rollup (
     hour_ns        bigint NOT NULL,
     provider       text COLLATE "C",
     request_model  text COLLATE "C",
+    response_model text COLLATE "C",
     tenant_id      text COLLATE "C",
     status_code    text NOT NULL,
     has_findings   smallint NOT NULL CHECK (has_findings IN (0, 1)),
@@ -107,6 +108,21 @@ CREATE TABLE span_rollup (
     ttft_count     bigint NOT NULL,
     ttft_sum_ms    double precision NOT NULL
 )
+"""
+
+# The events / attributes columns are JSON text written by Python's encoder, which may hold
+# what PostgreSQL's json type refuses (a \u0000 escape, a lone surrogate). The read side's
+# finding summary unnests events through this: NULs read as U+FFFD, an unreadable document as
+# an empty array (those events are then not counted there; the span itself is unaffected).
+_JSON_FUNCTION: Final = r"""
+CREATE FUNCTION llmtrace_json(document text) RETURNS json
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+BEGIN
+    RETURN replace(document, '\u0000', '\ufffd')::json;
+EXCEPTION WHEN invalid_text_representation OR untranslatable_character THEN
+    RETURN '[]'::json;
+END
+$$
 """
 
 #: Ordered ``(version, statements)`` steps; all steps above the found version run in one
@@ -123,10 +139,13 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             "CREATE UNIQUE INDEX spans_span_id ON spans (span_id, start_time_ns)",
             "CREATE INDEX idx_spans_trace ON spans (trace_id)",
             "CREATE INDEX idx_spans_start ON spans (start_time_ns, span_id) INCLUDE (provider, "
-            "request_model, tenant_id, status_code, findings_count, security_score, duration_ms,"
-            " ttft_ms, input_tokens, output_tokens, cost_usd)",
+            "request_model, response_model, tenant_id, status_code, findings_count, "
+            "security_score, duration_ms, ttft_ms, input_tokens, output_tokens, cost_usd)",
             "CREATE INDEX idx_spans_provider_start ON spans (provider, start_time_ns, span_id)",
             "CREATE INDEX idx_spans_model_start ON spans (request_model, start_time_ns, span_id)",
+            # the model filter matches the request or the response model (filters.py)
+            "CREATE INDEX idx_spans_response_model_start ON spans (response_model, "
+            "start_time_ns, span_id)",
             "CREATE INDEX idx_spans_tenant_start ON spans (tenant_id, start_time_ns, span_id)",
             "CREATE INDEX idx_spans_errors_start ON spans (start_time_ns, span_id) "
             "WHERE status_code = 'ERROR'",
@@ -136,8 +155,10 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             "WHERE security_score IS NOT NULL",
             _ROLLUP_V1,
             "CREATE UNIQUE INDEX span_rollup_key ON span_rollup (hour_ns, provider, "
-            "request_model, tenant_id, status_code, has_findings) NULLS NOT DISTINCT",
+            "request_model, response_model, tenant_id, status_code, has_findings) "
+            "NULLS NOT DISTINCT",
             MERGE_FUNCTION,
+            _JSON_FUNCTION,
         ),
     ),
 )

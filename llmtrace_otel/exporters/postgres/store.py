@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+import re
 from typing import Any, Final
 
 import psycopg
@@ -30,9 +31,27 @@ DEFAULT_POOL_SIZE: Final = 4
 #: How long a query waits for a pooled connection (the database down: then an error).
 _POOL_WAIT_S: Final = 5.0
 
+
+def _event_field(keys: tuple[str, ...]) -> str:
+    return "(e.value #>> '{" + ",".join(f'"{key}"' for key in keys) + "}')"
+
+
+def _attribute(key: str) -> str:
+    # A regular expression over the stored text, not a JSON cast: PostgreSQL's json refuses a
+    # \u0000 escape or a lone surrogate, which an attribute may hold (the exporter writes
+    # compact JSON: "key":"value"). Used for short enumerated values (max_severity).
+    pattern = '"' + re.sub(r"([.\\^$*+?()\[\]{}|])", r"\\\1", key) + '":"([^"\\\\]*)"'
+    return "substring(attributes from '" + pattern.replace("'", "''") + "')"
+
+
 POSTGRES: Final = Dialect("postgresql", qmark=False, index_hints=False, rollup_pending=False,
                           begin_read="BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-                          histogram=value_of)
+                          histogram=value_of,
+                          # llmtrace_json (schema.py): events as json, or [] when
+                          # PostgreSQL's json cannot read them
+                          unnest_events="json_array_elements(llmtrace_json(spans.events)) "
+                                        "AS e(value)",
+                          event_field=_event_field, attribute=_attribute)
 
 
 class PostgresSpanStore(SpanReader):

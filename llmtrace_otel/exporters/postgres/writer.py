@@ -43,9 +43,9 @@ _Connection = psycopg.Connection[Any]
 COPY_SQL: Final = f"COPY spans ({', '.join(INSERT_COLUMNS)}) FROM STDIN"
 _SPAN_ID: Final = INSERT_COLUMNS.index("span_id")
 _START: Final = INSERT_COLUMNS.index("start_time_ns")
-_KEY: Final = ("hour_ns", "provider", "request_model", "tenant_id", "status_code",
-               "has_findings")
+_KEY: Final = ROLLUP_COLUMNS[:ROLLUP_COLUMNS.index("calls")]
 _SUMS: Final = tuple(name for name in ROLLUP_COLUMNS if name not in _KEY)
+_HIST: Final = ROLLUP_COLUMNS.index("latency_hist")
 _UPSERT: Final = (
     f"INSERT INTO span_rollup ({', '.join(ROLLUP_COLUMNS)}) VALUES "
     f"({', '.join(['%s'] * len(ROLLUP_COLUMNS))}) ON CONFLICT ({', '.join(_KEY)}) DO UPDATE SET "
@@ -64,7 +64,14 @@ _INT64: Final = (-(2**63), 2**63 - 1)
 
 def _key_order(row: tuple[Any, ...]) -> tuple[Any, ...]:
     """Sort key of a rollup row: its key columns, NULL before any text."""
-    return tuple((value is not None, value if value is not None else "") for value in row[:6])
+    return tuple((value is not None, value if value is not None else "")
+                 for value in row[:len(_KEY)])
+
+
+def _negated(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A rollup row that subtracts ``row`` (its histogram is negated already)."""
+    return tuple(value if index < len(_KEY) or index == _HIST else -value
+                 for index, value in enumerate(row))
 
 
 def _rollup_rows(rows: Iterable[_Row], sign: int = 1) -> list[tuple[Any, ...]]:
@@ -72,8 +79,7 @@ def _rollup_rows(rows: Iterable[_Row], sign: int = 1) -> list[tuple[Any, ...]]:
     batch.add(rows)
     out = batch.rows(histogram=lambda counts: compact(counts, sign), missing=None)
     if sign < 0:
-        out = [(*row[:6], *(-v for v in row[6:12]), row[12], -row[13], -row[14])
-               for row in out]
+        out = [_negated(row) for row in out]
     out.sort(key=_key_order)
     return out
 

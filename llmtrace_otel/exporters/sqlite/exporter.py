@@ -35,13 +35,6 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Final
 
-from llmtrace_processors.attributes import (
-    LLMTRACE_AGENT_ID,
-    LLMTRACE_COST_USD,
-    LLMTRACE_SECURITY_FINDING_EVENT,
-    LLMTRACE_SECURITY_SCORE,
-    LLMTRACE_TENANT_ID,
-)
 from opentelemetry.sdk.resources import SERVICE_NAME
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -71,6 +64,14 @@ from llmtrace_otel.exporters.sqlite.schema import (
     StoreError,
     connect_writer,
 )
+from llmtrace_processors.attributes import (
+    LLMTRACE_AGENT_ID,
+    LLMTRACE_COST_USD,
+    LLMTRACE_SECURITY_FINDING_EVENT,
+    LLMTRACE_SECURITY_SCORE,
+    LLMTRACE_TENANT_ID,
+)
+from llmtrace_processors.genai_latest import GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS
 
 __all__ = ["INSERT_COLUMNS", "ROLLUP_SOURCE", "SQLiteSpanExporter", "json_encoder", "span_rows"]
 
@@ -249,7 +250,9 @@ def _span_row(
         _int(get(GEN_AI_USAGE_INPUT_TOKENS)),
         _int(get(GEN_AI_USAGE_OUTPUT_TOKENS)),
         _int(get(GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)),
-        _int(get(GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)),
+        # Cache writes under either name: the latest conventions' or the previous one.
+        _int(get(GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
+                 get(GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS))),
         _int(get(GEN_AI_USAGE_REASONING_OUTPUT_TOKENS)),
         ttfc * 1000.0 if ttfc is not None else None,
         _flag(get(GEN_AI_REQUEST_STREAM)),

@@ -6,20 +6,23 @@ Frozen dataclasses built from ``spans`` rows (the column lists follow the field 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Final
 
-from llmtrace_processors.json_text import loads
 from opentelemetry.util.types import AttributeValue
 
+from llmtrace_otel.display import status_label, usd
 from llmtrace_otel.exporters.sqlite.findings import FindingView, findings_of
 from llmtrace_otel.exporters.sqlite.schema import StoreError
+from llmtrace_processors.attributes import LLMTRACE_SECURITY_MAX_SEVERITY
+from llmtrace_processors.json_text import loads
 
 __all__ = [
     "CALL_COLUMNS",
+    "call_columns",
     "RECORD_COLUMNS",
     "STATUS_CODES",
     "CallPage",
@@ -31,6 +34,7 @@ __all__ = [
     "call_from_row",
     "iso_time",
     "record_from_row",
+    "sqlite_attribute",
 ]
 
 STATUS_CODES: Final = frozenset({"UNSET", "OK", "ERROR"})
@@ -74,6 +78,8 @@ class CallRow:
     agent_id: str | None
     security_score: float | None
     findings_count: int
+    #: ``llmtrace.security.max_severity`` (info ... critical), when the call has findings.
+    max_severity: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready fields, plus ``start_time`` as an ISO-8601 UTC string."""
@@ -82,20 +88,18 @@ class CallRow:
         return data
 
     def as_table_row(self) -> tuple[str, ...]:
-        """Cells for: time (UTC), operation, provider, model, status, in, out, ms, ttfc ms,
-        trace id."""
+        """Cells for: time (UTC), operation, provider, model, status, in, out, cost, ms,
+        ttfc ms, trace id (:mod:`llmtrace_otel.display` decides how status and cost read)."""
         time = iso_time(self.start_time_ns)
-        status = self.status_code
-        if self.error_type:
-            status = f"{status} {self.error_type}"
         return (
             time.replace("T", " ").rstrip("Z") if time else "-",
             self.operation or "-",
             self.provider or "-",
             self.response_model or self.request_model or "-",
-            status,
+            status_label(self.status_code, self.error_type),
             "-" if self.input_tokens is None else str(self.input_tokens),
             "-" if self.output_tokens is None else str(self.output_tokens),
+            usd(self.cost_usd),
             "-" if self.duration_ms is None else f"{self.duration_ms:.0f}",
             "-" if self.ttft_ms is None else f"{self.ttft_ms:.0f}",
             self.trace_id,
@@ -201,7 +205,21 @@ class TraceRecord:
     truncated: bool
 
 
-CALL_COLUMNS: Final = tuple(f.name for f in fields(CallRow))
+def call_columns(attribute: Callable[[str], str]) -> tuple[str, ...]:
+    """What a listing selects, in :class:`CallRow` order: column names, or ``expression AS
+    name``; ``attribute`` is the engine's SQL of one key of the ``attributes`` JSON."""
+    # Not a column: read from the attributes JSON of the (at most one page of) listed rows.
+    expressions = {"max_severity": f"{attribute(LLMTRACE_SECURITY_MAX_SEVERITY)} AS max_severity"}
+    return tuple(expressions.get(f.name, f.name) for f in fields(CallRow))
+
+
+def sqlite_attribute(key: str) -> str:
+    """SQLite's SQL of the span attribute ``key`` in the ``attributes`` JSON text."""
+    return "json_extract(attributes, '$.\"" + key + "\"')"
+
+
+#: SQLite's listing columns (:func:`call_columns`).
+CALL_COLUMNS: Final = call_columns(sqlite_attribute)
 RECORD_COLUMNS: Final = tuple(f.name for f in fields(SpanRecord))
 _CALL_STREAM: Final = CALL_COLUMNS.index("stream")
 

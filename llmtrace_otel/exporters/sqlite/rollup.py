@@ -1,8 +1,10 @@
-"""The hourly rollup of stored calls (schema v3): what stats read instead of every call.
+"""The hourly rollup of stored calls (schema v3, keyed by response model too since v4): what
+stats read instead of every call.
 
 ``span_rollup`` holds one row per UTC hour and group: (``hour_ns``, provider, request model,
-tenant, status code, has findings), i.e. every column a stats filter or grouping other than
-``min_score`` reads. Each row keeps the call count, token and cost sums, the count and sum of
+response model, tenant, status code, has findings), i.e. every column a stats filter or grouping
+other than ``min_score`` reads (the ``model`` filter matches the request or the response
+model). Each row keeps the call count, token and cost sums, the count and sum of
 durations with a latency histogram (``histogram.py``), and the count and sum of times to first
 chunk. A missing provider, model or tenant is stored as the empty *blob* ``X''``: a primary
 key cannot hold NULL, and a blob never equals any text, so an equality filter never matches it
@@ -25,7 +27,8 @@ How it stays equal to ``spans``:
   function" and changes nothing; it never leaves the rollup wrong. ``INSERT OR REPLACE`` by
   another program would (SQLite fires no delete trigger for a REPLACE): do not write spans
   that way.
-- **Backfill.** The v3 migration lists every hour that has spans in ``span_rollup_pending``;
+- **Backfill.** The v3 migration (and v4, which rebuilds the table with the response model in
+  its key) lists every hour that has spans in ``span_rollup_pending``;
   :func:`backfill` then recomputes those hours from ``spans``, a chunk of about
   :data:`BACKFILL_CHUNK_SPANS` calls per transaction, so the write lock is held briefly and the
   exporter keeps writing in between. Recomputing an hour under the write lock is right whatever
@@ -47,6 +50,7 @@ __all__ = [
     "BACKFILL_CHUNK_SPANS",
     "HOUR_NS",
     "MIGRATION_V3",
+    "MIGRATION_V4",
     "NO_VALUE",
     "ROLLUP_COLUMNS",
     "SOURCE_COLUMNS",
@@ -67,6 +71,7 @@ SOURCE_COLUMNS: Final = (
     "start_time_ns",
     "provider",
     "request_model",
+    "response_model",
     "tenant_id",
     "status_code",
     "findings_count",
@@ -80,6 +85,7 @@ _KEY_COLUMNS: Final = (
     "hour_ns",
     "provider",
     "request_model",
+    "response_model",
     "tenant_id",
     "status_code",
     "has_findings",
@@ -100,11 +106,12 @@ ROLLUP_COLUMNS: Final = (
 _DELETE_CHUNK: Final = 500  # bound parameters per DELETE ... IN (...)
 _R = TypeVar("_R", bound=Sequence[object])
 
-_TABLE_V3: Final = """
+_TABLE: Final = """
 CREATE TABLE span_rollup (
     hour_ns        INTEGER NOT NULL,  -- UTC hour (floor of start_time_ns)
     provider       TEXT NOT NULL,     -- X'' (empty blob) when the span has none
     request_model  TEXT NOT NULL,     -- X'' when none
+    response_model TEXT NOT NULL,     -- X'' when none
     tenant_id      TEXT NOT NULL,     -- X'' when none
     status_code    TEXT NOT NULL,
     has_findings   INTEGER NOT NULL CHECK (has_findings IN (0, 1)),
@@ -117,7 +124,8 @@ CREATE TABLE span_rollup (
     latency_hist   BLOB NOT NULL,     -- histogram.py
     ttft_count     INTEGER NOT NULL,
     ttft_sum_ms    REAL NOT NULL,
-    PRIMARY KEY (hour_ns, provider, request_model, tenant_id, status_code, has_findings)
+    PRIMARY KEY (hour_ns, provider, request_model, response_model, tenant_id, status_code,
+                 has_findings)
 ) WITHOUT ROWID
 """
 
@@ -132,6 +140,7 @@ def _key_where(row: str) -> str:
         f"hour_ns = {_hour_sql(f'{row}.start_time_ns')}",
         f"provider = coalesce({row}.provider, X'')",
         f"request_model = coalesce({row}.request_model, X'')",
+        f"response_model = coalesce({row}.response_model, X'')",
         f"tenant_id = coalesce({row}.tenant_id, X'')",
         f"status_code = {row}.status_code",
         f"has_findings = ({row}.findings_count > 0)",
@@ -154,7 +163,8 @@ _SUBTRACT_OLD: Final = (
 _ADD_NEW: Final = (
     f"INSERT INTO span_rollup ({', '.join(ROLLUP_COLUMNS)}) SELECT "
     f"{_hour_sql('new.start_time_ns')}, coalesce(new.provider, X''), "
-    "coalesce(new.request_model, X''), coalesce(new.tenant_id, X''), new.status_code, "
+    "coalesce(new.request_model, X''), coalesce(new.response_model, X''), "
+    "coalesce(new.tenant_id, X''), new.status_code, "
     "new.findings_count > 0, 1, coalesce(new.input_tokens, 0), coalesce(new.output_tokens, 0), "
     "coalesce(new.cost_usd, 0.0), new.duration_ms IS NOT NULL, coalesce(new.duration_ms, 0.0), "
     "llmtrace_hist_add(X'', new.duration_ms), new.ttft_ms IS NOT NULL, "
@@ -170,22 +180,42 @@ _ADD_NEW: Final = (
     "ttft_sum_ms = ttft_sum_ms + excluded.ttft_sum_ms;"
 )
 _FIRST_HOUR: Final = _hour_sql("min(start_time_ns)")
-
-#: Schema v3: the rollup table, its maintenance triggers and the backfill's to-do list.
-MIGRATION_V3: Final = (
-    _TABLE_V3,
-    "CREATE TABLE span_rollup_pending (hour_ns INTEGER PRIMARY KEY NOT NULL)",
-    # Every hour that has spans, found by skipping through the time index (one seek per
-    # hour, not a scan of every row).
+# Every hour that has spans, found by skipping through the time index (one seek per hour, not
+# a scan of every row): the backfill's to-do list.
+_LIST_HOURS: Final = (
     "INSERT INTO span_rollup_pending (hour_ns) WITH RECURSIVE hours(hour_ns) AS ("
     f"SELECT (SELECT {_FIRST_HOUR} FROM spans) UNION ALL "
     f"SELECT (SELECT {_FIRST_HOUR} FROM spans WHERE start_time_ns >= hours.hour_ns + {HOUR_NS})"
     " FROM hours WHERE hours.hour_ns IS NOT NULL) "
-    "SELECT hour_ns FROM hours WHERE hour_ns IS NOT NULL",
+    "SELECT hour_ns FROM hours WHERE hour_ns IS NOT NULL"
+)
+_TRIGGERS: Final = (
     "CREATE TRIGGER span_rollup_delete AFTER DELETE ON spans "
     f"WHEN old.start_time_ns IS NOT NULL BEGIN\n{_SUBTRACT_OLD}\nEND",
     f"CREATE TRIGGER span_rollup_update AFTER UPDATE OF {', '.join(SOURCE_COLUMNS)} ON spans "
     f"BEGIN\n{_SUBTRACT_OLD}\n{_ADD_NEW}\nEND",
+)
+
+#: Schema v3: the rollup table, its maintenance triggers and the backfill's to-do list. (A new
+#: store gets the current table and triggers here; v4 then rebuilds them, which costs nothing
+#: on an empty store.)
+MIGRATION_V3: Final = (
+    _TABLE,
+    "CREATE TABLE span_rollup_pending (hour_ns INTEGER PRIMARY KEY NOT NULL)",
+    _LIST_HOURS,
+    *_TRIGGERS,
+)
+#: Schema v4: the ``model`` filter also matches the response model (the model a listing
+#: shows), so the rollup gets the response model in its key: the table and its triggers are
+#: rebuilt and every hour is listed for the backfill again (stats are exact until it is done).
+MIGRATION_V4: Final = (
+    "DROP TRIGGER span_rollup_delete",
+    "DROP TRIGGER span_rollup_update",
+    "DROP TABLE span_rollup",
+    _TABLE,
+    "DELETE FROM span_rollup_pending",
+    _LIST_HOURS,
+    *_TRIGGERS,
 )
 
 _INSERT_HEAD: Final = f"INSERT INTO span_rollup ({', '.join(ROLLUP_COLUMNS)})"
@@ -225,10 +255,12 @@ class RollupBatch:
 
     def add(self, rows: Iterable[Sequence[Any]]) -> None:
         groups = self._groups
-        for start, provider, model, tenant, status, findings, inp, out, cost, dur, ttft in rows:
+        for (start, provider, model, response_model, tenant, status, findings, inp, out, cost,
+             dur, ttft) in rows:
             if start is None:
                 continue
-            key = (start - start % HOUR_NS, provider, model, tenant, status, findings > 0)
+            key = (start - start % HOUR_NS, provider, model, response_model, tenant, status,
+                   findings > 0)
             acc = groups.get(key)
             if acc is None:
                 acc = groups[key] = [0, 0, 0, 0.0, 0, 0.0, {}, 0, 0.0]
@@ -258,9 +290,10 @@ class RollupBatch:
             return missing if value is None else value
 
         return [
-            (hour, key(provider), key(model), key(tenant), status, int(findings), calls, inp,
-             out, cost, lat_n, lat_sum, histogram(counts), ttft_n, ttft_sum)
-            for (hour, provider, model, tenant, status, findings),
+            (hour, key(provider), key(model), key(response_model), key(tenant), status,
+             int(findings), calls, inp, out, cost, lat_n, lat_sum, histogram(counts), ttft_n,
+             ttft_sum)
+            for (hour, provider, model, response_model, tenant, status, findings),
             (calls, inp, out, cost, lat_n, lat_sum, counts, ttft_n, ttft_sum)
             in self._groups.items()
         ]
