@@ -10,9 +10,9 @@ database restart costs the next query a reconnect, not an error. Every failure i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-import re
 from typing import Any, Final
 
 import psycopg
