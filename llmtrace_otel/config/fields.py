@@ -42,12 +42,12 @@ from llmtrace_otel.config.values import (
     check_path_list,
     check_port,
     check_redis_url,
+    check_storage_url,
     check_tenant_id,
     parse_bool,
     parse_endpoint,
     parse_optional_str,
 )
-from llmtrace_otel.exporters.postgres.url import check_storage_url
 
 __all__ = ["FIELDS", "FieldSpec", "field_by_key", "field_by_name"]
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Final
 from urllib.parse import urlsplit
 
-__all__ = ["SCHEMES", "check_storage_url", "check_url", "conninfo", "is_postgres_url", "masked"]
+from llmtrace_otel.config.values import check_storage_url
+
+__all__ = ["SCHEMES", "check_url", "conninfo", "is_postgres_url", "masked"]
 
 #: Added to the URL unless it sets them: a dead server or network is noticed in seconds
 #: (connect, TCP retransmits), and no statement waits on a lock for ever.
@@ -41,34 +43,10 @@ def masked(url: str) -> str:
 
 def check_url(url: str) -> None:
     """Raise ValueError (naming the URL without its password) unless ``url`` is a
-    ``postgresql://`` URL with a host or a socket directory and a database name."""
-    parts = urlsplit(url)
-    shown = masked(url)
-    if parts.scheme.lower() not in SCHEMES:
-        raise ValueError(f"{shown!r} is not a postgresql:// URL (unset storage.url to keep the "
-                         "SQLite store at sqlite.path)")
-    try:
-        parts.port  # noqa: B018 - validates the port
-    except ValueError:
-        raise ValueError(f"{shown!r} has an invalid port") from None
-    if not parts.path.strip("/") and "dbname=" not in parts.query:
-        raise ValueError(f"{shown!r} names no database (postgresql://user:pass@host:5432/db)")
-
-
-def check_storage_url(value: object) -> str | None:
-    """The problem with a ``storage.url`` value (config's check), or None; never shows the
-    password."""
-    if value is None:
-        return None
-    url = str(value)
-    if not is_postgres_url(url):
-        return (f"{masked(url)!r} is not a postgresql:// URL (unset it to keep the SQLite "
-                "store at sqlite.path)")
-    try:
-        check_url(url)
-    except ValueError as exc:
-        return str(exc)
-    return None
+    ``postgresql://`` URL with a database name (the ``storage.url`` rule of the config)."""
+    problem = check_storage_url(url)
+    if problem is not None:
+        raise ValueError(problem)
 
 
 def conninfo(url: str, application: str, statement_timeout_ms: int = 30_000) -> str:
