@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import http.client
 import json
+import math
 import shutil
 import statistics
 import sys
@@ -68,6 +69,10 @@ def _deep_cursor(store: SpanReader, fraction: float) -> str:
                                 "start_time_ns DESC, span_id DESC LIMIT 1 OFFSET ?")
         start, span_id = conn.execute(sql, (int(total * fraction),)).fetchone()
     return Cursor(start, span_id).encode()
+
+
+class _Failed(Exception):
+    """A query the API did not answer with 200."""
 
 
 def _time(work: Callable[[], object], warmup: int, repeat: int) -> tuple[float, float]:
@@ -177,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                     response = conn.getresponse()
                     body = response.read()
                     if response.status != 200:
-                        raise SystemExit(f"{target}: {response.status} {body[:200]!r}")
+                        raise _Failed(f"HTTP {response.status}: {body[:160]!r}")
                     json.loads(body)
 
                 exact_p50: float | None = None
@@ -192,7 +197,15 @@ def main(argv: list[str] | None = None) -> int:
                     squery = parse_stats_query(params, now)
                     direct = lambda q=squery: store.stats(q)  # noqa: E731
                     method = store.stats(squery).percentiles
-                http_p50, http_p90 = _time(over_http, args.warmup, args.repeat)
+                try:
+                    http_p50, http_p90 = _time(over_http, args.warmup, args.repeat)
+                except _Failed as failure:
+                    # (e.g. the store's 30 s statement timeout): say so, measure the rest
+                    print(f"{label}: {failure}", file=sys.stderr)
+                    rows.append((f"{label} (failed: {str(failure)[:8]})", math.nan, math.nan,
+                                 math.nan, method, None))
+                    conn.close()  # reconnects on the next request
+                    continue
                 sql_p50, _ = _time(direct, args.warmup, args.repeat)
                 if args.exact and path.endswith("stats"):
                     # Last: a slow exact query may outlast the proxy's keep-alive idle timeout.
