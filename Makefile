@@ -7,7 +7,7 @@ CONFIG ?=
 UPSTREAM ?=
 ARGS ?=
 
-.PHONY: run test soak bench train-detector eval-security lint typecheck clean chromium redis-server
+.PHONY: run test soak bench train-detector eval-security lint typecheck clean chromium redis-server postgresql
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,9 +37,20 @@ redis-server:
 	      || echo "could not install redis-server: the Redis tests will skip"; \
 	  else echo "redis-server missing (not root or no apt-get): Redis tests will skip"; fi; }
 
+# The PostgreSQL store's tests start their own throw-away cluster from Debian's server binaries
+# (/usr/lib/postgresql/<version>/bin; tests/support/postgres_server.py): install them when
+# missing and we may (root, Debian). No system service is started or needed.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || command -v postgres >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's postgresql for the PostgreSQL store's tests"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql; } \
+	      || echo "could not install postgresql: the PostgreSQL tests will skip"; \
+	  else echo "postgresql missing (not root or no apt-get): PostgreSQL tests will skip"; fi; }
+
 # The train extra too: a test retrains the injection classifier and compares it with the
 # shipped artifact (tests/processors/security/test_classifier.py).
-test: $(VENV)/.installed-train | chromium
+test: $(VENV)/.installed-train | chromium redis-server postgresql
 	$(BIN)/python -m pytest -q
 
 # The viewer's browser tests drive Debian's Chromium. Installed here (as root, when missing)
@@ -57,10 +68,12 @@ chromium:
 soak: $(VENV)/.installed-dev
 	RELIABILITY_FULL=1 $(BIN)/python -m pytest -q -s tests/reliability
 
-# make bench BENCH_ARGS="--workers 1 --workers 2" (bench/README.md lists the options)
+# make bench BENCH_ARGS="--workers 1 --workers 2" (bench/README.md lists the options);
+# STORAGE_URL=postgresql://... (or BENCH_ARGS=--postgres: a throw-away local server) measures
+# the proxy with the PostgreSQL span store; stored spans are counted there.
 BENCH_ARGS ?=
 bench: $(VENV)/.installed-dev
-	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/run.py $(if $(STORAGE_URL),--storage-url $(STORAGE_URL),) $(BENCH_ARGS)
 
 $(VENV)/.installed-train: pyproject.toml | $(BIN)/python
 	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -e '.[dev,train]'

@@ -48,6 +48,10 @@ class ProxyProcess:
     extra_args: list[str] = field(default_factory=list)
     #: ``serve --workers N``: N relay workers and a telemetry process (1: one process).
     workers: int = 1
+    #: Store spans in this PostgreSQL database instead of ``db_path`` (run.py --postgres).
+    storage_url: str | None = None
+    #: Spans in that database before the run (an existing database may hold some).
+    _baseline: int = 0
 
     @property
     def url(self) -> str:
@@ -65,6 +69,9 @@ class ProxyProcess:
                         "--sqlite-path", str(self.db_path),
                         *(["--workers", str(self.workers)] if self.workers != 1 else []),
                         *self.extra_args]
+        if self.storage_url:
+            self.command += ["--storage-url", self.storage_url]
+            self._baseline = self.stored()
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
                                         env=_clean_env())
@@ -143,7 +150,7 @@ class ProxyProcess:
         deadline = time.monotonic() + max_wait_s
         last, stable_since = -1, time.monotonic()
         while time.monotonic() < deadline:
-            current = count_spans(self.db_path) if self.db_path.exists() else 0
+            current = self.stored()
             if current >= expected:
                 return current
             if current != last:
@@ -152,6 +159,19 @@ class ProxyProcess:
                 return current
             time.sleep(0.25)
         return max(last, 0)
+
+    def stored(self) -> int:
+        """Spans this proxy stored so far (in the SQLite file or the PostgreSQL database)."""
+        if self.storage_url:
+            import psycopg
+
+            with psycopg.connect(self.storage_url) as conn:
+                exists = conn.execute("SELECT to_regclass('spans')").fetchone()
+                if exists is None or exists[0] is None:
+                    return 0
+                row = conn.execute("SELECT count(*) FROM spans").fetchone()
+                return int(row[0] if row else 0) - self._baseline
+        return count_spans(self.db_path) if self.db_path.exists() else 0
 
     def stop(self, timeout_s: float = 20.0) -> int | None:
         """SIGTERM (graceful: flush), then SIGKILL; returns the exit code."""

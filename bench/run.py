@@ -24,12 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from nginx_upstream import NginxUpstream, free_port
-from proxy_process import BaselineRelay, ProxyProcess, count_spans
+from proxy_process import BaselineRelay, ProxyProcess
 from report import BASELINE, DIRECT, MIN_UPSTREAM_RATIO, primary_proxy, proxy_label, render_table
 from report_cpu import render_cpu_table
 from session import Session, Target, log
 
 BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR.parent))
+from tests.support.postgres_server import PostgresCluster, find_binaries  # noqa: E402
+
 RESULTS_DIR = BENCH_DIR / "results"
 APT_PACKAGES = ("nginx-light", "wrk")
 BUSY_LOADAVG = 0.5
@@ -53,6 +56,8 @@ class Options:
     proxy_arg: tuple[str, ...] = ()
     workers: tuple[int, ...] = (1,)
     rounds: int = 3
+    storage_url: str | None = None
+    postgres: bool = False
 
 
 def _at_least_one(text: str) -> int:
@@ -92,6 +97,13 @@ def parse_args(argv: list[str] | None = None) -> Options:
                         default=Path(sys.executable).parent / "llmtrace-otel")
     parser.add_argument("--output", type=Path, help="JSON results file "
                         "(default bench/results/bench-<timestamp>.json)")
+    store = parser.add_mutually_exclusive_group()
+    store.add_argument("--storage-url", metavar="URL",
+                       help="store spans in this PostgreSQL database (storage.url) instead of "
+                            "SQLite; stored spans are counted there")
+    store.add_argument("--postgres", action="store_true",
+                       help="the same on a throw-away local PostgreSQL server (durable "
+                            "settings; tests/support/postgres_server.py)")
     args = parser.parse_args(argv)
     if any(flag.split("=")[0] == "--workers" for flag in args.proxy_arg):
         parser.error("use --workers N (repeatable), not --proxy-arg=--workers")
@@ -109,6 +121,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         output=args.output,
         proxy_arg=tuple(args.proxy_arg),
         workers=tuple(dict.fromkeys(args.workers or [1])),
+        storage_url=args.storage_url,
+        postgres=args.postgres,
     )
 
 
@@ -218,7 +232,8 @@ def _check_spans(session: Session, target: Target) -> None:
 
 
 def _start_relays(session: Session, options: Options, nginx: NginxUpstream,
-                  problems: dict[str, str], stoppable: list[BaselineRelay | ProxyProcess]) -> None:
+                  problems: dict[str, str], stoppable: list[BaselineRelay | ProxyProcess],
+                  storage_url: str | None) -> None:
     """The baseline relay and one proxy per worker count, each on its own port; a relay that
     does not start is recorded in ``problems`` and its rows stay pending."""
     workdir = session.workdir
@@ -237,7 +252,7 @@ def _start_relays(session: Session, options: Options, nginx: NginxUpstream,
         proxy = ProxyProcess(executable=options.proxy_bin, upstream_url=nginx.url,
                              db_path=workdir / f"{name}.db", log_path=workdir / f"{name}.log",
                              port=free_port(), extra_args=list(options.proxy_arg),
-                             workers=workers)
+                             workers=workers, storage_url=storage_url)
         log(f"starting {name}: {options.proxy_bin} serve --workers {workers} ... "
             f"--upstream-url {nginx.url}")
         try:
@@ -267,9 +282,20 @@ def run(options: Options, nginx_bin: str, wrk_bin: str, workdir: Path) -> dict[s
     session.targets.append(Target(DIRECT, nginx.port, nginx.process.pid))
     session.results["primary_proxy"] = proxy_label(options.workers[0])
     stoppable: list[BaselineRelay | ProxyProcess] = []
+    cluster = None
+    storage_url = options.storage_url
+    if options.postgres and "proxy" not in problems:
+        bindir = find_binaries()
+        if bindir is None:
+            nginx.stop()
+            raise SystemExit("--postgres: no PostgreSQL server installed (make postgresql)")
+        cluster = PostgresCluster(bindir, durable=True, settings={"shared_buffers": "256MB"})
+        cluster.start()
+        storage_url = cluster.create_database("bench")
+        log(f"throw-away PostgreSQL at port {cluster.port}: spans go to {storage_url}")
     try:
         if not options.direct_only:
-            _start_relays(session, options, nginx, problems, stoppable)
+            _start_relays(session, options, nginx, problems, stoppable, storage_url)
         _measure_phases(session, options)
         proxies = [t for t in session.targets if t.proxy is not None]
         for target in proxies:
@@ -281,6 +307,8 @@ def run(options: Options, nginx_bin: str, wrk_bin: str, workdir: Path) -> dict[s
     finally:
         _stop(session, stoppable)
         nginx.stop()
+        if cluster is not None:
+            cluster.close()
     session.results["problems"] = problems
     return session.results
 
@@ -293,8 +321,8 @@ def _stop(session: Session, stoppable: list[BaselineRelay | ProxyProcess]) -> No
         name = next(t.name for t in session.targets if t.proxy is relay)
         entry = session.results["proxies"][name]
         entry["exit_code"] = relay.stop()
-        if entry.get("spans") and relay.db_path.exists():
-            entry["spans"]["stored_after_shutdown"] = count_spans(relay.db_path)
+        if entry.get("spans") and (relay.storage_url or relay.db_path.exists()):
+            entry["spans"]["stored_after_shutdown"] = relay.stored()
 
 
 def _save(results: dict[str, Any], tables: str, output: Path | None) -> Path:

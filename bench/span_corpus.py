@@ -15,7 +15,7 @@ from pathlib import Path
 
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_OPERATION_NAME,
@@ -54,10 +54,12 @@ END_NS = 1_795_392_000 * 1_000_000_000
 _BATCH = 512
 
 
-def build_store(path: Path, count: int, *, days: float = 7.0, seed: int = 7) -> int:
-    """Write ``count`` spans to a new store at ``path``; returns the spans written."""
+def build_store(path: Path, count: int, *, days: float = 7.0, seed: int = 7,
+                exporter: SpanExporter | None = None) -> int:
+    """Write ``count`` spans to a new store at ``path`` (or through ``exporter``: the
+    PostgreSQL one, whose batches go in with COPY); returns the spans written."""
     rng = random.Random(seed)
-    exporter = SQLiteSpanExporter(path)
+    exporter = exporter or SQLiteSpanExporter(path)
     span_ns = int(days * 86_400e9) // max(count, 1)
     start0 = END_NS - span_ns * count
     written = 0

@@ -25,6 +25,8 @@ from llmtrace_otel.config import (
     split_endpoint,
     worker_count,
 )
+from llmtrace_otel.exporters.sqlite.queries import SpanReader
+from llmtrace_otel.exporters.store import open_store
 from llmtrace_otel.logs import configure_logging
 from llmtrace_otel.proxy.app import ProxyServer
 from llmtrace_otel.query_commands import add_query_commands
@@ -274,9 +276,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _store_path(args: argparse.Namespace) -> str:
-    """``--db``, else ``sqlite.path`` from the config file and environment."""
-    return str(args.db or load_settings(args.config).sqlite_path)
+def _open_store(args: argparse.Namespace) -> SpanReader | None:
+    """``--db`` (SQLite), else the store the config file, the environment and
+    ``--storage-url`` name."""
+    overrides = {"storage_url": args.storage_url} if args.storage_url else None
+    return open_store(load_settings(args.config, overrides=overrides), sqlite_path=args.db)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -296,7 +300,7 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check the configuration and print it")
     _add_settings_flags(validate)
     validate.set_defaults(func=_cmd_validate)
-    add_query_commands(sub, _store_path)  # traces, trace ID, stats
+    add_query_commands(sub, _open_store)  # traces, trace ID, stats
     return parser
 
 

@@ -1,4 +1,5 @@
-"""CLI commands over the SQLite store: ``traces``, ``trace ID`` and ``stats``.
+"""CLI commands over the span store (SQLite, or PostgreSQL with ``--storage-url``):
+``traces``, ``trace ID`` and ``stats``.
 
 They take the same filters as the HTTP API, spelled as flags (``--has-findings`` for
 ``has_findings=true``), turn them into the API's ``name -> text`` parameters and go through the
@@ -11,7 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import astuple
 
 from llmtrace_otel.api.views import dumps, page_json, stats_json, trace_json
@@ -19,27 +21,31 @@ from llmtrace_otel.display import status_label, usd
 from llmtrace_otel.exporters.sqlite import (
     QueryError,
     SpanRecord,
-    SpanStore,
     StoreError,
     parse_list_query,
     parse_stats_query,
 )
 from llmtrace_otel.exporters.sqlite.filters import parse_trace_prefix
 from llmtrace_otel.exporters.sqlite.histogram import RELATIVE_ERROR
-from llmtrace_otel.exporters.sqlite.queries import iso_time
+from llmtrace_otel.exporters.sqlite.queries import SpanReader, iso_time
 from llmtrace_otel.exporters.sqlite.stats import HISTOGRAM
 
 __all__ = ["add_query_commands"]
 
-#: The SQLite file of a command: ``--db``, else ``sqlite.path`` from ``--config``/env.
-_StorePath = Callable[[argparse.Namespace], str]
+#: The store of a command (``--db``, ``--storage-url``, else the config file and env), or
+#: None when the store is off.
+_StoreOpener = Callable[[argparse.Namespace], SpanReader | None]
 _TEXT_FILTERS = ("since", "until", "provider", "model", "tenant", "status", "min_score", "q")
 
 
 def _add_store(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", help="SQLite file (default: sqlite.path)")
+    parser.add_argument("--db", help="SQLite file (default: storage.url, else sqlite.path)")
+    parser.add_argument("--storage-url", dest="storage_url", metavar="URL",
+                        help="the PostgreSQL store (postgresql://...; also "
+                             "LLMTRACE_STORAGE_URL)")
     parser.add_argument("--config", metavar="FILE",
-                        help="YAML config file whose sqlite.path to read (also LLMTRACE_CONFIG)")
+                        help="YAML config file whose storage.url / sqlite.path to read (also "
+                             "LLMTRACE_CONFIG)")
 
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:
@@ -93,14 +99,22 @@ def _run(work: Callable[[], int]) -> int:
         return 1
 
 
-def _store(args: argparse.Namespace, store_path: _StorePath) -> SpanStore:
-    return SpanStore(store_path(args))
+@contextmanager
+def _store(args: argparse.Namespace, opener: _StoreOpener) -> Iterator[SpanReader]:
+    store = opener(args)
+    if store is None:
+        raise StoreError("the span store is disabled (sqlite.enabled=false); nothing to query")
+    try:
+        yield store
+    finally:
+        store.close()
 
 
-def _cmd_traces(args: argparse.Namespace, store_path: _StorePath) -> int:
+def _cmd_traces(args: argparse.Namespace, opener: _StoreOpener) -> int:
     def work() -> int:
         query = parse_list_query(_params(args, ("limit", "cursor")), time.time_ns())
-        page = _store(args, store_path).list_calls(query)
+        with _store(args, opener) as store:
+            page = store.list_calls(query)
         if args.json:
             print(dumps(page_json(page, query.limit), indent=2))
             return 0
@@ -132,10 +146,11 @@ def _span_lines(span: SpanRecord) -> list[tuple[str, ...]]:
              usd(span.cost_usd), str(span.findings_count))]
 
 
-def _cmd_trace(args: argparse.Namespace, store_path: _StorePath) -> int:
+def _cmd_trace(args: argparse.Namespace, opener: _StoreOpener) -> int:
     def work() -> int:
-        store = _store(args, store_path)
-        trace = store.get_trace(store.resolve_trace_id(parse_trace_prefix(args.trace_id)))
+        prefix = parse_trace_prefix(args.trace_id)
+        with _store(args, opener) as store:
+            trace = store.get_trace(store.resolve_trace_id(prefix))
         if trace is None:
             print(f"llmtrace-otel: no stored spans for trace {args.trace_id}", file=sys.stderr)
             return 1
@@ -157,10 +172,11 @@ def _cmd_trace(args: argparse.Namespace, store_path: _StorePath) -> int:
     return _run(work)
 
 
-def _cmd_stats(args: argparse.Namespace, store_path: _StorePath) -> int:
+def _cmd_stats(args: argparse.Namespace, opener: _StoreOpener) -> int:
     def work() -> int:
         query = parse_stats_query(_params(args, ("group_by",)), time.time_ns())
-        result = _store(args, store_path).stats(query)
+        with _store(args, opener) as store:
+            result = store.stats(query)
         if args.json:
             print(dumps(stats_json(result, query.filter.since_ns, query.filter.until_ns),
                         indent=2))
@@ -187,24 +203,24 @@ def _cmd_stats(args: argparse.Namespace, store_path: _StorePath) -> int:
 
 def add_query_commands(
     sub: argparse._SubParsersAction,  # type: ignore[type-arg]
-    store_path: _StorePath,
+    opener: _StoreOpener,
 ) -> None:
     """Register ``traces``, ``trace`` and ``stats`` on the CLI's sub-command parser."""
-    traces = sub.add_parser("traces", help="list calls from the SQLite store, newest first")
+    traces = sub.add_parser("traces", help="list calls from the span store, newest first")
     _add_filters(traces)
     traces.add_argument("--limit", help="calls per page (1-500, default 50)")
     traces.add_argument("--cursor", help="continue after a previous page")
-    traces.set_defaults(func=lambda args: _cmd_traces(args, store_path))
+    traces.set_defaults(func=lambda args: _cmd_traces(args, opener))
 
     trace = sub.add_parser("trace", help="show every stored span of one trace")
     trace.add_argument("trace_id", metavar="ID",
                        help="trace id (32 hex digits), or a unique prefix of at least 4")
     _add_store(trace)
     trace.add_argument("--json", action="store_true", help="the API's JSON instead of a table")
-    trace.set_defaults(func=lambda args: _cmd_trace(args, store_path))
+    trace.set_defaults(func=lambda args: _cmd_trace(args, opener))
 
     stats = sub.add_parser("stats", help="calls, errors, tokens, cost and latency percentiles")
     _add_filters(stats)
     stats.add_argument("--group-by", dest="group_by",
                        help="none, model, provider, tenant, minute, hour or day")
-    stats.set_defaults(func=lambda args: _cmd_stats(args, store_path))
+    stats.set_defaults(func=lambda args: _cmd_stats(args, opener))

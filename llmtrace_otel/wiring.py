@@ -65,7 +65,7 @@ from llmtrace_otel.config import (
 )
 from llmtrace_otel.config.tenants import BudgetLimit
 from llmtrace_otel.exporters.otlp import OtlpTarget
-from llmtrace_otel.exporters.sqlite import SpanStore, SQLiteSpanExporter
+from llmtrace_otel.exporters.store import open_store, store_exporter
 from llmtrace_otel.guards import GuardChain, RequestGuard
 from llmtrace_otel.proxy.app import Closer, ProxyServer
 from llmtrace_otel.proxy.handler import ProxyContext
@@ -521,15 +521,14 @@ def _exporters(settings: Settings, env: Mapping[str, str], metering: _Metering,
     """One sink per configured exporter, each with its own queue, breaker and books."""
     breakers, instruments = metering.breakers, metering.instruments
     sinks: list[ExportSink] = []
-    if settings.sqlite_enabled:
+    store = store_exporter(settings, on_operation=instruments.count_storage)  # SQLite or PG
+    if store is not None:
         sinks.append(ExportSink(
-            "sqlite",
-            SQLiteSpanExporter(settings.sqlite_path, on_operation=instruments.count_storage,
-                               busy_timeout_ms=settings.sqlite_busy_timeout_ms),
+            store.name, store.exporter,
             max_queue_size=settings.analysis_queue_size, schedule_delay_millis=500,
             on_drop=instruments.count_drop, meter_provider=metering.meter_provider,
             block_when_full=blocking_export,
-            breaker=breakers.new("export.sqlite") if breakers is not None else None,
+            breaker=breakers.new(f"export.{store.name}") if breakers is not None else None,
         ))
     if otlp_requested(settings.otlp_endpoint, env):
         sinks.append(ExportSink(
@@ -674,8 +673,7 @@ def _read_routes(settings: Settings, telemetry: Telemetry, tenancy: _Tenancy | N
         _log.warning("the query API and /ui are open to anyone who reaches %s:%d; set "
                      "api.admin_token (or api.enabled=false)", settings.host, settings.port)
     auth = _admin_auth(settings)
-    store = (SpanStore(settings.sqlite_path, on_operation=telemetry.instruments.count_storage)
-             if settings.sqlite_enabled else None)
+    store = open_store(settings, on_operation=telemetry.instruments.count_storage)
     api = ApiContext(store, auth)
     closers.append(api.close)
     tracker = tenancy.budgets if tenancy is not None else None

@@ -35,6 +35,7 @@ KNOWN_TYPES: Mapping[str, frozenset[str]] = {
     ),
     "exporters": frozenset(
         {
+            "clickhouse",
             "debug",
             "otlp_grpc",
             "otlp_http",
@@ -225,9 +226,10 @@ def test_expected_files_exist() -> None:
         "prometheus/prometheus.yml",
         "genai-content-redaction/otel-collector.yaml",
         "enrichment/otel-collector.yaml",
+        "clickhouse/otel-collector.yaml",
     }
     assert expected <= {_relative(path) for path in YAML_FILES}
-    assert len(COLLECTOR_FILES) == 5
+    assert len(COLLECTOR_FILES) == 6
 
 
 @pytest.mark.parametrize("path", YAML_FILES, ids=_relative)
@@ -294,6 +296,22 @@ def test_traces_go_to_the_backend_over_otlp(relative: str, exporter: str, endpoi
     assert config["exporters"]["debug"]["verbosity"] == "basic"
     # The proxy pushes metrics on the same connection; a metrics pipeline must accept them.
     assert config["service"]["pipelines"]["metrics"]["receivers"] == ["otlp"]
+
+
+def test_clickhouse_pipeline_stores_traces_and_metrics_in_batches() -> None:
+    """docs/deployment.md's very-high-volume path: OTLP in, ClickHouse out, batched, retried,
+    with a TTL (what the PostgreSQL store does with partition drops)."""
+    config = _collector("clickhouse/otel-collector.yaml")
+    assert config["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"] == "0.0.0.0:4317"
+    clickhouse = config["exporters"]["clickhouse"]
+    assert clickhouse["endpoint"].startswith("tcp://clickhouse:9000")
+    assert clickhouse["create_schema"] is True and clickhouse["async_insert"] is True
+    assert clickhouse["ttl"] == "720h" and clickhouse["traces_table_name"] == "otel_traces"
+    assert clickhouse["sending_queue"]["batch"]["min_size"] >= 10_000
+    assert clickhouse["retry_on_failure"]["enabled"] is True
+    for pipeline in ("traces", "metrics"):
+        assert "clickhouse" in _pipeline_exporters(config, pipeline)
+        assert config["service"]["pipelines"][pipeline]["receivers"] == ["otlp"]
 
 
 def test_prometheus_collector_scrapes_the_proxy_and_serves_otlp_metrics() -> None:

@@ -30,7 +30,6 @@ from llmtrace_otel.api.views import (
 from llmtrace_otel.exporters.sqlite import (
     CallPage,
     QueryError,
-    SpanStore,
     StoreError,
     parse_list_query,
     parse_stats_query,
@@ -42,6 +41,7 @@ from llmtrace_otel.exporters.sqlite.filters import (
     parse_trace_id,
 )
 from llmtrace_otel.exporters.sqlite.finding_stats import FindingSummary
+from llmtrace_otel.exporters.sqlite.queries import SpanReader
 from llmtrace_otel.exporters.sqlite.stats import empty_stats
 from llmtrace_otel.web.auth import BearerToken
 from llmtrace_otel.web.errors import error_document
@@ -63,10 +63,11 @@ _MAX_QUERY_BYTES = 4096
 
 @dataclass
 class ApiContext:
-    """What the API handlers share: the store (None when SQLite is off), the token check
-    (``api.admin_token``), the query thread pool and the clock used for relative times."""
+    """What the API handlers share: the store (SQLite or PostgreSQL; None when storage is
+    off), the token check (``api.admin_token``), the query thread pool and the clock used for
+    relative times."""
 
-    store: SpanStore | None
+    store: SpanReader | None
     auth: BearerToken = field(default_factory=lambda: BearerToken(None, "api.admin_token"))
     workers: int = 2
     clock_ns: Callable[[], int] = time.time_ns
@@ -82,6 +83,8 @@ class ApiContext:
         executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
+        if self.store is not None:
+            self.store.close()
 
 
 class _ApiHandler(RequestHandler):
@@ -114,9 +117,9 @@ class _ApiHandler(RequestHandler):
                                name) from None
         return params
 
-    def _store(self) -> SpanStore:
+    def _store(self) -> SpanReader:
         if self._ctx.store is None:
-            raise ApiError(503, "store_disabled", "the SQLite span store is disabled "
+            raise ApiError(503, "store_disabled", "the span store is disabled "
                                                   "(sqlite.enabled=false); nothing to query")
         return self._ctx.store
 
@@ -130,9 +133,9 @@ class _ApiHandler(RequestHandler):
             raise ApiError(503, "store_unavailable", "the span store cannot be read right "
                                                      "now; the proxy log says why") from None
 
-    def _has_data(self, store: SpanStore) -> bool:
-        """False before the proxy stored its first span: the file does not exist yet."""
-        return store.path.exists()
+    def _has_data(self, store: SpanReader) -> bool:
+        """False before the proxy stored its first span (SQLite: the file does not exist)."""
+        return store.has_data()
 
     async def _send(self, document: Callable[[], dict[str, Any]]) -> None:
         """Build and encode the answer on the pool too: a page of spans with captured

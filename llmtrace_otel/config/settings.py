@@ -55,6 +55,11 @@ class Settings:
     analysis_stall_timeout_s: float = 30.0
     sqlite_enabled: bool = True
     sqlite_path: str = "llmtrace.db"
+    # The shared PostgreSQL trace store (docs/deployment.md); unset: SQLite at sqlite_path
+    storage_url: str | None = None
+    storage_retention_days: int = 30
+    storage_retry_s: float = 30.0
+    storage_pool_size: int = 4
     otlp_endpoint: str | None = None
     otlp_protocol: OtlpProtocol = OtlpProtocol.GRPC
     metrics_enabled: bool = True

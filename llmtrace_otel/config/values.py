@@ -24,6 +24,7 @@ __all__ = [
     "check_path_list",
     "check_port",
     "check_redis_url",
+    "check_storage_url",
     "check_tenant_id",
     "is_loopback",
     "otlp_requested",
@@ -105,6 +106,25 @@ def check_http_url(value: Any) -> str | None:
         return f"{value!r} is not an http(s) URL with a host"
     if parts.query or parts.fragment:
         return f"{value!r} must not have a query or fragment"
+    return None
+
+
+def check_storage_url(value: Any) -> str | None:
+    """``storage.url``: a ``postgresql://`` (or ``postgres://``) URL with a database name; the
+    problem never shows the password."""
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    shown = value if parts.password is None else value.replace(f":{parts.password}@", ":****@", 1)
+    if parts.scheme.lower() not in ("postgresql", "postgres"):
+        return (f"{shown!r} is not a postgresql:// URL (unset storage.url to keep the SQLite "
+                "store at sqlite.path)")
+    try:
+        parts.port  # noqa: B018 - validates the port
+    except ValueError:
+        return f"{shown!r} has an invalid port"
+    if not parts.path.strip("/") and "dbname=" not in parts.query:
+        return f"{shown!r} names no database (postgresql://user:pass@host:5432/db)"
     return None
 
 

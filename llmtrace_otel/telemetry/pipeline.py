@@ -102,9 +102,14 @@ class Telemetry:
         for exporter in self.exporters:
             state = ("unknown" if exporter.last_ok is None
                      else "ok" if exporter.last_ok else "failing")
-            report.add(f"exporter.{exporter.name}",
-                       {"state": state, "failed_batches": exporter.failed_batches},
-                       degraded=state == "failing")
+            details: dict[str, object] = {"failed_batches": exporter.failed_batches}
+            store_health = getattr(exporter.exporter, "health", None)  # the PostgreSQL store's
+            if store_health is not None:
+                details["store"] = store = store_health()
+                if store["state"] in ("unavailable", "failing"):
+                    state = str(store["state"])  # known before, and during, a held batch
+            report.add(f"exporter.{exporter.name}", {"state": state, **details},
+                       degraded=state in ("failing", "unavailable"))
         head = self.head
         if isinstance(head, BackgroundSpanProcessor | QueuedHead):
             depth, capacity = head.queue_depth, head.capacity

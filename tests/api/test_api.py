@@ -1,5 +1,5 @@
 """The query API on the real proxy after real traffic (openai/anthropic SDKs -> proxy -> fake
-upstream -> spans -> SQLite), every answer checked against docs/openapi.yaml."""
+upstream -> spans -> SQLite or PostgreSQL), every answer checked against docs/openapi.yaml."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from tests.support.fake_upstream import FakeUpstream
 from tests.support.keyword_findings import SCORE, KeywordFindings
 from tests.support.openapi_check import call, fetch, spec
 from tests.support.proxy_harness import RunningProxy, running_proxy
+from tests.support.stores import BACKENDS, backend_settings
 from tests.support.traffic import KEYWORD, TRACE_ID, openai_client, send_traffic
 
 LIST, TRACE, SPAN, STATS, FINDINGS = (
@@ -35,11 +36,15 @@ class Loaded:
     calls: int
 
 
-@pytest.fixture(scope="module")
-def loaded(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def loaded(request: pytest.FixtureRequest, upstream: FakeUpstream,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
+    """A proxy after real traffic, storing in SQLite or in PostgreSQL: each test runs on
+    both and must get the same documents."""
     upstream.clear()
     with running_proxy(upstream.url, tmp_path_factory.mktemp("api"), capture_content=True,
-                       enrichers=[KeywordFindings(KEYWORD)]) as proxy:
+                       enrichers=[KeywordFindings(KEYWORD)],
+                       **backend_settings(request.param, request)) as proxy:
         count = send_traffic(proxy)
         proxy.spans(count)
         yield Loaded(proxy, upstream, count)

@@ -15,24 +15,29 @@ from tests.support.fake_upstream import FakeUpstream
 from tests.support.keyword_findings import KeywordFindings
 from tests.support.openapi_check import call, check
 from tests.support.proxy_harness import running_proxy
+from tests.support.stores import BACKENDS, backend_settings
 from tests.support.traffic import KEYWORD, TRACE_ID, send_traffic
 
 
 @dataclass
 class Store:
-    db: Path
+    flags: tuple[str, ...]  # --db FILE or --storage-url URL
     url: str  # the proxy that wrote it, still running, for API comparisons
     calls: int
 
 
-@pytest.fixture(scope="module")
-def store(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def store(request: pytest.FixtureRequest, upstream: FakeUpstream,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     tmp = tmp_path_factory.mktemp("cli")
+    settings = backend_settings(request.param, request)
     with running_proxy(upstream.url, tmp, capture_content=True,
-                       enrichers=[KeywordFindings(KEYWORD)]) as proxy:
+                       enrichers=[KeywordFindings(KEYWORD)], **settings) as proxy:
         count = send_traffic(proxy)
         proxy.spans(count)
-        yield Store(Path(proxy.settings.sqlite_path), proxy.url, count)
+        flags = (("--storage-url", settings["storage_url"]) if settings else
+                 ("--db", str(Path(proxy.settings.sqlite_path))))
+        yield Store(flags, proxy.url, count)
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -51,7 +56,7 @@ def test_traces_json_is_the_api_page(store: Store) -> None:
         (("--min-score", "0.5", "--since", "1h"), {"min_score": "0.5", "since": "1h"}),
         (("--limit", "2"), {"limit": "2"}),
     ]:
-        result = cli("traces", "--db", str(store.db), "--json", *flags)
+        result = cli("traces", *store.flags, "--json", *flags)
         assert result.returncode == 0, result.stderr
         page = json.loads(result.stdout)
         check("/api/v1/traces", 200, page)
@@ -59,30 +64,30 @@ def test_traces_json_is_the_api_page(store: Store) -> None:
 
 
 def test_traces_table_pages_with_the_cursor(store: Store) -> None:
-    first = cli("traces", "--db", str(store.db), "--limit", "4")
+    first = cli("traces", *store.flags, "--limit", "4")
     assert first.returncode == 0, first.stderr
     lines = first.stdout.splitlines()
     assert lines[0].split()[:3] == ["time", "(UTC)", "operation"] and "findings" in lines[0]
     assert sum("chat" in line for line in lines[1:]) == 4
     cursor = lines[-1].split("--cursor ")[1]
-    rest = cli("traces", "--db", str(store.db), "--limit", "4", "--cursor", cursor)
+    rest = cli("traces", *store.flags, "--limit", "4", "--cursor", cursor)
     assert sum("chat" in line for line in rest.stdout.splitlines()[1:]) == store.calls - 4
     assert "more:" not in rest.stdout
 
 
 def test_trace_command(store: Store) -> None:
-    table = cli("trace", TRACE_ID, "--db", str(store.db))
+    table = cli("trace", TRACE_ID, *store.flags)
     assert table.returncode == 0, table.stderr
     assert sum("chat gpt-4o-mini" in line for line in table.stdout.splitlines()) == 2
-    as_json = json.loads(cli("trace", TRACE_ID, "--db", str(store.db), "--json").stdout)
+    as_json = json.loads(cli("trace", TRACE_ID, *store.flags, "--json").stdout)
     check("/api/v1/traces/{trace_id}", 200, as_json)
     assert as_json == call(store.url, f"/api/v1/traces/{TRACE_ID}").body
     flagged = call(store.url, "/api/v1/traces", {"has_findings": "true"}).body["items"][0]
-    shown = cli("trace", flagged["trace_id"], "--db", str(store.db))
+    shown = cli("trace", flagged["trace_id"], *store.flags)
     assert shown.stdout.count(f"prompt_injection (high, input) {KEYWORD}") == 2
-    missing = cli("trace", "0" * 32, "--db", str(store.db))
+    missing = cli("trace", "0" * 32, *store.flags)
     assert missing.returncode == 1 and "no stored spans" in missing.stderr
-    bad = cli("trace", "nope", "--db", str(store.db))
+    bad = cli("trace", "nope", *store.flags)
     assert bad.returncode == 2 and "32 hex digits" in bad.stderr
 
 
@@ -90,7 +95,7 @@ def test_stats_command(store: Store) -> None:
     for flags, params in [((), {}), (("--group-by", "model"), {"group_by": "model"}),
                           (("--group-by", "hour", "--since", "1d"),
                            {"group_by": "hour", "since": "1d"})]:
-        result = cli("stats", "--db", str(store.db), "--json", *flags)
+        result = cli("stats", *store.flags, "--json", *flags)
         assert result.returncode == 0, result.stderr
         document = json.loads(result.stdout)
         check("/api/v1/stats", 200, document)
@@ -98,7 +103,7 @@ def test_stats_command(store: Store) -> None:
         if "since" in params:  # "1d" is relative to each call's own clock
             document.pop("since"), api.pop("since")
         assert document == api
-    table = cli("stats", "--db", str(store.db), "--group-by", "model").stdout.splitlines()
+    table = cli("stats", *store.flags, "--group-by", "model").stdout.splitlines()
     assert table[0].split()[:3] == ["model", "calls", "errors"]
     assert table[1].split()[:3] == ["(all)", str(store.calls), "1"]
     assert {line.split()[0] for line in table[2:]} == {"gpt-4o-mini", "gpt-4.1",
@@ -115,7 +120,7 @@ def test_stats_command(store: Store) -> None:
     ],
 )
 def test_bad_flags_are_clear_errors(store: Store, args: tuple[str, ...], message: str) -> None:
-    result = cli(*args, "--db", str(store.db))
+    result = cli(*args, *store.flags)
     assert result.returncode == 2 and message in result.stderr
 
 
@@ -125,7 +130,7 @@ def test_missing_store_names_the_file(tmp_path: Path) -> None:
 
 
 def test_traces_status_ok_lists_the_successes_with_their_cost(store: Store) -> None:
-    table = cli("traces", "--db", str(store.db), "--status", "ok").stdout.splitlines()
+    table = cli("traces", *store.flags, "--status", "ok").stdout.splitlines()
     header = table[0].split()
     assert header[header.index("out") + 1] == "cost"  # "time (UTC)" and a time: two words
     rows = [line.split() for line in table[1:]]
@@ -133,31 +138,31 @@ def test_traces_status_ok_lists_the_successes_with_their_cost(store: Store) -> N
     assert {row[header.index("status")] for row in rows} == {"ok"}
     costs = [row[header.index("cost")] for row in rows]
     assert all(cost.startswith("$0.0") and "e-" not in cost for cost in costs), costs
-    errors = cli("traces", "--db", str(store.db), "--status", "error").stdout
+    errors = cli("traces", *store.flags, "--status", "error").stdout
     assert "error server_error" in errors
 
 
 def test_trace_accepts_a_unique_prefix_of_the_id(store: Store) -> None:
-    whole = cli("trace", TRACE_ID, "--db", str(store.db)).stdout
-    assert cli("trace", TRACE_ID[:8], "--db", str(store.db)).stdout == whole
-    assert cli("trace", TRACE_ID[:8].upper(), "--db", str(store.db)).stdout == whole
-    missing = cli("trace", "ffff0000", "--db", str(store.db))
+    whole = cli("trace", TRACE_ID, *store.flags).stdout
+    assert cli("trace", TRACE_ID[:8], *store.flags).stdout == whole
+    assert cli("trace", TRACE_ID[:8].upper(), *store.flags).stdout == whole
+    missing = cli("trace", "ffff0000", *store.flags)
     assert missing.returncode == 2 and "no stored trace id starts with ffff0000" in \
         missing.stderr
     ids = sorted({c["trace_id"] for c in call(store.url, "/api/v1/traces").body["items"]})
     shared = next((a[:n] for a, b in zip(ids, ids[1:], strict=False)
                    for n in range(4, 32) if a[:n] == b[:n] and a[:n + 1] != b[:n + 1]), None)
     if shared is not None:  # two of the random ids share a prefix of 4+ digits
-        ambiguous = cli("trace", shared, "--db", str(store.db))
+        ambiguous = cli("trace", shared, *store.flags)
         assert ambiguous.returncode == 2 and "more than one trace id" in ambiguous.stderr
-    short = cli("trace", TRACE_ID[:3], "--db", str(store.db))
+    short = cli("trace", TRACE_ID[:3], *store.flags)
     assert short.returncode == 2 and "at least 4" in short.stderr
 
 
 def test_search_finds_text_in_captured_messages_and_names(store: Store) -> None:
     flagged = call(store.url, "/api/v1/traces", {"q": KEYWORD.lower()}).body["items"]
     assert len(flagged) == 1 and flagged[0]["findings_count"] == 2
-    result = cli("traces", "--db", str(store.db), "--search", "CLAUDE", "--json")
+    result = cli("traces", *store.flags, "--search", "CLAUDE", "--json")
     assert [c["provider"] for c in json.loads(result.stdout)["items"]] == ["anthropic"]
     stats = call(store.url, "/api/v1/stats", {"q": "claude"}).body
     assert stats["totals"]["calls"] == 1

@@ -1,4 +1,5 @@
-"""Stats from the hourly rollup against the exact path, on stores written by the real exporter:
+"""Stats from the hourly rollup against the exact path, on stores written by the real exporters
+(SQLite and PostgreSQL: every test that is not about SQLite's query plans runs on both):
 the same counts, errors, tokens, cost and TTFT means, percentiles within the stated bound; the
 fallbacks; the query plans; and the CLI and the API giving the same documents."""
 
@@ -11,8 +12,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from llmtrace_otel.exporters.postgres.exporter import PostgresSpanExporter
 from llmtrace_otel.exporters.sqlite import (
     SpanStore,
     SQLiteSpanExporter,
@@ -21,25 +23,40 @@ from llmtrace_otel.exporters.sqlite import (
     parse_stats_query,
 )
 from llmtrace_otel.exporters.sqlite.histogram import MIN_MS, RELATIVE_ERROR
+from llmtrace_otel.exporters.sqlite.queries import SpanReader
 from llmtrace_otel.exporters.sqlite.stats import MAX_GROUPS
 from tests.support.call_spans import HOUR_NS, T0, make_calls
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.openapi_check import call, check
 from tests.support.proxy_harness import running_proxy
+from tests.support.stores import BACKENDS, backend_settings, open_backend
 
 NOW = T0 + 70 * HOUR_NS  # "now" for relative times: after the last call
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> SpanStore:
+def _loaded(exporter: SpanExporter) -> None:
     """6,000 calls over ~62 hours, exported in batches (some twice)."""
-    db = tmp_path_factory.mktemp("rollup") / "spans.db"
     spans = make_calls(6000)
-    exporter = SQLiteSpanExporter(db)
     for offset in range(0, len(spans), 256):
         assert exporter.export(spans[offset:offset + 256]) is SpanExportResult.SUCCESS
     assert exporter.export(spans[1000:1300]) is SpanExportResult.SUCCESS
     exporter.shutdown()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+          ) -> SpanReader:
+    """The same calls in each store: the rollup tests run on both."""
+    exporter, store = open_backend(request.param, request, tmp_path_factory.mktemp("rollup"))
+    _loaded(exporter)
+    return store
+
+
+@pytest.fixture(scope="module")
+def sqlite_store(tmp_path_factory: pytest.TempPathFactory) -> SpanStore:
+    """For SQLite's query plans (PostgreSQL's: tests/exporters/test_postgres_store.py)."""
+    db = tmp_path_factory.mktemp("plans") / "spans.db"
+    _loaded(SQLiteSpanExporter(db))
     return SpanStore(db)
 
 
@@ -90,7 +107,7 @@ ROLLUP_QUERIES = [
 
 
 @pytest.mark.parametrize("params", ROLLUP_QUERIES, ids=lambda p: json.dumps(p))
-def test_the_rollup_answers_like_the_exact_path(store: SpanStore, params: dict[str, str]) -> None:
+def test_the_rollup_answers_like_the_exact_path(store: SpanReader, params: dict[str, str]) -> None:
     query = parse_stats_query(params, NOW)
     rolled = store.stats(query, exact_below=0)
     exact = store.stats(query, use_rollup=False)
@@ -106,7 +123,7 @@ def test_the_rollup_answers_like_the_exact_path(store: SpanStore, params: dict[s
     {"group_by": "minute", "since": "2026-09-22T00:00:00Z"},  # finer than the rollup
     {"provider": "nobody"},  # nothing matches: nothing to gain
 ])
-def test_what_the_rollup_cannot_answer_is_answered_exactly(store: SpanStore,
+def test_what_the_rollup_cannot_answer_is_answered_exactly(store: SpanReader,
                                                            params: dict[str, str]) -> None:
     query = parse_stats_query(params, NOW)
     answer = store.stats(query, exact_below=0)
@@ -114,7 +131,7 @@ def test_what_the_rollup_cannot_answer_is_answered_exactly(store: SpanStore,
     assert answer == store.stats(query, use_rollup=False)
 
 
-def test_small_ranges_are_answered_exactly_by_default(store: SpanStore) -> None:
+def test_small_ranges_are_answered_exactly_by_default(store: SpanReader) -> None:
     few = parse_stats_query({"since": "2026-09-22T00:00:00Z", "until": "2026-09-22T05:00:00Z"},
                             NOW)
     assert store.stats(few).percentiles == "exact"  # ~490 calls, under EXACT_BELOW
@@ -122,8 +139,9 @@ def test_small_ranges_are_answered_exactly_by_default(store: SpanStore) -> None:
 
 
 def test_rollup_statements_search_the_rollup_key_and_the_covering_index(
-    store: SpanStore,
+    sqlite_store: SpanStore,
 ) -> None:
+    store = sqlite_store
     query = parse_stats_query({"since": "2026-09-21T17:17:41Z", "until": "2026-09-22T03:10:00Z",
                                "group_by": "model", "model": "gpt-4.1"}, NOW)
     plan = store.explain_stats(query, use_rollup=True)
@@ -138,13 +156,14 @@ def test_rollup_statements_search_the_rollup_key_and_the_covering_index(
                                use_rollup=True) == ()
 
 
-def test_more_than_max_groups_keeps_the_newest_buckets(tmp_path: Path) -> None:
-    db = tmp_path / "sparse.db"
-    exporter = SQLiteSpanExporter(db)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_more_than_max_groups_keeps_the_newest_buckets(backend: str,
+                                                       request: pytest.FixtureRequest,
+                                                       tmp_path: Path) -> None:
+    exporter, store = open_backend(backend, request, tmp_path)
     assert exporter.export(make_calls(MAX_GROUPS + 150, step_ns=HOUR_NS + 10**9)) is \
         SpanExportResult.SUCCESS
     exporter.shutdown()
-    store = SpanStore(db)
     for params in ({"group_by": "hour"}, {"group_by": "hour", "since": "2026-09-25T07:30:00Z"}):
         query = parse_stats_query(params, NOW)
         rolled, exact = store.stats(query, exact_below=0), store.stats(query, use_rollup=False)
@@ -161,19 +180,22 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
 
 
-@pytest.fixture(scope="module")
-def served(upstream: FakeUpstream,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def served(request: pytest.FixtureRequest, upstream: FakeUpstream,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[str], str]]:
+    """A store of ~35 hours of calls, served by a proxy; the CLI flags that name it."""
     tmp = tmp_path_factory.mktemp("served")
+    settings = backend_settings(request.param, request)
     db = tmp / "spans.db"  # the proxy harness's store path
-    spans = make_calls(14_000, step_ns=9 * 10**9)  # ~35 hours
-    exporter = SQLiteSpanExporter(db)
+    url = settings.get("storage_url")
+    exporter = (PostgresSpanExporter(url, retention_days=0) if url else SQLiteSpanExporter(db))
+    spans = make_calls(14_000, step_ns=9 * 10**9)
     for offset in range(0, len(spans), 512):
         assert exporter.export(spans[offset:offset + 512]) is SpanExportResult.SUCCESS
     exporter.shutdown()
-    with running_proxy(upstream.url, tmp) as proxy:
+    with running_proxy(upstream.url, tmp, storage_retention_days=0, **settings) as proxy:
         assert Path(proxy.settings.sqlite_path) == db
-        yield db, proxy.url
+        yield (["--storage-url", url] if url else ["--db", str(db)]), proxy.url
 
 
 @pytest.mark.parametrize(("params", "percentiles"), [
@@ -185,19 +207,19 @@ def served(upstream: FakeUpstream,
      "histogram"),
     ({"group_by": "tenant", "status": "error"}, "exact"),  # ~1,600 calls: under EXACT_BELOW
 ])
-def test_cli_stats_and_the_api_agree(served: tuple[Path, str], params: dict[str, str],
+def test_cli_stats_and_the_api_agree(served: tuple[list[str], str], params: dict[str, str],
                                      percentiles: str) -> None:
-    db, url = served
+    store_flags, url = served
     flags = [part for name, value in params.items() if name != "has_findings"
              for part in (f"--{name.replace('_', '-')}", value)]
     if "has_findings" in params:
         flags.append("--has-findings" if params["has_findings"] == "true" else "--no-findings")
-    result = cli("stats", "--db", str(db), "--json", *flags)
+    result = cli("stats", *store_flags, "--json", *flags)
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     check("/api/v1/stats", 200, document)
     assert document["percentiles"] == percentiles
     assert document == call(url, "/api/v1/stats", params, template="/api/v1/stats").body
-    table = cli("stats", "--db", str(db), *flags).stdout.splitlines()
+    table = cli("stats", *store_flags, *flags).stdout.splitlines()
     assert table[1].split()[:2] == ["(all)", str(document["totals"]["calls"])]
     assert ("histograms, within 4.9 %" in table[-1]) == (percentiles == "histogram")

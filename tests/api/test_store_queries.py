@@ -1,5 +1,6 @@
-"""The read side's SQL on stores written by the real exporter: plans, keyset pages, exact
-percentiles, the v1 -> v2 migration, and the shared parameter parser."""
+"""The read side's SQL on stores written by the real exporters, SQLite and PostgreSQL (every
+query test runs on both): plans, keyset pages, exact percentiles, the v1 -> v2 migration,
+and the shared parameter parser."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_OPERATION_NAME,
@@ -32,6 +33,7 @@ from llmtrace_otel.exporters.sqlite import (
     parse_stats_query,
 )
 from llmtrace_otel.exporters.sqlite.listing import list_sql
+from llmtrace_otel.exporters.sqlite.queries import SpanReader
 from llmtrace_otel.exporters.sqlite.records import CALL_COLUMNS
 from llmtrace_otel.exporters.sqlite.schema import MIGRATIONS, connect_writer
 from llmtrace_processors.attributes import (
@@ -39,6 +41,7 @@ from llmtrace_processors.attributes import (
     LLMTRACE_SECURITY_SCORE,
     LLMTRACE_TENANT_ID,
 )
+from tests.support.stores import BACKENDS, open_backend
 
 T0 = 1_790_000_000 * 10**9
 HOUR = 3600 * 10**9
@@ -73,15 +76,29 @@ def make_spans(count: int, seed: int = 3) -> Sequence[ReadableSpan]:
     return memory.get_finished_spans()
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[SpanStore, Sequence[ReadableSpan]]:
-    spans = make_spans(700)
-    db = tmp_path_factory.mktemp("store") / "spans.db"
-    exporter = SQLiteSpanExporter(db)
+def _load(exporter: SpanExporter, spans: Sequence[ReadableSpan]) -> None:
     for offset in range(0, len(spans), 128):
-        exporter.export(spans[offset:offset + 128])
+        assert exporter.export(spans[offset:offset + 128]) is SpanExportResult.SUCCESS
     exporter.shutdown()
-    return SpanStore(db), spans
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def corpus(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+           ) -> tuple[SpanReader, Sequence[ReadableSpan]]:
+    """The same 700 calls in each store: every query test runs on both."""
+    spans = make_spans(700)
+    exporter, store = open_backend(request.param, request, tmp_path_factory.mktemp("store"))
+    _load(exporter, spans)
+    return store, spans
+
+
+@pytest.fixture(scope="module")
+def sqlite_corpus(tmp_path_factory: pytest.TempPathFactory) -> SpanStore:
+    """For SQLite's query plans (EXPLAIN QUERY PLAN); PostgreSQL's are checked in
+    tests/exporters/test_postgres_store.py."""
+    db = tmp_path_factory.mktemp("plans") / "spans.db"
+    _load(SQLiteSpanExporter(db), make_spans(700))
+    return SpanStore(db)
 
 
 def nearest_rank(values: list[float], p: float) -> float:
@@ -107,9 +124,9 @@ def durations(spans: Sequence[ReadableSpan], keep: object = None) -> list[float]
     ],
 )
 def test_every_listing_walks_an_index_and_never_sorts_everything(
-    corpus: tuple[SpanStore, Sequence[ReadableSpan]], params: dict[str, str], index: str
+    sqlite_corpus: SpanStore, params: dict[str, str], index: str
 ) -> None:
-    store, _ = corpus
+    store = sqlite_corpus
     plan = store.explain_list_calls(parse_list_query(params, T0))
     assert any(index in line for line in plan), plan
     assert not any(line.startswith("SCAN spans") and "INDEX" not in line for line in plan), plan
@@ -117,9 +134,9 @@ def test_every_listing_walks_an_index_and_never_sorts_everything(
 
 
 def test_a_model_listing_walks_the_request_and_the_response_model_indexes(
-    corpus: tuple[SpanStore, Sequence[ReadableSpan]]
+    sqlite_corpus: SpanStore,
 ) -> None:
-    store, _ = corpus
+    store = sqlite_corpus
     query = parse_list_query({"model": "gpt-4.1", "since": "2026-09-21T00:00:00Z"}, T0)
     plan = store.explain_list_calls(query)
     for index in ("idx_spans_model_start", "idx_spans_response_model_start"):
@@ -131,10 +148,8 @@ def test_a_model_listing_walks_the_request_and_the_response_model_indexes(
 
 
 @pytest.mark.parametrize("group_by", ["none", "model", "tenant", "hour", "day"])
-def test_stats_read_only_the_covering_index(
-    corpus: tuple[SpanStore, Sequence[ReadableSpan]], group_by: str
-) -> None:
-    store, _ = corpus
+def test_stats_read_only_the_covering_index(sqlite_corpus: SpanStore, group_by: str) -> None:
+    store = sqlite_corpus
     plan = store.explain_stats(parse_stats_query({"group_by": group_by, "since": "7d"},
                                                  T0 + 700 * 60 * 10**9))
     searches = [line for line in plan if line.startswith(("SEARCH", "SCAN"))]
@@ -142,7 +157,7 @@ def test_stats_read_only_the_covering_index(
 
 
 def test_keyset_pages_partition_the_filtered_listing(
-    corpus: tuple[SpanStore, Sequence[ReadableSpan]],
+    corpus: tuple[SpanReader, Sequence[ReadableSpan]],
 ) -> None:
     store, spans = corpus
     for params in ({}, {"model": "gpt-4.1"}, {"status": "error"}, {"has_findings": "true"}):
@@ -165,7 +180,7 @@ def test_keyset_pages_partition_the_filtered_listing(
 
 
 @pytest.mark.parametrize("group_by", ["none", "model", "tenant", "hour"])
-def test_stats_are_exact(corpus: tuple[SpanStore, Sequence[ReadableSpan]],
+def test_stats_are_exact(corpus: tuple[SpanReader, Sequence[ReadableSpan]],
                          group_by: str) -> None:
     store, spans = corpus
     query = parse_stats_query({"group_by": group_by, "since": "2026-09-21T15:00:00Z"}, T0)
@@ -208,12 +223,14 @@ def test_stats_are_exact(corpus: tuple[SpanStore, Sequence[ReadableSpan]],
         assert calls == sorted(calls, reverse=True)
 
 
-def test_nearest_rank_on_tiny_groups(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nearest_rank_on_tiny_groups(backend: str, request: pytest.FixtureRequest,
+                                     tmp_path: Path) -> None:
     for n in (1, 2, 3, 19, 20, 21):
         spans = make_spans(n, seed=n)
-        db = tmp_path / f"{n}.db"
-        SQLiteSpanExporter(db).export(spans)
-        totals = SpanStore(db).stats(parse_stats_query({}, T0)).totals
+        exporter, store = open_backend(backend, request, tmp_path / str(n))
+        _load(exporter, spans)
+        totals = store.stats(parse_stats_query({}, T0)).totals
         assert totals.latency_p50_ms == pytest.approx(nearest_rank(durations(spans), 0.5)), n
         assert totals.latency_p95_ms == pytest.approx(nearest_rank(durations(spans), 0.95)), n
 

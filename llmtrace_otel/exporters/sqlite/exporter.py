@@ -74,7 +74,7 @@ from llmtrace_processors.attributes import (
 from llmtrace_processors.chain import is_call
 from llmtrace_processors.genai_latest import GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS
 
-__all__ = ["INSERT_COLUMNS", "SQLiteSpanExporter"]
+__all__ = ["INSERT_COLUMNS", "ROLLUP_SOURCE", "SQLiteSpanExporter", "json_encoder", "span_rows"]
 
 _log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ INSERT_COLUMNS: Final = (
 )
 _INSERT_HEAD: Final = f"INSERT INTO spans ({', '.join(INSERT_COLUMNS)})"
 #: A span row's values the rollup is computed from.
-_ROLLUP_SOURCE: Final = itemgetter(*(INSERT_COLUMNS.index(name) for name in SOURCE_COLUMNS))
+ROLLUP_SOURCE: Final = itemgetter(*(INSERT_COLUMNS.index(name) for name in SOURCE_COLUMNS))
 
 _Row = tuple[object, ...]
 
@@ -276,6 +276,18 @@ def _span_row(
     )
 
 
+def json_encoder() -> _Encode:
+    """The compact JSON encoder of the JSON columns (built once per exporter: ``json.dumps``
+    with non-default options constructs an encoder per call)."""
+    return json.JSONEncoder(separators=(",", ":"), check_circular=False, default=str).encode
+
+
+def span_rows(spans: Sequence[ReadableSpan], encode: _Encode) -> list[_Row]:
+    """The ``spans`` rows of a batch, in :data:`INSERT_COLUMNS` order (both stores')."""
+    resources: dict[int, tuple[str | None, str]] = {}
+    return [_span_row(span, encode, resources) for span in spans]
+
+
 def _identity(path: Path) -> tuple[int, int] | None:
     """Which file is at ``path`` now (``None``: nothing)."""
     try:
@@ -312,10 +324,7 @@ class SQLiteSpanExporter(SpanExporter):
         self._written = 0
         self._failed = 0
         self._burst_dropped = 0  # spans dropped since the last successful export
-        # Built once: json.dumps with non-default options constructs an encoder per call.
-        self._encode: _Encode = json.JSONEncoder(
-            separators=(",", ":"), check_circular=False, default=str
-        ).encode
+        self._encode = json_encoder()
 
     @property
     def path(self) -> Path:
@@ -361,9 +370,7 @@ class SQLiteSpanExporter(SpanExporter):
             return SpanExportResult.SUCCESS
 
     def _write(self, spans: Sequence[ReadableSpan]) -> None:
-        encode = self._encode
-        resources: dict[int, tuple[str | None, str]] = {}
-        rows = [_span_row(span, encode, resources) for span in spans]
+        rows = span_rows(spans, self._encode)
         conn = self._conn
         if conn is not None and _identity(self._path) != self._identity:
             _log.warning("SQLite database %s was replaced or removed while open; reopening it",
@@ -391,7 +398,7 @@ class SQLiteSpanExporter(SpanExporter):
                 conn.execute("BEGIN IMMEDIATE")
                 rows = replace_stored(conn, rows)
                 insert_rows(conn, _INSERT_HEAD, len(INSERT_COLUMNS), rows)
-            add_to_rollup(conn, rows, _ROLLUP_SOURCE)
+            add_to_rollup(conn, rows, ROLLUP_SOURCE)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

@@ -5,17 +5,18 @@ Only calls with findings are read (``findings_count > 0``, the partial index
 ``idx_spans_findings_start`` walks them in time order), and of those only their ``events``
 column: the statement unnests it with ``json_each`` and groups the ``llmtrace.security.finding``
 events by the type and severity attributes (namespaced keys, or the bare ``type`` /
-``severity`` some producers write, as ``findings.py`` reads them). The cost therefore grows
+``severity`` some producers write, as ``findings.py`` reads them); PostgreSQL unnests it with
+``json_array_elements`` (the JSON functions are the dialect's). The cost therefore grows
 with the calls *with findings* in the range, not with all calls. Everything runs in one read
 transaction, so the figures agree.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
+from llmtrace_otel.exporters.sqlite.dialect import SQLITE, Dialect
 from llmtrace_otel.exporters.sqlite.filters import CallFilter, filter_sql
 from llmtrace_otel.exporters.sqlite.findings import FINDING_EVENT
 from llmtrace_processors.attributes import (
@@ -31,16 +32,14 @@ MAX_TYPES: Final = 200
 _RANK: Final = {severity.label: int(severity) for severity in Severity}
 
 
-def _attribute(key: str) -> str:
+def _attribute(dialect: Dialect, key: str) -> str:
     """The finding attribute ``key`` of the unnested event ``e``, or its bare last segment."""
     bare = key.rsplit(".", 1)[-1]
-    return (f"coalesce(json_extract(e.value, '$.attributes.\"{key}\"'), "
-            f"json_extract(e.value, '$.attributes.{bare}'))")
+    return (f"coalesce({dialect.event_field(('attributes', key))}, "
+            f"{dialect.event_field(('attributes', bare))})")
 
 
-_TYPE: Final = _attribute(LLMTRACE_SECURITY_FINDING_TYPE)
-_SEVERITY: Final = f"lower({_attribute(LLMTRACE_SECURITY_FINDING_SEVERITY)})"
-_EVENT: Final = "json_extract(e.value, '$.name') = '" + FINDING_EVENT.replace("'", "''") + "'"
+_NAME: Final = "'" + FINDING_EVENT.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,23 +81,27 @@ def _order(group: FindingGroup) -> tuple[int, int, str]:
     return (-_RANK.get(group.severity or "", -1), -group.findings, group.type or "")
 
 
-def finding_summary(conn: sqlite3.Connection, spec: CallFilter) -> FindingSummary:
-    """Counts for the calls ``spec`` selects (with ``has_findings=false``: none)."""
+def finding_summary(conn: Any, spec: CallFilter, dialect: Dialect = SQLITE) -> FindingSummary:
+    """Counts for the calls ``spec`` selects (with ``has_findings=false``: none), on an
+    SQLite or a PostgreSQL connection (``dialect``)."""
     if spec.has_findings is False:
         return FindingSummary(0, 0, None, (), (), False)
     where, params = filter_sql(replace(spec, has_findings=True))
     clause = " AND ".join(where)
-    unnested = f"FROM spans, json_each(spans.events) AS e WHERE {clause} AND {_EVENT}"
-    conn.execute("BEGIN")
+    kind = _attribute(dialect, LLMTRACE_SECURITY_FINDING_TYPE)
+    severity = f"lower({_attribute(dialect, LLMTRACE_SECURITY_FINDING_SEVERITY)})"
+    unnested = (f"FROM spans, {dialect.unnest_events} WHERE {clause} AND "
+                f"{dialect.event_field(('name',))} = {_NAME}")
+    conn.execute(dialect.begin_read)
     try:
-        calls, score = conn.execute(f"SELECT count(*), max(security_score) FROM spans "
-                                    f"WHERE {clause}", params).fetchone()
-        severities: list[Any] = conn.execute(
-            f"SELECT {_SEVERITY} AS s, count(*), count(DISTINCT spans.span_id) {unnested} "
-            "GROUP BY s", params).fetchall()
-        types: list[Any] = conn.execute(
-            f"SELECT {_TYPE} AS t, {_SEVERITY} AS s, count(*), count(DISTINCT spans.span_id) "
-            f"{unnested} GROUP BY t, s ORDER BY count(*) DESC LIMIT {MAX_TYPES + 1}",
+        calls, score = conn.execute(dialect.sql(f"SELECT count(*), max(security_score) FROM "
+                                                f"spans WHERE {clause}"), params).fetchone()
+        severities: list[Any] = conn.execute(dialect.sql(
+            f"SELECT {severity} AS s, count(*), count(DISTINCT spans.span_id) {unnested} "
+            "GROUP BY s"), params).fetchall()
+        types: list[Any] = conn.execute(dialect.sql(
+            f"SELECT {kind} AS t, {severity} AS s, count(*), count(DISTINCT spans.span_id) "
+            f"{unnested} GROUP BY t, s ORDER BY count(*) DESC LIMIT {MAX_TYPES + 1}"),
             params).fetchall()
     finally:
         conn.execute("COMMIT")

@@ -38,8 +38,10 @@ __all__ = [
     "bucket_of",
     "counts_of",
     "decode",
+    "dense_counts",
     "encode",
     "encode_counts",
+    "from_counts",
     "percentile_ms",
     "register_functions",
     "value_of_bucket",
@@ -101,6 +103,19 @@ def encode_counts(counts: dict[int, int]) -> bytes:
     for bucket, count in counts.items():
         value += count << (bucket * _WORD)
     return encode(value)
+
+
+def from_counts(counts: Sequence[int]) -> int:
+    """The histogram integer of a sequence of bucket counts (PostgreSQL's ``bigint[]``)."""
+    return int.from_bytes(struct.pack(f"<{len(counts)}Q", *counts), "little")
+
+
+def dense_counts(counts: dict[int, int]) -> list[int]:
+    """``bucket -> count`` as the list of all :data:`BUCKETS` counts."""
+    dense = [0] * BUCKETS
+    for bucket, count in counts.items():
+        dense[bucket] = count
+    return dense
 
 
 def counts_of(value: int) -> tuple[int, ...]:

@@ -42,8 +42,9 @@ def list_sql(query: ListQuery, columns: Sequence[str]) -> tuple[str, tuple[objec
         replace(query, filter=replace(query.filter, model=None)), columns,
         extra=("response_model = ?", model))
     names = ", ".join(column.rsplit(" AS ", 1)[-1] for column in columns)
-    sql = (f"SELECT {names} FROM ({by_request}) UNION SELECT {names} FROM ({by_response}) "
-           "ORDER BY start_time_ns DESC, span_id DESC LIMIT ?")
+    # (aliased subqueries: PostgreSQL before 16 requires it)
+    sql = (f"SELECT {names} FROM ({by_request}) AS by_request UNION SELECT {names} FROM "
+           f"({by_response}) AS by_response ORDER BY start_time_ns DESC, span_id DESC LIMIT ?")
     return sql, (*request_params, *response_params, query.limit + 1)
 
 

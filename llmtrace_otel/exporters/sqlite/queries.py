@@ -1,9 +1,13 @@
-"""Read side of the SQLite span store, for the CLI (``llmtrace-otel traces``) and the HTTP API.
+"""Read side of the span store, for the CLI (``llmtrace-otel traces``) and the HTTP API.
 
-:class:`SpanStore` opens a read-only (``mode=ro``) connection per call, so it is safe to use
-from any thread and never blocks the exporter (WAL readers do not block the writer). Every
-filter is a bound parameter and each filtered listing is served by an index on
-``start_time_ns`` (alone or after the filtered column), newest first.
+:class:`SpanReader` is the query logic of both backends: listings, traces, spans and stats,
+over a connection its subclass opens, with the engine's differences in a
+:class:`~llmtrace_otel.exporters.sqlite.dialect.Dialect`. :class:`SpanStore` is the SQLite
+one: it opens a read-only (``mode=ro``) connection per call, so it is safe to use from any
+thread and never blocks the exporter (WAL readers do not block the writer);
+``exporters/postgres/store.py`` is the PostgreSQL one. Every filter is a bound parameter and
+each filtered listing is served by an index on ``start_time_ns`` (alone or after the
+filtered column), newest first.
 """
 
 from __future__ import annotations
@@ -11,9 +15,11 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
+from llmtrace_otel.exporters.sqlite.dialect import SQLITE, Dialect
 from llmtrace_otel.exporters.sqlite.filters import (
     CallFilter,
     Cursor,
@@ -34,6 +40,7 @@ from llmtrace_otel.exporters.sqlite.records import (
     LinkRecord,
     SpanRecord,
     TraceRecord,
+    call_columns,
     call_from_row,
     iso_time,
     record_from_row,
@@ -61,10 +68,12 @@ __all__ = [
     "CallRow",
     "EventRecord",
     "LinkRecord",
+    "SpanReader",
     "SpanRecord",
     "SpanStore",
     "TraceRecord",
     "iso_time",
+    "stats_statements",
 ]
 
 def _recent_calls_sql(
@@ -108,8 +117,104 @@ def _recent_calls_sql(
     return sql, tuple(params)
 
 
-class SpanStore:
-    """Read-only access to the span database at ``path``.
+class SpanReader:
+    """The read side's queries, over connections a subclass opens with :meth:`_connection`.
+
+    Every failure is a :class:`StoreError` whose message names the store. Safe to use from
+    several threads: each call uses a connection of its own.
+    """
+
+    #: The engine's SQL differences.
+    dialect: Dialect = SQLITE
+
+    def _connection(self) -> AbstractContextManager[Any]:
+        """A connection for one call (autocommit; transactions are explicit)."""
+        raise NotImplementedError
+
+    def has_data(self) -> bool:
+        """False while nothing can have been stored yet (SQLite: no file); readers then answer
+        with an empty result instead of an error."""
+        raise NotImplementedError
+
+    def _rows(self, sql: str, params: tuple[object, ...]) -> list[Any]:
+        with self._connection() as conn:
+            return conn.execute(self.dialect.sql(sql), params).fetchall()  # type: ignore[no-any-return]
+
+    def get_span(self, span_id: str) -> SpanRecord | None:
+        """The full record of one span (16 hex digits), or None when it is not stored."""
+        sql = f"SELECT {', '.join(RECORD_COLUMNS)} FROM spans WHERE span_id = ?"
+        rows = self._rows(sql, (span_id.lower(),))
+        return None if not rows else record_from_row(rows[0])
+
+    def list_calls(self, query: ListQuery) -> CallPage:
+        """One page of calls matching ``query.filter``, newest first (keyset pagination)."""
+        sql, params = list_sql(query, call_columns(self.dialect.attribute))
+        rows = [call_from_row(row) for row in self._rows(sql, params)]
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        cursor = None
+        if more:
+            last = rows[-1]
+            assert last.start_time_ns is not None  # the listing excludes NULL start times
+            cursor = Cursor(last.start_time_ns, last.span_id).encode()
+        return CallPage(tuple(rows), cursor)
+
+    def get_trace(self, trace_id: str) -> TraceRecord | None:
+        """Every stored span of ``trace_id`` (32 hex digits), or None when there is none."""
+        trace_id = trace_id.lower()
+        rows = self._rows(trace_sql(RECORD_COLUMNS), (trace_id,))
+        if not rows:
+            return None
+        spans = tuple(record_from_row(row) for row in rows[:MAX_TRACE_SPANS])
+        return TraceRecord(trace_id, spans, len(rows) > MAX_TRACE_SPANS)
+
+    def finding_summary(self, spec: CallFilter) -> FindingSummary:
+        """Security findings of the calls ``spec`` selects, by severity and by type
+        (``finding_stats.py``)."""
+        with self._connection() as conn:
+            return finding_summary(conn, spec, self.dialect)
+
+    def resolve_trace_id(self, prefix: str) -> str:
+        """The one stored trace id that starts with ``prefix`` (lower-case hex, as
+        :func:`~llmtrace_otel.exporters.sqlite.filters.parse_trace_prefix` returns it).
+
+        One range search of the trace index: ids starting with ``prefix`` sort from
+        ``prefix`` up to, not including, ``prefix + "g"`` (``g`` follows every hex digit).
+        Raises :class:`QueryError` when none or several traces match.
+        """
+        if len(prefix) == 32:
+            return prefix
+        sql = ("SELECT DISTINCT trace_id FROM spans WHERE trace_id >= ? AND trace_id < ? "
+               "ORDER BY trace_id LIMIT 3")
+        found = [row[0] for row in self._rows(sql, (prefix, prefix + "g"))]
+        if not found:
+            raise QueryError("trace_id", f"no stored trace id starts with {prefix}")
+        if len(found) > 1:
+            shown = ", ".join(found[:2]) + (", ..." if len(found) > 2 else "")
+            raise QueryError("trace_id", f"{prefix} is the start of more than one trace id "
+                                         f"({shown}); give more digits")
+        return str(found[0])
+
+    def stats(self, query: StatsQuery, *, use_rollup: bool = True,
+              exact_below: int = EXACT_BELOW) -> StatsResult:
+        """Calls, errors, tokens, cost and latency percentiles: from the hourly rollup when it
+        can answer (``rollup_stats.py``; ``percentiles="histogram"``), else exactly
+        (``stats.py``). ``use_rollup=False`` always answers exactly."""
+        with self._connection() as conn:
+            return answer_stats(conn, query, use_rollup=use_rollup, exact_below=exact_below,
+                                dialect=self.dialect)
+
+    def count(self) -> int:
+        """Number of stored spans."""
+        return int(self._rows("SELECT count(*) FROM spans", ())[0][0])
+
+    def close(self) -> None:
+        """Release what the reader holds (a connection pool); it may be used again after."""
+        return None
+
+
+class SpanStore(SpanReader):
+    """Read-only access to the SQLite span database at ``path``.
 
     Constructing it does no I/O; each call opens a read-only connection, checks that the file
     is an llmtrace span store this code can read, and closes it again. Every failure is a
@@ -131,6 +236,9 @@ class SpanStore:
     @property
     def path(self) -> Path:
         return self._path
+
+    def has_data(self) -> bool:
+        return self._path.exists()
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
@@ -181,95 +289,18 @@ class SpanStore:
     ) -> tuple[str, ...]:
         """The ``EXPLAIN QUERY PLAN`` detail lines of the matching :meth:`recent_calls` query."""
         sql, params = _recent_calls_sql(limit, provider, model, since_ns, trace_id, status)
-        with self._connection() as conn:
-            return tuple(str(row[3]) for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
-
-    def get_span(self, span_id: str) -> SpanRecord | None:
-        """The full record of one span (16 hex digits), or None when it is not stored."""
-        sql = f"SELECT {', '.join(RECORD_COLUMNS)} FROM spans WHERE span_id = ?"
-        with self._connection() as conn:
-            row = conn.execute(sql, (span_id.lower(),)).fetchone()
-        return None if row is None else record_from_row(row)
-
-    def list_calls(self, query: ListQuery) -> CallPage:
-        """One page of calls matching ``query.filter``, newest first (keyset pagination)."""
-        sql, params = list_sql(query, CALL_COLUMNS)
-        with self._connection() as conn:
-            rows = [call_from_row(row) for row in conn.execute(sql, params)]
-        more = len(rows) > query.limit
-        rows = rows[: query.limit]
-        cursor = None
-        if more:
-            last = rows[-1]
-            assert last.start_time_ns is not None  # the listing excludes NULL start times
-            cursor = Cursor(last.start_time_ns, last.span_id).encode()
-        return CallPage(tuple(rows), cursor)
+        return self._explain(sql, params)
 
     def explain_list_calls(self, query: ListQuery) -> tuple[str, ...]:
         """The ``EXPLAIN QUERY PLAN`` detail lines of :meth:`list_calls`."""
         sql, params = list_sql(query, CALL_COLUMNS)
         return self._explain(sql, params)
 
-    def get_trace(self, trace_id: str) -> TraceRecord | None:
-        """Every stored span of ``trace_id`` (32 hex digits), or None when there is none."""
-        trace_id = trace_id.lower()
-        with self._connection() as conn:
-            rows = conn.execute(trace_sql(RECORD_COLUMNS), (trace_id,)).fetchall()
-        if not rows:
-            return None
-        spans = tuple(record_from_row(row) for row in rows[:MAX_TRACE_SPANS])
-        return TraceRecord(trace_id, spans, len(rows) > MAX_TRACE_SPANS)
-
-    def finding_summary(self, spec: CallFilter) -> FindingSummary:
-        """Security findings of the calls ``spec`` selects, by severity and by type
-        (``finding_stats.py``)."""
-        with self._connection() as conn:
-            return finding_summary(conn, spec)
-
-    def resolve_trace_id(self, prefix: str) -> str:
-        """The one stored trace id that starts with ``prefix`` (lower-case hex, as
-        :func:`~llmtrace_otel.exporters.sqlite.filters.parse_trace_prefix` returns it).
-
-        One range search of the trace index: ids starting with ``prefix`` sort from
-        ``prefix`` up to, not including, ``prefix + "g"`` (``g`` follows every hex digit).
-        Raises :class:`QueryError` when none or several traces match.
-        """
-        if len(prefix) == 32:
-            return prefix
-        sql = ("SELECT DISTINCT trace_id FROM spans WHERE trace_id >= ? AND trace_id < ? "
-               "ORDER BY trace_id LIMIT 3")
-        with self._connection() as conn:
-            found = [row[0] for row in conn.execute(sql, (prefix, prefix + "g"))]
-        if not found:
-            raise QueryError("trace_id", f"no stored trace id starts with {prefix}")
-        if len(found) > 1:
-            shown = ", ".join(found[:2]) + (", ..." if len(found) > 2 else "")
-            raise QueryError("trace_id", f"{prefix} is the start of more than one trace id "
-                                         f"({shown}); give more digits")
-        return str(found[0])
-
-    def stats(self, query: StatsQuery, *, use_rollup: bool = True,
-              exact_below: int = EXACT_BELOW) -> StatsResult:
-        """Calls, errors, tokens, cost and latency percentiles: from the hourly rollup when it
-        can answer (``rollup_stats.py``; ``percentiles="histogram"``), else exactly
-        (``stats.py``). ``use_rollup=False`` always answers exactly."""
-        with self._connection() as conn:
-            return answer_stats(conn, query, use_rollup=use_rollup, exact_below=exact_below)
-
     def explain_stats(self, query: StatsQuery, *, use_rollup: bool = False) -> tuple[str, ...]:
         """``EXPLAIN QUERY PLAN`` lines of every statement :meth:`stats` runs exactly, or with
         ``use_rollup`` when it answers from the rollup (empty when it cannot)."""
         lines: list[str] = []
-        if use_rollup:
-            statements = rollup_statements(query) or []
-        else:
-            statements = [aggregate_sql(query, GroupBy.NONE), rank_sql(query, descending=False)]
-            if query.group_by is not GroupBy.NONE:
-                statements += [aggregate_sql(query, query.group_by),
-                               sorted_durations_sql(query, query.group_by)]
-        for sql, params in statements:
-            if "OFFSET ?" in sql:
-                params = (*params, 0)
+        for sql, params in stats_statements(query, use_rollup, self.dialect):
             lines.extend(self._explain(sql, params))
         return tuple(lines)
 
@@ -277,7 +308,17 @@ class SpanStore:
         with self._connection() as conn:
             return tuple(str(row[3]) for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
 
-    def count(self) -> int:
-        """Number of stored spans."""
-        with self._connection() as conn:
-            return int(conn.execute("SELECT count(*) FROM spans").fetchone()[0])
+
+def stats_statements(query: StatsQuery, use_rollup: bool,
+                     dialect: Dialect) -> list[tuple[str, tuple[object, ...]]]:
+    """Every statement :meth:`SpanReader.stats` runs exactly, or with ``use_rollup`` when it
+    answers from the rollup (none when it cannot), OFFSETs bound to 0: for plan checks."""
+    if use_rollup:
+        statements = rollup_statements(query, dialect) or []
+    else:
+        statements = [aggregate_sql(query, GroupBy.NONE, dialect),
+                      rank_sql(query, False, dialect)]
+        if query.group_by is not GroupBy.NONE:
+            statements += [aggregate_sql(query, query.group_by, dialect),
+                           sorted_durations_sql(query, query.group_by, dialect)]
+    return [(sql, (*params, 0) if "OFFSET ?" in sql else params) for sql, params in statements]

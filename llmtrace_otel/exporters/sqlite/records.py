@@ -6,7 +6,7 @@ Frozen dataclasses built from ``spans`` rows (the column lists follow the field 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -22,6 +22,7 @@ from llmtrace_processors.json_text import loads
 
 __all__ = [
     "CALL_COLUMNS",
+    "call_columns",
     "RECORD_COLUMNS",
     "STATUS_CODES",
     "CallPage",
@@ -33,6 +34,7 @@ __all__ = [
     "call_from_row",
     "iso_time",
     "record_from_row",
+    "sqlite_attribute",
 ]
 
 STATUS_CODES: Final = frozenset({"UNSET", "OK", "ERROR"})
@@ -203,13 +205,21 @@ class TraceRecord:
     truncated: bool
 
 
-_CALL_EXPRESSIONS: Final = {
+def call_columns(attribute: Callable[[str], str]) -> tuple[str, ...]:
+    """What a listing selects, in :class:`CallRow` order: column names, or ``expression AS
+    name``; ``attribute`` is the engine's SQL of one key of the ``attributes`` JSON."""
     # Not a column: read from the attributes JSON of the (at most one page of) listed rows.
-    "max_severity": "json_extract(attributes, '$.\"" + LLMTRACE_SECURITY_MAX_SEVERITY
-                    + "\"') AS max_severity",
-}
-#: What a listing selects, in :class:`CallRow` order: column names, or ``expression AS name``.
-CALL_COLUMNS: Final = tuple(_CALL_EXPRESSIONS.get(f.name, f.name) for f in fields(CallRow))
+    expressions = {"max_severity": f"{attribute(LLMTRACE_SECURITY_MAX_SEVERITY)} AS max_severity"}
+    return tuple(expressions.get(f.name, f.name) for f in fields(CallRow))
+
+
+def sqlite_attribute(key: str) -> str:
+    """SQLite's SQL of the span attribute ``key`` in the ``attributes`` JSON text."""
+    return "json_extract(attributes, '$.\"" + key + "\"')"
+
+
+#: SQLite's listing columns (:func:`call_columns`).
+CALL_COLUMNS: Final = call_columns(sqlite_attribute)
 RECORD_COLUMNS: Final = tuple(f.name for f in fields(SpanRecord))
 _CALL_STREAM: Final = CALL_COLUMNS.index("stream")
 

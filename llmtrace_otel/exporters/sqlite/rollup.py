@@ -264,10 +264,6 @@ _SOURCE_SQL: Final = (
 )
 
 
-def _key_value(value: str | None) -> str | bytes:
-    return NO_VALUE if value is None else value
-
-
 def floor_hour(time_ns: int) -> int:
     return time_ns - time_ns % HOUR_NS
 
@@ -313,11 +309,18 @@ class RollupBatch:
                 acc[7] += 1
                 acc[8] += ttft
 
-    def rows(self) -> list[tuple[Any, ...]]:
+    def rows(self, histogram: Callable[[dict[int, int]], Any] = encode_counts,
+             missing: Any = NO_VALUE) -> list[tuple[Any, ...]]:
+        """``span_rollup`` rows; ``histogram`` encodes a group's ``bucket -> count`` and
+        ``missing`` stands for a missing provider, model or tenant (SQLite's defaults; the
+        PostgreSQL store passes a dense ``bigint[]`` and NULL)."""
+        def key(value: str | None) -> Any:
+            return missing if value is None else value
+
         return [
-            (hour, _key_value(provider), _key_value(model), _key_value(response_model),
-             _key_value(tenant), status, int(findings), calls, inp, out, cost, lat_n, lat_sum,
-             encode_counts(counts), ttft_n, ttft_sum)
+            (hour, key(provider), key(model), key(response_model), key(tenant), status,
+             int(findings), calls, inp, out, cost, lat_n, lat_sum, histogram(counts), ttft_n,
+             ttft_sum)
             for (hour, provider, model, response_model, tenant, status, findings),
             (calls, inp, out, cost, lat_n, lat_sum, counts, ttft_n, ttft_sum)
             in self._groups.items()

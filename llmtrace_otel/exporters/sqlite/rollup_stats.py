@@ -22,11 +22,11 @@ used instead (``percentiles="exact"``).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
+from llmtrace_otel.exporters.sqlite.dialect import SQLITE, Dialect
 from llmtrace_otel.exporters.sqlite.filters import GroupBy, StatsQuery, filter_sql, group_terms
 from llmtrace_otel.exporters.sqlite.histogram import counts_of, decode, percentile_ms
 from llmtrace_otel.exporters.sqlite.rollup import (
@@ -56,6 +56,7 @@ _MAX_NS: Final = 2**63 - 1
 _COLUMNS: Final = ", ".join(ROLLUP_COLUMNS)
 _Row = Sequence[Any]
 _Statement = tuple[str, tuple[object, ...]]
+_Connection = Any  # sqlite3.Connection or psycopg.Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,21 +111,23 @@ def _pending_sql(plan: _Plan) -> _Statement:
             (first, end))
 
 
-def _edge_sql(query: StatsQuery, edge: tuple[int, int]) -> _Statement:
+def _edge_sql(query: StatsQuery, edge: tuple[int, int], dialect: Dialect) -> _Statement:
     where, params = filter_sql(replace(query.filter, since_ns=edge[0], until_ns=edge[1]))
-    return (f"SELECT {', '.join(SOURCE_COLUMNS)} FROM spans INDEXED BY idx_spans_start "
-            f"WHERE {' AND '.join(where)}", tuple(params))
+    return (f"SELECT {', '.join(SOURCE_COLUMNS)} FROM spans"
+            f"{dialect.indexed_by('idx_spans_start')} WHERE {' AND '.join(where)}",
+            tuple(params))
 
 
-def rollup_statements(query: StatsQuery) -> list[_Statement] | None:
+def rollup_statements(query: StatsQuery, dialect: Dialect = SQLITE) -> list[_Statement] | None:
     """The statements :func:`answer_stats` runs when it uses the rollup, or None when the
-    query cannot be answered from it (for ``EXPLAIN QUERY PLAN``)."""
+    query cannot be answered from it (for ``EXPLAIN``)."""
     plan = _plan(query)
     if plan is None:
         return None
     sql, params = _rollup_sql(query, plan)
-    return [_pending_sql(plan), (sql.replace(_COLUMNS, "sum(calls)", 1), params), (sql, params),
-            *(_edge_sql(query, edge) for edge in plan.edges)]
+    pending = [_pending_sql(plan)] if dialect.rollup_pending else []
+    return [*pending, (sql.replace(_COLUMNS, "sum(calls)", 1), params), (sql, params),
+            *(_edge_sql(query, edge, dialect) for edge in plan.edges)]
 
 
 def _text_key(value: Any) -> str | None:
@@ -150,7 +153,9 @@ class _Groups:
         # key -> [calls, errors, input, output, cost, durations, ttft sum, ttft n, histograms]
         self.groups: dict[Any, list[Any]] = {}
 
-    def add(self, rows: Iterable[_Row]) -> None:
+    def add(self, rows: Iterable[_Row], histogram: Callable[[Any], int] = decode) -> None:
+        """Sum ``rows``; ``histogram`` reads their ``latency_hist`` (the dialect's, for rows
+        read from the store; histogram.decode for rows of a :class:`RollupBatch`)."""
         groups, key_of = self.groups, self._key
         for row in rows:
             key = key_of(row)
@@ -168,7 +173,7 @@ class _Groups:
             acc[6] += row[15]
             acc[7] += row[14]
             if row[13]:
-                acc[8].append(decode(row[13]))
+                acc[8].append(histogram(row[13]))
 
 
 def _stats_row(key: str | None, acc: list[Any], histogram: int) -> StatsRow:
@@ -213,32 +218,37 @@ def _result(query: StatsQuery, groups: _Groups) -> StatsResult:
     return StatsResult(group_by, totals, rows, truncated, HISTOGRAM)
 
 
-def _from_rollup(conn: sqlite3.Connection, query: StatsQuery,
-                 exact_below: int) -> StatsResult | None:
+def _from_rollup(conn: _Connection, query: StatsQuery, exact_below: int,
+                 dialect: Dialect) -> StatsResult | None:
     plan = _plan(query)
-    if plan is None or conn.execute(*_pending_sql(plan)).fetchone() is not None:
+    if plan is None:
+        return None
+    if dialect.rollup_pending and conn.execute(*_pending_sql(plan)).fetchone() is not None:
         return None
     sql, params = _rollup_sql(query, plan)
     # A cheap count first: a small range is answered exactly, without reading histograms.
-    calls = conn.execute(sql.replace(_COLUMNS, "sum(calls)", 1), params).fetchone()[0]
+    calls = conn.execute(dialect.sql(sql.replace(_COLUMNS, "sum(calls)", 1)),
+                         params).fetchone()[0]
     if (calls or 0) <= exact_below:
         return None
     groups = _Groups(query.group_by)
-    groups.add(conn.execute(sql, params))
+    # fetchall: psycopg converts a whole result in C, row by row iteration in Python
+    groups.add(conn.execute(dialect.sql(sql), params).fetchall(), dialect.histogram)
     for edge in plan.edges:
         batch = RollupBatch()
-        batch.add(conn.execute(*_edge_sql(query, edge)))
+        edge_sql, edge_params = _edge_sql(query, edge, dialect)
+        batch.add(conn.execute(dialect.sql(edge_sql), edge_params))
         groups.add(batch.rows())
     return _result(query, groups)
 
 
-def answer_stats(conn: sqlite3.Connection, query: StatsQuery, *, use_rollup: bool = True,
-                 exact_below: int = EXACT_BELOW) -> StatsResult:
+def answer_stats(conn: _Connection, query: StatsQuery, *, use_rollup: bool = True,
+                 exact_below: int = EXACT_BELOW, dialect: Dialect = SQLITE) -> StatsResult:
     """Stats for ``query`` in one read transaction: from the rollup when it can answer and the
     whole hours hold more than ``exact_below`` calls, exactly otherwise."""
-    conn.execute("BEGIN")
+    conn.execute(dialect.begin_read)
     try:
-        result = _from_rollup(conn, query, exact_below) if use_rollup else None
-        return result if result is not None else exact_stats(conn, query)
+        result = _from_rollup(conn, query, exact_below, dialect) if use_rollup else None
+        return result if result is not None else exact_stats(conn, query, dialect)
     finally:
         conn.execute("COMMIT")

@@ -24,11 +24,11 @@ instead, and falls back to :func:`exact_stats` when it cannot.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from llmtrace_otel.exporters.sqlite.dialect import SQLITE, Dialect
 from llmtrace_otel.exporters.sqlite.filters import GroupBy, StatsQuery, filter_sql
 
 __all__ = [
@@ -46,6 +46,8 @@ __all__ = [
     "run_stats",
     "sorted_durations_sql",
 ]
+
+_Connection = Any  # sqlite3.Connection or psycopg.Connection: execute(sql, params) -> cursor
 
 #: Groups returned at most (the largest by calls, or the newest time buckets).
 MAX_GROUPS: Final = 1000
@@ -112,38 +114,42 @@ def _where(query: StatsQuery) -> tuple[str, list[object]]:
     return " AND ".join(where), params
 
 
-def aggregate_sql(query: StatsQuery, group_by: GroupBy) -> tuple[str, tuple[object, ...]]:
-    """Per-group counts and sums, at most ``MAX_GROUPS + 1`` groups."""
+def aggregate_sql(query: StatsQuery, group_by: GroupBy,
+                  dialect: Dialect = SQLITE) -> tuple[str, tuple[object, ...]]:
+    """Per-group counts and sums, at most ``MAX_GROUPS + 1`` groups (ties on calls: the null
+    key first, then keys in byte order, as the rollup path orders them)."""
     where, params = _where(query)
     key = _key_sql(group_by)
-    order = "k DESC" if group_by.bucket_ns is not None else "calls DESC, k"
+    order = "k DESC" if group_by.bucket_ns is not None else "calls DESC, k NULLS FIRST"
     sql = (
         f"SELECT {key} AS k, count(*) AS calls, "
-        "coalesce(sum(status_code = 'ERROR'), 0), "
+        "count(*) FILTER (WHERE status_code = 'ERROR'), "
         "coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), "
-        "coalesce(sum(cost_usd), 0.0), count(duration_ms), total(ttft_ms), count(ttft_ms) "
-        f"FROM spans INDEXED BY {_INDEX} WHERE {where} "
+        "coalesce(sum(cost_usd), 0.0), count(duration_ms), coalesce(sum(ttft_ms), 0.0), "
+        f"count(ttft_ms) FROM spans{dialect.indexed_by(_INDEX)} WHERE {where} "
         f"GROUP BY k ORDER BY {order} LIMIT {MAX_GROUPS + 1}"
     )
     return sql, tuple(params)
 
 
-def rank_sql(query: StatsQuery, descending: bool) -> tuple[str, tuple[object, ...]]:
+def rank_sql(query: StatsQuery, descending: bool,
+             dialect: Dialect = SQLITE) -> tuple[str, tuple[object, ...]]:
     """One duration at a rank (the last bound parameter is the OFFSET)."""
     where, params = _where(query)
     order = "DESC" if descending else "ASC"
     sql = (
-        f"SELECT duration_ms FROM spans INDEXED BY {_INDEX} "
+        f"SELECT duration_ms FROM spans{dialect.indexed_by(_INDEX)} "
         f"WHERE {where} AND duration_ms IS NOT NULL ORDER BY duration_ms {order} LIMIT 1 OFFSET ?"
     )
     return sql, tuple(params)
 
 
-def sorted_durations_sql(query: StatsQuery, group_by: GroupBy) -> tuple[str, tuple[object, ...]]:
+def sorted_durations_sql(query: StatsQuery, group_by: GroupBy,
+                         dialect: Dialect = SQLITE) -> tuple[str, tuple[object, ...]]:
     """Every in-range ``(group key, duration_ms)``, ordered by key, then duration."""
     where, params = _where(query)
     sql = (
-        f"SELECT {_key_sql(group_by)} AS k, duration_ms FROM spans INDEXED BY {_INDEX} "
+        f"SELECT {_key_sql(group_by)} AS k, duration_ms FROM spans{dialect.indexed_by(_INDEX)} "
         f"WHERE {where} AND duration_ms IS NOT NULL ORDER BY k, duration_ms"
     )
     return sql, tuple(params)
@@ -165,18 +171,20 @@ def key_text(group_by: GroupBy, key: Any) -> str | None:
 
 
 def _row(group_by: GroupBy, aggregate: tuple[Any, ...], p50: Any, p95: Any) -> StatsRow:
+    # int()/float(): PostgreSQL sums integers as numeric (Decimal in Python)
     key, calls, errors, input_tokens, output_tokens, cost, _, ttft_sum, ttft_n = aggregate
+    calls, errors, ttft_n = int(calls), int(errors), int(ttft_n)
     return StatsRow(
         key=key_text(group_by, key),
-        calls=int(calls),
-        errors=int(errors),
+        calls=calls,
+        errors=errors,
         error_rate=errors / calls if calls else None,
         input_tokens=int(input_tokens),
         output_tokens=int(output_tokens),
         cost_usd=float(cost),
         latency_p50_ms=p50,
         latency_p95_ms=p95,
-        ttft_avg_ms=ttft_sum / ttft_n if ttft_n else None,
+        ttft_avg_ms=float(ttft_sum) / ttft_n if ttft_n else None,
     )
 
 
@@ -184,33 +192,35 @@ _Row = tuple[Any, ...]
 _EMPTY: Final = (None, 0, 0, 0, 0, 0.0, 0, 0.0, 0)
 
 
-def _one(conn: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> Any:
-    row = conn.execute(sql, params).fetchone()
+def _one(conn: _Connection, dialect: Dialect, sql: str, params: tuple[object, ...]) -> Any:
+    row = conn.execute(dialect.sql(sql), params).fetchone()
     return None if row is None else row[0]
 
 
-def _totals(conn: sqlite3.Connection, query: StatsQuery) -> StatsRow:
-    rows = conn.execute(*aggregate_sql(query, GroupBy.NONE)).fetchall()
+def _totals(conn: _Connection, query: StatsQuery, dialect: Dialect) -> StatsRow:
+    sql, params = aggregate_sql(query, GroupBy.NONE, dialect)
+    rows = conn.execute(dialect.sql(sql), params).fetchall()
     aggregate = rows[0] if rows else _EMPTY
     n = int(aggregate[6])
     if not n:
         return _row(GroupBy.NONE, aggregate, None, None)
     r50, r95 = nearest_ranks(n)
-    sql, params = rank_sql(query, descending=False)
-    p50 = _one(conn, sql, (*params, r50 - 1))
-    sql, params = rank_sql(query, descending=True)
-    p95 = _one(conn, sql, (*params, n - r95))
+    sql, params = rank_sql(query, False, dialect)
+    p50 = _one(conn, dialect, sql, (*params, r50 - 1))
+    sql, params = rank_sql(query, True, dialect)
+    p95 = _one(conn, dialect, sql, (*params, n - r95))
     return _row(GroupBy.NONE, aggregate, p50, p95)
 
 
-def _group_percentiles(conn: sqlite3.Connection, query: StatsQuery,
-                       sizes: dict[Any, int]) -> dict[Any, tuple[Any, Any]]:
+def _group_percentiles(conn: _Connection, query: StatsQuery, sizes: dict[Any, int],
+                       dialect: Dialect) -> dict[Any, tuple[Any, Any]]:
     wanted = {key: nearest_ranks(n) for key, n in sizes.items() if n}
     found: dict[Any, list[Any]] = {key: [None, None] for key in wanted}
     current: Any = object()
     rank = 0
     ranks: tuple[int, int] | None = None
-    cursor = conn.execute(*sorted_durations_sql(query, query.group_by))
+    sql, params = sorted_durations_sql(query, query.group_by, dialect)
+    cursor = conn.execute(dialect.sql(sql), params)
     while batch := cursor.fetchmany(4096):
         for key, value in batch:
             if key != current:
@@ -224,24 +234,26 @@ def _group_percentiles(conn: sqlite3.Connection, query: StatsQuery,
     return {key: (p50, p95) for key, (p50, p95) in found.items()}
 
 
-def run_stats(conn: sqlite3.Connection, query: StatsQuery) -> StatsResult:
+def run_stats(conn: _Connection, query: StatsQuery, dialect: Dialect = SQLITE) -> StatsResult:
     """Run every statement of ``query`` exactly, in one read transaction on ``conn``."""
-    conn.execute("BEGIN")
+    conn.execute(dialect.begin_read)
     try:
-        return exact_stats(conn, query)
+        return exact_stats(conn, query, dialect)
     finally:
         conn.execute("COMMIT")
 
 
-def exact_stats(conn: sqlite3.Connection, query: StatsQuery) -> StatsResult:
+def exact_stats(conn: _Connection, query: StatsQuery, dialect: Dialect = SQLITE) -> StatsResult:
     """The exact answer; run it inside a read transaction so that the statements agree."""
-    totals = _totals(conn, query)
+    totals = _totals(conn, query, dialect)
     if query.group_by is GroupBy.NONE:
         return StatsResult(query.group_by, totals, (), False)
-    aggregates = conn.execute(*aggregate_sql(query, query.group_by)).fetchall()
+    sql, params = aggregate_sql(query, query.group_by, dialect)
+    aggregates = conn.execute(dialect.sql(sql), params).fetchall()
     truncated = len(aggregates) > MAX_GROUPS
     aggregates = aggregates[:MAX_GROUPS]
-    percentiles = _group_percentiles(conn, query, {row[0]: int(row[6]) for row in aggregates})
+    percentiles = _group_percentiles(conn, query, {row[0]: int(row[6]) for row in aggregates},
+                                     dialect)
     rows = tuple(
         _row(query.group_by, row, *percentiles.get(row[0], (None, None))) for row in aggregates
     )
