@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
+    GEN_AI_OPERATION_NAME,
     GEN_AI_REQUEST_MODEL,
     GEN_AI_USAGE_INPUT_TOKENS,
 )
@@ -43,7 +44,8 @@ def spans_at(days: list[date], per_day: int = 3, **attributes: object) -> list[R
         start = day_bounds(day)[0] + 3600 * 10**9
         for i in range(per_day):
             span = tracer.start_span("chat m", start_time=start + i * 10**9,
-                                     attributes={GEN_AI_REQUEST_MODEL: "m", **attributes})
+                                     attributes={GEN_AI_OPERATION_NAME: "chat",
+                                                 GEN_AI_REQUEST_MODEL: "m", **attributes})
             span.end(end_time=start + i * 10**9 + 5 * 10**6)
     return list(memory.get_finished_spans())
 

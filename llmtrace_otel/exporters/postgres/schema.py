@@ -85,7 +85,9 @@ CREATE TABLE spans (
     resource              text NOT NULL,
     scope_name            text,
     scope_version         text,
-    findings_count        integer NOT NULL DEFAULT 0
+    findings_count        integer NOT NULL DEFAULT 0,
+    -- a GenAI call span (processors/chain.py is_call): listed, counted, rolled up
+    is_call               smallint NOT NULL DEFAULT 0 CHECK (is_call IN (0, 1))
 ) PARTITION BY RANGE (start_time_ns)
 """
 
@@ -140,7 +142,7 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             "CREATE INDEX idx_spans_trace ON spans (trace_id)",
             "CREATE INDEX idx_spans_start ON spans (start_time_ns, span_id) INCLUDE (provider, "
             "request_model, response_model, tenant_id, status_code, findings_count, "
-            "security_score, duration_ms, ttft_ms, input_tokens, output_tokens, cost_usd)",
+            "security_score, duration_ms, ttft_ms, input_tokens, output_tokens, cost_usd, is_call)",
             "CREATE INDEX idx_spans_provider_start ON spans (provider, start_time_ns, span_id)",
             "CREATE INDEX idx_spans_model_start ON spans (request_model, start_time_ns, span_id)",
             # the model filter matches the request or the response model (filters.py)
