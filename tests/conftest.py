@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -7,6 +8,23 @@ import pytest
 
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.proxy_harness import RunningProxy, running_proxy
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_event_loop_left_running() -> Iterator[None]:
+    """Fails the module that leaves an event loop registered as running in the main thread.
+
+    Such a module breaks every asyncio.run() of whatever module runs after it, which random
+    order (pytest-randomly, docs/testing.md) turns into failures far from the cause; this
+    check names the module instead. Set up first, it is torn down after the module's own
+    fixtures."""
+    yield
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    pytest.fail(f"this module left the event loop {loop!r} running in the main thread: "
+                "every later asyncio.run() would fail", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,13 @@ const FILTERS = ["since", "until", "provider", "model", "tenant", "status", "has
   "min_score"];
 const SVG_NS = "http://www.w3.org/2000/svg";
 
-class AuthNeeded extends Error {}
+// A 401 from the API; `refused` when the request carried a token (a wrong one), not none.
+class AuthNeeded extends Error {
+  constructor(refused) {
+    super(refused ? "token refused" : "token needed");
+    this.refused = refused;
+  }
+}
 
 // --- DOM helpers ---------------------------------------------------------------------------
 
@@ -73,7 +79,7 @@ async function api(path, params) {
   const response = await fetch(url, { headers });
   let body = null;
   try { body = await response.json(); } catch (_) { body = null; }
-  if (response.status === 401) throw new AuthNeeded();
+  if (response.status === 401) throw new AuthNeeded(Boolean(token));
   if (!response.ok) {
     const message = body && body.error ? body.error.message : response.statusText;
     throw new Error(`${response.status}: ${message}`);
@@ -95,7 +101,7 @@ function errorBox(error) {
   return h("p", { class: "error", role: "alert" }, String(error.message || error));
 }
 
-function tokenForm(retry) {
+function tokenForm(retry, refused) {
   const input = h("input", { type: "password", name: "token", autocomplete: "off",
     placeholder: "api.admin_token", "aria-label": "admin token" });
   const form = h("form", { class: "token", id: "token-form", onsubmit: (event) => {
@@ -104,7 +110,10 @@ function tokenForm(retry) {
     retry();
   } },
   h("p", {}, "This API is protected. Enter the admin token (setting api.admin_token); it is ",
-    "kept in this tab's session storage only."), input, h("button", { type: "submit" }, "Open"));
+    "kept in this tab's session storage only."),
+  refused ? h("p", { class: "error", role: "alert", id: "token-refused" },
+    "The API refused that token.") : null,
+  input, h("button", { type: "submit" }, "Open"));
   show(form);
   input.focus();
 }
@@ -113,7 +122,7 @@ async function guarded(render) {
   try {
     await render();
   } catch (error) {
-    if (error instanceof AuthNeeded) tokenForm(() => guarded(render));
+    if (error instanceof AuthNeeded) tokenForm(() => guarded(render), error.refused);
     else show(errorBox(error));
   }
 }
