@@ -33,8 +33,11 @@ redis-server:
 	      || echo "could not install redis-server: the Redis tests will skip"; \
 	  else echo "redis-server missing (not root or no apt-get): Redis tests will skip"; fi; }
 
+# Random order (pytest-randomly); the seed is printed at the end. Replay a run's order with
+# `make test PYTEST_ARGS=--randomly-seed=N` (docs/testing.md).
+PYTEST_ARGS ?=
 test: $(VENV)/.installed-dev | chromium
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # The viewer's browser tests drive Debian's Chromium. Installed here (as root, when missing)
 # so a clean CI machine has it; elsewhere the tests skip and say why.

@@ -10,6 +10,16 @@ from tests.support.fake_upstream import FakeUpstream
 from tests.support.proxy_harness import RunningProxy, running_proxy
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
+                            config: pytest.Config) -> None:
+    """Prints the random order's seed last, next to any failure, for replaying the run."""
+    if config.pluginmanager.hasplugin("randomly"):
+        seed = config.getoption("randomly_seed")
+        terminalreporter.write_line(f"random test order, seed {seed}: replay it with "
+                                    f"`make test PYTEST_ARGS=--randomly-seed={seed}` "
+                                    "(docs/testing.md)")
+
+
 @pytest.fixture(scope="module", autouse=True)
 def no_event_loop_left_running() -> Iterator[None]:
     """Fails the module that leaves an event loop registered as running in the main thread.
