@@ -1,0 +1,48 @@
+"""What ``make mutation`` mutates, which tests judge each module, and its equivalent mutants.
+
+Each target names its module, the tests that are that module's own (fast, in-process: a
+mutant's tests run once per mutant), and the mutants that cannot change behaviour, by the
+name ``tools/mutation.py --list`` prints, each with the reason. An equivalent mutant is
+left out of the score; a name that no longer matches any mutant is an error, so the list
+follows the code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["TARGETS", "Target"]
+
+
+@dataclass(frozen=True)
+class Target:
+    path: str  # relative to the repository root
+    tests: tuple[str, ...]
+    equivalent: dict[str, str] = field(default_factory=dict)  # mutant name -> why
+
+    @property
+    def import_name(self) -> str:
+        module = self.path.removesuffix(".py").replace("/", ".")
+        if module.startswith("processors."):  # installed as llmtrace_processors
+            module = "llmtrace_" + module
+        return module
+
+
+TARGETS: tuple[Target, ...] = (
+    Target("processors/cost/_price.py",
+           ("tests/processors/test_prices.py", "tests/processors/test_cost.py")),
+    Target("processors/cost/prices.py",
+           ("tests/processors/test_prices.py", "tests/processors/test_cost.py"),
+           equivalent={
+               "_ResolutionCache.put: call removed: self._items.move_to_end(key)":
+                   "put follows a miss, so the key is new and already the most recent",
+           }),
+    Target("processors/cost/processor.py", ("tests/processors/test_cost.py",)),
+    Target("llmtrace_otel/tenancy/limiter.py", ("tests/tenancy/test_limiter.py",)),
+    Target("llmtrace_otel/tenancy/budgets.py", ("tests/tenancy/test_budgets.py",)),
+    Target("processors/security/pii_rules.py", ("tests/processors/security/test_pii.py",)),
+    Target("processors/security/redaction.py",
+           ("tests/processors/security/test_redaction.py",)),
+    Target("llmtrace_otel/proxy/security_guard.py",
+           ("tests/proxy/test_security_decisions.py",)),
+)
