@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -331,10 +332,8 @@ def run_tests(target: Target, tree: ast.Module | None, limit_s: float) -> tuple[
             code = os.waitstatus_to_exitcode(status)
             return ("passed" if code == 0 else "failed"), time.monotonic() - start
         if time.monotonic() > deadline:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             os.waitpid(pid, 0)
             return "timeout", time.monotonic() - start
         time.sleep(0.02)
