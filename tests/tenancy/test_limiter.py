@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
+from tornado.httputil import HTTPHeaders
 
 from llmtrace_otel.config import Settings
 from llmtrace_otel.providers.types import LLMRequest, LLMResponse, Operation, Usage
@@ -22,7 +23,7 @@ from llmtrace_otel.proxy.errors import ProxyError
 from llmtrace_otel.proxy.guards import CallInfo, CallResult
 from llmtrace_otel.proxy.routing import Router
 from llmtrace_otel.tenancy.guard import TenancyGuard
-from llmtrace_otel.tenancy.identity import TenantResolver
+from llmtrace_otel.tenancy.identity import TENANT_HEADER, TenantResolver
 from llmtrace_otel.tenancy.metrics import TenancyInstruments
 from llmtrace_otel.tenancy.policy import PolicyBook, RateLimits, TenantOverrides, TenantPolicy
 from llmtrace_otel.tenancy.state import MemoryBackend
@@ -70,7 +71,7 @@ class Tenant:
 
     def _call(self, max_tokens: int | None) -> CallInfo:
         request = LLMRequest(operation=Operation.CHAT, max_tokens=max_tokens)
-        return CallInfo("POST", "/v1/chat/completions", {"x-llmtrace-tenant-id": TENANT},
+        return CallInfo("POST", "/v1/chat/completions", HTTPHeaders({TENANT_HEADER: TENANT}),
                         self.route, request)
 
     def ask(self, max_tokens: int | None = None) -> Answer:
