@@ -117,3 +117,14 @@ def test_the_default_cache_holds_4096_resolutions() -> None:
     for index in range(4097):
         table.resolve(f"unknown-{index}")
     assert len(table._cache) == 4096
+
+
+def test_an_alias_to_a_model_without_prices_is_refused() -> None:
+    with pytest.raises(ValueError, match="alias 'gpt-x' points at 'gpt-y', which has no prices"):
+        PriceTable({"gpt-4o": ModelPrice(1, 1)}, aliases={"gpt-x": "gpt-y"})
+
+
+def test_membership_is_by_model_name_only() -> None:
+    table = PriceTable({"gpt-4o": ModelPrice(1, 1)}, aliases={"gpt-4o-chat": "gpt-4o"})
+    assert "GPT-4o" in table and "gpt-4o-chat" in table
+    assert "gpt-5" not in table and 42 not in table and None not in table
