@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?=
 
-.PHONY: run test soak bench eval-security lint typecheck clean chromium redis-server
+.PHONY: run test soak bench eval-security mutation lint typecheck clean chromium redis-server
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,8 +61,15 @@ bench: $(VENV)/.installed-dev
 eval-security: $(VENV)/.installed-dev
 	$(BIN)/python bench/security_eval.py --write-docs
 
+# Mutation testing of pricing, limits, budgets, PII validation, redaction and enforcement
+# (docs/testing.md); not part of `make test` (tens of minutes). MUTATION_ARGS, e.g.
+# `--module limiter` for one module, `--list` to see the mutants.
+MUTATION_ARGS ?=
+mutation: $(VENV)/.installed-dev
+	$(BIN)/python tools/mutation.py $(MUTATION_ARGS)
+
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check llmtrace_otel processors tests bench
+	$(BIN)/ruff check llmtrace_otel processors tests bench tools
 
 # mypy does not follow setuptools' package-dir: show it processors/ under its import name.
 typecheck: $(VENV)/.installed-dev
