@@ -62,12 +62,12 @@ _SYMBOLS = {
     ast.Pow: "**", ast.And: "and", ast.Or: "or",
 }
 _LOGGERS = {"_log", "log", "logger", "_logger", "logging"}
-#: Third-party modules imported once before forking, so that each mutant's process only
-#: imports our own code and runs its tests.
-_PRELOAD = ("pytest", "opentelemetry.sdk.trace", "opentelemetry.sdk.metrics",
-            "opentelemetry.exporter.otlp.proto.http.trace_exporter", "tornado.web",
-            "aiohttp", "yaml", "redis.asyncio", "openai", "anthropic", "prometheus_client",
-            "grpc", "jsonschema", "psutil")
+#: Imported once before forking (the tests' shared support pulls in the product and its
+#: libraries), so that each mutant's process imports only our own code again.
+_PRELOAD = ("pytest", "openai", "anthropic", "jsonschema", "tests.conftest")
+#: Our own packages: forgotten in each mutant's process, so that they are imported afresh
+#: with the mutant (third-party libraries stay imported).
+_OURS = ("llmtrace_otel", "llmtrace_processors", "tests")
 
 
 @dataclass(frozen=True)
@@ -319,6 +319,8 @@ def run_tests(target: Target, tree: ast.Module | None, limit_s: float) -> tuple[
         null = os.open(os.devnull, os.O_WRONLY)
         os.dup2(null, 1)
         os.dup2(null, 2)
+        for name in [m for m in sys.modules if m.split(".", 1)[0] in _OURS]:
+            del sys.modules[name]
         if tree is not None:
             sys.meta_path.insert(0, _MutantFinder(target.import_name, ROOT / target.path, tree))
         import pytest
