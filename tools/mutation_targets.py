@@ -52,7 +52,13 @@ TARGETS: tuple[Target, ...] = (
                    "-total is a multiple of 10 exactly when total is",
            }),
     Target("processors/security/redaction.py",
-           ("tests/processors/security/test_redaction.py",)),
+           ("tests/processors/security/test_redaction.py",),
+           equivalent={
+               "TextRedaction.position: break -> continue":
+                   "the spans are in order: every later one starts after `old` too",
+               "_redact_tool: 1 -> 2":
+                   "`split` is only read when there is a description",
+           }),
     Target("llmtrace_otel/proxy/security_guard.py",
            ("tests/proxy/test_security_decisions.py",)),
 )

@@ -302,7 +302,8 @@ def test_tool_definitions_are_redacted_in_description_and_parameters() -> None:
     tools = {"gen_ai.tool.definitions": json.dumps([
         {"name": "mail", "description": "to x@y.z", "parameters": {"to": "a@b.c"}},
         {"name": "only_params", "parameters": {"to": "a@b.c"}},
-        "not a tool"])}
+        "not a tool",
+        {"name": "only_description", "description": "to x@y.z"}])}
     # scanned as description + "\n" + parameters: '{"to":"a@b.c"}' starts at 9
     out = _redact(tools, "gen_ai.tool.definitions[0]", _finding("pii.email", 3, 8),
                   _finding("pii.email", 16, 21))
@@ -314,6 +315,10 @@ def test_tool_definitions_are_redacted_in_description_and_parameters() -> None:
     assert out is not None
     assert out["gen_ai.tool.definitions"][1]["parameters"] == {"to": "[PII:EMAIL]"}  # type: ignore[index]
     assert _redact(tools, "gen_ai.tool.definitions[2]", _finding("pii.email", 0, 3)) is None
+    out = _redact(tools, "gen_ai.tool.definitions[3]", _finding("pii.email", 3, 8))
+    assert out is not None
+    assert out["gen_ai.tool.definitions"][3] == {  # type: ignore[index]
+        "name": "only_description", "description": "to [PII:EMAIL]"}
 
 
 def test_locations_that_point_nowhere_change_nothing() -> None:
