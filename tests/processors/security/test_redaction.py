@@ -268,6 +268,11 @@ def test_the_legacy_role_content_shape_and_parts_given_as_a_string() -> None:
         "gen_ai.input.messages": [{"role": "user", "content": "I am [PII:EMAIL]"}]}
     assert _redact(legacy, "gen_ai.input.messages[0].parts[1]",
                    _finding("pii.email", 5, 10)) is None  # only one part in that shape
+    both = {"gen_ai.input.messages": json.dumps([{"role": "user", "content": "other text",
+                                                  "parts": ["I am x@y.z"]}])}
+    assert _redact(both, "gen_ai.input.messages[0].parts[0]",  # parts win over content
+                   _finding("pii.email", 5, 10)) == {"gen_ai.input.messages": [
+        {"role": "user", "content": "other text", "parts": ["I am [PII:EMAIL]"]}]}
     flat = {"gen_ai.input.messages": json.dumps([{"role": "user", "parts": "I am x@y.z"}])}
     assert _redact(flat, "gen_ai.input.messages[0].parts[0]",
                    _finding("pii.email", 5, 10)) == {
@@ -303,7 +308,8 @@ def test_tool_definitions_are_redacted_in_description_and_parameters() -> None:
         {"name": "mail", "description": "to x@y.z", "parameters": {"to": "a@b.c"}},
         {"name": "only_params", "parameters": {"to": "a@b.c"}},
         "not a tool",
-        {"name": "only_description", "description": "to x@y.z"}])}
+        {"name": "only_description", "description": "to x@y.z"},
+        {"name": "text_parameters", "description": "mail", "parameters": "x@y.z"}])}
     # scanned as description + "\n" + parameters: '{"to":"a@b.c"}' starts at 9
     out = _redact(tools, "gen_ai.tool.definitions[0]", _finding("pii.email", 3, 8),
                   _finding("pii.email", 16, 21))
@@ -319,6 +325,10 @@ def test_tool_definitions_are_redacted_in_description_and_parameters() -> None:
     assert out is not None
     assert out["gen_ai.tool.definitions"][3] == {  # type: ignore[index]
         "name": "only_description", "description": "to [PII:EMAIL]"}
+    # a value at the very start of the parameters ("mail\nx@y.z")
+    out = _redact(tools, "gen_ai.tool.definitions[4]", _finding("pii.email", 5, 10))
+    assert out is not None
+    assert out["gen_ai.tool.definitions"][4]["parameters"] == "[PII:EMAIL]"  # type: ignore[index]
 
 
 def test_locations_that_point_nowhere_change_nothing() -> None:
