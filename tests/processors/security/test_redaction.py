@@ -344,10 +344,13 @@ def test_locations_that_point_nowhere_change_nothing() -> None:
 
 
 def test_several_parts_of_one_attribute_are_all_kept_and_counted() -> None:
+    """And locations with nothing to replace do not stop the ones after them."""
     attributes = {"gen_ai.input.messages": json.dumps([
         {"role": "user", "parts": ["x@y.z", "call 4155550132"]},
         {"role": "user", "parts": ["a@b.c"]}])}
-    done = redact_attributes(attributes, {
+    done = redact_attributes(attributes | {"gen_ai.prompt.0.content": "plain"}, {
+        "gen_ai.completion.0.content": [_finding("pii.email", 0, 5)],  # no such attribute
+        "gen_ai.prompt.0.content": [_finding("prompt_injection.delimiter", 0, 5)],  # kept
         "gen_ai.input.messages[0].parts[0]": [_finding("pii.email", 0, 5)],
         "gen_ai.input.messages[0].parts[1]": [_finding("pii.phone", 5, 15)],
         "gen_ai.input.messages[1].parts[0]": [_finding("pii.email", 0, 5)]})
