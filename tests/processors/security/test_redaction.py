@@ -351,6 +351,7 @@ def test_several_parts_of_one_attribute_are_all_kept_and_counted() -> None:
     done = redact_attributes(attributes | {"gen_ai.prompt.0.content": "plain"}, {
         "gen_ai.completion.0.content": [_finding("pii.email", 0, 5)],  # no such attribute
         "gen_ai.prompt.0.content": [_finding("prompt_injection.delimiter", 0, 5)],  # kept
+        "gen_ai.input.messages[5].parts[0]": [_finding("pii.email", 0, 5)],  # no such message
         "gen_ai.input.messages[0].parts[0]": [_finding("pii.email", 0, 5)],
         "gen_ai.input.messages[0].parts[1]": [_finding("pii.phone", 5, 15)],
         "gen_ai.input.messages[1].parts[0]": [_finding("pii.email", 0, 5)]})
