@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?=
+# make run UPSTREAM=http://localhost:11434/v1 ARGS="--capture-content --port 9000"
+UPSTREAM ?=
+ARGS ?=
 
 .PHONY: run test soak bench eval-security mutation lint typecheck clean chromium redis-server
 
@@ -21,7 +24,8 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
-	$(BIN)/llmtrace-otel serve $(if $(CONFIG),--config $(CONFIG),)
+	$(BIN)/llmtrace-otel serve $(if $(CONFIG),--config $(CONFIG),) \
+	  $(if $(UPSTREAM),--upstream-url $(UPSTREAM),) $(ARGS)
 
 # The tenancy tests start their own redis-server (tests/tenancy/conftest.py); install it
 # when missing and we may (root, Debian). Without it those tests skip with the reason.
@@ -68,8 +72,10 @@ MUTATION_ARGS ?=
 mutation: $(VENV)/.installed-dev
 	$(BIN)/python tools/mutation.py $(MUTATION_ARGS)
 
+# ruff, and the import contract: one-way arrows between the parts (tests/test_import_contract.py).
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check llmtrace_otel processors tests bench tools
+	$(BIN)/python -m pytest -q -p no:randomly tests/test_import_contract.py
 
 # mypy does not follow setuptools' package-dir: show it processors/ under its import name.
 typecheck: $(VENV)/.installed-dev

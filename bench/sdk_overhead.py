@@ -189,12 +189,13 @@ def breakdown(repeat: int = 3000) -> str:
     from llmtrace_otel.providers.types import Usage
     from llmtrace_otel.sdk.attach import build_sdk_telemetry
     from llmtrace_otel.sdk.call import ObservedCall
+    from llmtrace_otel.sdk.instrumentor import sdk_parts
     from llmtrace_otel.sdk.matching import CallMatcher, RequestLine
     from llmtrace_otel.telemetry.instruments import CallOutcome
 
     with tempfile.TemporaryDirectory(prefix="llmtrace-sdk-parts-") as tmp:
-        telemetry = build_sdk_telemetry(load_settings(env={}, overrides={
-            "sqlite_path": str(Path(tmp) / "parts.db")}), env={})
+        telemetry = build_sdk_telemetry(*sdk_parts(load_settings(env={}, overrides={
+            "sqlite_path": str(Path(tmp) / "parts.db")})))
         matcher = CallMatcher()
         line = RequestLine("POST", "https", "api.openai.com", None, "/v1/chat/completions")
         adapter = matcher.adapter_for(line, {})

@@ -459,11 +459,12 @@ def _stats(samples: Sequence[float]) -> str:
 
 
 def cost_report(calls: int) -> list[str]:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+
     from llmtrace_processors.security.detectors import ScanContext
     from llmtrace_processors.security.processor import SecurityProcessor
     from llmtrace_processors.security.segments import segments_from_attributes, system_prompt_of
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.trace import TracerProvider
 
     meters = MeterProvider()
     processor = SecurityProcessor(meter_provider=meters, cache_size=0)  # every call analyses

@@ -13,12 +13,6 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from llmtrace_processors.attributes import (
-    LLMTRACE_COST_USD,
-    LLMTRACE_SECURITY_FINDING_EVENT,
-    LLMTRACE_SECURITY_SCORE,
-    LLMTRACE_TENANT_ID,
-)
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
@@ -40,6 +34,12 @@ from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from llmtrace_otel.exporters.sqlite import SQLiteSpanExporter
+from llmtrace_processors.attributes import (
+    LLMTRACE_COST_USD,
+    LLMTRACE_SECURITY_FINDING_EVENT,
+    LLMTRACE_SECURITY_SCORE,
+    LLMTRACE_TENANT_ID,
+)
 
 MODELS = (
     ("openai", "gpt-4o-mini"),

@@ -28,7 +28,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from llmtrace_processors.attributes import LLMTRACE_API, LLMTRACE_COST_USD, LLMTRACE_TENANT_ID
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
@@ -57,6 +56,7 @@ from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, S
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from llmtrace_otel.exporters.sqlite import SpanStore, SQLiteSpanExporter
+from llmtrace_processors.attributes import LLMTRACE_API, LLMTRACE_COST_USD, LLMTRACE_TENANT_ID
 
 
 def make_spans(count: int) -> Sequence[ReadableSpan]:

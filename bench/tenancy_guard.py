@@ -31,20 +31,20 @@ from tornado.httputil import HTTPHeaders
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from llmtrace_processors.labels import BoundedLabels  # noqa: E402
 from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
 
 from llmtrace_otel.config import load_settings  # noqa: E402
+from llmtrace_otel.guards import CallInfo, CallResult  # noqa: E402
 from llmtrace_otel.providers.types import LLMResponse, Usage  # noqa: E402
-from llmtrace_otel.proxy.guards import CallInfo, CallResult  # noqa: E402
 from llmtrace_otel.proxy.routing import Router  # noqa: E402
 from llmtrace_otel.tenancy.budgets import BudgetTracker  # noqa: E402
 from llmtrace_otel.tenancy.guard import TenancyGuard  # noqa: E402
 from llmtrace_otel.tenancy.identity import TenantResolver  # noqa: E402
 from llmtrace_otel.tenancy.metrics import TenancyInstruments  # noqa: E402
 from llmtrace_otel.tenancy.policy import PolicyBook  # noqa: E402
-from llmtrace_otel.tenancy.settings import default_policy  # noqa: E402
 from llmtrace_otel.tenancy.state import MemoryBackend, StateBackend  # noqa: E402
+from llmtrace_otel.wiring import default_policy  # noqa: E402
+from llmtrace_processors.labels import BoundedLabels  # noqa: E402
 
 BODY = json.dumps({"model": "gpt-4o-mini", "max_tokens": 256,
                    "messages": [{"role": "user", "content": "Hello"}]}).encode()
@@ -53,7 +53,7 @@ BODY = json.dumps({"model": "gpt-4o-mini", "max_tokens": 256,
 def _call(settings_router: Router, headers: HTTPHeaders) -> CallInfo:
     route = settings_router.route("POST", "/v1/chat/completions", headers)
     assert route.adapter is not None
-    return CallInfo("POST", "/v1/chat/completions", headers, route,
+    return CallInfo("POST", "/v1/chat/completions", headers, route.adapter.api, route.provider,
                     route.adapter.parse_request(BODY))
 
 
@@ -90,7 +90,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--redis-calls", type=int, default=5_000)
     options = parser.parse_args()
-    router = Router(load_settings(env={}))
+    settings = load_settings(env={})
+    router = Router(settings.upstream_url, settings.anthropic_upstream_url)
     header_call = HTTPHeaders({"X-LLMTrace-Tenant-ID": "team-a", "Authorization": "Bearer sk"})
     key_call = HTTPHeaders({"Authorization": "Bearer sk-live-0123456789abcdef"})
     resolver = TenantResolver("default", "secret")

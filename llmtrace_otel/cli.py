@@ -10,18 +10,22 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from llmtrace_otel import __version__
+from llmtrace_otel import wiring
 from llmtrace_otel.config import (
     FIELDS,
     ConfigError,
+    Resolution,
     Settings,
     describe,
     load_settings,
-    log_level_number,
+    mask_url_credentials,
+    resolve,
 )
 from llmtrace_otel.logs import configure_logging
 from llmtrace_otel.query_commands import add_query_commands
 from llmtrace_otel.runtime import freeze_startup_heap, run
+from llmtrace_otel.version import __version__
+from llmtrace_otel.web.server import ListenError
 
 __all__ = ["main"]
 
@@ -31,24 +35,37 @@ _log = logging.getLogger("llmtrace_otel")
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE",
                         help="YAML config file (also LLMTRACE_CONFIG)")
-    group = parser.add_argument_group("settings (flag > env > file > default)")
+    group = parser.add_argument_group(
+        "settings (flag > env > file > default; every key: docs/configuration.md)")
     for spec in FIELDS:
         help_text = f"{spec.help} [env {spec.env}; file {spec.key}]"
-        if spec.parse.__name__ == "_parse_bool":
+        if spec.is_bool:
             group.add_argument(spec.flag, dest=spec.name, default=None,
                                action=argparse.BooleanOptionalAction, help=help_text)
         else:
-            group.add_argument(spec.flag, dest=spec.name, default=None, metavar="VALUE",
+            choices = spec.choices
+            group.add_argument(spec.flag, dest=spec.name, default=None,
+                               metavar="{" + ",".join(choices) + "}" if choices else "VALUE",
                                help=help_text)
 
 
-def _settings_from(args: argparse.Namespace) -> Settings:
+def _resolve(args: argparse.Namespace) -> Resolution:
     overrides: dict[str, Any] = {}
     for spec in FIELDS:
         value = getattr(args, spec.name, None)
         if value is not None:
             overrides[spec.name] = value if isinstance(value, bool) else str(value)
-    return load_settings(args.config, overrides=overrides)
+    return resolve(args.config, overrides=overrides)
+
+
+def _start(args: argparse.Namespace) -> Settings:
+    """Resolve the settings of a long-running command and set up its logging."""
+    resolution = _resolve(args)
+    settings = resolution.settings
+    configure_logging(logging.getLevelName(settings.log_level.value), settings.log_format)
+    for warning in resolution.warnings:
+        _log.warning("%s", warning)
+    return settings
 
 
 async def _until_signalled(settings: Settings) -> None:
@@ -62,58 +79,81 @@ async def _until_signalled(settings: Settings) -> None:
     await stop.wait()
 
 
-async def _serve(settings: Settings) -> None:
-    from llmtrace_otel.proxy.app import ProxyServer
-    from llmtrace_otel.telemetry.pipeline import build_telemetry
+def _announce_proxy(settings: Settings, port: int) -> None:
+    base = f"http://{settings.host}:{port}"
+    _log.info("llmtrace-otel %s proxy listening on %s", __version__, base)
+    _log.info("  OpenAI-compatible calls -> %s", mask_url_credentials(settings.upstream_url))
+    _log.info("  Anthropic calls         -> %s",
+              mask_url_credentials(settings.anthropic_upstream_url))
+    if settings.api_enabled:
+        _log.info("  trace viewer: %s/ui/   query API: %s/api/v1/traces", base, base)
+    _log.info("  health: %s/health%s", base,
+              f"   metrics: {base}/metrics" if settings.metrics_enabled else "")
+    _log.info("  spans stored in %s; message content %s", settings.sqlite_path
+              if settings.sqlite_enabled else "(no local store)",
+              "captured" if settings.capture_content else
+              "not captured (turn on with --capture-content)")
 
-    telemetry = build_telemetry(settings)
-    server = ProxyServer(settings, telemetry)
-    await server.start()
+
+async def _serve(settings: Settings) -> None:
+    server = wiring.build_proxy(settings)
+    try:
+        port = await server.start()
+    except BaseException:
+        await server.stop(0.1)
+        raise
+    _announce_proxy(settings, port)
     await _until_signalled(settings)
     _log.info("shutting down: draining in-flight calls (up to %.0fs) and flushing telemetry",
               settings.shutdown_timeout_s)
     await server.stop()
 
 
-def _cmd_serve(args: argparse.Namespace) -> int:
-    settings = _settings_from(args)
-    configure_logging(log_level_number(settings), settings.log_format)
-    run(_serve(settings), settings.event_loop)
-    return 0
-
-
 async def _collect(settings: Settings) -> None:
-    from llmtrace_otel.receiver import CollectorServer
-    from llmtrace_otel.telemetry.pipeline import build_telemetry
-
-    # Exporters wait instead of dropping: backpressure goes back to the OTLP senders.
-    telemetry = build_telemetry(settings, blocking_export=True)
+    server = wiring.build_collector(settings)
     try:
-        server = CollectorServer(settings, telemetry)
+        await server.start()
     except BaseException:
-        telemetry.shutdown()
+        await server.stop(0.1)
         raise
-    await server.start()
+    _log.info("llmtrace-otel %s collect: OTLP/gRPC %s, OTLP/HTTP %s, /health and /metrics on "
+              "http://%s:%d", __version__,
+              f"port {server.grpc_port}" if server.grpc_port else "off",
+              f"port {server.http_port}" if server.http_port else "off", settings.host,
+              server.ops_port)
     await _until_signalled(settings)
     _log.info("shutting down: handing queued spans to the pipeline and flushing telemetry")
     await server.stop()
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    settings = _start(args)
+    run(_serve(settings), settings.event_loop)
+    return 0
+
+
 def _cmd_collect(args: argparse.Namespace) -> int:
-    settings = _settings_from(args)
-    configure_logging(log_level_number(settings), settings.log_format)
+    settings = _start(args)
     run(_collect(settings), settings.event_loop)
     return 0
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    settings = _settings_from(args)
-    rows = describe(settings)
+    resolution = _resolve(args)
+    rows = describe(resolution)
     width = max(len(key) for key, _, _ in rows)
-    print("configuration is valid; resolved values (secrets masked):")
-    for key, value, env in rows:
-        print(f"  {key.ljust(width)}  {value}    ({env})")
+    value_width = min(48, max(len(value) for _, value, _ in rows))
+    print("configuration is valid; resolved values (secrets masked) and where each comes from:")
+    for key, value, source in rows:
+        print(f"  {key.ljust(width)}  {value.ljust(value_width)}  ({source})")
+    for warning in resolution.warnings:
+        print(f"warning: {warning}")
     return 0
+
+
+def _store_path(args: argparse.Namespace) -> str:
+    """``--db``, else ``sqlite.path`` from the config file and environment."""
+    return str(args.db or load_settings(args.config).sqlite_path)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -133,7 +173,7 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check the configuration and print it")
     _add_settings_flags(validate)
     validate.set_defaults(func=_cmd_validate)
-    add_query_commands(sub, _add_settings_flags, _settings_from)  # traces, trace ID, stats
+    add_query_commands(sub, _store_path)  # traces, trace ID, stats
     return parser
 
 
@@ -142,5 +182,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except ConfigError as exc:
-        print(f"llmtrace-otel: invalid configuration: {exc}", file=sys.stderr)
+        if len(exc.problems) == 1:
+            print(f"llmtrace-otel: invalid configuration: {exc.problems[0]}", file=sys.stderr)
+        else:
+            print(f"llmtrace-otel: invalid configuration ({len(exc.problems)} problems):",
+                  file=sys.stderr)
+            for problem in exc.problems:
+                print(f"  - {problem}", file=sys.stderr)
         return 2
+    except ListenError as exc:
+        print(f"llmtrace-otel: {exc}", file=sys.stderr)
+        return 1

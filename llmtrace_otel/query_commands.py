@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import astuple
 
 from llmtrace_otel.api.views import dumps, page_json, stats_json, trace_json
-from llmtrace_otel.config import Settings
 from llmtrace_otel.exporters.sqlite import (
     QueryError,
     SpanRecord,
@@ -31,12 +30,19 @@ from llmtrace_otel.exporters.sqlite.stats import HISTOGRAM
 
 __all__ = ["add_query_commands"]
 
-_SettingsFrom = Callable[[argparse.Namespace], Settings]
+#: The SQLite file of a command: ``--db``, else ``sqlite.path`` from ``--config``/env.
+_StorePath = Callable[[argparse.Namespace], str]
 _TEXT_FILTERS = ("since", "until", "provider", "model", "tenant", "status", "min_score")
 
 
-def _add_filters(parser: argparse.ArgumentParser) -> None:
+def _add_store(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", help="SQLite file (default: sqlite.path)")
+    parser.add_argument("--config", metavar="FILE",
+                        help="YAML config file whose sqlite.path to read (also LLMTRACE_CONFIG)")
+
+
+def _add_filters(parser: argparse.ArgumentParser) -> None:
+    _add_store(parser)
     parser.add_argument("--since", help="RFC 3339 time or duration before now (15m, 24h, 7d)")
     parser.add_argument("--until", help="exclusive upper bound, same forms as --since")
     parser.add_argument("--provider", help="gen_ai.provider.name")
@@ -84,14 +90,14 @@ def _run(work: Callable[[], int]) -> int:
         return 1
 
 
-def _store(args: argparse.Namespace, settings_from: _SettingsFrom) -> SpanStore:
-    return SpanStore(args.db or settings_from(args).sqlite_path)
+def _store(args: argparse.Namespace, store_path: _StorePath) -> SpanStore:
+    return SpanStore(store_path(args))
 
 
-def _cmd_traces(args: argparse.Namespace, settings_from: _SettingsFrom) -> int:
+def _cmd_traces(args: argparse.Namespace, store_path: _StorePath) -> int:
     def work() -> int:
         query = parse_list_query(_params(args, ("limit", "cursor")), time.time_ns())
-        page = _store(args, settings_from).list_calls(query)
+        page = _store(args, store_path).list_calls(query)
         if args.json:
             print(dumps(page_json(page, query.limit), indent=2))
             return 0
@@ -123,9 +129,9 @@ def _span_lines(span: SpanRecord) -> list[tuple[str, ...]]:
              _num(span.output_tokens), _num(span.cost_usd, ".6f"), str(span.findings_count))]
 
 
-def _cmd_trace(args: argparse.Namespace, settings_from: _SettingsFrom) -> int:
+def _cmd_trace(args: argparse.Namespace, store_path: _StorePath) -> int:
     def work() -> int:
-        trace = _store(args, settings_from).get_trace(parse_trace_id(args.trace_id))
+        trace = _store(args, store_path).get_trace(parse_trace_id(args.trace_id))
         if trace is None:
             print(f"llmtrace-otel: no stored spans for trace {args.trace_id}", file=sys.stderr)
             return 1
@@ -147,10 +153,10 @@ def _cmd_trace(args: argparse.Namespace, settings_from: _SettingsFrom) -> int:
     return _run(work)
 
 
-def _cmd_stats(args: argparse.Namespace, settings_from: _SettingsFrom) -> int:
+def _cmd_stats(args: argparse.Namespace, store_path: _StorePath) -> int:
     def work() -> int:
         query = parse_stats_query(_params(args, ("group_by",)), time.time_ns())
-        result = _store(args, settings_from).stats(query)
+        result = _store(args, store_path).stats(query)
         if args.json:
             print(dumps(stats_json(result, query.filter.since_ns, query.filter.until_ns),
                         indent=2))
@@ -177,27 +183,23 @@ def _cmd_stats(args: argparse.Namespace, settings_from: _SettingsFrom) -> int:
 
 def add_query_commands(
     sub: argparse._SubParsersAction,  # type: ignore[type-arg]
-    add_settings_flags: Callable[[argparse.ArgumentParser], None],
-    settings_from: _SettingsFrom,
+    store_path: _StorePath,
 ) -> None:
     """Register ``traces``, ``trace`` and ``stats`` on the CLI's sub-command parser."""
     traces = sub.add_parser("traces", help="list calls from the SQLite store, newest first")
-    add_settings_flags(traces)
     _add_filters(traces)
     traces.add_argument("--limit", help="calls per page (1-500, default 50)")
     traces.add_argument("--cursor", help="continue after a previous page")
-    traces.set_defaults(func=lambda args: _cmd_traces(args, settings_from))
+    traces.set_defaults(func=lambda args: _cmd_traces(args, store_path))
 
     trace = sub.add_parser("trace", help="show every stored span of one trace")
-    add_settings_flags(trace)
     trace.add_argument("trace_id", metavar="ID", help="trace id (32 hex digits)")
-    trace.add_argument("--db", help="SQLite file (default: sqlite.path)")
+    _add_store(trace)
     trace.add_argument("--json", action="store_true", help="the API's JSON instead of a table")
-    trace.set_defaults(func=lambda args: _cmd_trace(args, settings_from))
+    trace.set_defaults(func=lambda args: _cmd_trace(args, store_path))
 
     stats = sub.add_parser("stats", help="calls, errors, tokens, cost and latency percentiles")
-    add_settings_flags(stats)
     _add_filters(stats)
     stats.add_argument("--group-by", dest="group_by",
                        help="none, model, provider, tenant, minute, hour or day")
-    stats.set_defaults(func=lambda args: _cmd_stats(args, settings_from))
+    stats.set_defaults(func=lambda args: _cmd_stats(args, store_path))

@@ -22,28 +22,24 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from llmtrace_otel.config import ConfigError
+from llmtrace_otel.config import ConfigError, EventLoop
 
-__all__ = ["EVENT_LOOPS", "freeze_startup_heap", "loop_factory", "run"]
+__all__ = ["freeze_startup_heap", "loop_factory", "run"]
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-#: Accepted values of ``server.event_loop``.
-EVENT_LOOPS = ("auto", "uvloop", "asyncio")
-
-
-def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+def loop_factory(choice: EventLoop) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """The loop factory for ``choice``; ``None`` means asyncio's default loop.
 
     Raises :class:`ConfigError` when ``uvloop`` is asked for explicitly and is not installed.
     """
-    if choice == "asyncio":
+    if choice is EventLoop.ASYNCIO:
         return None
     try:
         import uvloop
     except ImportError:
-        if choice == "uvloop":
+        if choice is EventLoop.UVLOOP:
             raise ConfigError(
                 "server.event_loop is 'uvloop' but uvloop is not installed "
                 "(pip install uvloop, or use 'auto'/'asyncio')"
@@ -52,7 +48,7 @@ def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def run(main: Coroutine[Any, Any, _T], choice: str) -> _T:
+def run(main: Coroutine[Any, Any, _T], choice: EventLoop) -> _T:
     """``asyncio.run(main)`` on the loop ``choice`` selects."""
     factory = loop_factory(choice)
     _log.debug("event loop: %s", "uvloop" if factory is not None else "asyncio")

@@ -20,6 +20,9 @@ LLMTRACE_TENANT_ID: Final = "llmtrace.tenant.id"
 LLMTRACE_AGENT_ID: Final = "llmtrace.agent.id"
 #: How the tenant was identified: header, api_key or default.
 LLMTRACE_TENANT_SOURCE: Final = "llmtrace.tenant.source"
+#: True when the call sent ``X-LLMTrace-Tenant-ID`` from a caller not trusted to name its
+#: tenant (``tenancy.header_trusted_from``): the header was ignored.
+LLMTRACE_TENANT_HEADER_IGNORED: Final = "llmtrace.tenant.header_ignored"
 
 # Anomalies (processors.anomaly): one span event per anomaly, and the list on the span
 LLMTRACE_ANOMALY_EVENT: Final = "llmtrace.anomaly"

@@ -260,12 +260,6 @@ class CircuitBreaker:
         with self._lock:
             self._held = False
 
-    def record_success(self, permit: Permit, duration_s: float | None = None) -> None:
-        self.record(permit, True, duration_s)
-
-    def record_failure(self, permit: Permit, reason: str | None = None) -> None:
-        self.record(permit, False, reason=reason)
-
     # -- transitions (called with the lock held) -------------------------------------------
 
     def _remember(self, failed: bool) -> None:

@@ -27,11 +27,8 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import TypeVar
 
-from llmtrace_processors.attributes import LLMTRACE_ANALYSIS_SKIPPED
-from llmtrace_processors.breaker import CircuitBreaker
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
@@ -43,12 +40,16 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
 )
 from opentelemetry.util.types import AttributeValue
 
+from llmtrace_processors.attributes import LLMTRACE_ANALYSIS_SKIPPED
+from llmtrace_processors.breaker import CircuitBreaker
+
 __all__ = [
     "BackgroundSpanProcessor",
     "DropCounter",
     "EnrichingSpanProcessor",
     "Enrichment",
     "FanOutSpanProcessor",
+    "StageTracker",
     "build_chain",
     "copy_span",
     "is_genai_span",
@@ -155,6 +156,39 @@ def copy_span(span: ReadableSpan, enrichment: Enrichment) -> ReadableSpan:
     )
 
 
+class StageTracker:
+    """Which enriching stage each thread is inside now (its ``enrich`` call).
+
+    Every stage of a chain records itself here around its ``enrich``: one dict store on
+    the way in and one on the way out, the way the SDK's span processors record nothing
+    more than a loop variable. The stall watchdog of :class:`BackgroundSpanProcessor` reads
+    it to learn where a stuck worker is, without walking its stack.
+    """
+
+    __slots__ = ("_inside",)
+
+    def __init__(self) -> None:
+        self._inside: dict[int, EnrichingSpanProcessor] = {}
+
+    def enter(self, ident: int, stage: EnrichingSpanProcessor) -> None:
+        self._inside[ident] = stage
+
+    def leave(self, ident: int) -> None:
+        self._inside.pop(ident, None)
+
+    def stage_of(self, ident: int) -> EnrichingSpanProcessor | None:
+        return self._inside.get(ident)
+
+    def mark_stuck(self, ident: int, why: str) -> EnrichingSpanProcessor | None:
+        """Thread ``ident`` is stuck: mark the stage it is in (see
+        :meth:`EnrichingSpanProcessor.hold_stuck`); None when it is in no stage now."""
+        stage = self._inside.get(ident)
+        if stage is None or not stage.hold_stuck(
+                ident, why, lambda: self._inside.get(ident) is stage):
+            return None
+        return stage
+
+
 class EnrichingSpanProcessor(SpanProcessor):
     """Base class: compute an :class:`Enrichment` for GenAI spans and pass a copy on.
 
@@ -162,14 +196,21 @@ class EnrichingSpanProcessor(SpanProcessor):
     exception in :meth:`enrich` is logged and counted, never raised: the span goes on
     unenriched.
 
-    With a :class:`~processors.breaker.CircuitBreaker` (:meth:`set_breaker`), a processor
-    that keeps raising or is too slow is bypassed while the breaker is open: the span goes
-    on unenriched, marked with ``llmtrace.analysis.skipped``, and the skip is counted
-    (``reason="circuit_open"``).
+    With a :class:`~llmtrace_processors.breaker.CircuitBreaker` (:meth:`set_breaker`), a
+    processor that keeps raising or is too slow is bypassed while the breaker is open: the
+    span goes on unenriched, marked with ``llmtrace.analysis.skipped``, and the skip is
+    counted (``reason="circuit_open"``).
+
+    A stage whose work must never be skipped (``bypassable = False``: the content policy,
+    redaction, budget spend) gets no breaker; if it is ever stuck (a stalled worker left
+    inside it), the spans that would have passed it are dropped and counted instead of
+    going on without it.
     """
 
     #: Name used in logs and drop/failure counters.
     stage = "enrich"
+    #: False for a stage that must never be skipped (see the class docstring).
+    bypassable = True
 
     def __init__(
         self,
@@ -180,9 +221,9 @@ class EnrichingSpanProcessor(SpanProcessor):
         self._next = next_processor
         self._on_drop = on_drop or _ignore_drop
         self._breaker: CircuitBreaker | None = None
-        # Threads (idents) inside enrich now, and those of them a stalled worker left there.
-        self._calls_lock = threading.Lock()
-        self._entered: set[int] = set()
+        self._stage_tracker = StageTracker()
+        # Threads a stalled worker left inside this stage's enrich (rare: guarded by a lock).
+        self._stuck_lock = threading.Lock()
         self._stuck: set[int] = set()
 
     def set_next(self, next_processor: SpanProcessor) -> None:
@@ -191,9 +232,19 @@ class EnrichingSpanProcessor(SpanProcessor):
     def set_drop_counter(self, on_drop: DropCounter) -> None:
         self._on_drop = on_drop
 
+    def set_tracker(self, tracker: StageTracker) -> None:
+        """Record this stage's ``enrich`` calls in ``tracker`` (shared by a chain)."""
+        self._stage_tracker = tracker
+
     def set_breaker(self, breaker: CircuitBreaker | None) -> None:
         """Guard :meth:`enrich` with ``breaker`` (failures and slow calls open it)."""
+        if breaker is not None and not self.bypassable:
+            raise ValueError(f"stage {self.stage!r} must never be bypassed: no breaker")
         self._breaker = breaker
+
+    @property
+    def breaker(self) -> CircuitBreaker | None:
+        return self._breaker
 
     def enrich(self, span: ReadableSpan) -> Enrichment | None:  # pragma: no cover
         raise NotImplementedError
@@ -205,35 +256,50 @@ class EnrichingSpanProcessor(SpanProcessor):
         if self._next is not None:
             self._next.on_start(span, parent_context)
 
-    def mark_stuck(self, thread: threading.Thread) -> bool:
-        """``thread`` is stuck in :meth:`enrich` (a stalled worker, abandoned): skip this
-        stage until that call returns, so no other thread gets stuck in it too. False (and
-        nothing marked) if the thread is not inside this stage's ``enrich`` (any more)."""
-        with self._calls_lock:
-            if thread.ident not in self._entered:
-                return False
-            self._stuck.add(thread.ident)
-            return True
+    def hold_stuck(self, ident: int, why: str, still_inside: Callable[[], bool]) -> bool:
+        """Thread ``ident`` is stuck in :meth:`enrich` (a stalled worker, abandoned): skip
+        this stage until that call returns, so no other thread gets stuck in it too, and
+        hold its breaker open meanwhile (``/health`` shows it). False, and nothing held,
+        when the thread has left the stage by the time it is marked (``still_inside``)."""
+        breaker = self._breaker
+        if breaker is not None:
+            breaker.trip(why, hold=True)
+        with self._stuck_lock:
+            self._stuck.add(ident)
+            if still_inside():
+                return True
+            self._stuck.discard(ident)
+        if breaker is not None:
+            breaker.release()
+        return False
 
     def _enrich_tracked(self, span: ReadableSpan) -> Enrichment | None:
-        """:meth:`enrich`, with the calling thread known to be inside it meanwhile."""
+        """:meth:`enrich`, with the calling thread recorded as inside this stage."""
         ident = threading.get_ident()
-        with self._calls_lock:
-            self._entered.add(ident)
+        tracker = self._stage_tracker
+        tracker.enter(ident, self)
         try:
             return self.enrich(span)
         finally:
-            with self._calls_lock:
-                self._entered.discard(ident)
-                returned = ident in self._stuck
-                self._stuck.discard(ident)
-            if returned and self._breaker is not None:  # the stalled call is back at last
-                self._breaker.release()
+            tracker.leave(ident)  # before looking at _stuck: see hold_stuck
+            if self._stuck:
+                self._returned(ident)
+
+    def _returned(self, ident: int) -> None:
+        with self._stuck_lock:
+            if ident not in self._stuck:
+                return
+            self._stuck.discard(ident)
+        if self._breaker is not None:  # the stalled call is back at last
+            self._breaker.release()
 
     def on_end(self, span: ReadableSpan) -> None:
         if self.applies_to(span):
             enrichment: Enrichment | None
             if self._stuck:  # a call that stalled the worker has not returned yet
+                if not self.bypassable:
+                    self._on_drop(self.stage, "stage_stuck")  # never passed on without it
+                    return
                 enrichment = self._skipped(span, "stage_stuck")
             elif self._breaker is not None:
                 enrichment = self._guarded_enrich(span, self._breaker)
@@ -244,6 +310,8 @@ class EnrichingSpanProcessor(SpanProcessor):
                     _log.exception("span processor %s failed; span passed on unenriched",
                                    self.stage)
                     self._on_drop(self.stage, "processor_error")
+                    if not self.bypassable:
+                        return  # dropped (counted) rather than passed on without it
                     enrichment = None
             if enrichment:
                 span = copy_span(span, enrichment)
@@ -356,6 +424,7 @@ class BackgroundSpanProcessor(SpanProcessor):
         thread_name: str = "llmtrace-analysis",
         stall_timeout_s: float | None = None,
         max_stalls: int = 3,
+        stages: StageTracker | None = None,
     ) -> None:
         if max_queue_size < 1:
             raise ValueError(f"max_queue_size must be >= 1, got {max_queue_size}")
@@ -380,6 +449,7 @@ class BackgroundSpanProcessor(SpanProcessor):
         self._busy_since: float | None = None
         self._generation = 0
         self._stalls_left = max_stalls
+        self._stages = stages
         self.stalls = 0
         self._worker = self._new_worker()
         self._worker.start()
@@ -477,19 +547,11 @@ class BackgroundSpanProcessor(SpanProcessor):
 
     def _replace(self, worker: threading.Thread, since: float, timeout_s: float) -> None:
         """Bypass the stage ``worker`` is stuck in, then hand the queue to a new worker."""
-        frame = sys._current_frames().get(worker.ident) if worker.ident is not None else None
-        stage = _enricher_in(frame)
-        where = "".join(traceback.format_stack(frame)) if frame is not None else "(unknown)\n"
-        del frame
-        if stage is not None:  # before the new worker starts
-            breaker = stage._breaker
-            if breaker is not None:  # open (for /health) until the stuck call returns
-                breaker.trip(f"stalled: a call over {timeout_s:.1f} s has not returned",
-                             hold=True)
-            if not stage.mark_stuck(worker):  # it has left that stage since the stack was read
-                if breaker is not None:
-                    breaker.release()
-                stage = None
+        where = _stack_of(worker)
+        stage = None
+        if self._stages is not None and worker.ident is not None:  # before the successor starts
+            stage = self._stages.mark_stuck(
+                worker.ident, f"stalled: a call over {timeout_s:.1f} s has not returned")
         with self._cond:
             if self._worker is not worker or self._busy_since != since:
                 return  # it moved on meanwhile
@@ -539,19 +601,18 @@ class BackgroundSpanProcessor(SpanProcessor):
         self._next.shutdown()
 
 
-def _enricher_in(frame: FrameType | None) -> EnrichingSpanProcessor | None:
-    """The stage whose ``enrich`` a (stuck) thread is inside, from its innermost frame out.
+def _stack_of(thread: threading.Thread) -> str:
+    """Where ``thread`` is now, as a formatted stack, for the stall report in the log.
 
-    Stages call the next one from their ``on_end``, so every earlier stage is on the stack
-    too; only the one in its ``enrich`` call is where the thread waits. ``None`` when it is
-    stuck elsewhere (in a sink)."""
-    while frame is not None:
-        if frame.f_code.co_name == "enrich":
-            candidate = frame.f_locals.get("self")
-            if isinstance(candidate, EnrichingSpanProcessor):
-                return candidate
-        frame = frame.f_back
-    return None
+    ``sys._current_frames`` is CPython's documented way to read another thread's stack
+    ("for internal and specialized purposes": a stuck thread is one). It only feeds the log
+    message; the stage a worker is stuck in comes from :class:`StageTracker`.
+    """
+    frame = sys._current_frames().get(thread.ident) if thread.ident is not None else None
+    try:
+        return "".join(traceback.format_stack(frame)) if frame is not None else "(unknown)\n"
+    finally:
+        del frame
 
 
 def build_chain(
@@ -570,12 +631,14 @@ def build_chain(
     has been in the chain for ``stall_timeout_s`` (see :class:`BackgroundSpanProcessor`).
     """
     tail: SpanProcessor = FanOutSpanProcessor(sinks, on_drop=on_drop)
+    stages = StageTracker()
     for enricher in reversed(enrichers):
         enricher.set_next(tail)
+        enricher.set_tracker(stages)
         if on_drop is not None:
             enricher.set_drop_counter(on_drop)
         tail = enricher
     if background:
         return BackgroundSpanProcessor(tail, max_queue_size=max_queue_size, on_drop=on_drop,
-                                       stall_timeout_s=stall_timeout_s)
+                                       stall_timeout_s=stall_timeout_s, stages=stages)
     return tail

@@ -7,7 +7,6 @@ see it; this processor removes it from what exporters receive unless capture is 
 
 from __future__ import annotations
 
-from llmtrace_processors.chain import DropCounter, EnrichingSpanProcessor, Enrichment
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_COMPLETION,
@@ -19,6 +18,8 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_TOOL_CALL_RESULT,
     GEN_AI_TOOL_DEFINITIONS,
 )
+
+from llmtrace_processors.chain import DropCounter, EnrichingSpanProcessor, Enrichment
 
 __all__ = ["CONTENT_ATTRIBUTES", "ContentPolicyProcessor"]
 
@@ -43,6 +44,8 @@ class ContentPolicyProcessor(EnrichingSpanProcessor):
     """Removes content attributes unless ``capture_content`` is true."""
 
     stage = "content_policy"
+    #: What keeps un-opted-in content out of the exports: never bypassed.
+    bypassable = False
 
     def __init__(
         self,

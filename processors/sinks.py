@@ -28,12 +28,13 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 
-from llmtrace_processors.breaker import CircuitBreaker
-from llmtrace_processors.chain import DropCounter
 from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, get_meter
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+from llmtrace_processors.breaker import CircuitBreaker
+from llmtrace_processors.chain import DropCounter
 
 __all__ = ["EXPORT_DURATION_BUCKETS", "ExportSink"]
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 
-from llmtrace_processors.labels import OTHER_LABEL
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
+
+from llmtrace_processors.labels import OTHER_LABEL
 
 __all__ = ["OVERFLOW_VALUE", "CounterTotals"]
 

@@ -52,10 +52,11 @@ def test_standard_otel_variables_keep_their_meaning() -> None:
     [
         ({"LLMTRACE_SERVER_PORT": "eighty"}, "server.port (env LLMTRACE_SERVER_PORT)"),
         ({"LLMTRACE_SERVER_PORT": "70000"}, "is not a port number"),
-        ({"LLMTRACE_UPSTREAM_URL": "ftp://x"}, "upstream.url: 'ftp://x' is not an http(s) URL"),
+        ({"LLMTRACE_UPSTREAM_URL": "ftp://x"},
+         "upstream.url (env LLMTRACE_UPSTREAM_URL): 'ftp://x' is not an http(s) URL"),
         ({"LLMTRACE_UPSTREAM_READ_TIMEOUT_S": "0"}, "must be > 0 seconds"),
         ({"LLMTRACE_OTLP_PROTOCOL": "udp"}, "is not one of grpc, http/protobuf"),
-        ({"LLMTRACE_LOGGING_FORMAT": "xml"}, "is not text or json"),
+        ({"LLMTRACE_LOGGING_FORMAT": "xml"}, "'xml' is not one of text, json"),
         ({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "maybe"},
          "expected true/false"),
         ({"LLMTRACE_PRICING_FILE": "/no/such/prices.yaml"}, "does not exist"),
@@ -69,7 +70,8 @@ def test_invalid_values_are_precise_errors(env: dict[str, str], message: str) ->
 
 def test_unknown_file_key_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "server:\n  prot: 1\n")
-    with pytest.raises(ConfigError, match=r"unknown key\(s\) server.prot"):
+    with pytest.raises(ConfigError, match=r"server.prot \(file .*\): unknown key; did you mean "
+                                          r"server.port\?"):
         load_settings(path, env={})
 
 
@@ -102,4 +104,5 @@ def test_validate_prints_masked_config() -> None:
 def test_validate_fails_with_precise_message() -> None:
     result = run_cli("validate", "--port", "-1")
     assert result.returncode == 2
-    assert "invalid configuration: server.port: -1 is not a port number" in result.stderr
+    assert ("invalid configuration: server.port (flag --port): -1 is not a port number"
+            in result.stderr)

@@ -7,7 +7,7 @@ import weakref
 
 import pytest
 
-from llmtrace_otel.config import ConfigError, load_settings
+from llmtrace_otel.config import ConfigError, EventLoop, load_settings
 from llmtrace_otel.runtime import freeze_startup_heap, loop_factory, run
 
 uvloop = pytest.importorskip("uvloop")
@@ -18,17 +18,18 @@ async def _loop_module() -> str:
 
 
 def test_auto_and_uvloop_run_on_uvloop() -> None:
-    assert run(_loop_module(), "auto").startswith("uvloop")
-    assert run(_loop_module(), "uvloop").startswith("uvloop")
+    assert run(_loop_module(), EventLoop.AUTO).startswith("uvloop")
+    assert run(_loop_module(), EventLoop.UVLOOP).startswith("uvloop")
 
 
 def test_asyncio_runs_the_standard_loop() -> None:
-    assert loop_factory("asyncio") is None
-    assert run(_loop_module(), "asyncio").startswith("asyncio")
+    assert loop_factory(EventLoop.ASYNCIO) is None
+    assert run(_loop_module(), EventLoop.ASYNCIO).startswith("asyncio")
 
 
 def test_unknown_choice_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="server.event_loop: 'libev' is not one of"):
+    with pytest.raises(ConfigError, match=r"server.event_loop \(env LLMTRACE_SERVER_EVENT_LOOP"
+                                          r"\): 'libev' is not one of auto, uvloop, asyncio"):
         load_settings(env={"LLMTRACE_SERVER_EVENT_LOOP": "libev"})
 
 

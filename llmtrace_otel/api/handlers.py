@@ -8,7 +8,6 @@ one error shape of :mod:`llmtrace_otel.api.errors`.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from typing import Any, TypeVar
 from tornado.ioloop import IOLoop
 from tornado.web import HTTPError, RequestHandler
 
-from llmtrace_otel.api.errors import ApiError, error_json
+from llmtrace_otel.api.errors import ApiError
 from llmtrace_otel.api.views import dumps, page_json, span_json, stats_json, trace_json
 from llmtrace_otel.exporters.sqlite import (
     CallPage,
@@ -31,6 +30,8 @@ from llmtrace_otel.exporters.sqlite import (
 )
 from llmtrace_otel.exporters.sqlite.filters import CallFilter, parse_span_id, parse_trace_id
 from llmtrace_otel.exporters.sqlite.stats import empty_stats
+from llmtrace_otel.web.auth import BearerToken
+from llmtrace_otel.web.errors import error_document
 
 __all__ = [
     "ApiContext",
@@ -48,11 +49,11 @@ _MAX_QUERY_BYTES = 4096
 
 @dataclass
 class ApiContext:
-    """What the API handlers share: the store (None when SQLite is off), the admin token,
-    the query thread pool and the clock used for relative times."""
+    """What the API handlers share: the store (None when SQLite is off), the token check
+    (``api.admin_token``), the query thread pool and the clock used for relative times."""
 
     store: SpanStore | None
-    admin_token: str | None = None
+    auth: BearerToken = field(default_factory=lambda: BearerToken(None, "api.admin_token"))
     workers: int = 2
     clock_ns: Callable[[], int] = time.time_ns
     _executor: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
@@ -62,14 +63,6 @@ class ApiContext:
         if self._executor is None:  # threads start on first use, not at construction
             self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="llmtrace-api")
         return self._executor
-
-    def authorized(self, header: str | None) -> bool:
-        if self.admin_token is None:
-            return True
-        scheme, _, given = (header or "").partition(" ")
-        if scheme.lower() != "bearer":
-            return False
-        return hmac.compare_digest(given.strip().encode(), self.admin_token.encode())
 
     def close(self) -> None:
         executor, self._executor = self._executor, None
@@ -87,9 +80,9 @@ class _ApiHandler(RequestHandler):
         self.set_header("X-Content-Type-Options", "nosniff")
 
     def prepare(self) -> None:
-        if not self._ctx.authorized(self.request.headers.get("Authorization")):
-            raise ApiError(401, "unauthorized", "this API needs 'Authorization: Bearer "
-                                                "<api.admin_token>'")
+        refusal = self._ctx.auth.refusal(self.request.headers.get("Authorization"))
+        if refusal is not None:
+            raise ApiError.of(refusal)
 
     def _params(self) -> dict[str, str]:
         if len(self.request.query) > _MAX_QUERY_BYTES:
@@ -144,10 +137,11 @@ class _ApiHandler(RequestHandler):
                              or "bad request")
         else:
             error = ApiError(500, "internal_error", "internal error; the proxy log says why")
-        self.set_status(error.status)
-        if error.status == 401:  # send_error cleared the headers before calling us
-            self.set_header("WWW-Authenticate", 'Bearer realm="llmtrace-otel"')
-        self.finish(error_json(error))
+        reply = error.reply
+        self.set_status(reply.status)
+        for name, value in reply.headers:  # send_error cleared the headers before calling us
+            self.set_header(name, value)
+        self.finish(error_document(reply))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, ApiError):

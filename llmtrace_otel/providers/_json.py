@@ -13,9 +13,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from llmtrace_processors.json_text import loads
-
 from llmtrace_otel.providers.base import ParseError
+from llmtrace_processors.json_text import loads
 
 __all__ = [
     "dumps_compact",

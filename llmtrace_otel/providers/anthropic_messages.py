@@ -15,7 +15,6 @@ from typing import Any
 from llmtrace_otel.providers._json import (
     dumps_compact,
     json_type,
-    loads,
     loads_object,
     opt_bool,
     opt_float,
@@ -27,6 +26,7 @@ from llmtrace_otel.providers._json import (
     str_tuple,
 )
 from llmtrace_otel.providers.base import ParseError
+from llmtrace_otel.providers.json_events import NOT_A_CHUNK, JsonEventAccumulator
 from llmtrace_otel.providers.types import (
     ChatMessage,
     LLMRequest,
@@ -35,7 +35,6 @@ from llmtrace_otel.providers.types import (
     Operation,
     Part,
     ReasoningPart,
-    SSEEvent,
     StreamSignal,
     TextPart,
     ToolCallPart,
@@ -49,7 +48,6 @@ __all__ = ["AnthropicMessagesAdapter", "AnthropicStreamAccumulator"]
 _CALL_BLOCKS = frozenset({"tool_use", "server_tool_use"})
 _CUSTOM_TOOL_TYPES = frozenset({"custom"})
 _CHUNK = StreamSignal()
-_NOT_A_CHUNK = StreamSignal(counts_as_chunk=False)
 _TERMINAL = StreamSignal(terminal=True)
 _STOP = StreamSignal(counts_as_chunk=False, terminal=True)
 _DELTA_KEYS = MappingProxyType({"text_delta": "text", "input_json_delta": "partial_json",
@@ -217,17 +215,17 @@ class _Block:
         return TextPart(text) if self.kind == "text" else None
 
 
-class AnthropicStreamAccumulator:
+class AnthropicStreamAccumulator(JsonEventAccumulator):
     """``message_start`` / ``content_block_*`` / ``message_delta`` / ``message_stop``.
 
     ``ping`` and ``message_stop`` are not chunks; ``message_stop`` and ``error`` are
     terminal. ``message_delta`` usage is cumulative and replaces what came before.
     """
 
-    __slots__ = ("_blocks", "_error", "_events", "_id", "_model", "_problems", "_role",
-                 "_stop_reason", "_tokens")
+    __slots__ = ("_blocks", "_error", "_id", "_model", "_role", "_stop_reason", "_tokens")
 
     def __init__(self) -> None:
+        super().__init__()
         self._blocks: dict[int, _Block] = {}
         self._tokens = _Tokens()
         self._id: str | None = None
@@ -235,31 +233,6 @@ class AnthropicStreamAccumulator:
         self._role = "assistant"
         self._stop_reason: str | None = None
         self._error: str | None = None
-        self._events = 0
-        self._problems: list[str] = []
-
-    @property
-    def problems(self) -> list[str]:
-        return self._problems
-
-    def feed(self, event: SSEEvent) -> StreamSignal:
-        self._events += 1
-        if not event.data:
-            return _NOT_A_CHUNK
-        try:
-            payload = loads(event.data)
-        except ValueError as exc:
-            self._problems.append(f"event {self._events} is not JSON ({exc})")
-            return _NOT_A_CHUNK
-        if not isinstance(payload, dict):
-            self._problems.append(
-                f"event {self._events} is not a JSON object (got {json_type(payload)})")
-            return _NOT_A_CHUNK
-        try:
-            return self._apply(payload, event.event)
-        except ParseError as exc:
-            self._problems.append(f"event {self._events}: {exc}")
-            return _NOT_A_CHUNK
 
     def _apply(self, payload: dict[str, Any], name: str | None) -> StreamSignal:
         kind = opt_str(payload, "type") or name
@@ -292,7 +265,7 @@ class AnthropicStreamAccumulator:
         elif kind == "message_stop":
             return _STOP
         elif kind == "ping":
-            return _NOT_A_CHUNK
+            return NOT_A_CHUNK
         elif kind == "error":
             self._error = _error_type(payload) or "error"
             return _TERMINAL

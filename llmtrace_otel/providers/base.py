@@ -10,6 +10,8 @@ from typing import Protocol
 
 from llmtrace_otel.providers.types import LLMRequest, LLMResponse, SSEEvent, StreamSignal
 
+__all__ = ["APIAdapter", "ParseError", "StreamAccumulator"]
+
 
 class ParseError(ValueError):
     """A body that is not JSON or not the shape the API documents.

@@ -8,7 +8,6 @@ from typing import Any
 from llmtrace_otel.providers._json import (
     dumps_compact,
     json_type,
-    loads,
     loads_object,
     opt_bool,
     opt_float,
@@ -27,6 +26,7 @@ from llmtrace_otel.providers._openai_wire import (
     with_stream_usage,
 )
 from llmtrace_otel.providers.base import ParseError
+from llmtrace_otel.providers.json_events import NOT_A_CHUNK, JsonEventAccumulator
 from llmtrace_otel.providers.types import (
     ChatMessage,
     LLMRequest,
@@ -35,7 +35,6 @@ from llmtrace_otel.providers.types import (
     Operation,
     Part,
     ReasoningPart,
-    SSEEvent,
     StreamSignal,
     TextPart,
     ToolCallPart,
@@ -48,7 +47,6 @@ __all__ = ["OpenAIChatAdapter", "OpenAIChunkAccumulator"]
 
 _SYSTEM_ROLES = frozenset({"system", "developer"})
 _CHUNK = StreamSignal()
-_NOT_A_CHUNK = StreamSignal(counts_as_chunk=False)
 _USAGE_ONLY = StreamSignal(counts_as_chunk=False, usage_only=True)
 _DONE = StreamSignal(counts_as_chunk=False, terminal=True)
 
@@ -304,7 +302,7 @@ class _ChoiceState:
         return ChatMessage(self.role, tuple(parts), finish_reason=self.finish_reason)
 
 
-class OpenAIChunkAccumulator:
+class OpenAIChunkAccumulator(JsonEventAccumulator):
     """Builds the response from ``chat.completion.chunk`` events (and the legacy
     ``text_completion`` chunks, whose choices carry ``text`` instead of ``delta``).
 
@@ -313,10 +311,10 @@ class OpenAIChunkAccumulator:
     that could not be parsed (noted in :attr:`problems`).
     """
 
-    __slots__ = ("_choices", "_error", "_events", "_fingerprint", "_id", "_model", "_problems",
-                 "_tier", "_usage")
+    __slots__ = ("_choices", "_error", "_fingerprint", "_id", "_model", "_tier", "_usage")
 
     def __init__(self) -> None:
+        super().__init__()
         self._choices: dict[int, _ChoiceState] = {}
         self._id: str | None = None
         self._model: str | None = None
@@ -324,40 +322,15 @@ class OpenAIChunkAccumulator:
         self._fingerprint: str | None = None
         self._usage: Usage | None = None
         self._error: str | None = None
-        self._events = 0
-        self._problems: list[str] = []
 
-    @property
-    def problems(self) -> list[str]:
-        return self._problems
+    def _plain(self, data: str) -> StreamSignal | None:
+        return _DONE if data == "[DONE]" or data.strip() == "[DONE]" else None
 
-    def feed(self, event: SSEEvent) -> StreamSignal:
-        self._events += 1
-        data = event.data
-        if not data:
-            return _NOT_A_CHUNK  # comment or keep-alive
-        if data == "[DONE]" or data.strip() == "[DONE]":
-            return _DONE
-        try:
-            chunk = loads(data)
-        except ValueError as exc:
-            self._problems.append(f"event {self._events} is not JSON ({exc})")
-            return _NOT_A_CHUNK
-        if not isinstance(chunk, dict):
-            self._problems.append(
-                f"event {self._events} is not a JSON object (got {json_type(chunk)})")
-            return _NOT_A_CHUNK
-        try:
-            return self._apply(chunk)
-        except ParseError as exc:
-            self._problems.append(f"event {self._events}: {exc}")
-            return _NOT_A_CHUNK
-
-    def _apply(self, chunk: dict[str, Any]) -> StreamSignal:
+    def _apply(self, chunk: dict[str, Any], name: str | None = None) -> StreamSignal:
         failure = error_type(chunk)
         if failure is not None:
             self._error = failure
-            return _NOT_A_CHUNK
+            return NOT_A_CHUNK
         self._id = opt_str(chunk, "id") or self._id
         self._model = opt_str(chunk, "model") or self._model
         self._tier = opt_str(chunk, "service_tier") or self._tier
@@ -367,7 +340,7 @@ class OpenAIChunkAccumulator:
             self._usage = openai_usage(usage)
         choices = opt_list(chunk, "choices")
         if not choices:  # the usage chunk, or Azure's prompt_filter_results chunk
-            return _USAGE_ONLY if usage is not None and choices is not None else _NOT_A_CHUNK
+            return _USAGE_ONLY if usage is not None and choices is not None else NOT_A_CHUNK
         for i, raw in enumerate(choices):
             where = f"choices[{i}]"
             choice = require_object(raw, where)

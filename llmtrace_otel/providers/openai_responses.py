@@ -18,7 +18,6 @@ from typing import Any
 from llmtrace_otel.providers._json import (
     dumps_compact,
     json_type,
-    loads,
     loads_object,
     opt_bool,
     opt_float,
@@ -35,6 +34,7 @@ from llmtrace_otel.providers._openai_wire import (
     image_part,
 )
 from llmtrace_otel.providers.base import ParseError
+from llmtrace_otel.providers.json_events import JsonEventAccumulator
 from llmtrace_otel.providers.types import (
     ChatMessage,
     LLMRequest,
@@ -43,7 +43,6 @@ from llmtrace_otel.providers.types import (
     Operation,
     Part,
     ReasoningPart,
-    SSEEvent,
     StreamSignal,
     TextPart,
     ToolCallPart,
@@ -68,7 +67,6 @@ _ARGUMENT_DELTAS = frozenset(
 _REASONING_DELTAS = frozenset(
     {"response.reasoning_summary_text.delta", "response.reasoning_text.delta"})
 _CHUNK = StreamSignal()
-_NOT_A_CHUNK = StreamSignal(counts_as_chunk=False)
 _TERMINAL = StreamSignal(terminal=True)
 
 
@@ -264,47 +262,23 @@ class _ItemState:
         return [ReasoningPart(text) if self.kind == "reasoning" else TextPart(text)]
 
 
-class ResponsesStreamAccumulator:
+class ResponsesStreamAccumulator(JsonEventAccumulator):
     """Typed ``response.*`` events; the terminal event carries the whole response.
 
     Terminal: ``response.completed`` / ``failed`` / ``incomplete`` and ``error`` (the
     stream ends after it). Deltas are kept so that a stream cut short still has output.
     """
 
-    __slots__ = ("_error", "_events", "_final", "_id", "_items", "_model", "_problems", "_tier")
+    __slots__ = ("_error", "_final", "_id", "_items", "_model", "_tier")
 
     def __init__(self) -> None:
+        super().__init__()
         self._final: LLMResponse | None = None
         self._items: dict[int, _ItemState] = {}
         self._id: str | None = None
         self._model: str | None = None
         self._tier: str | None = None
         self._error: str | None = None
-        self._events = 0
-        self._problems: list[str] = []
-
-    @property
-    def problems(self) -> list[str]:
-        return self._problems
-
-    def feed(self, event: SSEEvent) -> StreamSignal:
-        self._events += 1
-        if not event.data:
-            return _NOT_A_CHUNK
-        try:
-            payload = loads(event.data)
-        except ValueError as exc:
-            self._problems.append(f"event {self._events} is not JSON ({exc})")
-            return _NOT_A_CHUNK
-        if not isinstance(payload, dict):
-            self._problems.append(
-                f"event {self._events} is not a JSON object (got {json_type(payload)})")
-            return _NOT_A_CHUNK
-        try:
-            return self._apply(payload, event.event)
-        except ParseError as exc:
-            self._problems.append(f"event {self._events}: {exc}")
-            return _NOT_A_CHUNK
 
     def _apply(self, payload: dict[str, Any], name: str | None) -> StreamSignal:
         kind = opt_str(payload, "type") or name

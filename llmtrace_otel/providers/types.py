@@ -8,7 +8,7 @@ so the telemetry layer can serialise them without knowing which API produced the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -147,21 +147,3 @@ class SSEEvent:
     raw: bytes
     event: str | None = None
     data: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class ParseIssue:
-    """Why (part of) a body could not be understood. Recorded on the span, never raised."""
-
-    where: str  # "request" | "response" | "stream"
-    message: str
-
-
-@dataclass(slots=True)
-class ParseNotes:
-    """Collects parse issues for one call (mutable, owned by one call only)."""
-
-    issues: list[ParseIssue] = field(default_factory=list)
-
-    def add(self, where: str, message: str) -> None:
-        self.issues.append(ParseIssue(where, message))

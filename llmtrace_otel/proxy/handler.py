@@ -11,29 +11,28 @@ import asyncio
 import logging
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 from opentelemetry.propagate import extract
 from tornado.iostream import StreamClosedError
 from tornado.web import RequestHandler, stream_request_body
 
-from llmtrace_otel.config import Settings
+from llmtrace_otel.compat import mark_response_abandoned
+from llmtrace_otel.guards import CallInfo, CallResult, GuardChain
 from llmtrace_otel.providers.base import ParseError, StreamAccumulator
 from llmtrace_otel.providers.content_encoding import DecodedTooLarge, inflate
 from llmtrace_otel.providers.content_encoding import decoded as _decoded
 from llmtrace_otel.providers.content_encoding import inflater as _inflater
 from llmtrace_otel.providers.sse import SSEDecoder, SSEEventTooLarge
 from llmtrace_otel.providers.types import LLMRequest, LLMResponse, SSEEvent, StreamSignal
-from llmtrace_otel.proxy.errors import ProxyError, error_body
-from llmtrace_otel.proxy.guards import CallInfo, CallResult, GuardChain
 from llmtrace_otel.proxy.headers import request_headers, response_headers
-from llmtrace_otel.proxy.ops import InFlight
 from llmtrace_otel.proxy.routing import Route, Router
 from llmtrace_otel.proxy.stream_guard import StreamScanPolicy, StreamStopped, StreamWatch
 from llmtrace_otel.proxy.upstream import UpstreamClient, UpstreamFailure, classify_exception
 from llmtrace_otel.telemetry.pipeline import Telemetry
 from llmtrace_otel.telemetry.recorder import CallRecorder
+from llmtrace_otel.web.errors import ErrorReply, error_document
 
 __all__ = ["ProxyContext", "ProxyHandler"]
 
@@ -58,18 +57,30 @@ _API_ROUTES = {
 }
 
 
+class InFlight:
+    """Counts requests being proxied so shutdown can wait for them (per server)."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
 @dataclass(frozen=True, slots=True)
 class ProxyContext:
     """What every proxy request needs; built once per server."""
 
-    settings: Settings
     router: Router
     upstream: UpstreamClient
     telemetry: Telemetry
-    in_flight: InFlight
     guards: GuardChain
+    #: Largest request (and parsed response) body (``server.max_body_bytes``).
+    max_body_bytes: int
+    #: Ask OpenAI streams for usage and hide it from clients that did not (upstream.*).
+    stream_include_usage: bool = True
     #: security.stream_scan (observe/stop); None when off.
     stream_scan: StreamScanPolicy | None = None
+    in_flight: InFlight = field(default_factory=InFlight)
 
 
 @stream_request_body
@@ -84,7 +95,6 @@ class ProxyHandler(RequestHandler):
         self._size = 0
         self._too_large = False
         self._task: asyncio.Task[None] | None = None
-        self._client_gone = False
         # Stream state, kept here so a disconnect can still record what was received.
         self._accumulator: StreamAccumulator | None = None
         self._stream_complete = False
@@ -104,7 +114,7 @@ class ProxyHandler(RequestHandler):
 
     def prepare(self) -> None:
         length = self.request.headers.get("Content-Length")
-        limit = self._ctx.settings.max_body_bytes
+        limit = self._ctx.max_body_bytes
         if length is not None and length.isdigit() and int(length) > limit:
             self._too_large = True
 
@@ -112,7 +122,7 @@ class ProxyHandler(RequestHandler):
         if self._too_large:
             return
         self._size += len(chunk)
-        if self._size > self._ctx.settings.max_body_bytes:
+        if self._size > self._ctx.max_body_bytes:
             self._too_large = True
             self._chunks.clear()
         else:
@@ -128,7 +138,6 @@ class ProxyHandler(RequestHandler):
         super().write(chunk)
 
     def on_connection_close(self) -> None:
-        self._client_gone = True
         if self._task is not None and not self._task.done():
             self._task.cancel()
 
@@ -167,16 +176,16 @@ class ProxyHandler(RequestHandler):
             and body is not None
             and llm_request.stream
             and not llm_request.stream_usage_requested
-            and ctx.settings.stream_include_usage
+            and ctx.stream_include_usage
         ):
             rewritten = route.adapter.request_with_stream_usage(body)
             if rewritten is not None:
                 upstream_body, edit_stream = rewritten, True
-        url = route.upstream.base_url + request.uri
+        url = route.upstream.url_for(request.uri or "/")
         recorder = CallRecorder(
             ctx.telemetry,
             method=method,
-            url=route.upstream.base_url + request.path,  # no query: it may hold keys
+            url=route.upstream.url_for(request.path),  # no query: it may hold keys
             api=route.adapter.api if route.adapter is not None else None,
             request=llm_request,
             provider=route.provider,
@@ -186,14 +195,16 @@ class ProxyHandler(RequestHandler):
             issues=issues,
         )
         if self._too_large:
-            limit = ctx.settings.max_body_bytes
-            self._send_error(recorder, route, ProxyError(
+            limit = ctx.max_body_bytes
+            self._send_error(recorder, route, ErrorReply(
                 413, "request_too_large",
                 f"request body exceeds the proxy limit of {limit} bytes "
                 f"(server.max_body_bytes)"))
             return
         if ctx.guards:
-            call = CallInfo(method, request.path, headers, route, llm_request)
+            call = CallInfo(method, request.path, headers,
+                            route.adapter.api if route.adapter is not None else None,
+                            route.provider, llm_request, request.remote_ip)
             try:
                 outcome = await ctx.guards.check(call)
             except asyncio.CancelledError:
@@ -219,6 +230,8 @@ class ProxyHandler(RequestHandler):
         ctx = self._ctx
         method = self.request.method or "GET"
         forwarded = request_headers(self.request.headers.get_all(), identity_encoding=edit_stream)
+        if route.upstream.authorization is not None and "Authorization" not in self.request.headers:
+            forwarded.append(("Authorization", route.upstream.authorization))
         forwarded.extend(recorder.trace_headers())
         response: aiohttp.ClientResponse | None = None
         try:
@@ -300,7 +313,7 @@ class ProxyHandler(RequestHandler):
         """The whole body when it is at most ``server.max_body_bytes`` (the common case:
         one write to the client, then parsing). A larger one is relayed as it arrives and
         not parsed (``None``), so an upstream cannot make the proxy hold unbounded bytes."""
-        limit = self._ctx.settings.max_body_bytes
+        limit = self._ctx.max_body_bytes
         length = response.headers.get("Content-Length")
         if length is not None and length.isdigit() and int(length) <= limit:
             return await response.read()
@@ -332,7 +345,7 @@ class ProxyHandler(RequestHandler):
         if route.adapter is None or llm_request is None or not data:
             return None
         try:
-            plain = _decoded(data, encoding, limit=self._ctx.settings.max_body_bytes)
+            plain = _decoded(data, encoding, limit=self._ctx.max_body_bytes)
         except DecodedTooLarge as exc:
             recorder.note(f"response: {exc} (server.max_body_bytes)")
             return None
@@ -498,13 +511,13 @@ class ProxyHandler(RequestHandler):
     def _abort_connection(self) -> None:
         """Upstream failed after headers were sent: the client must see a broken
         response, not a truncated one that looks complete."""
-        self._finished = True
+        mark_response_abandoned(self)
         if self.request.connection is not None:
             stream = getattr(self.request.connection, "stream", None)
             if stream is not None:
                 stream.close()
 
-    def _send_error(self, recorder: CallRecorder, route: Route, error: ProxyError) -> None:
+    def _send_error(self, recorder: CallRecorder, route: Route, error: ErrorReply) -> None:
         recorder.finish(error.status, error_type=error.code)
         self.clear()
         self.set_status(error.status)
@@ -513,4 +526,4 @@ class ProxyHandler(RequestHandler):
             self.set_header("Connection", "close")
         for name, value in (*self._guard_headers, *error.headers):
             self.add_header(name, value)
-        self.finish(error_body(error, route.flavor))
+        self.finish(error_document(error, route.flavor))

@@ -2,31 +2,65 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
-from dataclasses import dataclass
-from urllib.parse import urlsplit
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit, urlunsplit
 
-from llmtrace_otel.config import Settings
 from llmtrace_otel.providers.base import APIAdapter
 from llmtrace_otel.providers.registry import detect_provider, match_api
-from llmtrace_otel.proxy.errors import ApiFlavor
 from llmtrace_otel.proxy.headers import PROVIDER_HEADER
+from llmtrace_otel.web.errors import ApiFlavor
 
 __all__ = ["Route", "Router", "Upstream"]
 
 
 @dataclass(frozen=True, slots=True)
 class Upstream:
-    base_url: str  # without trailing slash
+    """One upstream base URL, and how a client's request path is joined to it.
+
+    Base URLs are usually documented with their API version (``http://localhost:11434/v1``
+    for Ollama, ``https://openrouter.ai/api/v1``), and the SDKs' requests carry it too
+    (``/v1/chat/completions``). The part where the base path ends as the request path
+    begins is used once: ``/api/v1`` + ``/v1/chat/completions`` is
+    ``/api/v1/chat/completions``, not ``/api/v1/v1/chat/completions``.
+    """
+
+    base_url: str  # without trailing slash, without credentials
     host: str
     port: int
+    #: The base URL's path segments (``("api", "v1")``).
+    segments: tuple[str, ...] = ()
+    #: ``Authorization`` value for credentials given in the URL (``user:pass@host``): sent
+    #: when the client sends no ``Authorization`` of its own, never recorded anywhere.
+    authorization: str | None = field(default=None, repr=False)
 
     @classmethod
     def parse(cls, url: str) -> Upstream:
         parts = urlsplit(url)
         host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        return cls(url.rstrip("/"), host, port)
+        segments = tuple(s for s in parts.path.split("/") if s)
+        authorization = None
+        if parts.username is not None or parts.password is not None:
+            pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+            authorization = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+            netloc = parts.netloc.rsplit("@", 1)[1]
+            url = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+        return cls(url.rstrip("/"), host, port, segments, authorization)
+
+    def url_for(self, target: str) -> str:
+        """The upstream URL of a request target (its path and query, as received)."""
+        segments = self.segments
+        if not segments:
+            return self.base_url + target
+        path, query = target.split("?", 1) if "?" in target else (target, None)
+        asked = path.split("/")[1:]  # "/v1/chat" -> ["v1", "chat"]
+        for overlap in range(min(len(segments), len(asked)), 0, -1):
+            if tuple(asked[:overlap]) == segments[-overlap:]:
+                path = "/" + "/".join(asked[overlap:]) if asked[overlap:] else ""
+                break
+        return self.base_url + path + ("?" + query if query is not None else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +74,11 @@ class Route:
 class Router:
     """Decides the route of each request; immutable once built."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._openai = Upstream.parse(settings.upstream_url)
-        self._anthropic = Upstream.parse(settings.anthropic_upstream_url)
+    def __init__(self, openai_url: str, anthropic_url: str) -> None:
+        """``openai_url``: the OpenAI-compatible upstream (``upstream.url``);
+        ``anthropic_url``: where Anthropic-shaped calls go (``upstream.anthropic_url``)."""
+        self._openai = Upstream.parse(openai_url)
+        self._anthropic = Upstream.parse(anthropic_url)
 
     def route(self, method: str, path: str, headers: Mapping[str, str]) -> Route:
         adapter = match_api(path, headers) if method == "POST" else None

@@ -41,6 +41,17 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from opentelemetry.util.types import AttributeValue
+
+from llmtrace_otel.config.choices import Enforcement
+from llmtrace_otel.guards import CallInfo, CallResult, Verdict
+from llmtrace_otel.providers.types import (
+    ChatMessage,
+    LLMRequest,
+    TextPart,
+    ToolCallResponsePart,
+)
+from llmtrace_otel.web.errors import ErrorReply
 from llmtrace_processors.attributes import (
     LLMTRACE_SECURITY_GUARD_ACTION,
     LLMTRACE_SECURITY_GUARD_BUDGET_EXCEEDED,
@@ -50,17 +61,6 @@ from llmtrace_processors.security.cache import DEFAULT_CACHE_SIZE, FindingsCache
 from llmtrace_processors.security.detectors import Detector, ScanContext, default_detectors
 from llmtrace_processors.security.findings import Finding, Severity, Side
 from llmtrace_processors.security.segments import Segment, Source
-from opentelemetry.util.types import AttributeValue
-
-from llmtrace_otel.config import Settings
-from llmtrace_otel.providers.types import (
-    ChatMessage,
-    LLMRequest,
-    TextPart,
-    ToolCallResponsePart,
-)
-from llmtrace_otel.proxy.errors import ProxyError
-from llmtrace_otel.proxy.guards import CallInfo, CallResult, Verdict
 
 __all__ = [
     "BLOCKED_CODE",
@@ -148,14 +148,14 @@ class GuardScan:
 
 
 class SecurityGuard:
-    """A :class:`~llmtrace_otel.proxy.guards.RequestGuard` enforcing the security policy."""
+    """A :class:`~llmtrace_otel.guards.RequestGuard` enforcing the security policy."""
 
     name = "security"
 
     def __init__(
         self,
         *,
-        mode: str,
+        mode: Enforcement,
         enforce_types: Sequence[str] = ("prompt_injection", "jailbreak"),
         min_severity: Severity = Severity.HIGH,
         fail_closed: bool = False,
@@ -164,13 +164,13 @@ class SecurityGuard:
         detectors: Sequence[Detector] | None = None,
         cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
-        if mode not in ("flag", "block"):
+        if mode not in (Enforcement.FLAG, Enforcement.BLOCK):
             raise ValueError(f"security guard mode must be flag or block, got {mode!r}")
         if budget_ms < 0:
             raise ValueError(f"security guard budget_ms must be >= 0, got {budget_ms}")
         #: Time the check may take, in ms; 0 = no limit.
         self.budget_ms = budget_ms
-        self.mode = mode
+        self.mode = Enforcement(mode)
         self.enforce_types = tuple(t.strip() for t in enforce_types if t.strip())
         self.min_severity = min_severity
         self.fail_closed = fail_closed
@@ -180,17 +180,6 @@ class SecurityGuard:
             detectors = [d for d in default_detectors() if d.name in wanted]
         self.detectors = tuple(detectors)
         self._cache = FindingsCache(cache_size)  # earlier turns come back on every call
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SecurityGuard:
-        return cls(
-            mode=settings.security_enforcement,
-            enforce_types=settings.security_enforce_types.split(","),
-            min_severity=Severity.parse(settings.security_enforce_min_severity),
-            fail_closed=settings.security_fail_closed,
-            max_chars=settings.security_guard_max_chars,
-            budget_ms=settings.security_guard_budget_ms,
-        )
 
     def _enforced(self, finding: Finding) -> bool:
         if finding.severity < self.min_severity:
@@ -226,7 +215,7 @@ class SecurityGuard:
         attributes[LLMTRACE_SECURITY_GUARD_ACTION] = "error"
         return Verdict(
             attributes=attributes, counted=counted,
-            reject=ProxyError(503, FAILED_CODE, f"The security check of this request {why} "
+            reject=ErrorReply(503, FAILED_CODE, f"The security check of this request {why} "
                               "and the proxy is set to fail closed; retry later or contact "
                               "the operator."),
         )
@@ -234,7 +223,7 @@ class SecurityGuard:
     async def check(self, call: CallInfo) -> Verdict | None:
         if call.request is None:
             return None
-        fail_closed = self.mode == "block" and self.fail_closed
+        fail_closed = self.mode is Enforcement.BLOCK and self.fail_closed
         try:
             scan = self.scan(call.request)
         except Exception:
@@ -260,11 +249,11 @@ class SecurityGuard:
             return Verdict(attributes=attributes, counted=counted)  # fail open, marked
         types = tuple(sorted({f.finding_type for f in found}))
         worst = max(f.severity for f in found)
-        attributes[LLMTRACE_SECURITY_GUARD_ACTION] = self.mode
+        attributes[LLMTRACE_SECURITY_GUARD_ACTION] = self.mode.value
         attributes[LLMTRACE_SECURITY_GUARD_FINDINGS] = types
-        header = (FLAG_HEADER, f"{'blocked' if self.mode == 'block' else 'flagged'}; "
+        header = (FLAG_HEADER, f"{'blocked' if self.mode is Enforcement.BLOCK else 'flagged'}; "
                                f"types={','.join(types)}")
-        if self.mode == "flag":
+        if self.mode is Enforcement.FLAG:
             return Verdict(attributes=attributes, response_headers=(header,), counted=counted)
         message = (
             f"This request was blocked by the llmtrace-otel security policy and was not sent "
@@ -273,7 +262,7 @@ class SecurityGuard:
             f"security.enforcement / security.enforce_types."
         )
         return Verdict(attributes=attributes, response_headers=(header,), counted=counted,
-                       reject=ProxyError(400, BLOCKED_CODE, message))
+                       reject=ErrorReply(400, BLOCKED_CODE, message))
 
     def on_complete(self, call: CallInfo, result: CallResult) -> None:
         return None

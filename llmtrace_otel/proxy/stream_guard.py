@@ -48,6 +48,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from typing import Protocol, runtime_checkable
 
+from opentelemetry.trace import Span
+from opentelemetry.util.types import AttributeValue
+
+from llmtrace_otel.config.choices import StreamScan
+from llmtrace_otel.providers.types import LLMRequest, TextPart
 from llmtrace_processors.attributes import (
     LLMTRACE_SECURITY_FINDING_CONFIDENCE,
     LLMTRACE_SECURITY_FINDING_DETECTOR,
@@ -73,11 +78,6 @@ from llmtrace_processors.security.incremental import (
     TextStreamScanner,
     default_stream_checks,
 )
-from opentelemetry.trace import Span
-from opentelemetry.util.types import AttributeValue
-
-from llmtrace_otel.config import Settings
-from llmtrace_otel.providers.types import LLMRequest, TextPart
 
 __all__ = ["StreamScanPolicy", "StreamStopped", "StreamWatch", "TextPieces", "stop_events"]
 
@@ -111,12 +111,12 @@ def _ignore(stage: str, reason: str) -> None:
 
 
 class StreamScanPolicy:
-    """Built once per proxy from the settings; :meth:`watch` makes one watch per stream."""
+    """Built once per proxy (security.stream_scan); :meth:`watch` makes one watch per stream."""
 
     def __init__(
         self,
         *,
-        mode: str,
+        mode: StreamScan,
         stop_severity: Severity = Severity.CRITICAL,
         every: int = DEFAULT_EVERY,
         min_every: int = DEFAULT_MIN_EVERY,
@@ -124,24 +124,14 @@ class StreamScanPolicy:
         checks: Callable[[str | None], list[StreamCheck]] = default_stream_checks,
         on_drop: DropCounter | None = None,
     ) -> None:
-        if mode not in ("observe", "stop"):
+        if mode not in (StreamScan.OBSERVE, StreamScan.STOP):
             raise ValueError(f"stream scan mode must be observe or stop, got {mode!r}")
-        self.mode = mode
+        self.mode = StreamScan(mode)
         self.stop_severity = stop_severity
         self.every, self.min_every, self.overlap = every, min_every, overlap
         self._checks = checks
         self._on_drop = on_drop or _ignore
         self._by_prompt: OrderedDict[str, list[StreamCheck]] = OrderedDict()
-
-    @classmethod
-    def from_settings(cls, settings: Settings,
-                      on_drop: DropCounter | None = None) -> StreamScanPolicy | None:
-        """The policy ``security.stream_scan`` asks for; None when it is off."""
-        if settings.security_stream_scan == "off":
-            return None
-        return cls(mode=settings.security_stream_scan,
-                   stop_severity=Severity.parse(settings.security_stream_stop_severity),
-                   on_drop=on_drop)
 
     def _checks_for(self, system_prompt: str | None) -> list[StreamCheck]:
         key = system_prompt or ""
@@ -235,7 +225,7 @@ class StreamWatch:
         return list(self._consumed)
 
     def _record(self, found: list[StreamFinding]) -> None:
-        stop_at = self._policy.stop_severity if self._policy.mode == "stop" else None
+        stop_at = self._policy.stop_severity if self._policy.mode is StreamScan.STOP else None
         for item in found:
             finding = item.finding
             self._types.setdefault(finding.finding_type)

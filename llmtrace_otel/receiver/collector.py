@@ -1,9 +1,10 @@
 """``llmtrace-otel collect``: the OTLP receivers, the pipeline, ``/metrics`` and ``/health``.
 
-One Tornado application answers ``/v1/traces``, ``/v1/metrics``, ``/health`` and
-``/metrics`` on both the ops listener (``server.host:server.port``) and the OTLP/HTTP
-listener (``receiver.http_endpoint``); a grpcio server answers OTLP/gRPC on
-``receiver.grpc_endpoint``. No proxy runs.
+One Tornado application answers ``/v1/traces``, ``/v1/metrics``, ``/health``, ``/metrics``
+(and whatever other routes it is given) on both the ops listener (``server.host:server.port``)
+and the OTLP/HTTP listener (``receiver.http_endpoint``); a grpcio server answers OTLP/gRPC on
+``receiver.grpc_endpoint``. No proxy runs. Both HTTP listeners are bounded the way the
+proxy's is (``server.max_connections``, header size, idle and body timeouts).
 
 Shutdown order: stop accepting (gRPC lets running calls finish), hand every queued span
 to the chain, flush the chain and exporters, shut the providers down.
@@ -12,105 +13,117 @@ to the chain, flush the chain and exporters, shut the providers down.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
-from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
-from tornado.web import Application, RequestHandler
+from tornado.web import Application
 
-from llmtrace_otel.config import Settings, split_endpoint
-from llmtrace_otel.proxy.ops import (
-    HEALTH_PATH,
-    METRICS_PATH,
-    InFlight,
-    MetricsHandler,
-    health_report,
-)
+from llmtrace_otel.config import split_endpoint
 from llmtrace_otel.receiver.grpc_server import GRPCReceiver
-from llmtrace_otel.receiver.http import otlp_routes
+from llmtrace_otel.receiver.http import OTLP_PATHS, otlp_routes
 from llmtrace_otel.receiver.service import OTLPReceiver
 from llmtrace_otel.telemetry.pipeline import Telemetry
+from llmtrace_otel.web.auth import BearerToken
+from llmtrace_otel.web.errors import ApiFlavor
+from llmtrace_otel.web.gate import SMALL_BODY_BYTES
+from llmtrace_otel.web.ops import ops_routes
+from llmtrace_otel.web.server import (
+    BoundedHTTPServer,
+    RouteSpec,
+    ServerConfig,
+    ensure_open_files,
+    listen,
+    listen_backlog,
+)
 
 __all__ = ["CollectorServer"]
 
 _log = logging.getLogger(__name__)
 
 
-class _HealthHandler(RequestHandler):
-    def initialize(self, server: CollectorServer) -> None:
-        self._server = server
-
-    def get(self) -> None:
-        report = self._server.health()
-        self.set_header("Content-Type", "application/json")
-        self.set_header("Cache-Control", "no-store")
-        self.finish(json.dumps(report))
-
-
 class CollectorServer:
-    """Receivers + pipeline of one ``collect`` process; start/stop on its event loop."""
+    """Receivers + pipeline of one ``collect`` process; start/stop on its event loop.
 
-    def __init__(self, settings: Settings, telemetry: Telemetry, *,
-                 env: Mapping[str, str] | None = None) -> None:
-        self.settings = settings
+    ``grpc_endpoint`` / ``http_endpoint`` are ``host:port`` (None: that receiver is off);
+    ``routes`` are served on both HTTP listeners beside the OTLP and ops routes.
+    """
+
+    def __init__(self, config: ServerConfig, receiver: OTLPReceiver, telemetry: Telemetry, *,
+                 grpc_endpoint: str | None, http_endpoint: str | None,
+                 routes: Sequence[RouteSpec] = (),
+                 metrics_auth: BearerToken | None = None) -> None:
+        self.config = config
         self.telemetry = telemetry
-        self.receiver = OTLPReceiver(settings, telemetry, env=env)
+        self.receiver = receiver
+        self._grpc_endpoint = grpc_endpoint
+        self._http_endpoint = http_endpoint
+        self._routes = tuple(routes)
+        self._metrics_auth = metrics_auth
         self._started = time.monotonic()
-        self._http: HTTPServer | None = None
+        self._http: BoundedHTTPServer | None = None
         self._grpc: GRPCReceiver | None = None
         self.ops_port: int | None = None
         self.http_port: int | None = None
         self.grpc_port: int | None = None
 
     def health(self) -> dict[str, Any]:
-        report = health_report(self.telemetry, self._started, InFlight())
+        report = self.telemetry.health()
         component = self.receiver.health()
-        report["components"]["receiver_queue"] = component
-        if component["state"] != "ok":
-            report["status"] = "degraded"
-        return report
+        report.add("receiver_queue", component, degraded=component["state"] != "ok")
+        extra = {} if self._http is None else {"connections": self._http.connection_report()}
+        return report.document(started_monotonic=self._started, in_flight=0, **extra)
 
     def _app(self) -> Application:
-        routes: list[tuple[str, type, dict[str, Any]]] = [
-            (HEALTH_PATH, _HealthHandler, {"server": self})]
-        if self.telemetry.prometheus_registry is not None:
-            routes.append((METRICS_PATH, MetricsHandler,
-                           {"registry": self.telemetry.prometheus_registry}))
-        routes.extend(otlp_routes(self.receiver))
+        routes: list[RouteSpec] = [
+            *ops_routes(self.health, self.telemetry.prometheus_registry, self._metrics_auth),
+            *otlp_routes(self.receiver),
+            *self._routes,
+        ]
         return Application(routes, compress_response=False, serve_traceback=False,
                            log_function=lambda handler: None)
 
     async def start(self) -> None:
-        settings = self.settings
-        sockets = bind_sockets(settings.port, settings.host, reuse_port=False)
+        config = self.config
+        backlog = listen_backlog(config.max_connections)
+        sockets = listen(config.host, config.port, setting="--port / server.port",
+                         backlog=backlog)
         self.ops_port = sockets[0].getsockname()[1]
-        if settings.receiver_http_endpoint is not None:
-            host, port = split_endpoint("receiver.http_endpoint", settings.receiver_http_endpoint)
-            if (host, port) == (settings.host, settings.port) and port != 0:
+        if self._http_endpoint is not None:
+            host, port = split_endpoint(self._http_endpoint)
+            if (host, port) == (config.host, config.port) and port != 0:
                 self.http_port = self.ops_port
             else:
-                extra = bind_sockets(port, host, reuse_port=False)
+                extra = listen(host, port, setting="--receiver-http-endpoint / "
+                               "receiver.http_endpoint", backlog=backlog)
                 self.http_port = extra[0].getsockname()[1]
                 sockets.extend(extra)
-        self._http = HTTPServer(self._app(), max_body_size=settings.max_body_bytes + 1024 * 1024,
-                                idle_connection_timeout=75, decompress_request=False)
+        bind_hosts = [config.host]
+        if self._http_endpoint is not None:
+            bind_hosts.append(split_endpoint(self._http_endpoint)[0])
+        self._http = BoundedHTTPServer(
+            self._app(),
+            idle_connection_timeout=config.idle_timeout_s,
+            body_timeout=config.body_timeout_s,
+            decompress_request=False,
+            max_connections=ensure_open_files(config.max_connections, 0),
+            gate=config.gate(
+                bind_hosts=bind_hosts,
+                body_limits=[(path, config.max_body_bytes + 1024 * 1024)
+                             for path in OTLP_PATHS],
+                default_body_limit=SMALL_BODY_BYTES,  # /health, /metrics, read routes
+                flavor_of=lambda method, path, headers: ApiFlavor.OPENAI),
+        )
         self._http.add_sockets(sockets)
-        if settings.receiver_grpc_endpoint is not None:
-            host, port = split_endpoint("receiver.grpc_endpoint", settings.receiver_grpc_endpoint)
+        if self._grpc_endpoint is not None:
+            host, port = split_endpoint(self._grpc_endpoint)
             self._grpc = GRPCReceiver(self.receiver, host, port)
             self.grpc_port = self._grpc.start()
-        _log.info(
-            "llmtrace-otel collect: OTLP/gRPC %s, OTLP/HTTP %s, /health and /metrics on "
-            "http://%s:%d", f"port {self.grpc_port}" if self._grpc else "off",
-            f"port {self.http_port}" if self.http_port else "off", settings.host, self.ops_port)
 
     async def stop(self, timeout_s: float | None = None) -> None:
         """Stop accepting, drain the receiver queue into the pipeline, flush everything."""
-        timeout_s = timeout_s or self.settings.shutdown_timeout_s
+        timeout_s = timeout_s or self.config.shutdown_timeout_s
         loop = asyncio.get_running_loop()
         if self._http is not None:
             self._http.stop()

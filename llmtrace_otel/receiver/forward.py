@@ -12,16 +12,13 @@ else ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_ENDPOINT``),
 
 from __future__ import annotations
 
-import os
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 import grpc
-from opentelemetry.util.re import parse_env_headers
 
-from llmtrace_otel.config import ConfigError, Settings
 from llmtrace_otel.receiver.status import HTTP_STATUS_OF, Refused, grpc_code_of
 
 __all__ = ["METRICS_EXPORT_METHOD", "MetricsForwarder"]
@@ -55,31 +52,6 @@ class MetricsForwarder:
                              if parts.scheme == "https" else grpc.insecure_channel(target))
             # No serialisers: the request bytes travel as they are.
             self._call = self._channel.unary_unary(METRICS_EXPORT_METHOD)
-
-    @classmethod
-    def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None
-                      ) -> MetricsForwarder:
-        env = os.environ if env is None else env
-        protocol = settings.otlp_protocol
-        endpoint = settings.otlp_endpoint
-        if endpoint is not None:
-            if protocol != "grpc":
-                endpoint = endpoint.rstrip("/") + "/v1/metrics"
-        elif env.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"):
-            endpoint = env["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"]
-        elif env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-            endpoint = env["OTEL_EXPORTER_OTLP_ENDPOINT"]
-            if protocol != "grpc":
-                endpoint = endpoint.rstrip("/") + "/v1/metrics"
-        else:
-            raise ConfigError(
-                "receiver.forward_metrics: needs an OTLP endpoint to forward to "
-                "(otlp.endpoint or OTEL_EXPORTER_OTLP_ENDPOINT)"
-            )
-        headers = parse_env_headers(env.get("OTEL_EXPORTER_OTLP_METRICS_HEADERS")
-                                    or env.get("OTEL_EXPORTER_OTLP_HEADERS") or "",
-                                    liberal=True)
-        return cls(endpoint, protocol, headers)
 
     def forward(self, payload: bytes) -> bytes:
         """Forward one request; the downstream's serialised response, or :class:`Refused`."""

@@ -31,10 +31,12 @@ from llmtrace_otel.receiver import otlp_json
 from llmtrace_otel.receiver.service import OTLPReceiver
 from llmtrace_otel.receiver.status import Refused
 
-__all__ = ["METRICS_PATH", "TRACES_PATH", "OTLPHTTPHandler", "otlp_routes"]
+__all__ = ["METRICS_PATH", "OTLP_PATHS", "TRACES_PATH", "OTLPHTTPHandler", "otlp_routes"]
 
 TRACES_PATH = "/v1/traces"
 METRICS_PATH = "/v1/metrics"
+#: Every OTLP/HTTP path of the receiver (they take bodies up to server.max_body_bytes).
+OTLP_PATHS = (TRACES_PATH, METRICS_PATH)
 _TRANSPORT = "http"
 _PROTOBUF = "application/x-protobuf"
 _JSON = "application/json"

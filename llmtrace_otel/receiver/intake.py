@@ -18,12 +18,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from llmtrace_processors.chain import BackgroundSpanProcessor
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
 
 from llmtrace_otel.receiver.decode import Normaliser, decode_spans
 from llmtrace_otel.receiver.status import Refused
+from llmtrace_processors.chain import BackgroundSpanProcessor
 
 __all__ = ["SpanIntake"]
 

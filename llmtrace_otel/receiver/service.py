@@ -7,9 +7,8 @@ and HTTP behave the same by construction.
 
 from __future__ import annotations
 
-import hmac
 import logging
-from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -19,7 +18,6 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from llmtrace_otel.config import Settings
 from llmtrace_otel.receiver.decode import screen
 from llmtrace_otel.receiver.dialects import normalise
 from llmtrace_otel.receiver.forward import MetricsForwarder
@@ -27,11 +25,21 @@ from llmtrace_otel.receiver.instruments import ReceiverInstruments
 from llmtrace_otel.receiver.intake import SpanIntake
 from llmtrace_otel.receiver.status import Refused
 from llmtrace_otel.telemetry.pipeline import Telemetry
+from llmtrace_otel.web.auth import BearerToken
 
-__all__ = ["OTLPReceiver"]
+__all__ = ["OTLPReceiver", "ReceiverConfig"]
 
 _log = logging.getLogger(__name__)
-_BEARER = "bearer "
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverConfig:
+    """What the receiver accepts and how much it holds (``receiver.*``)."""
+
+    max_body_bytes: int = 32 * 1024 * 1024
+    auth_token: str | None = None
+    queue_size: int = 8192
+    retry_after_s: float = 1.0
 
 
 class OTLPReceiver:
@@ -41,19 +49,16 @@ class OTLPReceiver:
     with UNIMPLEMENTED / 404 and a message saying how to turn it on.
     """
 
-    def __init__(self, settings: Settings, telemetry: Telemetry, *,
-                 forwarder: MetricsForwarder | None = None,
-                 env: Mapping[str, str] | None = None) -> None:
-        self.max_body_bytes = settings.max_body_bytes
+    def __init__(self, config: ReceiverConfig, telemetry: Telemetry, *,
+                 forwarder: MetricsForwarder | None = None) -> None:
+        self.max_body_bytes = config.max_body_bytes
         self.instruments = ReceiverInstruments(telemetry.meter, telemetry.instruments)
-        self._token = (settings.receiver_auth_token or "").encode() or None
-        if forwarder is None and settings.receiver_forward_metrics:
-            forwarder = MetricsForwarder.from_settings(settings, env)
+        self._auth = BearerToken(config.auth_token, "receiver.auth_token")
         self.forwarder = forwarder
         self.intake = SpanIntake(
             telemetry.head,
-            max_spans=settings.receiver_queue_size,
-            retry_after_s=settings.receiver_retry_after_s,
+            max_spans=config.queue_size,
+            retry_after_s=config.retry_after_s,
             # Content is translated only when something reads it (capture or analysis).
             normalise=partial(normalise, content=telemetry.needs_content),
             on_drop=self.instruments.dropped,
@@ -65,13 +70,9 @@ class OTLPReceiver:
 
     def authenticate(self, authorization: str | None) -> None:
         """Check ``Authorization: Bearer <token>`` when a token is configured."""
-        if self._token is None:
-            return
-        if not authorization or not authorization.lower().startswith(_BEARER):
-            raise Refused.unauthenticated("missing bearer token (Authorization: Bearer ...)")
-        offered = authorization[len(_BEARER):].strip().encode()
-        if not hmac.compare_digest(offered, self._token):
-            raise Refused.unauthenticated("invalid bearer token")
+        problem = self._auth.problem(authorization)
+        if problem is not None:
+            raise Refused.unauthenticated(problem)
 
     # -- traces -------------------------------------------------------------------------
 

@@ -10,8 +10,8 @@ Tracing, decided from the tracer provider passed in, else the global one:
   processor put first in the application's provider drains our chain whenever the
   application flushes or shuts down, so no GenAI span is still queued on our side when
   its exporters stop. Our own exporters are off by default here (``sdk.exporters``).
-- **standalone** (no provider set): ``build_telemetry`` makes the proxy's pipeline, with
-  SQLite by default and OTLP when configured; nothing is installed globally.
+- **standalone** (no provider set): the proxy's pipeline is built for us, with SQLite by
+  default and OTLP when configured; nothing is installed globally.
 - **foreign** (any other provider, e.g. a vendor's or a no-op): its tracer is used as is;
   no chain runs, so message content is recorded only when capture is on.
 
@@ -22,13 +22,11 @@ exporters are on.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, cast
+from typing import Protocol, cast
 from wsgiref.simple_server import WSGIServer
 
 from opentelemetry import metrics, trace
@@ -38,12 +36,19 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.trace import ProxyTracerProvider, Tracer
 
-from llmtrace_otel import __version__
-from llmtrace_otel.config import Settings
+from llmtrace_otel.compat import (
+    put_span_processor_first,
+    remove_span_processor,
+    span_limits_of,
+    span_processor_of,
+)
+from llmtrace_otel.config.choices import SdkExporters
 from llmtrace_otel.telemetry.instruments import ProxyInstruments
-from llmtrace_otel.telemetry.pipeline import Telemetry, build_telemetry
+from llmtrace_otel.telemetry.pipeline import Telemetry
+from llmtrace_otel.version import __version__
 
-__all__ = ["SDK_SCOPE", "Mode", "SDKTelemetry", "build_sdk_telemetry"]
+__all__ = ["SDK_SCOPE", "Mode", "PipelineFactory", "SDKTelemetry", "SdkConfig",
+           "build_sdk_telemetry"]
 
 _log = logging.getLogger(__name__)
 
@@ -55,6 +60,34 @@ class Mode(StrEnum):
     ATTACHED = "attached"
     STANDALONE = "standalone"
     FOREIGN = "foreign"
+
+
+@dataclass(frozen=True, slots=True)
+class SdkConfig:
+    """The SDK instrumentation's own settings (``sdk.*`` and the two it shares)."""
+
+    #: Hosts whose calls may be LLM calls (exact, or ``*.suffix``); empty: any host.
+    hosts: tuple[str, ...] = ()
+    #: Base URLs of llmtrace-otel proxies: their calls get trace context, no SDK span.
+    proxy_urls: tuple[str, ...] = ()
+    #: Ask OpenAI streams for usage and hide the extra chunk (``upstream.*``).
+    stream_include_usage: bool = True
+    #: Use our own exporters too: auto (standalone only), on or off (``sdk.exporters``).
+    exporters: SdkExporters = SdkExporters.AUTO
+    #: Serve Prometheus metrics on this port when we own the meter provider (0 = off).
+    prometheus_port: int = 0
+    prometheus_host: str = "127.0.0.1"
+    #: Export message content (``telemetry.capture_content``).
+    capture_content: bool = False
+
+
+class PipelineFactory(Protocol):
+    """Builds our pipeline for the SDK (the assembly provides it)."""
+
+    def __call__(self, *, exporters: bool, prometheus: bool, instrumentation_name: str,
+                 tracer_provider: TracerProvider | None,
+                 meter_provider: MeterProvider | None,
+                 span_processors: Sequence[SpanProcessor]) -> Telemetry: ...
 
 
 class _ForwardToApplication(SpanProcessor):
@@ -89,25 +122,6 @@ class _DrainFirst(SpanProcessor):
         self._ours.force_flush(10_000)
 
 
-def _put_first(provider: TracerProvider, processor: SpanProcessor) -> None:
-    multi: Any = getattr(provider, "_active_span_processor", None)
-    lock = getattr(multi, "_lock", None)
-    if lock is not None and isinstance(getattr(multi, "_span_processors", None), tuple):
-        with lock:
-            multi._span_processors = (processor, *multi._span_processors)
-    else:  # an unknown SDK layout: last is the best we can do
-        provider.add_span_processor(processor)
-
-
-def _remove(provider: TracerProvider, processor: SpanProcessor) -> None:
-    multi: Any = getattr(provider, "_active_span_processor", None)
-    lock = getattr(multi, "_lock", None)
-    if lock is not None and isinstance(getattr(multi, "_span_processors", None), tuple):
-        with lock:
-            multi._span_processors = tuple(
-                p for p in multi._span_processors if p is not processor)
-
-
 @dataclass
 class SDKTelemetry:
     """The tracer and instruments of the SDK instrumentation, and how to stop them."""
@@ -118,7 +132,7 @@ class SDKTelemetry:
     needs_content: bool
     tracing: Mode
     metering: Mode
-    settings: Settings
+    config: SdkConfig
     telemetry: Telemetry
     #: Where other instrumentation's spans belong (the HTTP spans of ``http_spans=True``):
     #: the application's provider, or ours when standalone.
@@ -144,7 +158,7 @@ class SDKTelemetry:
         """Flush and stop what we created; the application's providers are left running."""
         try:
             if self._drain is not None and self.application_provider is not None:
-                _remove(self.application_provider, self._drain)
+                remove_span_processor(self.application_provider, self._drain)
             self.telemetry.tracer_provider.shutdown()
         finally:
             if self.metering is Mode.STANDALONE:
@@ -156,7 +170,7 @@ class SDKTelemetry:
 
 
 def _tracing_mode(provider: object) -> Mode:
-    if isinstance(provider, TracerProvider) and hasattr(provider, "_active_span_processor"):
+    if isinstance(provider, TracerProvider):
         return Mode.ATTACHED
     if isinstance(provider, ProxyTracerProvider):
         return Mode.STANDALONE  # nothing set globally (yet)
@@ -170,27 +184,19 @@ def _metering_mode(provider: object, explicit: bool) -> Mode:
 
 
 def build_sdk_telemetry(
-    settings: Settings,
+    config: SdkConfig,
+    pipeline: PipelineFactory,
     *,
     tracer_provider: trace.TracerProvider | None = None,
     meter_provider: APIMeterProvider | None = None,
-    env: Mapping[str, str] | None = None,
 ) -> SDKTelemetry:
     """Attach to the given (else the global) providers, or build our own pipeline."""
-    env = os.environ if env is None else env
     app_tracing = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
     app_metering = meter_provider if meter_provider is not None else metrics.get_meter_provider()
     tracing = _tracing_mode(app_tracing)
     metering = _metering_mode(app_metering, explicit=meter_provider is not None)
-    own_exporters = settings.sdk_exporters == "on" or (
-        settings.sdk_exporters == "auto" and tracing is Mode.STANDALONE)
-    pipeline_settings = dataclasses.replace(
-        settings, metrics_enabled=settings.metrics_enabled and settings.sdk_prometheus_port > 0)
-    pipeline_env: Mapping[str, str] = env
-    if not own_exporters:
-        pipeline_settings = dataclasses.replace(
-            pipeline_settings, sqlite_enabled=False, otlp_endpoint=None)
-        pipeline_env = {}
+    own_exporters = config.exporters is SdkExporters.ON or (
+        config.exporters is SdkExporters.AUTO and tracing is Mode.STANDALONE)
     shared_meters = (cast(MeterProvider, app_metering)
                      if metering is not Mode.STANDALONE else None)
 
@@ -202,16 +208,16 @@ def build_sdk_telemetry(
             sampler=app.sampler,
             resource=app.resource,
             id_generator=app.id_generator,
-            span_limits=getattr(app, "_span_limits", None),
+            span_limits=span_limits_of(app),
         )
-        forward.append(_ForwardToApplication(app._active_span_processor))
-    telemetry = build_telemetry(
-        pipeline_settings,
-        env=pipeline_env,
-        extra_span_processors=forward,
+        forward.append(_ForwardToApplication(span_processor_of(app)))
+    telemetry = pipeline(
+        exporters=own_exporters,
+        prometheus=config.prometheus_port > 0,
         instrumentation_name=SDK_SCOPE,
         tracer_provider=private,
         meter_provider=shared_meters,
+        span_processors=forward,
     )
     sdk = SDKTelemetry(
         tracer=telemetry.tracer,
@@ -219,7 +225,7 @@ def build_sdk_telemetry(
         needs_content=telemetry.needs_content,
         tracing=tracing,
         metering=metering,
-        settings=settings,
+        config=config,
         telemetry=telemetry,
         span_provider=(telemetry.tracer_provider if tracing is Mode.STANDALONE
                        else app_tracing),
@@ -229,16 +235,16 @@ def build_sdk_telemetry(
         app = cast(TracerProvider, app_tracing)
         sdk.application_provider = app
         sdk._drain = _DrainFirst(telemetry.tracer_provider)
-        _put_first(app, sdk._drain)
+        put_span_processor_first(app, sdk._drain)
     elif tracing is Mode.FOREIGN:
         # No chain sees these spans before the application's exporters: no content
         # unless the user opted in to exporting it.
         sdk.tracer = app_tracing.get_tracer(SDK_SCOPE, __version__)
-        sdk.needs_content = settings.capture_content
+        sdk.needs_content = config.capture_content
     if telemetry.prometheus_registry is not None and metering is Mode.STANDALONE:
         from prometheus_client import start_http_server
 
-        server, _ = start_http_server(settings.sdk_prometheus_port, addr=settings.host,
+        server, _ = start_http_server(config.prometheus_port, addr=config.prometheus_host,
                                       registry=telemetry.prometheus_registry)
         sdk._servers.append(server)
     _log.debug("llmtrace-otel SDK telemetry: tracing %s, metrics %s, own exporters %s",

@@ -18,8 +18,10 @@ were not there.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable, Collection, MutableMapping
+import os
+from collections.abc import Callable, Collection, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from importlib import import_module
@@ -31,13 +33,22 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
 )
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
 from opentelemetry.propagate import inject
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from wrapt import wrap_function_wrapper
 
+from llmtrace_otel.compat import preloaded_content, replace_content
 from llmtrace_otel.config import ConfigError, Settings, load_settings, split_list
-from llmtrace_otel.sdk.attach import SDKTelemetry, build_sdk_telemetry
+from llmtrace_otel.sdk.attach import (
+    PipelineFactory,
+    SdkConfig,
+    SDKTelemetry,
+    build_sdk_telemetry,
+)
 from llmtrace_otel.sdk.call import ObservedCall, count_fault
 from llmtrace_otel.sdk.matching import CallMatcher, RequestLine
 from llmtrace_otel.sdk.streams import StreamTypes, stream_types
+from llmtrace_otel.telemetry.pipeline import Telemetry
 
 __all__ = ["HTTPX_MODULES", "LLMTraceInstrumentor"]
 
@@ -69,7 +80,7 @@ class _Hooks:
 
     telemetry: SDKTelemetry
     matcher: CallMatcher
-    settings: Settings
+    stream_include_usage: bool
     active: bool = True
 
     def begin(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -99,12 +110,12 @@ class _Hooks:
             call = ObservedCall(self.telemetry, target, line.method)
             llm = target.request
             if (llm.stream and not llm.stream_usage_requested
-                    and self.settings.stream_include_usage and not _signed(headers)
+                    and self.stream_include_usage and not _signed(headers)
                     and "content-length" in headers and "transfer-encoding" not in headers):
                 rewritten = adapter.request_with_stream_usage(body)
                 if rewritten is not None:
                     request.stream = module.ByteStream(rewritten)
-                    request._content = rewritten
+                    replace_content(request, rewritten)
                     headers["Content-Length"] = str(len(rewritten))
                     headers["Accept-Encoding"] = "identity"  # so the stream can be edited
                     call.edit_stream = True
@@ -125,14 +136,14 @@ class _Hooks:
                 return
             headers = response.headers
             content_type = headers.get("content-type", "")
-            preloaded = getattr(response, "_content", None)
+            preloaded = preloaded_content(response)
             if preloaded is not None:
                 # A transport that read the body already (mocks, caches): the application
                 # reads ``response.content`` (decoded), never the stream.
                 call.streaming(status, content_type, "")
                 edited = call.chunk(preloaded) + call.exhausted()
                 if call.edit_stream:
-                    response._content = edited
+                    replace_content(response, edited)
                 return
             call.streaming(status, content_type,
                            headers.get("content-encoding", "").strip().lower())
@@ -202,6 +213,41 @@ def _enable_http_spans(telemetry: SDKTelemetry) -> list[Any]:
     return enabled
 
 
+def sdk_parts(settings: Settings) -> tuple[SdkConfig, PipelineFactory]:
+    """The SDK's own config and its pipeline builder, from ``settings``.
+
+    ``instrument()`` is an entry point (like the CLI): this is the one place of the SDK
+    that reads :class:`Settings`, and the pipeline comes from the assembly
+    (:func:`llmtrace_otel.wiring.build_pipeline`).
+    """
+    from llmtrace_otel.wiring import Extras, build_pipeline
+
+    config = SdkConfig(
+        hosts=split_list(settings.sdk_hosts),
+        proxy_urls=split_list(settings.sdk_proxy_urls),
+        stream_include_usage=settings.stream_include_usage,
+        exporters=settings.sdk_exporters,
+        prometheus_port=settings.sdk_prometheus_port,
+        prometheus_host=settings.host,
+        capture_content=settings.capture_content,
+    )
+
+    def pipeline(*, exporters: bool, prometheus: bool, instrumentation_name: str,
+                 tracer_provider: TracerProvider | None, meter_provider: MeterProvider | None,
+                 span_processors: Sequence[SpanProcessor]) -> Telemetry:
+        return build_pipeline(
+            dataclasses.replace(settings, metrics_enabled=settings.metrics_enabled and prometheus),
+            env=os.environ if exporters else {},
+            extras=Extras(span_processors=span_processors),
+            instrumentation_name=instrumentation_name,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+            exporters=exporters,
+        )
+
+    return config, pipeline
+
+
 class LLMTraceInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """GenAI spans, metrics, cost (and the rest of the chain) for LLM calls over httpx.
 
@@ -233,16 +279,16 @@ class LLMTraceInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 _log.error("llmtrace-otel SDK instrumentation not enabled: invalid "
                            "configuration: %s", exc)
                 return
+        config, pipeline = sdk_parts(settings)
         telemetry = build_sdk_telemetry(
-            settings,
+            config, pipeline,
             tracer_provider=kwargs.get("tracer_provider"),
             meter_provider=kwargs.get("meter_provider"),
         )
         hooks = _Hooks(
             telemetry=telemetry,
-            matcher=CallMatcher(split_list(settings.sdk_hosts),
-                                split_list(settings.sdk_proxy_urls)),
-            settings=settings,
+            matcher=CallMatcher(config.hosts, config.proxy_urls),
+            stream_include_usage=config.stream_include_usage,
         )
         installed = _Installed(hooks)
         for module in modules:

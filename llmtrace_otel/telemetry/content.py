@@ -11,7 +11,6 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from llmtrace_processors.json_text import loads
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_INPUT_MESSAGES,
     GEN_AI_OUTPUT_MESSAGES,
@@ -31,6 +30,7 @@ from llmtrace_otel.providers.types import (
     ToolCallResponsePart,
     ToolDefinition,
 )
+from llmtrace_processors.json_text import loads
 
 __all__ = ["content_attributes", "message_attributes", "part_to_json", "serialise"]
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from llmtrace_processors.labels import BoundedLabels
-from llmtrace_processors.totals import CounterTotals
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_OPERATION_NAME,
@@ -36,6 +34,8 @@ from opentelemetry.util.types import AttributeValue
 
 from llmtrace_otel.providers.types import Usage
 from llmtrace_otel.telemetry.provider_health import ProviderHealth, is_upstream_failure
+from llmtrace_processors.labels import BoundedLabels
+from llmtrace_processors.totals import CounterTotals
 
 __all__ = [
     "DURATION_BUCKETS",

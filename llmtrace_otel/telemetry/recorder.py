@@ -11,11 +11,6 @@ import time
 from collections.abc import Mapping
 from typing import Protocol
 
-from llmtrace_processors.attributes import (
-    LLMTRACE_API,
-    LLMTRACE_PARSE_ERRORS,
-    LLMTRACE_STREAM_CHUNKS,
-)
 from opentelemetry.context import Context
 from opentelemetry.propagate import inject
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
@@ -35,6 +30,11 @@ from llmtrace_otel.providers.types import LLMRequest, LLMResponse, StreamSignal
 from llmtrace_otel.telemetry.attributes import request_attributes, response_attributes, span_name
 from llmtrace_otel.telemetry.content import content_attributes
 from llmtrace_otel.telemetry.instruments import CallOutcome, ProxyInstruments
+from llmtrace_processors.attributes import (
+    LLMTRACE_API,
+    LLMTRACE_PARSE_ERRORS,
+    LLMTRACE_STREAM_CHUNKS,
+)
 
 __all__ = ["CallRecorder", "RecordingTarget"]
 

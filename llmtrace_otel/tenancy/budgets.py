@@ -29,10 +29,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from llmtrace_otel.config.tenants import ANY_AGENT, BudgetLimit, Budgets
 from llmtrace_otel.tenancy.alerts import Alert, AlertDispatcher, AlertSeverity
 from llmtrace_otel.tenancy.identity import Identity
 from llmtrace_otel.tenancy.metrics import TenancyInstruments
-from llmtrace_otel.tenancy.policy import ANY_AGENT, BudgetLimit, Budgets, PolicyBook
+from llmtrace_otel.tenancy.policy import PolicyBook
 from llmtrace_otel.tenancy.state import SpendKey, StateBackend, StateUnavailable
 from llmtrace_otel.tenancy.windows import Window, window_bounds
 

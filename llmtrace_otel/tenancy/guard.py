@@ -24,15 +24,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from llmtrace_processors.attributes import (
-    LLMTRACE_AGENT_ID,
-    LLMTRACE_TENANT_ID,
-    LLMTRACE_TENANT_SOURCE,
-)
 from opentelemetry.util.types import AttributeValue
 
-from llmtrace_otel.proxy.errors import ProxyError
-from llmtrace_otel.proxy.guards import CallInfo, CallResult, Verdict
+from llmtrace_otel.guards import CallInfo, CallResult, Verdict
 from llmtrace_otel.tenancy.alerts import Alert, AlertDispatcher, AlertSeverity
 from llmtrace_otel.tenancy.budgets import BudgetTracker
 from llmtrace_otel.tenancy.identity import Identity, IdentityError, TenantResolver
@@ -40,6 +34,13 @@ from llmtrace_otel.tenancy.limiter import Limit, RateLimiter
 from llmtrace_otel.tenancy.metrics import TenancyInstruments
 from llmtrace_otel.tenancy.policy import PolicyBook
 from llmtrace_otel.tenancy.state import StateBackend, StateUnavailable
+from llmtrace_otel.web.errors import ErrorReply
+from llmtrace_processors.attributes import (
+    LLMTRACE_AGENT_ID,
+    LLMTRACE_TENANT_HEADER_IGNORED,
+    LLMTRACE_TENANT_ID,
+    LLMTRACE_TENANT_SOURCE,
+)
 
 __all__ = ["TenancyGuard"]
 
@@ -67,22 +68,34 @@ class TenancyGuard:
         self.clock = clock
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        #: Extra closers (the anomaly processor's detach, ...), run by aclose.
-        self.on_close: list[Callable[[], None]] = []
+        self._warned_header = False
+
+    def _note_ignored_header(self, client_address: str | None) -> None:
+        """Say once per process that a tenant header was ignored, and how to trust it."""
+        if self._warned_header:
+            return
+        self._warned_header = True
+        _log.warning("X-LLMTrace-Tenant-ID from %s ignored: that caller is not in "
+                     "tenancy.header_trusted_from, so its tenant comes from its API key "
+                     "(spans carry llmtrace.tenant.header_ignored; see docs/tenancy.md)",
+                     client_address or "an unknown address")
 
     # -- check ---------------------------------------------------------------------
 
     async def check(self, call: CallInfo) -> Verdict | None:
         try:
-            identity = self.resolver.resolve(call.headers)
+            identity = self.resolver.resolve(call.headers, call.client_address)
         except IdentityError as exc:
-            return Verdict(reject=ProxyError(400, "invalid_tenant_id", str(exc)))
+            return Verdict(reject=ErrorReply(400, "invalid_tenant_id", str(exc)))
         attributes: dict[str, AttributeValue] = {
             LLMTRACE_TENANT_ID: identity.tenant,
             LLMTRACE_TENANT_SOURCE: str(identity.source),
         }
         if identity.agent is not None:
             attributes[LLMTRACE_AGENT_ID] = identity.agent
+        if identity.header_ignored:
+            attributes[LLMTRACE_TENANT_HEADER_IGNORED] = True
+            self._note_ignored_header(call.client_address)
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
             if self.budgets is not None:
@@ -91,7 +104,7 @@ class TenancyGuard:
         buckets = self.limiter.buckets(identity.tenant, policy.limits, call.request)
         budgets = self.budgets
         windows = []
-        if budgets is not None and call.route.adapter is not None:
+        if budgets is not None and call.api is not None:
             budgets.note_seen(identity)
             windows = budgets.admission_keys(identity, self.clock())
         if not buckets and not windows:
@@ -110,7 +123,7 @@ class TenancyGuard:
             message, wait, window = budgets.refusal(windows, admission.spend, identity, now)
             self.instruments.budget_exceeded(identity.tenant, window.window.value,
                                              window.scope)
-            return Verdict(attributes, reject=ProxyError(
+            return Verdict(attributes, reject=ErrorReply(
                 429, "budget_exceeded", message,
                 headers=(("Retry-After", str(max(1, math.ceil(wait)))),)))
         binding = self.limiter.binding(buckets, admission)
@@ -123,7 +136,7 @@ class TenancyGuard:
             retry = self.limiter.retry_after(state)
             message = (f"tenant {identity.tenant} is over its limit of "
                        f"{_amount(policy.limits, limit)} {_UNITS[limit]}; retry in {retry} s")
-            return Verdict(attributes, reject=ProxyError(
+            return Verdict(attributes, reject=ErrorReply(
                 429, "rate_limited", message, headers=(("Retry-After", retry), *headers)))
         return Verdict(attributes, response_headers=headers)
 
@@ -138,7 +151,7 @@ class TenancyGuard:
                          f"{'refused' if self.fail_closed else 'passing without limits'}"),
                 details={"error": str(exc)}))
         if self.fail_closed:
-            return Verdict(attributes, reject=ProxyError(
+            return Verdict(attributes, reject=ErrorReply(
                 503, "limits_unavailable",
                 "rate limits and budgets cannot be checked right now; retry shortly",
                 headers=(("Retry-After", "1"),)))
@@ -148,7 +161,7 @@ class TenancyGuard:
 
     def on_complete(self, call: CallInfo, result: CallResult) -> None:
         try:
-            identity = self.resolver.resolve(call.headers)
+            identity = self.resolver.resolve(call.headers, call.client_address)
         except IdentityError:
             return
         usage = result.response.usage if result.response is not None else None
@@ -212,8 +225,6 @@ class TenancyGuard:
     async def aclose(self) -> None:
         await self.drain()
         await self.backend.aclose()
-        for close in self.on_close:
-            close()
         if self.alerts is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.alerts.close, 5.0)
 

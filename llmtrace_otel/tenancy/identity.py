@@ -1,24 +1,28 @@
 """Who is calling: the tenant (and agent) of a request.
 
-Order: the ``X-LLMTrace-Tenant-ID`` header; else a keyed hash of the client's API key
-(``Authorization: Bearer``, ``x-api-key``, ``api-key``), ``key-`` + 16 hex digits of
-HMAC-SHA256(secret, key); else the configured default. ``X-LLMTrace-Agent-ID`` names the
-agent. The key itself is never stored or logged: only its HMAC leaves this module, and
-without a configured secret a random per-process one is used (ids are then stable only
-until the process restarts).
+Order: the ``X-LLMTrace-Tenant-ID`` header, **only from a trusted caller**
+(``tenancy.header_trusted_from``: addresses or networks, e.g. the gateway in front of the
+proxy; by default nobody, since a client that names its own tenant escapes its limits and
+can spend another tenant's); else the client's API key (``Authorization: Bearer``,
+``x-api-key``, ``api-key``): the tenant that the ``tenants:`` section maps its key id to, or
+the key id itself, ``key-`` + 16 hex digits of HMAC-SHA256(secret, key); else the
+configured default. ``X-LLMTrace-Agent-ID`` names the agent (attribution within the
+caller's own tenant, so it is honoured from anyone). The key itself is never stored or
+logged: only its HMAC leaves this module.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from llmtrace_otel.tenancy.policy import valid_id
+from llmtrace_otel.config.tenants import valid_id
 
 __all__ = [
     "AGENT_HEADER",
@@ -27,6 +31,8 @@ __all__ = [
     "IdentityError",
     "IdentitySource",
     "TenantResolver",
+    "TrustedCallers",
+    "parse_trusted",
 ]
 
 TENANT_HEADER: Final = "X-LLMTrace-Tenant-ID"
@@ -57,6 +63,24 @@ class Identity:
     tenant: str
     agent: str | None
     source: IdentitySource
+    #: The caller sent a tenant header that was not believed (it is not a trusted caller).
+    header_ignored: bool = False
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+#: Who may name its tenant with the header.
+TrustedCallers = Sequence[Network]
+
+
+def parse_trusted(items: Sequence[str]) -> tuple[Network, ...]:
+    """``tenancy.header_trusted_from`` items (addresses or CIDR networks; ``*`` = any)."""
+    networks: list[Network] = []
+    for item in items:
+        if item == "*":
+            networks.extend((ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")))
+        else:
+            networks.append(ipaddress.ip_network(item, strict=False))
+    return tuple(networks)
 
 
 def _api_key(headers: Mapping[str, str]) -> str | None:
@@ -75,15 +99,21 @@ def _api_key(headers: Mapping[str, str]) -> str | None:
 class TenantResolver:
     """Resolves the :class:`Identity` of a request from its headers (thread-safe)."""
 
-    __slots__ = ("_default", "_secret", "stable")
+    __slots__ = ("_default", "_key_tenants", "_secret", "_trusted", "stable")
 
-    def __init__(self, default_tenant: str, secret: str | None = None) -> None:
+    def __init__(self, default_tenant: str, secret: str | None = None, *,
+                 trusted: TrustedCallers = (),
+                 key_tenants: Mapping[str, str] | None = None) -> None:
+        """``trusted``: the networks whose tenant header is believed (none by default);
+        ``key_tenants``: key id (``key-…``) -> the tenant it belongs to."""
         if not valid_id(default_tenant):
             raise ValueError(f"default tenant {default_tenant!r} is not a valid id")
         self._default = default_tenant
         #: False when ids derived from keys change at restart (no configured secret).
         self.stable = bool(secret)
         self._secret = secret.encode() if secret else secrets.token_bytes(32)
+        self._trusted = tuple(trusted)
+        self._key_tenants = dict(key_tenants or {})
 
     @property
     def default_tenant(self) -> str:
@@ -94,7 +124,18 @@ class TenantResolver:
         digest = hmac.new(self._secret, api_key.encode(), hashlib.sha256).hexdigest()
         return _KEY_PREFIX + digest[:_HASH_HEX_DIGITS]
 
-    def resolve(self, headers: Mapping[str, str]) -> Identity:
+    def trusts(self, client_address: str | None) -> bool:
+        """True when ``client_address`` may name its tenant with the header."""
+        if not self._trusted or not client_address:
+            return False
+        try:
+            address = ipaddress.ip_address(client_address)
+        except ValueError:
+            return False
+        return any(address in network for network in self._trusted)
+
+    def resolve(self, headers: Mapping[str, str], client_address: str | None = None
+                ) -> Identity:
         """Raises :class:`IdentityError` for an invalid tenant or agent header."""
         agent = headers.get(AGENT_HEADER)
         if agent is not None:
@@ -102,12 +143,17 @@ class TenantResolver:
             if not valid_id(agent):
                 raise IdentityError(AGENT_HEADER)
         tenant = headers.get(TENANT_HEADER)
+        ignored = False
         if tenant is not None:
-            tenant = tenant.strip()
-            if not valid_id(tenant):
-                raise IdentityError(TENANT_HEADER)
-            return Identity(tenant, agent, IdentitySource.HEADER)
+            if self.trusts(client_address):
+                tenant = tenant.strip()
+                if not valid_id(tenant):
+                    raise IdentityError(TENANT_HEADER)
+                return Identity(tenant, agent, IdentitySource.HEADER)
+            ignored = True
         key = _api_key(headers)
         if key is not None:
-            return Identity(self.key_tenant(key), agent, IdentitySource.API_KEY)
-        return Identity(self._default, agent, IdentitySource.DEFAULT)
+            key_id = self.key_tenant(key)
+            return Identity(self._key_tenants.get(key_id, key_id), agent,
+                            IdentitySource.API_KEY, ignored)
+        return Identity(self._default, agent, IdentitySource.DEFAULT, ignored)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from llmtrace_processors.totals import CounterTotals
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
+
+from llmtrace_processors.totals import CounterTotals
 
 __all__ = ["TenancyInstruments"]
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
-from llmtrace_otel import __version__
 from llmtrace_otel.tenancy.alerts import Alert, AlertSeverity
+from llmtrace_otel.version import __version__
 
 __all__ = [
     "PAGERDUTY_EVENTS_URL",

@@ -1,22 +1,22 @@
 """SpendRecorder: reads each GenAI span's cost at the end of the chain and records it.
 
-Attached to the pipeline's enricher slot (after ``CostProcessor``), so it sees the span
-the exporters see: ``llmtrace.cost.usd`` when the model has a price. A span with token
-usage but no cost is recorded as an *unpriced* call; a span without usage (a refused or
-failed call) costs nothing and is skipped. It adds nothing to the span.
+A stage of the chain after ``CostProcessor``, so it sees the span the exporters see:
+``llmtrace.cost.usd`` when the model has a price. A span with token usage but no cost is
+recorded as an *unpriced* call; a span without usage (a refused or failed call) costs
+nothing and is skipped. It adds nothing to the span.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from llmtrace_processors.attributes import LLMTRACE_AGENT_ID, LLMTRACE_COST_USD, LLMTRACE_TENANT_ID
-from llmtrace_processors.chain import EnrichingSpanProcessor, Enrichment
-from llmtrace_processors.cost import read_usage
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.util.types import AttributeValue
 
 from llmtrace_otel.tenancy.budgets import BudgetTracker, SpendEvent
+from llmtrace_processors.attributes import LLMTRACE_AGENT_ID, LLMTRACE_COST_USD, LLMTRACE_TENANT_ID
+from llmtrace_processors.chain import EnrichingSpanProcessor, Enrichment
+from llmtrace_processors.cost import read_usage
 
 __all__ = ["SpendRecorder"]
 
@@ -28,6 +28,8 @@ def _text(attributes: Mapping[str, AttributeValue], key: str) -> str | None:
 
 class SpendRecorder(EnrichingSpanProcessor):
     stage = "budgets"
+    #: Spend that is not recorded is budget that is not enforced: never bypassed.
+    bypassable = False
 
     def __init__(self, tracker: BudgetTracker, default_tenant: str) -> None:
         super().__init__()

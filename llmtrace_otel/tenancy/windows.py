@@ -7,16 +7,10 @@ shares state agrees on which window a call belongs to and when it resets.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
+
+from llmtrace_otel.config.choices import BudgetWindow as Window
 
 __all__ = ["Window", "window_bounds"]
-
-
-class Window(StrEnum):
-    HOURLY = "hourly"
-    DAILY = "daily"
-    WEEKLY = "weekly"
-    MONTHLY = "monthly"
 
 
 def window_bounds(window: Window, now: float) -> tuple[float, float]:

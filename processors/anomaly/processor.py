@@ -14,6 +14,12 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 
+from opentelemetry.metrics import MeterProvider, get_meter
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.trace import StatusCode
+from opentelemetry.util.types import AttributeValue
+
 from llmtrace_processors.anomaly.detector import Anomaly, AnomalyConfig, AnomalyDetector, Sample
 from llmtrace_processors.attributes import (
     LLMTRACE_AGENT_ID,
@@ -30,11 +36,6 @@ from llmtrace_processors.attributes import (
 )
 from llmtrace_processors.chain import DropCounter, EnrichingSpanProcessor, Enrichment
 from llmtrace_processors.cost.processor import DEFAULT_TENANT, read_usage
-from opentelemetry.metrics import MeterProvider, get_meter
-from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
-from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
-from opentelemetry.trace import StatusCode
-from opentelemetry.util.types import AttributeValue
 
 __all__ = ["ANOMALY_METRIC", "AnomalyListener", "AnomalyProcessor", "sample_of"]
 

@@ -10,18 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 
-from llmtrace_processors.attributes import (
-    LLMTRACE_COST_CACHE_CREATION_USD,
-    LLMTRACE_COST_CACHE_READ_USD,
-    LLMTRACE_COST_INPUT_USD,
-    LLMTRACE_COST_OUTPUT_USD,
-    LLMTRACE_COST_PRICING_MODEL,
-    LLMTRACE_COST_USD,
-    LLMTRACE_TENANT_ID,
-)
-from llmtrace_processors.chain import DropCounter, EnrichingSpanProcessor, Enrichment
-from llmtrace_processors.cost.prices import PriceTable, ResolvedPrice, TokenUsage
-from llmtrace_processors.totals import CounterTotals
 from opentelemetry.metrics import MeterProvider, get_meter
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
@@ -38,6 +26,19 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
 )
 from opentelemetry.util.types import AttributeValue
+
+from llmtrace_processors.attributes import (
+    LLMTRACE_COST_CACHE_CREATION_USD,
+    LLMTRACE_COST_CACHE_READ_USD,
+    LLMTRACE_COST_INPUT_USD,
+    LLMTRACE_COST_OUTPUT_USD,
+    LLMTRACE_COST_PRICING_MODEL,
+    LLMTRACE_COST_USD,
+    LLMTRACE_TENANT_ID,
+)
+from llmtrace_processors.chain import DropCounter, EnrichingSpanProcessor, Enrichment
+from llmtrace_processors.cost.prices import PriceTable, ResolvedPrice, TokenUsage
+from llmtrace_processors.totals import CounterTotals
 
 __all__ = [
     "COST_METRIC",

@@ -33,12 +33,13 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import partial
 
-from llmtrace_processors.chain import DropCounter, EnrichingSpanProcessor, Enrichment, copy_span
-from llmtrace_processors.security.pool import BatchResult, DetectorPool, Job, content_of
-from llmtrace_processors.security.processor import LocatedFinding, SecurityProcessor
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider, get_meter
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from llmtrace_processors.chain import DropCounter, EnrichingSpanProcessor, Enrichment, copy_span
+from llmtrace_processors.security.pool import BatchResult, DetectorPool, Job, content_of
+from llmtrace_processors.security.processor import LocatedFinding, SecurityProcessor
 
 __all__ = ["FALLBACKS_METRIC", "OffloadedSecurityProcessor"]
 

@@ -33,17 +33,18 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
+    GEN_AI_COMPLETION,
+    GEN_AI_PROMPT,
+)
+from opentelemetry.util.types import AttributeValue
+
 from llmtrace_processors.content_policy import CONTENT_ATTRIBUTES
 from llmtrace_processors.security.cache import DEFAULT_CACHE_SIZE
 from llmtrace_processors.security.detectors import Detector, ScanContext, default_detectors
 from llmtrace_processors.security.findings import Finding
 from llmtrace_processors.security.processor import LocatedFinding, SecurityProcessor
 from llmtrace_processors.security.segments import Segment, segments_from_attributes
-from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
-    GEN_AI_COMPLETION,
-    GEN_AI_PROMPT,
-)
-from opentelemetry.util.types import AttributeValue
 
 __all__ = [
     "BatchResult",

@@ -44,6 +44,10 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from opentelemetry.metrics import MeterProvider, get_meter
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
+from opentelemetry.util.types import AttributeValue
+
 from llmtrace_processors.attributes import (
     LLMTRACE_SECURITY_FINDING_CONFIDENCE,
     LLMTRACE_SECURITY_FINDING_DETECTOR,
@@ -73,9 +77,6 @@ from llmtrace_processors.security.segments import (
     system_prompt_of,
 )
 from llmtrace_processors.totals import CounterTotals
-from opentelemetry.metrics import MeterProvider, get_meter
-from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
-from opentelemetry.util.types import AttributeValue
 
 __all__ = [
     "DEFAULT_CACHE_SIZE",

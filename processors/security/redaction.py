@@ -29,9 +29,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry.util.types import AttributeValue
+
 from llmtrace_processors.json_text import loads
 from llmtrace_processors.security.findings import Finding
-from opentelemetry.util.types import AttributeValue
 
 __all__ = [
     "Redaction",

@@ -30,7 +30,6 @@ _PROHIBITION = re.compile(
     r"under\s+no\s+circumstances|strictly\s+not|no\s+discussion|off-?limits)\b",
     re.IGNORECASE,
 )
-_WORD = re.compile(r"[^\W\d_]{4,}")
 _STEM = 6  # letters a topic word and a text word must share
 # Words of the restriction sentence that name no topic.
 _GENERIC = frozenset(re.findall(r"\S+", """
@@ -55,10 +54,6 @@ _GENERIC = frozenset(re.findall(r"\S+", """
 
 
 _TOKEN = re.compile(r"[^\W_]+(?:-[^\W_]+)*|[^\w\s]")
-
-
-def _stems(text: str) -> set[str]:
-    return {word[:_STEM] for word in _WORD.findall(text.lower())}
 
 
 def _phrases(sentence: str) -> Iterator[tuple[str, ...]]:

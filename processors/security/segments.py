@@ -30,8 +30,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from llmtrace_processors.json_text import loads
-from llmtrace_processors.security.findings import Side
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_COMPLETION,
     GEN_AI_INPUT_MESSAGES,
@@ -43,6 +41,9 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_TOOL_DEFINITIONS,
 )
 from opentelemetry.util.types import AttributeValue
+
+from llmtrace_processors.json_text import loads
+from llmtrace_processors.security.findings import Side
 
 __all__ = ["Segment", "Source", "segments_from_attributes", "system_prompt_of"]
 

@@ -11,11 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from llmtrace_processors.attributes import (
-    LLMTRACE_SECURITY_FINDING_EVENT,
-    LLMTRACE_SECURITY_SCORE,
-    LLMTRACE_TENANT_ID,
-)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -37,6 +32,11 @@ from llmtrace_otel.exporters.sqlite import (
     parse_stats_query,
 )
 from llmtrace_otel.exporters.sqlite.schema import MIGRATIONS, connect_writer
+from llmtrace_processors.attributes import (
+    LLMTRACE_SECURITY_FINDING_EVENT,
+    LLMTRACE_SECURITY_SCORE,
+    LLMTRACE_TENANT_ID,
+)
 
 T0 = 1_790_000_000 * 10**9
 HOUR = 3600 * 10**9

@@ -10,12 +10,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
-from llmtrace_processors.attributes import (
-    LLMTRACE_AGENT_ID,
-    LLMTRACE_COST_USD,
-    LLMTRACE_SECURITY_SCORE,
-    LLMTRACE_TENANT_ID,
-)
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -54,6 +48,12 @@ from llmtrace_otel.exporters.sqlite import (
 )
 from llmtrace_otel.exporters.sqlite.exporter import INSERT_COLUMNS
 from llmtrace_otel.exporters.sqlite.schema import APPLICATION_ID, connect_writer, migrate
+from llmtrace_processors.attributes import (
+    LLMTRACE_AGENT_ID,
+    LLMTRACE_COST_USD,
+    LLMTRACE_SECURITY_SCORE,
+    LLMTRACE_TENANT_ID,
+)
 
 EXPORTER_LOGGER = "llmtrace_otel.exporters.sqlite.exporter"
 T0 = 1_700_000_000_000_000_000  # a fixed start time (ns) for deterministic ordering

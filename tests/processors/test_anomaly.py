@@ -7,6 +7,12 @@ import math
 import random
 
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
 from llmtrace_processors.anomaly import (
     Anomaly,
     AnomalyConfig,
@@ -18,11 +24,6 @@ from llmtrace_processors.anomaly import (
 )
 from llmtrace_processors.chain import build_chain
 from llmtrace_processors.labels import OTHER_LABEL, BoundedLabels
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 
 def test_ewma_tracks_mean_and_variance() -> None:

@@ -7,6 +7,12 @@ import threading
 from collections.abc import Sequence
 
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
 from llmtrace_processors.attributes import LLMTRACE_ANALYSIS_SKIPPED
 from llmtrace_processors.breaker import (
     BreakerPolicy,
@@ -16,11 +22,6 @@ from llmtrace_processors.breaker import (
 )
 from llmtrace_processors.chain import EnrichingSpanProcessor, Enrichment, build_chain
 from llmtrace_processors.sinks import ExportSink
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 
 class Clock:

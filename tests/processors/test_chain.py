@@ -7,15 +7,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from llmtrace_processors.chain import (
-    BackgroundSpanProcessor,
-    EnrichingSpanProcessor,
-    Enrichment,
-    FanOutSpanProcessor,
-    build_chain,
-    copy_span,
-    is_genai_span,
-)
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
@@ -34,6 +25,16 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_PROVIDER_NAME,
 )
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+
+from llmtrace_processors.chain import (
+    BackgroundSpanProcessor,
+    EnrichingSpanProcessor,
+    Enrichment,
+    FanOutSpanProcessor,
+    build_chain,
+    copy_span,
+    is_genai_span,
+)
 
 GENAI = {GEN_AI_OPERATION_NAME: "chat", GEN_AI_PROVIDER_NAME: "openai"}
 
@@ -420,8 +421,9 @@ def test_span_ended_during_shutdown_is_delivered_or_counted() -> None:
 
 def test_copy_span_validates_added_values_like_the_sdk() -> None:
     """Plain values are taken as they are; anything else goes through the SDK's cleaning."""
-    from llmtrace_processors.chain import Enrichment, copy_span
     from opentelemetry.sdk.trace import ReadableSpan as _Readable
+
+    from llmtrace_processors.chain import Enrichment, copy_span
 
     span = _Readable(name="chat", attributes={"gen_ai.operation.name": "chat"})
     plain = copy_span(span, Enrichment(attributes={"a": 1.5, "b": ("x", "y"), "c": True}))

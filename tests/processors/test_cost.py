@@ -9,27 +9,6 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from llmtrace_processors.attributes import (
-    LLMTRACE_COST_CACHE_CREATION_USD,
-    LLMTRACE_COST_CACHE_READ_USD,
-    LLMTRACE_COST_INPUT_USD,
-    LLMTRACE_COST_OUTPUT_USD,
-    LLMTRACE_COST_PRICING_MODEL,
-    LLMTRACE_COST_USD,
-    LLMTRACE_TENANT_ID,
-)
-from llmtrace_processors.chain import EnrichingSpanProcessor, Enrichment, build_chain
-from llmtrace_processors.cost import (
-    COST_METRIC,
-    UNPRICED_METRIC,
-    CostProcessor,
-    ModelPrice,
-    PriceFileError,
-    PriceTable,
-    TokenUsage,
-    load_price_table,
-    read_usage,
-)
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -53,6 +32,28 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
 )
 from opentelemetry.util.types import AttributeValue
 from prometheus_client import CollectorRegistry, generate_latest
+
+from llmtrace_processors.attributes import (
+    LLMTRACE_COST_CACHE_CREATION_USD,
+    LLMTRACE_COST_CACHE_READ_USD,
+    LLMTRACE_COST_INPUT_USD,
+    LLMTRACE_COST_OUTPUT_USD,
+    LLMTRACE_COST_PRICING_MODEL,
+    LLMTRACE_COST_USD,
+    LLMTRACE_TENANT_ID,
+)
+from llmtrace_processors.chain import EnrichingSpanProcessor, Enrichment, build_chain
+from llmtrace_processors.cost import (
+    COST_METRIC,
+    UNPRICED_METRIC,
+    CostProcessor,
+    ModelPrice,
+    PriceFileError,
+    PriceTable,
+    TokenUsage,
+    load_price_table,
+    read_usage,
+)
 
 COST_KEYS = (
     LLMTRACE_COST_USD,

@@ -6,10 +6,11 @@ import threading
 from collections.abc import Sequence
 
 import pytest
-from llmtrace_processors.sinks import ExportSink
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from llmtrace_processors.sinks import ExportSink
 
 
 class GatedExporter(SpanExporter):

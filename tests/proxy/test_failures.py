@@ -11,10 +11,10 @@ from pathlib import Path
 import anthropic
 import openai
 import pytest
-from llmtrace_processors.attributes import LLMTRACE_PARSE_ERRORS
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as genai
 from opentelemetry.trace import StatusCode
 
+from llmtrace_processors.attributes import LLMTRACE_PARSE_ERRORS
 from tests.support.expectations import assert_genai_span
 from tests.support.fake_upstream import SCENARIO_HEADER, FakeUpstream
 from tests.support.proxy_harness import RunningProxy, running_proxy
@@ -120,7 +120,8 @@ def test_client_disconnect_mid_stream_ends_span_as_error(upstream: FakeUpstream,
                            "stream": True}).encode()
         sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
         sock.sendall(
-            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\n"
             + f"{SCENARIO_HEADER}: slow-stream\r\nx-fake-delay: 0.3\r\n".encode()
             + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
         )

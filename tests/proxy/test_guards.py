@@ -17,8 +17,8 @@ import openai
 import pytest
 from opentelemetry.trace import StatusCode
 
-from llmtrace_otel.proxy.errors import ProxyError
-from llmtrace_otel.proxy.guards import CallInfo, CallResult, Verdict
+from llmtrace_otel.guards import CallInfo, CallResult, Verdict
+from llmtrace_otel.web.errors import ErrorReply
 from tests.support.fake_upstream import SCENARIO_HEADER, FakeUpstream
 from tests.support.proxy_harness import running_proxy
 
@@ -54,7 +54,7 @@ def test_rejection_is_answered_in_the_api_shape_and_never_reaches_upstream(
     upstream: FakeUpstream, tmp_path: Path
 ) -> None:
     upstream.clear()
-    reject = ProxyError(429, "rate_limited", "tenant team-a is over 5 requests/s; retry in 2 s",
+    reject = ErrorReply(429, "rate_limited", "tenant team-a is over 5 requests/s; retry in 2 s",
                         headers=(("Retry-After", "2"), ("X-RateLimit-Limit", "5")))
     guard = RecordingGuard("limits", Verdict(attributes={"llmtrace.tenant.id": "team-a"},
                                              reject=reject))
@@ -80,7 +80,7 @@ def test_rejection_is_answered_in_the_api_shape_and_never_reaches_upstream(
 
 def test_anthropic_clients_get_anthropic_error_shape(upstream: FakeUpstream,
                                                      tmp_path: Path) -> None:
-    guard = RecordingGuard("security", Verdict(reject=ProxyError(
+    guard = RecordingGuard("security", Verdict(reject=ErrorReply(
         400, "prompt_injection_blocked", "blocked by llmtrace security policy")))
     with running_proxy(upstream.url, tmp_path, guards=[guard]) as proxy:
         client = anthropic.Anthropic(base_url=proxy.url, api_key="sk-ant-x", max_retries=0)

@@ -15,7 +15,6 @@ import zlib
 from pathlib import Path
 
 from llmtrace_processors.attributes import LLMTRACE_PARSE_ERRORS
-
 from tests.support.fake_upstream import ENCODING_HEADER, SCENARIO_HEADER, SIZE_HEADER, FakeUpstream
 from tests.support.proxy_harness import running_proxy
 

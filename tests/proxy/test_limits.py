@@ -7,14 +7,14 @@ import sys
 
 import pytest
 
-from llmtrace_otel.proxy.limits import listen_backlog
+from llmtrace_otel.web.server import listen_backlog
 
 _PROBE = """
 import logging, resource, sys
 logging.basicConfig(level=logging.WARNING, format="%(message)s")
 soft, hard = (int(v) for v in sys.argv[1:3])
 resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-from llmtrace_otel.proxy.limits import ensure_open_files
+from llmtrace_otel.web.server import ensure_open_files
 bound = ensure_open_files(10000, 512)
 print(bound, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 """

@@ -3,10 +3,12 @@
 Tornado leaves Nagle on while a response is written: a relayed chunk written while the
 previous segment is unacknowledged would wait for the client's (possibly delayed) ACK.
 The proxy turns it off for a stream; Tornado turns it back on when the response finishes.
-The option is on the proxy's side of the connection, so the test opens that socket through
-/proc (the proxy runs in this process): a lookup in the kernel's tables, whose time does not
-grow with the heap (walking the heap for the proxy's IOStream could outlast the 5 s wait
-after a few hundred other tests, in random order).
+The option is on the proxy's side of the connection, so the test finds that socket among
+the file descriptors of this process (the proxy runs in it): a duplicate of the descriptor
+reads the same socket's options. It looks for it once, before the request is complete, so
+the check mid-stream is a single system call. (An earlier version scanned the heap for the
+proxy's IOStream; on a loaded machine the scan held the GIL long enough to starve the
+proxy's thread and time out.)
 """
 
 from __future__ import annotations
@@ -14,24 +16,36 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
 import time
 
 from tests.support.fake_upstream import SCENARIO_HEADER
-from tests.support.procfs import tcp_socket_fd
 from tests.support.proxy_harness import RunningProxy
 
 
-def _proxy_side_socket(client: socket.socket, timeout_s: float = 5.0) -> socket.socket:
-    """The proxy's socket for ``client``'s connection (a duplicate of its descriptor: socket
-    options are the socket's, so reading them through it reads the proxy's), once the
-    proxy has accepted the connection."""
+def _proxy_side_socket(client: socket.socket, timeout_s: float = 10.0) -> socket.socket:
+    """A duplicate of the proxy's socket for ``client``'s connection (close it after use),
+    once the proxy has accepted it."""
+    peer = client.getsockname()
+    mine = client.fileno()
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        fd = tcp_socket_fd(client.getpeername(), client.getsockname())
-        if fd is not None:
-            return socket.socket(fileno=os.dup(fd))
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            try:
+                if fd == mine or not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                    continue
+                dup = socket.fromfd(fd, socket.AF_INET, socket.SOCK_STREAM)
+            except OSError:
+                continue  # closed meanwhile, or not an inet socket
+            try:
+                if dup.getpeername() == peer:
+                    return dup
+            except OSError:
+                pass
+            dup.close()
         time.sleep(0.01)
-    raise AssertionError(f"no proxy-side socket for client {client.getsockname()}")
+    raise AssertionError(f"no proxy-side socket for client {peer}")
 
 
 def _nodelay(sock: socket.socket) -> int:
@@ -50,7 +64,8 @@ def test_a_stream_is_relayed_with_nodelay_and_nagle_is_back_after_it(
         proxy: RunningProxy) -> None:
     body = json.dumps({"model": "gpt-4o-mini", "stream": True,
                        "messages": [{"role": "user", "content": "Say hello."}]}).encode()
-    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Type: application/json\r\n"
             f"Authorization: Bearer sk-test\r\n{SCENARIO_HEADER}: slow-stream\r\n"
             f"x-fake-delay: 0.25\r\nContent-Length: {len(body)}\r\n\r\n").encode()
     port = int(proxy.url.rsplit(":", 1)[1])

@@ -15,13 +15,14 @@ from pathlib import Path
 import anthropic
 import openai
 import pytest
-from llmtrace_processors.security.findings import Severity
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 
-from llmtrace_otel.config import load_settings
+from llmtrace_otel.config import Settings, StreamScan, load_settings
 from llmtrace_otel.providers.openai_chat import OpenAIChatAdapter
 from llmtrace_otel.providers.types import SSEEvent
 from llmtrace_otel.proxy.stream_guard import StreamScanPolicy, StreamStopped, stop_events
+from llmtrace_otel.wiring import build_proxy
+from llmtrace_processors.security.findings import Severity
 from tests.support.fake_upstream import LEAK_CHUNKS, LEAK_TEXT, SCENARIO_HEADER, FakeUpstream
 from tests.support.proxy_harness import running_proxy
 
@@ -207,13 +208,19 @@ def test_off_mode_adds_nothing(upstream: FakeUpstream, tmp_path: Path) -> None:
         assert not [k for k in attrs if k.startswith("llmtrace.security.stream")]
 
 
+def _stream_scan_of(settings: Settings) -> StreamScanPolicy | None:
+    server = build_proxy(settings, env={})
+    server.telemetry.shutdown()
+    return server.context.stream_scan
+
+
 def test_policy_from_settings() -> None:
-    assert StreamScanPolicy.from_settings(load_settings(env={})) is None
-    policy = StreamScanPolicy.from_settings(load_settings(env={
+    assert _stream_scan_of(load_settings(env={})) is None
+    policy = _stream_scan_of(load_settings(env={
         "LLMTRACE_SECURITY_STREAM_SCAN": "stop", "LLMTRACE_SECURITY_STREAM_STOP_SEVERITY": "high"}))
-    assert policy is not None and policy.mode == "stop"
+    assert policy is not None and policy.mode is StreamScan.STOP
     assert policy.stop_severity is Severity.HIGH
-    with pytest.raises(ValueError, match="security.stream_scan: 'halt' is not one of"):
+    with pytest.raises(ValueError, match=r"security.stream_scan \(env .*\): 'halt' is not one of"):
         load_settings(env={"LLMTRACE_SECURITY_STREAM_SCAN": "halt"})
     with pytest.raises(ValueError, match="security.stream_stop_severity"):
         load_settings(env={"LLMTRACE_SECURITY_STREAM_STOP_SEVERITY": "fatal"})

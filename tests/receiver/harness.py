@@ -1,7 +1,7 @@
 """``llmtrace-otel collect`` in-process: the real CollectorServer on unused ports.
 
 It runs on its own event loop in a background thread, with the real pipeline
-(``build_telemetry``) plus an InMemorySpanExporter as one more sink after the processor
+(``wiring.build_collector``) plus an InMemorySpanExporter as one more sink after the processor
 chain, so tests see exactly what the exporters see. Metrics are read from /metrics.
 """
 
@@ -17,14 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmtrace_processors.chain import EnrichingSpanProcessor
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from llmtrace_otel.config import Settings, load_settings
 from llmtrace_otel.receiver import CollectorServer
-from llmtrace_otel.telemetry.pipeline import Telemetry, build_telemetry
+from llmtrace_otel.telemetry.pipeline import Telemetry
+from llmtrace_otel.wiring import Extras, build_collector
+from llmtrace_processors.chain import EnrichingSpanProcessor
 
 
 @dataclass
@@ -91,14 +92,9 @@ def running_collector(tmp_path: Path, *, env: dict[str, str] | None = None,
     env = env or {}
     settings = load_settings(env=env, overrides=values)
     memory = InMemorySpanExporter()
-    telemetry = build_telemetry(settings, env=env, extra_enrichers=extra_enrichers,
-                                extra_span_processors=[SimpleSpanProcessor(memory), *extra_sinks],
-                                blocking_export=True)  # as `llmtrace-otel collect` does
-    try:
-        server = CollectorServer(settings, telemetry, env=env)
-    except BaseException:
-        telemetry.shutdown()
-        raise
+    server = build_collector(settings, env=env, extras=Extras(
+        enrichers=extra_enrichers, span_processors=[SimpleSpanProcessor(memory), *extra_sinks]))
+    telemetry = server.telemetry
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     thread = threading.Thread(target=_run_loop, args=(loop, server, ready), daemon=True)

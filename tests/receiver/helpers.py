@@ -11,10 +11,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from llmtrace_processors.cost import PriceTable
-from llmtrace_processors.cost.prices import TokenUsage
 from opentelemetry.sdk.trace import ReadableSpan
 from prometheus_client.parser import text_string_to_metric_families
+
+from llmtrace_processors.cost import PriceTable
+from llmtrace_processors.cost.prices import TokenUsage
 
 PAYLOADS = Path(__file__).parent / "payloads"
 PROTOBUF = "application/x-protobuf"

@@ -20,7 +20,6 @@ import grpc
 import pytest
 from google.rpc.error_details_pb2 import RetryInfo
 from google.rpc.status_pb2 import Status
-from llmtrace_processors.chain import EnrichingSpanProcessor, Enrichment
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
     OTLPSpanExporter as GRPCSpanExporter,
 )
@@ -33,6 +32,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from llmtrace_processors.chain import EnrichingSpanProcessor, Enrichment
 from tests.receiver.harness import RunningCollector, running_collector
 from tests.receiver.helpers import PROTOBUF, metric_value, post
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import threading
 
 import pytest
-from llmtrace_processors.chain import BackgroundSpanProcessor
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from llmtrace_otel.receiver.intake import SpanIntake
 from llmtrace_otel.receiver.status import Refused
+from llmtrace_processors.chain import BackgroundSpanProcessor
 
 
 class Collect(SpanProcessor):

@@ -130,6 +130,7 @@ def test_forward_over_http_protobuf(sink: OTLPSink, tmp_path: Path) -> None:
 def test_forward_needs_an_endpoint(tmp_path: Path) -> None:
     from llmtrace_otel.config import ConfigError
 
-    with pytest.raises(ConfigError, match="receiver.forward_metrics: needs an OTLP endpoint"
-                       ), running_collector(tmp_path, receiver_forward_metrics=True):
+    needs = r"receiver.forward_metrics \(flag --receiver-forward-metrics\): needs an OTLP endpoint"
+    with pytest.raises(ConfigError, match=needs), running_collector(
+            tmp_path, receiver_forward_metrics=True):
         pass

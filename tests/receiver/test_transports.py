@@ -28,7 +28,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from tests.receiver.harness import RunningCollector, running_collector
 from tests.receiver.helpers import JSON, PROTOBUF, metric_value, payload, post, post_json
 
-TOKEN = "s3cret-token"
+TOKEN = "s3cret-token-0123456789"
 
 
 def one_span_request(name: str = "op", span_id: int = 1) -> ExportTraceServiceRequest:

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from llmtrace_processors.chain import EnrichingSpanProcessor, Enrichment
 from opentelemetry.sdk.trace import ReadableSpan
+
+from llmtrace_processors.chain import EnrichingSpanProcessor, Enrichment
 
 __all__ = ["FaultyEnricher", "sqlite_locked", "sqlite_replaced"]
 

@@ -15,8 +15,8 @@ import urllib.error
 from pathlib import Path
 
 import pytest
-from llmtrace_processors.attributes import LLMTRACE_PARSE_ERRORS
 
+from llmtrace_processors.attributes import LLMTRACE_PARSE_ERRORS
 from tests.reliability.load import FULL, Probe, health, mix, rss_bytes, run_load, wait_until
 from tests.reliability.process import ProxyProcess
 from tests.support.fake_upstream import FakeUpstream
@@ -85,7 +85,7 @@ class _Dripper:
 def test_slow_clients_are_cut_off_without_stalling_others(upstream: FakeUpstream,
                                                           tmp_path: Path) -> None:
     body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]})
-    head = (f"POST {CHAT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head = (f"POST {CHAT} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n").encode()
     with running_proxy(upstream.url, tmp_path, idle_timeout_s=1, body_timeout_s=1) as proxy:
         # Headers dripped a byte every 50 ms would take 40 s; bodies that stop half-way;
@@ -119,7 +119,7 @@ def test_oversized_and_countless_headers_get_431(upstream: FakeUpstream, tmp_pat
     with running_proxy(upstream.url, tmp_path, max_header_bytes=8192) as proxy:
         upstream.clear()
         big = b"x" * 9000
-        answer = _raw(proxy.port, f"POST {CHAT} HTTP/1.1\r\nHost: x\r\n".encode()
+        answer = _raw(proxy.port, f"POST {CHAT} HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode()
                       + b"X-Big: " + big + b"\r\nContent-Length: 2\r\n\r\n{}")
         status, _, rest = answer.partition(b"\r\n")
         assert status == b"HTTP/1.1 431 Request Header Fields Too Large"
@@ -127,19 +127,18 @@ def test_oversized_and_countless_headers_get_431(upstream: FakeUpstream, tmp_pat
         assert error["code"] == "request_headers_too_large"
         assert "server.max_header_bytes" in error["message"]
         # Anthropic clients get Anthropic's error shape.
-        anthropic = _raw(proxy.port, b"POST /v1/messages HTTP/1.1\r\nHost: x\r\n"
+        anthropic = _raw(proxy.port, b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                          b"anthropic-version: 2023-06-01\r\nX-Big: " + big + b"\r\n\r\n")
         assert json.loads(anthropic.partition(b"\r\n\r\n")[2])["type"] == "error"
         # Thousands of tiny headers are the same thing.
         many = b"".join(b"h%d: v\r\n" % i for i in range(1200))  # ~11 KB
-        assert _raw(proxy.port, b"GET /v1/models HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n"
+        assert _raw(proxy.port, b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n" + many + b"\r\n"
                     ).startswith(b"HTTP/1.1 431 ")
         # Far beyond the limit, the proxy stops reading and hangs up.
         assert _raw(proxy.port, b"GET /v1/models HTTP/1.1\r\nX-Huge: " + b"x" * 40000
                     + b"\r\n\r\n") == b""
         assert upstream.requests == []
-        assert proxy.server._server is not None
-        assert proxy.server._server.oversized_headers == 3
+        assert proxy.server.health()["connections"]["oversized_headers"] == 3
         # Under the limit all is well.
         conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
         conn.request("GET", "/v1/models", headers={"X-Fine": "y" * 4000})
@@ -150,14 +149,16 @@ def test_oversized_and_countless_headers_get_431(upstream: FakeUpstream, tmp_pat
 def test_oversized_bodies_get_413_chunked_or_not(upstream: FakeUpstream, tmp_path: Path) -> None:
     with running_proxy(upstream.url, tmp_path, max_body_bytes=4096) as proxy:
         upstream.clear()
-        declared = _raw(proxy.port, f"POST {CHAT} HTTP/1.1\r\nHost: x\r\n"
+        declared = _raw(proxy.port, f"POST {CHAT} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                         "Content-Length: 100000\r\n\r\n".encode() + b"{" * 100000)
         assert declared.startswith(b"HTTP/1.1 413 ")
-        # A declared length far past any bound is refused by Tornado before any body is read.
-        assert _raw(proxy.port, f"POST {CHAT} HTTP/1.1\r\nHost: x\r\n"
-                    "Content-Length: 50000000\r\n\r\n".encode()).startswith(b"HTTP/1.1 400 ")
+        # A declared length far past any bound is refused before any body is read.
+        far = _raw(proxy.port, f"POST {CHAT} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                   "Content-Length: 50000000\r\n\r\n".encode())
+        assert far.startswith(b"HTTP/1.1 413 ")
+        assert json.loads(far.partition(b"\r\n\r\n")[2])["error"]["code"] == "request_too_large"
         chunk = b"{" * 3000
-        chunked = (f"POST {CHAT} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        chunked = (f"POST {CHAT} HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
                    .encode() + (b"%x\r\n" % len(chunk) + chunk + b"\r\n") * 3 + b"0\r\n\r\n")
         answer = _raw(proxy.port, chunked)
         assert answer.startswith(b"HTTP/1.1 413 ")

@@ -13,7 +13,6 @@ import threading
 from pathlib import Path
 
 import pytest
-from llmtrace_processors.attributes import LLMTRACE_SECURITY_FINDING_EVENT
 
 from llmtrace_otel.exporters.sqlite.schema import (
     APPLICATION_ID,
@@ -21,6 +20,7 @@ from llmtrace_otel.exporters.sqlite.schema import (
     SCHEMA_VERSION,
     connect_writer,
 )
+from llmtrace_processors.attributes import LLMTRACE_SECURITY_FINDING_EVENT
 from tests.reliability.faults import sqlite_locked
 from tests.reliability.load import FULL, mix, run_load, stored_spans, wait_until
 from tests.reliability.process import ProxyProcess

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import openai
 import pytest
-from llmtrace_processors.attributes import LLMTRACE_UPSTREAM_CONNECT_RETRIES
 from opentelemetry.trace import StatusCode
 
+from llmtrace_processors.attributes import LLMTRACE_UPSTREAM_CONNECT_RETRIES
 from tests.reliability.conftest import RSS_TOLERANCE, calls, fault_proxy, settled_rss
 from tests.reliability.load import (
     Books,

@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 
 import anthropic
 import openai
-from llmtrace_processors.chain import is_genai_span
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -29,6 +28,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from llmtrace_otel.config import load_settings
 from llmtrace_otel.sdk import LLMTraceInstrumentor
+from llmtrace_processors.chain import is_genai_span
 from tests.support.fake_upstream import SCENARIO_HEADER, FakeUpstream
 
 _T = TypeVar("_T")

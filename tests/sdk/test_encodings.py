@@ -14,8 +14,8 @@ from pathlib import Path
 import anthropic
 import httpx2
 import pytest
-from llmtrace_processors.attributes import LLMTRACE_PARSE_ERRORS
 
+from llmtrace_processors.attributes import LLMTRACE_PARSE_ERRORS
 from tests.sdk.harness import AppTelemetry, instrumented
 from tests.support.expectations import assert_genai_span, expected_usage
 from tests.support.fake_upstream import (

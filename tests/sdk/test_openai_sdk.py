@@ -11,10 +11,10 @@ from typing import Any
 
 import openai
 import pytest
-from llmtrace_processors.attributes import LLMTRACE_API, LLMTRACE_COST_USD, LLMTRACE_STREAM_CHUNKS
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as genai
 from opentelemetry.trace import SpanKind
 
+from llmtrace_processors.attributes import LLMTRACE_API, LLMTRACE_COST_USD, LLMTRACE_STREAM_CHUNKS
 from tests.sdk.harness import API_KEY, AppTelemetry, openai_async, openai_sync, run
 from tests.support.expectations import assert_genai_span, expected_usage, metric_value
 from tests.support.fake_upstream import (

@@ -105,7 +105,8 @@ def test_a_bad_setting_leaves_the_rest_of_auto_instrumentation_running(
     db = tmp_path / "app.db"
     result = run_instrumented(tmp_path, upstream, OTEL_TRACES_EXPORTER="llmtrace_sqlite",
                               LLMTRACE_SQLITE_PATH=str(db), LLMTRACE_SDK_EXPORTERS="sometimes")
-    assert "sdk.exporters: 'sometimes' is not one of auto, on, off" in result.stderr
+    assert ("sdk.exporters (env LLMTRACE_SDK_EXPORTERS): 'sometimes' is not one of auto, on, "
+            "off") in result.stderr
     calls = SpanStore(db).recent_calls()
     # No GenAI spans, but the HTTP instrumentation (loaded after ours) still ran.
     assert [c.name for c in calls] == ["POST", "POST"]

@@ -11,12 +11,6 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from llmtrace_processors.attributes import (
-    LLMTRACE_COST_USD,
-    LLMTRACE_SECURITY_FINDING_EVENT,
-    LLMTRACE_SECURITY_SCORE,
-    LLMTRACE_TENANT_ID,
-)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -30,6 +24,13 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_USAGE_OUTPUT_TOKENS,
 )
 from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from llmtrace_processors.attributes import (
+    LLMTRACE_COST_USD,
+    LLMTRACE_SECURITY_FINDING_EVENT,
+    LLMTRACE_SECURITY_SCORE,
+    LLMTRACE_TENANT_ID,
+)
 
 __all__ = ["HOUR_NS", "MODELS", "T0", "make_calls"]
 

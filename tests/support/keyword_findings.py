@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 
-from llmtrace_processors.attributes import LLMTRACE_SECURITY_FINDING_EVENT, LLMTRACE_SECURITY_SCORE
-from llmtrace_processors.chain import EnrichingSpanProcessor, Enrichment
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GEN_AI_INPUT_MESSAGES
+
+from llmtrace_processors.attributes import LLMTRACE_SECURITY_FINDING_EVENT, LLMTRACE_SECURITY_SCORE
+from llmtrace_processors.chain import EnrichingSpanProcessor, Enrichment
 
 __all__ = ["KeywordFindings"]
 

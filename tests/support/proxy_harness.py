@@ -17,15 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmtrace_processors.chain import EnrichingSpanProcessor
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from llmtrace_otel.config import Settings, load_settings
+from llmtrace_otel.guards import RequestGuard
 from llmtrace_otel.proxy.app import ProxyServer
-from llmtrace_otel.proxy.guards import RequestGuard
-from llmtrace_otel.telemetry.pipeline import Telemetry, build_telemetry
+from llmtrace_otel.telemetry.pipeline import Telemetry
+from llmtrace_otel.wiring import Extras, build_proxy
+from llmtrace_processors.chain import EnrichingSpanProcessor
 
 
 @dataclass
@@ -83,15 +84,18 @@ def running_proxy(
         "anthropic_upstream_url": upstream_url,
         "sqlite_path": str(tmp_path / "spans.db"),
         "log_level": "WARNING",
+        # The tests' clients are on loopback and name their tenants with the header (as a
+        # trusted gateway would); the default, nobody trusted, has its own tests
+        # (tests/tenancy/test_tenant_trust.py).
+        "tenant_header_trusted_from": "127.0.0.1",
     }
     values.update(overrides)
     settings = load_settings(env={}, overrides=values)
     memory = InMemorySpanExporter()
-    telemetry = build_telemetry(settings, env={},
-                                extra_span_processors=[SimpleSpanProcessor(memory)],
-                                extra_enrichers=enrichers)
+    server = build_proxy(settings, env={}, extras=Extras(
+        span_processors=[SimpleSpanProcessor(memory)], enrichers=enrichers, guards=guards))
+    telemetry = server.telemetry
     loop = asyncio.new_event_loop()
-    server = ProxyServer(settings, telemetry, guards)
     ready = threading.Event()
     thread = threading.Thread(target=_run_loop, args=(loop, server, ready), daemon=True)
     thread.start()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 
-from llmtrace_processors.totals import OVERFLOW_VALUE, CounterTotals
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from llmtrace_processors.totals import OVERFLOW_VALUE, CounterTotals
 
 
 def _points(reader: InMemoryMetricReader, name: str) -> dict[tuple[tuple[str, object], ...], float]:

@@ -33,7 +33,7 @@ class Clock:
 
 
 def tenancy_guard(proxy: RunningProxy) -> TenancyGuard:
-    guards = proxy.server._context.guards.guards
+    guards = proxy.server.context.guards.guards
     return next(g for g in guards if isinstance(g, TenancyGuard))
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import openai
 import pytest
-from llmtrace_processors.cost import PriceTable, TokenUsage
 
+from llmtrace_processors.cost import PriceTable, TokenUsage
 from tests.support.fake_upstream import MODEL_SUFFIX, FakeUpstream
 from tests.support.proxy_harness import running_proxy
 from tests.tenancy.receiver import Receiver

@@ -7,10 +7,16 @@ from pathlib import Path
 import pytest
 
 from llmtrace_otel.config import ConfigError, load_settings
-from llmtrace_otel.tenancy.identity import IdentityError, IdentitySource, TenantResolver
-from llmtrace_otel.tenancy.policy import BudgetLimit, PolicyBook, RateLimits, TenantPolicy
-from llmtrace_otel.tenancy.settings import default_policy
+from llmtrace_otel.config.tenants import BudgetLimit
+from llmtrace_otel.tenancy.identity import (
+    IdentityError,
+    IdentitySource,
+    TenantResolver,
+    parse_trusted,
+)
+from llmtrace_otel.tenancy.policy import PolicyBook, RateLimits, TenantPolicy
 from llmtrace_otel.tenancy.windows import Window, window_bounds
+from llmtrace_otel.wiring import default_policy
 
 YAML = """
 limits:
@@ -90,18 +96,32 @@ def test_bad_tenants_section_names_the_exact_key(tmp_path: Path, text: str, mess
 
 
 @pytest.mark.parametrize(("env", "message"), [
-    ({"LLMTRACE_LIMITS_REQUESTS_PER_S": "-5"}, "limits.requests_per_s: must be 0"),
-    ({"LLMTRACE_LIMITS_TOKENS_PER_MIN": "1e15"}, "limits.tokens_per_min: must be 0"),
+    ({"LLMTRACE_LIMITS_REQUESTS_PER_S": "-5"},
+     "limits.requests_per_s (env LLMTRACE_LIMITS_REQUESTS_PER_S): must be 0 (off) or between "
+     "1e-06 and 1e+06, got -5"),
+    ({"LLMTRACE_LIMITS_TOKENS_PER_MIN": "1e15"},
+     "limits.tokens_per_min (env LLMTRACE_LIMITS_TOKENS_PER_MIN): must be 0 (off) or between"),
     ({"LLMTRACE_BUDGETS_DAILY_SOFT_USD": "10", "LLMTRACE_BUDGETS_DAILY_HARD_USD": "5"},
      "budgets.daily: soft_usd (10) must not exceed hard_usd (5)"),
-    ({"LLMTRACE_STATE_BACKEND": "etcd"}, "state.backend: 'etcd' is not memory or redis"),
-    ({"LLMTRACE_STATE_REDIS_URL": "http://x"}, "state.redis_url: 'http://x' is not a redis"),
-    ({"LLMTRACE_LIMITS_ON_BACKEND_ERROR": "maybe"}, "limits.on_backend_error: 'maybe'"),
-    ({"LLMTRACE_TENANCY_DEFAULT_TENANT": "has space"}, "tenancy.default_tenant"),
-    ({"LLMTRACE_ALERTS_SLACK_MIN_SEVERITY": "loud"}, "alerts.slack.min_severity: unknown"),
-    ({"LLMTRACE_ALERTS_WEBHOOK_URL": "ftp://x"}, "alerts.webhook.url: 'ftp://x'"),
-    ({"LLMTRACE_ANOMALY_SIGMA": "0"}, "anomaly.sigma: must be between 0.5 and 100"),
-    ({"LLMTRACE_ALERTS_RETRIES": "100"}, "alerts.retries: must be 0"),
+    ({"LLMTRACE_STATE_BACKEND": "etcd"},
+     "state.backend (env LLMTRACE_STATE_BACKEND): 'etcd' is not one of memory, redis"),
+    ({"LLMTRACE_STATE_REDIS_URL": "http://x"},
+     "state.redis_url (env LLMTRACE_STATE_REDIS_URL): 'http://x' is not a redis"),
+    ({"LLMTRACE_LIMITS_ON_BACKEND_ERROR": "maybe"},
+     "limits.on_backend_error (env LLMTRACE_LIMITS_ON_BACKEND_ERROR): 'maybe' is not one of "
+     "open, closed"),
+    ({"LLMTRACE_TENANCY_DEFAULT_TENANT": "has space"},
+     "tenancy.default_tenant (env LLMTRACE_TENANCY_DEFAULT_TENANT): 'has space' is not a valid "
+     "tenant id"),
+    ({"LLMTRACE_ALERTS_SLACK_MIN_SEVERITY": "loud"},
+     "alerts.slack.min_severity (env LLMTRACE_ALERTS_SLACK_MIN_SEVERITY): 'loud' is not one of "
+     "info, warning, error, critical"),
+    ({"LLMTRACE_ALERTS_WEBHOOK_URL": "ftp://x"},
+     "alerts.webhook.url (env LLMTRACE_ALERTS_WEBHOOK_URL): 'ftp://x'"),
+    ({"LLMTRACE_ANOMALY_SIGMA": "0"},
+     "anomaly.sigma (env LLMTRACE_ANOMALY_SIGMA): must be between 0.5 and 100, got 0"),
+    ({"LLMTRACE_ALERTS_RETRIES": "100"},
+     "alerts.retries (env LLMTRACE_ALERTS_RETRIES): must be between 0 and 10, got 100"),
 ])
 def test_absurd_flat_settings_fail_at_startup(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -110,9 +130,9 @@ def test_absurd_flat_settings_fail_at_startup(env: dict[str, str], message: str)
 
 
 def test_resolver_order_and_validation() -> None:
-    resolver = TenantResolver("fallback", secret="k")
-    assert resolver.resolve({"X-LLMTrace-Tenant-ID": "t1", "Authorization": "Bearer sk"}
-                            ).source is IdentitySource.HEADER
+    resolver = TenantResolver("fallback", secret="k", trusted=parse_trusted(["10.0.0.0/8"]))
+    assert resolver.resolve({"X-LLMTrace-Tenant-ID": "t1", "Authorization": "Bearer sk"},
+                            "10.1.2.3").source is IdentitySource.HEADER
     bearer = resolver.resolve({"Authorization": "Bearer sk-1"})
     assert bearer.source is IdentitySource.API_KEY
     assert resolver.resolve({"x-api-key": "sk-1"}).tenant == bearer.tenant  # same key
@@ -123,7 +143,7 @@ def test_resolver_order_and_validation() -> None:
     assert not TenantResolver("f").stable and resolver.stable
     for bad in ("", " ", "a b", "-lead", "x" * 129, "{tag}", "a|b"):
         with pytest.raises(IdentityError):
-            resolver.resolve({"X-LLMTrace-Tenant-ID": bad})
+            resolver.resolve({"X-LLMTrace-Tenant-ID": bad}, "10.0.0.1")
 
 
 def test_window_bounds_are_calendar_windows_in_utc() -> None:

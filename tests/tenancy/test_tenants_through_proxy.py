@@ -10,12 +10,12 @@ from pathlib import Path
 import anthropic
 import openai
 import pytest
+
 from llmtrace_processors.attributes import (
     LLMTRACE_AGENT_ID,
     LLMTRACE_TENANT_ID,
     LLMTRACE_TENANT_SOURCE,
 )
-
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.proxy_harness import running_proxy
 from tests.tenancy.support import MESSAGES, Clock, chat, client, metric, settle, use_clock

@@ -35,13 +35,6 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Final
 
-from llmtrace_processors.attributes import (
-    LLMTRACE_AGENT_ID,
-    LLMTRACE_COST_USD,
-    LLMTRACE_SECURITY_FINDING_EVENT,
-    LLMTRACE_SECURITY_SCORE,
-    LLMTRACE_TENANT_ID,
-)
 from opentelemetry.sdk.resources import SERVICE_NAME
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -70,6 +63,13 @@ from llmtrace_otel.exporters.sqlite.schema import (
     DEFAULT_BUSY_TIMEOUT_MS,
     StoreError,
     connect_writer,
+)
+from llmtrace_processors.attributes import (
+    LLMTRACE_AGENT_ID,
+    LLMTRACE_COST_USD,
+    LLMTRACE_SECURITY_FINDING_EVENT,
+    LLMTRACE_SECURITY_SCORE,
+    LLMTRACE_TENANT_ID,
 )
 
 __all__ = ["INSERT_COLUMNS", "SQLiteSpanExporter"]

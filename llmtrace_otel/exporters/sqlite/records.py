@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Final
 
-from llmtrace_processors.json_text import loads
 from opentelemetry.util.types import AttributeValue
 
 from llmtrace_otel.exporters.sqlite.findings import FindingView, findings_of
 from llmtrace_otel.exporters.sqlite.schema import StoreError
+from llmtrace_processors.json_text import loads
 
 __all__ = [
     "CALL_COLUMNS",

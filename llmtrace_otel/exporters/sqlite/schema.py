@@ -27,10 +27,9 @@ import sqlite3
 from pathlib import Path
 from typing import Final
 
-from llmtrace_processors.attributes import LLMTRACE_SECURITY_FINDING_EVENT
-
 from llmtrace_otel.exporters.sqlite.histogram import register_functions
 from llmtrace_otel.exporters.sqlite.rollup import MIGRATION_V3, backfill
+from llmtrace_processors.attributes import LLMTRACE_SECURITY_FINDING_EVENT
 
 __all__ = [
     "APPLICATION_ID",

@@ -22,11 +22,11 @@ from __future__ import annotations
 from operator import methodcaller
 from typing import Any
 
-from llmtrace_processors.attributes import LLMTRACE_RECEIVER_DIALECTS
 from opentelemetry.sdk.trace import Event
 
 from llmtrace_otel.receiver.dialects import genai_legacy, openinference, openllmetry
 from llmtrace_otel.receiver.dialects._draft import Draft
+from llmtrace_processors.attributes import LLMTRACE_RECEIVER_DIALECTS
 
 __all__ = ["DIALECTS", "normalise"]
 

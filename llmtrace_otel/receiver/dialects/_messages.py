@@ -16,8 +16,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmtrace_processors import json_text
-
 from llmtrace_otel.providers.types import (
     ChatMessage,
     MediaPart,
@@ -29,6 +27,7 @@ from llmtrace_otel.providers.types import (
     ToolDefinition,
 )
 from llmtrace_otel.telemetry.content import message_attributes
+from llmtrace_processors import json_text
 
 __all__ = [
     "Conversation",

@@ -12,11 +12,9 @@ from pathlib import Path
 import anthropic
 import openai
 import pytest
-from llmtrace_processors.security.findings import Finding, Severity
-from llmtrace_processors.security.segments import Segment, Source
 from opentelemetry.trace import StatusCode
 
-from llmtrace_otel.config import Settings
+from llmtrace_otel.guards import CallInfo
 from llmtrace_otel.providers.types import (
     ChatMessage,
     LLMRequest,
@@ -25,14 +23,14 @@ from llmtrace_otel.providers.types import (
     ToolCallResponsePart,
     ToolDefinition,
 )
-from llmtrace_otel.proxy.guards import CallInfo
-from llmtrace_otel.proxy.routing import Router
 from llmtrace_otel.proxy.security_guard import (
     BLOCKED_CODE,
     FLAG_HEADER,
     SecurityGuard,
     request_segments,
 )
+from llmtrace_processors.security.findings import Finding, Severity
+from llmtrace_processors.security.segments import Segment, Source
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.proxy_harness import running_proxy
 
@@ -172,8 +170,8 @@ def test_fail_closed_refuses_with_503(upstream: FakeUpstream, tmp_path: Path) ->
 
 
 def _call(request: LLMRequest) -> CallInfo:
-    route = Router(Settings()).route("POST", "/v1/chat/completions", {})
-    return CallInfo("POST", "/v1/chat/completions", {}, route, request)
+    return CallInfo("POST", "/v1/chat/completions", {}, "openai.chat_completions", "openai",
+                    request)
 
 
 def test_request_segments_read_users_tools_and_tool_descriptions_not_model_turns() -> None:

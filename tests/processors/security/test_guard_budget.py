@@ -14,13 +14,14 @@ from pathlib import Path
 
 import openai
 import pytest
-from llmtrace_processors.security.detectors import InjectionDetector, ScanContext
-from llmtrace_processors.security.findings import Finding
-from llmtrace_processors.security.segments import Segment
 
 from llmtrace_otel.config import load_settings
 from llmtrace_otel.providers.types import ChatMessage, LLMRequest, Operation, TextPart
 from llmtrace_otel.proxy.security_guard import BLOCKED_CODE, FAILED_CODE, SecurityGuard
+from llmtrace_otel.wiring import build_proxy
+from llmtrace_processors.security.detectors import InjectionDetector, ScanContext
+from llmtrace_processors.security.findings import Finding
+from llmtrace_processors.security.segments import Segment
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.proxy_harness import running_proxy
 
@@ -83,9 +84,14 @@ def test_no_budget_reads_everything() -> None:
 def test_budget_setting_reaches_the_guard_and_bad_values_are_refused() -> None:
     settings = load_settings(env={"LLMTRACE_SECURITY_ENFORCEMENT": "block",
                                   "LLMTRACE_SECURITY_GUARD_BUDGET_MS": "2.5"})
-    assert SecurityGuard.from_settings(settings).budget_ms == 2.5
+    server = build_proxy(settings, env={})
+    try:
+        guard = next(g for g in server.context.guards.guards if isinstance(g, SecurityGuard))
+    finally:
+        server.telemetry.shutdown()
+    assert guard.budget_ms == 2.5
     assert load_settings(env={}).security_guard_budget_ms == 5.0
-    with pytest.raises(ValueError, match="security.guard_budget_ms: must be >= 0"):
+    with pytest.raises(ValueError, match=r"security.guard_budget_ms \(env .*\): must be >= 0"):
         load_settings(env={"LLMTRACE_SECURITY_GUARD_BUDGET_MS": "-1"})
 
 

@@ -6,6 +6,7 @@ import base64
 import codecs
 
 import pytest
+
 from llmtrace_processors.security.findings import Severity, Side
 from llmtrace_processors.security.injection import (
     ALL_RULES,

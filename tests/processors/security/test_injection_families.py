@@ -12,6 +12,7 @@ touch what the system instructions forbid.
 from __future__ import annotations
 
 import pytest
+
 from llmtrace_processors.security._ciphers import segment_words
 from llmtrace_processors.security.injection import (
     ALL_RULES,

@@ -6,6 +6,7 @@ import random
 import string
 
 import pytest
+
 from llmtrace_processors.security.findings import Severity, Side
 from llmtrace_processors.security.leakage import (
     LEAKAGE_SYSTEM_PROMPT,

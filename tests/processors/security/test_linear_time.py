@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+
 from llmtrace_processors.security.findings import Finding
 from llmtrace_processors.security.injection import detect_injection
 from llmtrace_processors.security.leakage import detect_leakage

@@ -7,6 +7,7 @@ import binascii
 import codecs
 
 import pytest
+
 from llmtrace_processors.security.normalize import (
     PLAIN,
     NormalizedText,

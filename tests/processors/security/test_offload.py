@@ -10,15 +10,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
-from llmtrace_processors.attributes import LLMTRACE_SECURITY_SCORE
-from llmtrace_processors.chain import build_chain
-from llmtrace_processors.content_policy import ContentPolicyProcessor
-from llmtrace_processors.security.detectors import Detector, ScanContext, default_detectors
-from llmtrace_processors.security.findings import Finding, Severity
-from llmtrace_processors.security.offload import FALLBACKS_METRIC, OffloadedSecurityProcessor
-from llmtrace_processors.security.pool import DetectorPool, content_of
-from llmtrace_processors.security.processor import SecurityProcessor
-from llmtrace_processors.security.segments import Segment, segments_from_attributes
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
@@ -32,6 +23,16 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_SYSTEM_INSTRUCTIONS,
     GEN_AI_TOOL_CALL_RESULT,
 )
+
+from llmtrace_processors.attributes import LLMTRACE_SECURITY_SCORE
+from llmtrace_processors.chain import build_chain
+from llmtrace_processors.content_policy import ContentPolicyProcessor
+from llmtrace_processors.security.detectors import Detector, ScanContext, default_detectors
+from llmtrace_processors.security.findings import Finding, Severity
+from llmtrace_processors.security.offload import FALLBACKS_METRIC, OffloadedSecurityProcessor
+from llmtrace_processors.security.pool import DetectorPool, content_of
+from llmtrace_processors.security.processor import SecurityProcessor
+from llmtrace_processors.security.segments import Segment, segments_from_attributes
 
 GENAI = {GEN_AI_OPERATION_NAME: "chat", GEN_AI_PROVIDER_NAME: "openai"}
 CRASH = "CRASH-THE-WORKER"

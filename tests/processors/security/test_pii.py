@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from llmtrace_processors.security.findings import Finding, Severity, Side
 from llmtrace_processors.security.pii import (
     PII_CREDIT_CARD,

@@ -7,12 +7,12 @@ import sqlite3
 from pathlib import Path
 
 import openai
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+
 from llmtrace_processors.security.findings import Finding, Severity
 from llmtrace_processors.security.processor import SecurityProcessor
 from llmtrace_processors.security.redaction import placeholder, redact_attributes, redact_text
 from llmtrace_processors.security.segments import segments_from_attributes
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-
 from tests.support.fake_upstream import LEAK_TEXT, SCENARIO_HEADER, FakeUpstream
 from tests.support.proxy_harness import running_proxy
 

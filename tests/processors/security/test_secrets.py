@@ -13,6 +13,7 @@ import random
 import string
 
 import pytest
+
 from llmtrace_processors.security.findings import Finding, Severity, Side
 from llmtrace_processors.security.secrets import (
     SECRET_ANTHROPIC_KEY,

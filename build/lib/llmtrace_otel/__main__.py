@@ -1,3 +1,0 @@
-from llmtrace_otel.cli import main
-
-raise SystemExit(main())

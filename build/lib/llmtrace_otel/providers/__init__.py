@@ -1,1 +1,0 @@
-"""API shapes: request/response/stream parsing into typed values."""
