@@ -12,8 +12,9 @@ import json
 from pathlib import Path
 
 import pytest
-from llmtrace_processors.cost import ModelPrice, PriceFileError, PriceTable, TokenUsage
 from pytest import approx
+
+from llmtrace_processors.cost import ModelPrice, PriceFileError, PriceTable, TokenUsage
 
 COUNTS = ("input_tokens", "output_tokens", "cache_read_input_tokens",
           "cache_creation_input_tokens", "reasoning_output_tokens")

@@ -17,16 +17,8 @@ import time
 from collections.abc import Sequence
 
 import pytest
-from llmtrace_processors.attributes import (
-    LLMTRACE_SECURITY_GUARD_ACTION,
-    LLMTRACE_SECURITY_GUARD_BUDGET_EXCEEDED,
-    LLMTRACE_SECURITY_GUARD_FINDINGS,
-)
-from llmtrace_processors.security.detectors import ScanContext
-from llmtrace_processors.security.findings import Finding, Severity
-from llmtrace_processors.security.segments import Segment, Source
 
-from llmtrace_otel.config import Settings, load_settings
+from llmtrace_otel.guards import CallInfo, Verdict
 from llmtrace_otel.providers.types import (
     ChatMessage,
     LLMRequest,
@@ -35,8 +27,6 @@ from llmtrace_otel.providers.types import (
     ToolCallResponsePart,
     ToolDefinition,
 )
-from llmtrace_otel.proxy.guards import CallInfo, Verdict
-from llmtrace_otel.proxy.routing import Router
 from llmtrace_otel.proxy.security_guard import (
     BLOCKED_CODE,
     BUDGET_EXCEEDED,
@@ -44,6 +34,14 @@ from llmtrace_otel.proxy.security_guard import (
     FLAG_HEADER,
     SecurityGuard,
 )
+from llmtrace_processors.attributes import (
+    LLMTRACE_SECURITY_GUARD_ACTION,
+    LLMTRACE_SECURITY_GUARD_BUDGET_EXCEEDED,
+    LLMTRACE_SECURITY_GUARD_FINDINGS,
+)
+from llmtrace_processors.security.detectors import ScanContext
+from llmtrace_processors.security.findings import Finding, Severity
+from llmtrace_processors.security.segments import Segment, Source
 
 #: marker in a text -> the finding the scripted detector reports there
 SCRIPT = {
@@ -88,9 +86,8 @@ def request(*user_texts: str, system: str | None = None) -> LLMRequest:
 
 
 def check(guard: SecurityGuard, parsed: LLMRequest | None) -> Verdict | None:
-    route = Router(Settings()).route("POST", "/v1/chat/completions", {})
-    return asyncio.run(guard.check(CallInfo("POST", "/v1/chat/completions", {}, route,
-                                            parsed)))
+    return asyncio.run(guard.check(CallInfo("POST", "/v1/chat/completions", {},
+                                            "openai.chat_completions", "openai", parsed)))
 
 
 def guard(mode: str = "block", *, detector: Scripted | None = None, **options: object
@@ -164,18 +161,6 @@ def test_the_enforced_types_choose_the_detectors_that_run(types: tuple[str, ...]
                                                           detectors: list[str]) -> None:
     chosen = SecurityGuard(mode="flag", enforce_types=types).detectors
     assert sorted(d.name for d in chosen) == detectors
-
-
-def test_settings_reach_the_guard() -> None:
-    settings = load_settings(env={
-        "LLMTRACE_SECURITY_ENFORCEMENT": "block", "LLMTRACE_SECURITY_ENFORCE_TYPES": "pii,secret",
-        "LLMTRACE_SECURITY_ENFORCE_MIN_SEVERITY": "medium",
-        "LLMTRACE_SECURITY_FAIL_CLOSED": "true", "LLMTRACE_SECURITY_GUARD_MAX_CHARS": "1000",
-        "LLMTRACE_SECURITY_GUARD_BUDGET_MS": "7"})
-    made = SecurityGuard.from_settings(settings)
-    assert (made.mode, made.enforce_types, made.min_severity, made.fail_closed,
-            made.max_chars, made.budget_ms) == ("block", ("pii", "secret"), Severity.MEDIUM,
-                                                True, 1000, 7.0)
 
 
 def test_bad_modes_and_budgets_are_refused() -> None:

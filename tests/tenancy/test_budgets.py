@@ -10,6 +10,7 @@ Alerts go to a channel that keeps what it is offered. Budgets through the runnin
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -19,28 +20,28 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from tornado.httputil import HTTPHeaders
 
-from llmtrace_otel.config import Settings
+from llmtrace_otel.config.tenants import (
+    ANY_AGENT,
+    BudgetLimit,
+    Budgets,
+    TenantOverride,
+    TenantOverrides,
+)
+from llmtrace_otel.guards import CallInfo
 from llmtrace_otel.providers.types import LLMRequest, Operation
-from llmtrace_otel.proxy.errors import ProxyError
-from llmtrace_otel.proxy.guards import CallInfo
-from llmtrace_otel.proxy.routing import Router
 from llmtrace_otel.tenancy.alerts import Alert, AlertDispatcher, AlertSeverity
 from llmtrace_otel.tenancy.budgets import BudgetTracker, SpendEvent
 from llmtrace_otel.tenancy.guard import TenancyGuard
 from llmtrace_otel.tenancy.identity import AGENT_HEADER, TENANT_HEADER, TenantResolver
 from llmtrace_otel.tenancy.metrics import TenancyInstruments
-from llmtrace_otel.tenancy.policy import (
-    ANY_AGENT,
-    BudgetLimit,
-    Budgets,
-    PolicyBook,
-    TenantOverride,
-    TenantOverrides,
-    TenantPolicy,
-)
+from llmtrace_otel.tenancy.policy import PolicyBook, TenantPolicy
 from llmtrace_otel.tenancy.state import MemoryBackend, StateUnavailable
 from llmtrace_otel.tenancy.windows import Window
+from llmtrace_otel.web.errors import ErrorReply
 from tests.tenancy.support import NOON, Clock
+
+#: The test's calls come from 127.0.0.1, a caller trusted to name its tenant in the header.
+LOCAL = (ipaddress.ip_network("127.0.0.0/8"),)
 
 DAILY_RESET = "2030-06-13T00:00:00Z"  # NOON is 2030-06-12 12:00 UTC
 HOURLY_RESET = "2030-06-12T13:00:00Z"
@@ -79,10 +80,9 @@ class Ledger:
                                      instruments=self.instruments,
                                      alerts=AlertDispatcher([self.kept], cooldown_s=0),
                                      clock=self.clock)
-        self.guard = TenancyGuard(TenantResolver("default"), book, self.backend,
+        self.guard = TenancyGuard(TenantResolver("default", trusted=LOCAL), book, self.backend,
                                   self.instruments, key_prefix="t:", budgets=self.tracker,
                                   clock=self.clock)
-        self.route = Router(Settings()).route("POST", "/v1/chat/completions", {})
         self.loop = asyncio.new_event_loop()
         self.tracker.bind_loop(self.loop)  # as the first call through the guard does
 
@@ -90,12 +90,12 @@ class Ledger:
         self.loop.run_until_complete(self.guard.aclose())
         self.loop.close()
 
-    def ask(self, tenant: str = "team-a", agent: str | None = None) -> ProxyError | None:
+    def ask(self, tenant: str = "team-a", agent: str | None = None) -> ErrorReply | None:
         headers = HTTPHeaders({TENANT_HEADER: tenant})
         if agent is not None:
             headers[AGENT_HEADER] = agent
-        call = CallInfo("POST", "/v1/chat/completions", headers, self.route,
-                        LLMRequest(operation=Operation.CHAT))
+        call = CallInfo("POST", "/v1/chat/completions", headers, "openai.chat_completions",
+                        "openai", LLMRequest(operation=Operation.CHAT), "127.0.0.1")
         verdict = self.loop.run_until_complete(self.guard.check(call))
         return None if verdict is None else verdict.reject
 

@@ -10,6 +10,7 @@ The same guard through the running proxy is in test_tenants_through_proxy.py.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -17,17 +18,19 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from tornado.httputil import HTTPHeaders
 
-from llmtrace_otel.config import Settings
+from llmtrace_otel.config.tenants import TenantOverrides
+from llmtrace_otel.guards import CallInfo, CallResult
 from llmtrace_otel.providers.types import LLMRequest, LLMResponse, Operation, Usage
-from llmtrace_otel.proxy.errors import ProxyError
-from llmtrace_otel.proxy.guards import CallInfo, CallResult
-from llmtrace_otel.proxy.routing import Router
 from llmtrace_otel.tenancy.guard import TenancyGuard
 from llmtrace_otel.tenancy.identity import TENANT_HEADER, TenantResolver
 from llmtrace_otel.tenancy.metrics import TenancyInstruments
-from llmtrace_otel.tenancy.policy import PolicyBook, RateLimits, TenantOverrides, TenantPolicy
+from llmtrace_otel.tenancy.policy import PolicyBook, RateLimits, TenantPolicy
 from llmtrace_otel.tenancy.state import MemoryBackend
+from llmtrace_otel.web.errors import ErrorReply
 from tests.tenancy.support import NOON, Clock
+
+#: The test's calls come from 127.0.0.1, a caller trusted to name its tenant in the header.
+LOCAL = (ipaddress.ip_network("127.0.0.0/8"),)
 
 TENANT = "team-a"
 
@@ -37,7 +40,7 @@ class Answer:
     """What the client gets from the guard: its headers, and the refusal if any."""
 
     headers: dict[str, str]
-    refused: ProxyError | None
+    refused: ErrorReply | None
 
     @property
     def limit(self) -> str:
@@ -59,10 +62,10 @@ class Tenant:
         self.clock = Clock(NOON)
         meter = MeterProvider().get_meter("test")
         self.guard = TenancyGuard(
-            TenantResolver("default"), PolicyBook(TenantPolicy(limits), TenantOverrides()),
-            MemoryBackend(), TenancyInstruments(meter, lambda tenant: tenant),
+            TenantResolver("default", trusted=LOCAL),
+            PolicyBook(TenantPolicy(limits), TenantOverrides()), MemoryBackend(),
+            TenancyInstruments(meter, lambda tenant: tenant),
             clock=self.clock)
-        self.route = Router(Settings()).route("POST", "/v1/chat/completions", {})
         self.loop = asyncio.new_event_loop()
 
     def close(self) -> None:
@@ -72,7 +75,7 @@ class Tenant:
     def _call(self, max_tokens: int | None) -> CallInfo:
         request = LLMRequest(operation=Operation.CHAT, max_tokens=max_tokens)
         return CallInfo("POST", "/v1/chat/completions", HTTPHeaders({TENANT_HEADER: TENANT}),
-                        self.route, request)
+                        "openai.chat_completions", "openai", request, "127.0.0.1")
 
     def ask(self, max_tokens: int | None = None) -> Answer:
         verdict = self.loop.run_until_complete(self.guard.check(self._call(max_tokens)))
