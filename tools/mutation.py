@@ -379,6 +379,40 @@ def table(scores: Sequence[Score]) -> str:
     return "\n".join(rows)
 
 
+def equivalents_table(targets: Sequence[Target]) -> str:
+    rows = ["| module | mutant | why it cannot change behaviour |", "|---|---|---|"]
+    for target in targets:
+        for name, why in target.equivalent.items():
+            rows.append(f"| `{target.path}` | `{name}` | {why} |")
+    return "\n".join(rows)
+
+
+def write_docs(scores: Sequence[Score], day: str) -> None:
+    """Put the modules just scored into docs/testing.md's score table (the rows of modules
+    not run this time are kept, dated as they were) and rewrite the equivalents table."""
+    path = ROOT / "docs" / "testing.md"
+    text = path.read_text()
+    old = _block(text, "mutation-scores")
+    rows = {line.split("`")[1]: line for line in old.splitlines() if line.startswith("| `")}
+    for line in table(scores).splitlines()[2:]:
+        rows[line.split("`")[1]] = line.replace(" |", f" | {day} |", 1)
+    header = ["| module | measured | mutants | killed | survived | equivalent | score |",
+              "|---|---|---:|---:|---:|---:|---:|"]
+    ordered = [rows[t.path] for t in TARGETS if t.path in rows]
+    text = _replace_block(text, "mutation-scores", "\n".join(header + ordered))
+    path.write_text(_replace_block(text, "mutation-equivalents", equivalents_table(TARGETS)))
+
+
+def _block(text: str, marker: str) -> str:
+    return text.split(f"<!-- {marker} -->", 1)[1].split(f"<!-- /{marker} -->", 1)[0]
+
+
+def _replace_block(text: str, marker: str, body: str) -> str:
+    start, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
+    head, rest = text.split(start, 1)
+    return f"{head}{start}\n{body}\n{end}{rest.split(end, 1)[1]}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--module", action="append", default=[],
@@ -386,6 +420,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", help="only the mutants whose name contains this")
     parser.add_argument("--list", action="store_true", help="list the mutants, run nothing")
     parser.add_argument("--json", type=Path, help="also write every outcome there")
+    parser.add_argument("--write-docs", action="store_true",
+                        help="put the scores of the modules run into docs/testing.md")
     parser.add_argument("--min-score", type=float, default=90.0,
                         help="exit 1 when a module scores below this (default 90)")
     args = parser.parse_args(argv)
@@ -405,6 +441,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         scores.append(score(target, only=args.only))
         print(f"  {scores[-1].percent:.1f} % in {time.monotonic() - started:.0f} s", flush=True)
     print(table(scores))
+    if args.write_docs:
+        if args.only:
+            parser.error("--write-docs needs every mutant of a module, not --only")
+        write_docs(scores, time.strftime("%Y-%m-%d"))
     if args.json:
         args.json.write_text(json.dumps([
             {"module": s.module, "outcomes": [

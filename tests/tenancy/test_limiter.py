@@ -229,3 +229,11 @@ def test_only_the_tokens_limit_set_gives_the_tokens_headers(tenant: Tenant) -> N
 @limits()
 def test_no_limit_no_headers(tenant: Tenant) -> None:
     assert tenant.ask(max_tokens=10**6) == Answer({}, None)
+
+
+@limits(tokens_per_min=1)
+def test_the_smallest_tokens_limit_still_reserves(tenant: Tenant) -> None:
+    first = tenant.ask(max_tokens=5)
+    assert (first.limit, first.remaining, first.reset) == ("1", "0", "60")
+    refused = tenant.ask(max_tokens=5)
+    assert refused.refused is not None and refused.headers["Retry-After"] == "60"
