@@ -46,8 +46,36 @@ TARGETS: tuple[Target, ...] = (
            equivalent={
                "RateLimiter.reservation: '<=' -> '<'":
                    "with no tokens limit the reservation is min(max_tokens, 0) = 0 anyway",
+               "RateLimiter.token_bucket: 0.0 -> 1.0":
+                   "adjust reads a bucket's key, capacity and rate, never its cost",
+               "RateLimiter.binding: True -> False":
+                   "zip(strict=...): the backend returns one state per bucket",
+               "RateLimiter.binding: '>' -> '>='":
+                   "when nothing refuses, the longest of all-zero waits is the first bucket",
            }),
-    Target("llmtrace_otel/tenancy/budgets.py", ("tests/tenancy/test_budgets.py",)),
+    Target("llmtrace_otel/tenancy/budgets.py", ("tests/tenancy/test_budgets.py",),
+           equivalent={
+               "<module>: 3600.0 -> 3601.0":
+                   "how long a spend key outlives its window; only current windows are read",
+               "BudgetTracker._bounds: '<=' -> '<'":
+                   "a cache miss recomputes the same window bounds",
+               "BudgetTracker._bounds: 0 -> 1":
+                   "a cache miss recomputes the same window bounds",
+               "BudgetTracker.windows: False -> True":
+                   "extra agent windows written without a limit are never read",
+               "BudgetTracker.observe: True -> False":
+                   "zip(strict=...): one total per key, always",
+               "BudgetTracker.observe: '>' -> '>='":
+                   "when to prune ended windows; observed() leaves them out anyway",
+               "BudgetTracker.observe: 4 -> 5":
+                   "when to prune ended windows; observed() leaves them out anyway",
+               "BudgetTracker.observe: '*' -> '/'":
+                   "when to prune ended windows; observed() leaves them out anyway",
+               "BudgetTracker.observe: '>' -> '>=' #2":
+                   "a window ending exactly now is left out by observed() either way",
+               "BudgetTracker.refusal: True -> False":
+                   "zip(strict=...): one total per key, always",
+           }),
     Target("processors/security/pii_rules.py", ("tests/processors/security/test_pii.py",),
            equivalent={
                "luhn_ok: '>' -> '>='":

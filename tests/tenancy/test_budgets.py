@@ -120,6 +120,19 @@ class Ledger:
         (scope,) = [s for s in self.status(tenant) if s["agent"] == agent]
         return {w["window"]: w for w in scope["windows"]}
 
+    def counted(self, name: str, **labels: str) -> float:
+        """The value of counter ``name`` for ``labels`` (0 when absent)."""
+        data = self.reader.get_metrics_data()
+        for resource in data.resource_metrics if data else ():
+            for scope in resource.scope_metrics:
+                for metric in scope.metrics:
+                    if metric.name != name:
+                        continue
+                    for point in metric.data.data_points:
+                        if labels.items() <= dict(point.attributes or {}).items():
+                            return float(point.value)
+        return 0.0
+
     def gauges(self) -> dict[tuple[str, str, str], float]:
         data = self.reader.get_metrics_data()
         found = {}
@@ -301,6 +314,8 @@ def test_spend_that_cannot_be_written_is_counted_as_lost(ledger: Ledger) -> None
                          instruments=ledger.instruments)
     lone.submit(SpendEvent("team-a", None, 1.0))  # before any call: no event loop yet
     assert lone.lost == 1
+    assert ledger.counted("llmtrace.limits.degraded", backend="memory",
+                          operation="no_event_loop") == 1
     broken = Ledger({Window.DAILY: BudgetLimit(hard_usd=1.0)}, backend=_Unreachable())
     try:
         broken.ask()  # binds the loop; the admission itself degrades (fail open)
@@ -320,3 +335,54 @@ class _Unreachable(MemoryBackend):
 
     async def add_spend(self, *args: Any) -> Any:
         raise StateUnavailable("down")
+
+
+TWO_AGENTS = TenantOverrides((("team-a", TenantOverride(agents={
+    "a": {Window.DAILY: BudgetLimit(hard_usd=0.5)},
+    "b": {Window.DAILY: BudgetLimit(hard_usd=0.5)},
+})),))
+
+
+@budgets(TWO_AGENTS)
+def test_each_agent_has_a_budget_of_its_own(ledger: Ledger) -> None:
+    ledger.spend(0.5, agent="a")
+    assert ledger.ask(agent="a") is not None
+    assert ledger.ask(agent="b") is None
+    assert ledger.windows(agent="b")["daily"]["spend_usd"] == 0.0
+    assert ledger.windows()["daily"]["spend_usd"] == 0.5  # and the tenant's, once
+
+
+@budgets(daily=BudgetLimit(soft_usd=0.5))
+def test_a_total_within_a_nano_dollar_of_the_limit_has_reached_it(ledger: Ledger) -> None:
+    ledger.spend(0.49999999994)  # 0.5 to the nano-dollar: the crossing is now
+    (alert,) = ledger.kept.alerts
+    assert alert.summary.startswith("tenant team-a reached its daily soft budget: $0.50")
+    ledger.spend(0.00000000006)
+    assert len(ledger.kept.alerts) == 1  # not a second time
+
+
+@budgets(AGENTS)
+def test_an_agent_without_a_budget_is_reported_within_its_tenant(ledger: Ledger) -> None:
+    ledger.ask("team-b", agent="bot")  # team-b has no agent budgets
+    assert [(s["tenant"], s["agent"]) for s in ledger.status("team-b")] == [("team-b", None)]
+
+
+@budgets(daily=BudgetLimit(soft_usd=1.0))
+def test_the_report_lists_the_1000_most_recently_seen_tenants(ledger: Ledger) -> None:
+    for index in range(1000):
+        ledger.ask(f"t{index}")
+    ledger.ask("t0")  # seen again: the most recent now
+    ledger.ask("t1000")  # one too many: the least recently seen (t1) is forgotten
+    known = {tenant for tenant, _ in ledger.tracker.known()}
+    assert len(known) == 1000 and "t0" in known and "t1000" in known and "t1" not in known
+
+
+@budgets(daily=BudgetLimit(soft_usd=1.0))
+def test_the_gauges_keep_running_windows_of_thousands_of_tenants(ledger: Ledger) -> None:
+    limits = {Window.DAILY: BudgetLimit(soft_usd=1.0)}
+    for index in range(4001):  # past the point where ended windows are pruned
+        tenant = f"t{index}"
+        keys = ledger.tracker.windows(tenant, None, limits, NOON)
+        ledger.tracker.observe(tenant, keys, [0.25])
+    rows = ledger.tracker.observed()
+    assert len(rows) == 4001 and ("t4000", "daily", 0.25, 1.0) in rows

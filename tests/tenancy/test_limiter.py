@@ -237,3 +237,12 @@ def test_the_smallest_tokens_limit_still_reserves(tenant: Tenant) -> None:
     assert (first.limit, first.remaining, first.reset) == ("1", "0", "60")
     refused = tenant.ask(max_tokens=5)
     assert refused.refused is not None and refused.headers["Retry-After"] == "60"
+
+
+@limits(requests_per_s=10, tokens_per_min=600)
+def test_a_short_wait_on_one_limit_is_still_the_limit_reported(tenant: Tenant) -> None:
+    tenant.ask(max_tokens=600)  # the tokens bucket is empty, the requests one is not
+    refused = tenant.ask(max_tokens=5)  # 5 tokens at 10/s: half a second
+    assert refused.refused is not None
+    assert refused.limit == "600" and refused.headers["Retry-After"] == "1"
+    assert "over its limit of 600 tokens/min" in refused.refused.message
