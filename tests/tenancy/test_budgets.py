@@ -321,8 +321,47 @@ def test_spend_that_cannot_be_written_is_counted_as_lost(ledger: Ledger) -> None
         broken.ask()  # binds the loop; the admission itself degrades (fail open)
         broken.spend(1.0)
         assert broken.tracker.lost == 1
+        assert broken.counted("llmtrace.limits.degraded", backend="unreachable",
+                              operation="add_spend") == 1
     finally:
         broken.close()
+    failing = Ledger({Window.DAILY: BudgetLimit(hard_usd=1.0)}, backend=_Broken())
+    try:
+        failing.spend(1.0)  # a bug in the backend, not an outage: lost and logged
+        assert failing.tracker.lost == 1
+    finally:
+        failing.close()
+
+
+def test_shutdown_waits_for_spend_writes_in_flight() -> None:
+    slow = Ledger({Window.DAILY: BudgetLimit(hard_usd=1.0)}, backend=_Slow())
+    sender = threading.Thread(target=slow.tracker.submit,
+                              args=(SpendEvent("team-a", None, 0.25),))
+    sender.start()
+    sender.join()
+    slow.close()  # the guard's aclose drains the tracker before closing the backend
+    assert slow.backend.written == [0.25]
+    assert not slow.tracker._tasks  # and nothing is left behind once written
+
+
+class _Broken(MemoryBackend):
+    """A backend with a bug: it raises something other than StateUnavailable."""
+
+    async def add_spend(self, *args: Any) -> Any:
+        raise KeyError("bug")
+
+
+class _Slow(MemoryBackend):
+    """Writes take a while, as a round trip to Redis does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[float | None] = []
+
+    async def add_spend(self, keys: Any, usd: float | None, now: float) -> Any:
+        await asyncio.sleep(0.05)
+        self.written.append(usd)
+        return await super().add_spend(keys, usd, now)
 
 
 class _Unreachable(MemoryBackend):
