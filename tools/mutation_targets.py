@@ -98,5 +98,15 @@ TARGETS: tuple[Target, ...] = (
                    "`split` is only read when there is a description",
            }),
     Target("llmtrace_otel/proxy/security_guard.py",
-           ("tests/proxy/test_security_decisions.py",)),
+           ("tests/proxy/test_security_decisions.py",),
+           equivalent={
+               "_pieces: '<=' -> '<'":
+                   "a text of exactly one piece's length is that one piece either way",
+               "SecurityGuard.__init__: 50000 -> 50001":
+                   "the head and tail kept are limit // 2 each: the same for both",
+               "SecurityGuard.__init__: 5.0 -> 6.0":
+                   "the wiring always passes security.guard_budget_ms (default tested there)",
+               "SecurityGuard.__init__: 1 -> 2":
+                   "split's maxsplit does not change the first element",
+           }),
 )

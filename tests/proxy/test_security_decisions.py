@@ -220,6 +220,9 @@ def test_a_text_over_8192_characters_is_read_in_overlapping_pieces() -> None:
     reader.read.clear()
     check(guard("block", detector=reader), request("z" * 8192))
     assert len(reader.read) == 1
+    reader.read.clear()  # two pieces reach the end: no third one inside the second
+    check(guard("block", detector=reader, max_chars=50_000), request("z" * (8192 + 7680)))
+    assert [len(s.text) for s in reader.read] == [8192, 8192]
 
 
 def test_a_check_out_of_time_fails_open_and_says_so() -> None:
@@ -244,6 +247,8 @@ def test_within_a_generous_budget_everything_is_read() -> None:
     slow = Scripted(delay_s=0.01)
     assert check(guard("block", detector=slow, budget_ms=60_000), request("a", "b")) is None
     assert len(slow.read) == 2
+    scan = guard("block", detector=Scripted(), budget_ms=60_000).scan(request("a", "b"))
+    assert scan.complete and scan.skipped == 0 and scan.findings == ()
 
 
 def test_out_of_time_and_failing_closed_is_503_in_block_mode_only() -> None:
