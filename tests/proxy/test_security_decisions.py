@@ -247,8 +247,17 @@ def test_within_a_generous_budget_everything_is_read() -> None:
     slow = Scripted(delay_s=0.01)
     assert check(guard("block", detector=slow, budget_ms=60_000), request("a", "b")) is None
     assert len(slow.read) == 2
-    scan = guard("block", detector=Scripted(), budget_ms=60_000).scan(request("a", "b"))
+    scan = guard("block", detector=Scripted(delay_s=0.01), budget_ms=60_000).scan(
+        request("a", "b"))
     assert scan.complete and scan.skipped == 0 and scan.findings == ()
+    assert 20 <= scan.elapsed_ms < 60_000  # two 10 ms reads, in ms
+
+
+def test_a_scan_out_of_time_says_how_long_it_took_and_what_it_skipped() -> None:
+    scan = guard("block", detector=Scripted(delay_s=0.03), budget_ms=1).scan(
+        request("a", "b", "c"))
+    assert not scan.complete and scan.skipped == 2
+    assert 30 <= scan.elapsed_ms < 60_000
 
 
 def test_out_of_time_and_failing_closed_is_503_in_block_mode_only() -> None:
