@@ -341,7 +341,7 @@ def run_tests(target: Target, tree: ast.Module | None, limit_s: float) -> tuple[
         time.sleep(0.02)
 
 
-def score(target: Target, *, only: str | None = None, verbose: bool = True) -> Score:
+def score(target: Target, *, only: Sequence[str] = (), verbose: bool = True) -> Score:
     source = (ROOT / target.path).read_text()
     found = mutants(source)
     unknown = set(target.equivalent) - {m.name for m in found}
@@ -355,7 +355,7 @@ def score(target: Target, *, only: str | None = None, verbose: bool = True) -> S
     limit = max(20.0, 4 * seconds)
     result = Score(target.path)
     for mutant in found:
-        if only and only not in mutant.name:
+        if only and not any(text in mutant.name for text in only):
             continue
         if mutant.name in target.equivalent:
             result.outcomes.append(Outcome(mutant, "equivalent", 0.0))
@@ -417,7 +417,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--module", action="append", default=[],
                         help="only the targets whose path contains this (repeatable)")
-    parser.add_argument("--only", help="only the mutants whose name contains this")
+    parser.add_argument("--only", action="append", default=[],
+                        help="only the mutants whose name contains this (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the mutants, run nothing")
     parser.add_argument("--json", type=Path, help="also write every outcome there")
     parser.add_argument("--write-docs", action="store_true",
