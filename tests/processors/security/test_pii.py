@@ -6,6 +6,7 @@ documentation or example values (555-01xx, the ECBS example IBANs).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 
@@ -21,7 +22,12 @@ from llmtrace_processors.security.pii import (
     PII_US_SSN,
     detect_pii,
 )
-from llmtrace_processors.security.pii_rules import iban_ok, ipv4_value, phone_structure_score
+from llmtrace_processors.security.pii_rules import (
+    iban_ok,
+    ip_kind,
+    ipv4_value,
+    phone_structure_score,
+)
 
 
 def found(text: str, finding_type: str | None = None) -> list[str]:
@@ -424,6 +430,11 @@ def test_overlap_resolution_keeps_disjoint_strongest() -> None:
 
 
 @pytest.mark.parametrize(("number", "score"), [
+    ('+352 621 123 456', 0.85),  # a three-digit country code (zone 35)
+    ('+33 12 3 45 67 89', 0.0),  # a lone digit after the area code
+    ('020 7 946 0958', 0.0),  # a lone digit after the trunk prefix
+    ('192.168.100.200', 0.0),  # a dotted quad with three-digit groups
+    ('0090 212 123 4567', 0.7),  # 00 and a country code (Turkey)
     ('+44 (0)20 7946 0958', 0.85),  # international, the optional trunk (0) dropped
     ('+1 415 555 0132', 0.85),
     ('+33 6 12 34 56 78', 0.85),  # a lone mobile digit after the country code
@@ -490,3 +501,14 @@ def test_ipv4_octets() -> None:
     assert ipv4_value("256.1.1.1") is None  # over 255
     assert ipv4_value("10.01.0.1") is None  # a leading zero: octal to some parsers
     assert ipv4_value("10.001.0.1") is None
+
+
+def test_ipv6_kinds() -> None:
+    def kind(text: str) -> str | None:
+        return ip_kind(ipaddress.IPv6Address(text))
+
+    assert [kind(a) for a in ("::1", "::", "ff02::1")] == [None, None, None]  # nobody
+    assert kind("2001:db8::1") == "documentation"
+    assert kind("2606:4700::1111") == "public"
+    assert [kind(a) for a in ("fe80::1", "fd00::1")] == ["private", "private"]
+    assert [kind(a) for a in ("::ffff:8.8.8.8", "::ffff:10.0.0.1")] == ["public", "private"]
