@@ -98,6 +98,8 @@ TARGETS: tuple[Target, ...] = (
                    "the spans are in order: every later one starts after `old` too",
                "_redact_tool: 1 -> 2":
                    "`split` is only read when there is a description",
+               "_redact_tool: '-' removed":
+                   "`split` is only read when there is a description",
            }),
     Target("llmtrace_otel/proxy/security_guard.py",
            ("tests/proxy/test_security_decisions.py",),

@@ -228,6 +228,8 @@ def test_overlaps_merge_into_the_most_severe_finding_first_come_on_a_tie() -> No
     assert done.text == "[SECRET:PASSWORD]" + "x" * 5 + "[PII:IBAN]" + "x" * 5
     tie = redact_text(text, [_finding("pii.email", 0, 10), _finding("pii.phone", 5, 12)])
     assert tie is not None and tie.text == "[PII:EMAIL]" + "x" * 28
+    inside = redact_text(text, [_finding("pii.email", 0, 20), _finding("pii.phone", 5, 10)])
+    assert inside is not None and inside.text == "[PII:EMAIL]" + "x" * 20  # all 20 of it
 
 
 def test_merging_joins_the_last_value_not_an_earlier_one() -> None:
@@ -320,6 +322,11 @@ def test_tool_definitions_are_redacted_in_description_and_parameters() -> None:
     out = _redact(tools, "gen_ai.tool.definitions[1]", _finding("pii.email", 7, 12))
     assert out is not None
     assert out["gen_ai.tool.definitions"][1]["parameters"] == {"to": "[PII:EMAIL]"}  # type: ignore[index]
+    # ... and the finding's text, which offsets are mapped in, is the parameters alone
+    done = redact_attributes(tools, {"gen_ai.tool.definitions[1]": [
+        _finding("pii.email", 7, 12)]})
+    assert done is not None
+    assert done.texts["gen_ai.tool.definitions[1]"].text == '{"to":"[PII:EMAIL]"}'
     assert _redact(tools, "gen_ai.tool.definitions[2]", _finding("pii.email", 0, 3)) is None
     out = _redact(tools, "gen_ai.tool.definitions[3]", _finding("pii.email", 3, 8))
     assert out is not None
