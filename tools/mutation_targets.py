@@ -73,6 +73,8 @@ TARGETS: tuple[Target, ...] = (
                    "when to prune ended windows; observed() leaves them out anyway",
                "BudgetTracker.observe: '>' -> '>=' #2":
                    "a window ending exactly now is left out by observed() either way",
+               "BudgetTracker.record: True -> False #2":
+                   "zip(strict=...): one total per key, always",
                "BudgetTracker.refusal: True -> False":
                    "zip(strict=...): one total per key, always",
                "BudgetTracker.submit: '+=' -> '-=' #2":

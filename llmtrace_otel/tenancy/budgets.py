@@ -226,18 +226,18 @@ class BudgetTracker:
         if event.usd is None or self._alerts is None:
             return
         for key, total in zip(keys, totals, strict=True):
-            # The totals before and after this call, to the nano-dollar: float subtraction
-            # can land a hair under a limit that the previous call had reached exactly
-            # (0.7 - 0.2 is 0.49999999999999994), which would raise that crossing's alert a
-            # second time. Rounded alike, consecutive calls agree on where the limit was
-            # crossed.
+            # The totals before and after this call and the limit, to the nano-dollar: float
+            # subtraction can land a hair under a limit that the previous call had reached
+            # exactly (0.7 - 0.2 is 0.49999999999999994), which would raise that crossing's
+            # alert a second time. Rounded alike, consecutive calls agree on where the
+            # limit was crossed.
             before = round(total - event.usd, _USD_DIGITS)
             after = round(total, _USD_DIGITS)
             for kind, limit, severity in (
                 ("budget_soft", key.limit.soft_usd, AlertSeverity.WARNING),
                 ("budget_hard", key.limit.hard_usd, AlertSeverity.CRITICAL),
             ):
-                if limit is not None and before < limit <= after:
+                if limit is not None and before < round(limit, _USD_DIGITS) <= after:
                     self._alerts.raise_alert(self._alert(kind, severity, event, key, total,
                                                          limit))
 

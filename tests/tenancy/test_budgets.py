@@ -231,7 +231,21 @@ def test_an_unpriced_call_is_counted_never_as_free_spend(ledger: Ledger) -> None
     ledger.spend(None)
     daily = ledger.windows()["daily"]
     assert (daily["spend_usd"], daily["calls"], daily["unpriced_calls"]) == (0.25, 2, 1)
-    assert ledger.kept.alerts == []
+    assert ledger.kept.alerts == [] and ledger.tracker.lost == 0  # recorded, not lost
+
+
+@budgets(daily=BudgetLimit(soft_usd=1 / 3))
+def test_reported_amounts_are_rounded_as_documented(ledger: Ledger) -> None:
+    ledger.clock.advance(1 / 3)
+    ledger.spend(1 / 3)
+    daily = ledger.windows()["daily"]
+    assert daily["spend_usd"] == 0.333333333  # USD to 9 digits
+    assert daily["utilisation"] == 1.0
+    assert daily["resets_in_s"] == 43_199.667  # seconds to 3
+    ledger.spend(1 / 7)
+    assert ledger.windows()["daily"]["utilisation"] == 1.428571  # a ratio to 6
+    (alert,) = ledger.kept.alerts
+    assert alert.details["spend_usd"] == 0.333333  # alert amounts to 6
 
 
 AGENTS = TenantOverrides((("team-a", TenantOverride(agents={
