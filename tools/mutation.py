@@ -172,7 +172,7 @@ def table(scores: Sequence[Score]) -> str:
 
 
 def equivalents_table(targets: Sequence[Target]) -> str:
-    rows = ["| module | mutant | why it cannot change behaviour |", "|---|---|---|"]
+    rows = ["| module | mutant | why it is left out |", "|---|---|---|"]
     for target in targets:
         for name, why in target.equivalent.items():
             rows.append(f"| `{target.path}` | `{name}` | {why} |")
