@@ -7,7 +7,8 @@ CONFIG ?=
 UPSTREAM ?=
 ARGS ?=
 
-.PHONY: run test soak bench eval-security mutation lint typecheck clean chromium redis-server
+.PHONY: run test soak bench train-detector eval-security mutation lint typecheck clean \
+	chromium redis-server
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,10 +38,12 @@ redis-server:
 	      || echo "could not install redis-server: the Redis tests will skip"; \
 	  else echo "redis-server missing (not root or no apt-get): Redis tests will skip"; fi; }
 
-# Random order (pytest-randomly); the seed is printed at the end. Replay a run's order with
+# The train extra too: a test retrains the injection classifier and compares it with the
+# shipped artifact (tests/processors/security/test_classifier.py). Random order
+# (pytest-randomly); the seed is printed at the end. Replay a run's order with
 # `make test PYTEST_ARGS=--randomly-seed=N` (docs/testing.md).
 PYTEST_ARGS ?=
-test: $(VENV)/.installed-dev | chromium
+test: $(VENV)/.installed-train | chromium
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # The viewer's browser tests drive Debian's Chromium. Installed here (as root, when missing)
@@ -61,8 +64,18 @@ soak: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/run.py
 
-# Scores the security detectors on ../shared/datasets and writes the tables into docs/security.md.
-eval-security: $(VENV)/.installed-dev
+$(VENV)/.installed-train: pyproject.toml | $(BIN)/python
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -e '.[dev,train]'
+	touch $@ $(VENV)/.installed $(VENV)/.installed-dev
+
+# Trains the learned injection classifier on ../shared/datasets (fixed seed) and writes
+# processors/security/models/injection-linear-v1.json.gz (docs/security.md).
+train-detector: $(VENV)/.installed-train
+	$(BIN)/python bench/train_detector.py
+
+# Scores the security detectors on ../shared/datasets (rules, model and both, leave one
+# dataset out) and writes the tables into docs/security.md.
+eval-security: $(VENV)/.installed-train
 	$(BIN)/python bench/security_eval.py --write-docs
 
 # Mutation testing of pricing, limits, budgets, PII validation, redaction and enforcement

@@ -36,6 +36,7 @@ from llmtrace_otel.exporters.sqlite import (
     parse_list_query,
     parse_stats_query,
 )
+from llmtrace_otel.exporters.sqlite.filters import parse_filter_query
 
 DAY_NS = 86_400 * 10**9
 
@@ -109,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
                 ("traces, has_findings=true", "/api/v1/traces", {"has_findings": "true"}),
                 ("traces, tenant + model", "/api/v1/traces",
                  {"tenant": "tenant-03", "model": "gpt-4.1"}),
+                ("traces, model = a response model", "/api/v1/traces",
+                 {"model": "gpt-4.1-2025-01-01"}),
+                ("traces, status=ok", "/api/v1/traces", {"status": "ok"}),
+                ("traces, text search q, last 24 h", "/api/v1/traces",
+                 {"since": since_24h, "q": "tenant-03"}),
                 ("stats, last 24 h, totals", "/api/v1/stats", {"since": since_24h}),
                 ("stats, last 24 h, by model", "/api/v1/stats",
                  {"since": since_24h, "group_by": "model"}),
@@ -121,6 +127,12 @@ def main(argv: list[str] | None = None) -> int:
                  {"since": since_mid, "until": until_mid, "group_by": "model"}),
                 ("stats, 24 h, min_score=0.5 (exact path)", "/api/v1/stats",
                  {"since": since_24h, "min_score": "0.5"}),
+                ("stats, all 7 days, model = a response model", "/api/v1/stats",
+                 {"model": "gpt-4.1-2025-01-01"}),
+                ("stats, 24 h, text search q (exact path)", "/api/v1/stats",
+                 {"since": since_24h, "q": "tenant-03"}),
+                ("findings, last 24 h", "/api/v1/findings", {"since": since_24h}),
+                ("findings, all 7 days", "/api/v1/findings", {}),
             ]
             rows = []
             for label, path, params in cases:
@@ -139,13 +151,16 @@ def main(argv: list[str] | None = None) -> int:
                 if path.endswith("traces"):
                     query = parse_list_query(params, now)
                     direct: Callable[[], object] = lambda q=query: store.list_calls(q)  # noqa: E731
+                elif path.endswith("findings"):
+                    spec = parse_filter_query(params, now)
+                    direct = lambda f=spec: store.finding_summary(f)  # noqa: E731
                 else:
                     squery = parse_stats_query(params, now)
                     direct = lambda q=squery: store.stats(q)  # noqa: E731
                     method = store.stats(squery).percentiles
                 http_p50, http_p90 = _time(over_http, args.warmup, args.repeat)
                 sql_p50, _ = _time(direct, args.warmup, args.repeat)
-                if args.exact and not path.endswith("traces"):
+                if args.exact and path.endswith("stats"):
                     # Last: a slow exact query may outlast the proxy's keep-alive idle timeout.
                     exact_p50, _ = _time(lambda q=squery: store.stats(q, use_rollup=False),
                                          1, args.exact_repeat)

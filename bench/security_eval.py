@@ -15,6 +15,14 @@ Reads ``../shared/datasets/`` in place (never copied):
   for the injection detector (false-positive rate); and, when ``processors.security.pii``
   exists, span-level precision/recall/F1 per entity type of its ``detect_pii``.
 
+* every shared file, leave one dataset out (``detector_eval.py``): the learned classifier
+  trained without the file it scores; recall and false-positive rate of the rules alone,
+  the model alone and both, per file and per category (needs the ``train`` extra).
+
+The per-file tables above the cross-dataset one score the rules alone (``use_model=False``):
+the shipped model was trained on these very files, so its numbers there would be
+in-sample. The latencies are of the detector as shipped (rules and model).
+
 Latency: ``time.perf_counter_ns`` around one call per text (best of ``--repeat``), median
 and p99 over each dataset, and over repeated calls on a typical chat prompt, a 10 KB and
 a 100 KB text. Micro-benchmark numbers on a shared machine; compare within one run.
@@ -42,6 +50,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+if str(ROOT / "bench") not in sys.path:
+    sys.path.insert(0, str(ROOT / "bench"))
 
 from llmtrace_processors.security.injection import (  # noqa: E402
     DEFAULT_THRESHOLD,
@@ -153,7 +163,7 @@ def _score_rows(
 ) -> list[Scored]:
     out = []
     for group, attack, text, system in rows:
-        assessment = assess_injection(text, system_prompt=system)
+        assessment = assess_injection(text, system_prompt=system, use_model=False)
         micros = _timed(lambda t=text, s=system: assess_injection(t, system_prompt=s), repeat)
         out.append(Scored(group, attack, text, assessment, micros))
     return out
@@ -241,8 +251,9 @@ def injection_report(
     benign = _confusions(scored_benign, threshold)
 
     out = [
-        f"Threshold {threshold} on the combined score; a row counts as flagged when "
-        "`assess_injection(text).score >= threshold`.",
+        f"**Rules alone.** Threshold {threshold} on the combined score; a row counts as "
+        "flagged when `assess_injection(text, use_model=False).score >= threshold` (the "
+        "learned model is scored leave-one-dataset-out below: it was trained on these files).",
         "",
         "| dataset | rows | attacks | benign | TP | FN | FP | precision | recall | F1 | FPR |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -340,6 +351,40 @@ def _print_errors(
     show("CyberSecEval missed (text only)",
          [r for r in cse if r.group.endswith("text only") and r.assessment.score < threshold])
     show("Presidio false positives", [r for r in benign if r.assessment.score >= threshold])
+
+
+# --- the learned classifier ------------------------------------------------------------------
+
+
+def cross_dataset_report(datasets: Path, threshold: float) -> list[str]:
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        message = ("scikit-learn is not installed (the `train` extra, `make eval-security` "
+                   "installs it): the cross-dataset evaluation was skipped.")
+        print(message, file=sys.stderr)
+        return [message]
+    from detector_eval import report, score_held_out
+
+    from llmtrace_processors.security.classifier import default_classifier
+
+    scored = score_held_out(datasets, log=lambda m: print(m, file=sys.stderr))
+    out = report(scored, threshold, sweep=True)
+    model = default_classifier()
+    deepset = json.loads((datasets / DEEPSET).read_text(encoding="utf-8"))
+    rows = [_timed(lambda t=str(r["text"]): model.probability(t), 3) for r in deepset]
+    out += ["", f"The shipped model (`{model.version}`, "
+            f"{len(model.word_weights):,} word and {len(model.char_weights):,} character "
+            "features): `LinearClassifier.probability` per text, microseconds (pure Python; "
+            "texts over 4,096 characters are read head and tail, so that is its bound):", "",
+            "| texts | n | median µs | p99 µs |", "|---|---|---|---|",
+            _latency_row("deepset rows (best of 3)", rows)]
+    for name, size in (("typical chat prompt (600 chars)", 600), ("2 KB text", 2000),
+                       ("100 KB text", 100_000)):
+        text = _synthetic(size)
+        samples = [_timed(lambda t=text: model.probability(t), 1) for _ in range(300)]
+        out.append(_latency_row(name, samples))
+    return out
 
 
 # --- PII (sec-pii's detector, when present) -------------------------------------------------
@@ -654,6 +699,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     lines = ["### Prompt injection and jailbreak", ""]
     lines += injection_report(datasets, args.threshold, args.repeat, args.errors, args.sweep)
+    lines += ["", "### Rules, model and both, across datasets", ""]
+    lines += cross_dataset_report(datasets, args.threshold)
     lines += ["", "### PII (`processors.security.pii`)", ""]
     lines += pii_report(datasets, args.repeat)
     lines += ["", "### Analysis cost per span", ""]

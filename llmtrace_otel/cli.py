@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -20,12 +22,17 @@ from llmtrace_otel.config import (
     load_settings,
     mask_url_credentials,
     resolve,
+    split_endpoint,
+    worker_count,
 )
 from llmtrace_otel.logs import configure_logging
+from llmtrace_otel.proxy.app import ProxyServer
 from llmtrace_otel.query_commands import add_query_commands
+from llmtrace_otel.receiver.collector import CollectorServer
 from llmtrace_otel.runtime import freeze_startup_heap, run
+from llmtrace_otel.supervisor.worker_link import WorkerIdentity, WorkerLink
 from llmtrace_otel.version import __version__
-from llmtrace_otel.web.server import ListenError
+from llmtrace_otel.web.server import ListenError, listen, listen_backlog, reserve
 
 __all__ = ["main"]
 
@@ -68,14 +75,20 @@ def _start(args: argparse.Namespace) -> Settings:
     return settings
 
 
-async def _until_signalled(settings: Settings) -> None:
-    """The server is listening: freeze the start-up heap, then wait for SIGTERM/SIGINT."""
-    if settings.gc_freeze:
-        freeze_startup_heap()
+def _signalled() -> asyncio.Event:
+    """An event set by SIGTERM/SIGINT; installed first thing, so that a signal during
+    start-up stops the process cleanly instead of killing it."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+async def _until_signalled(settings: Settings, stop: asyncio.Event) -> None:
+    """The server is listening: freeze the start-up heap, then wait for SIGTERM/SIGINT."""
+    if settings.gc_freeze:
+        freeze_startup_heap()
     await stop.wait()
 
 
@@ -95,7 +108,16 @@ def _announce_proxy(settings: Settings, port: int) -> None:
               "not captured (turn on with --capture-content)")
 
 
-async def _serve(settings: Settings) -> None:
+async def _serve(settings: Settings, argv: Sequence[str]) -> None:
+    stop = _signalled()
+    identity = WorkerIdentity.from_env(os.environ)
+    if identity is not None:  # a relay worker started by `serve --workers N`
+        await _as_worker(settings, identity, stop, collector=False)
+        return
+    workers = worker_count(settings.workers)
+    if workers > 1:
+        await _supervise(settings, workers, argv, stop, collector=False)
+        return
     server = wiring.build_proxy(settings)
     try:
         port = await server.start()
@@ -103,38 +125,139 @@ async def _serve(settings: Settings) -> None:
         await server.stop(0.1)
         raise
     _announce_proxy(settings, port)
-    await _until_signalled(settings)
+    await _until_signalled(settings, stop)
     _log.info("shutting down: draining in-flight calls (up to %.0fs) and flushing telemetry",
               settings.shutdown_timeout_s)
     await server.stop()
 
 
-async def _collect(settings: Settings) -> None:
+def _warn_oversubscription(settings: Settings, workers: int) -> None:
+    cores = worker_count(0)
+    busy = workers + 1 + settings.security_workers  # + the telemetry process
+    if busy > cores + 1:
+        _log.warning("server.workers=%d and security.workers=%d run %d busy processes on %d "
+                     "cores: they will compete for them (lower one of the two)", workers,
+                     settings.security_workers, busy, cores)
+
+
+def _hold_ports(settings: Settings, *, collector: bool) -> tuple[dict[str, int],
+                                                                  list[socket.socket]]:
+    """Reserve the ports the relay workers will listen on: port 0 is resolved here, and a
+    port in use is a one-line error before any worker starts."""
+    held = reserve(settings.host, settings.port, setting="--port / server.port")
+    ports = {"server": held[0].getsockname()[1]}
+    if collector:
+        for name, endpoint, setting in (
+                ("http", settings.receiver_http_endpoint,
+                 "--receiver-http-endpoint / receiver.http_endpoint"),
+                ("grpc", settings.receiver_grpc_endpoint,
+                 "--receiver-grpc-endpoint / receiver.grpc_endpoint")):
+            if endpoint is None:
+                continue
+            host, port = split_endpoint(endpoint)
+            if name == "http" and (host, port) == (settings.host, settings.port) and port:
+                ports[name] = ports["server"]
+                continue
+            more = reserve(host, port, setting=setting)
+            held.extend(more)
+            ports[name] = more[0].getsockname()[1]
+    return ports, held
+
+
+async def _supervise(settings: Settings, workers: int, argv: Sequence[str],
+                     stop: asyncio.Event, *, collector: bool) -> None:
+    """The telemetry process: hold the ports, start the relay workers listening on them,
+    serve them, drain them on SIGTERM/SIGINT."""
+    _warn_oversubscription(settings, workers)
+    ports, held = _hold_ports(settings, collector=collector)
+    process = wiring.build_telemetry_process(settings, collector=collector)
+    try:
+        await process.start(argv=[sys.executable, "-m", "llmtrace_otel", *argv],
+                            env={**os.environ, **({} if collector
+                                                  else wiring.worker_environment(settings))},
+                            ports=ports)
+    except BaseException:
+        await process.stop(0.1)
+        raise
+    if collector:
+        _announce_collector(settings, ports.get("grpc"), ports.get("http"), ports["server"])
+    else:
+        _announce_proxy(settings, ports["server"])
+    _log.info("  %d relay workers (server.workers); analysis and export in this process "
+              "(pid %d)", workers, os.getpid())
+    await _until_signalled(settings, stop)
+    _log.info("shutting down: draining the workers (up to %.0fs) and flushing telemetry",
+              settings.shutdown_timeout_s)
+    await process.stop(settings.shutdown_timeout_s)
+    for sock in held:
+        sock.close()
+
+
+async def _as_worker(settings: Settings, identity: WorkerIdentity, stop: asyncio.Event, *,
+                     collector: bool) -> None:
+    """One relay worker: serve until SIGTERM or the telemetry process goes away, then
+    drain (calls end, queued spans are shipped)."""
+    link = await WorkerLink.connect(identity)
+    server: ProxyServer | CollectorServer
+    if collector:
+        server = wiring.build_collector_worker(settings, link)
+        await server.start(identity.ports)
+    else:
+        server = wiring.build_proxy_worker(settings, link)
+        await server.start(listen(settings.host, identity.ports["server"],
+                                  setting="--port / server.port", reuse_port=True,
+                                  backlog=listen_backlog(settings.max_connections)))
+    link.ready()
+    _log.debug("worker %d (pid %d) serving", identity.index, os.getpid())
+    signalled = asyncio.ensure_future(_until_signalled(settings, stop))
+    orphaned = asyncio.ensure_future(link.closed())
+    await asyncio.wait([signalled, orphaned], return_when=asyncio.FIRST_COMPLETED)
+    if orphaned.done():
+        _log.error("worker %d: the telemetry process is gone; stopping", identity.index)
+    signalled.cancel()
+    await server.stop()
+    await link.aclose()
+    orphaned.cancel()
+
+
+def _announce_collector(settings: Settings, grpc_port: int | None, http_port: int | None,
+                        ops_port: int | None) -> None:
+    _log.info("llmtrace-otel %s collect: OTLP/gRPC %s, OTLP/HTTP %s, /health and /metrics on "
+              "http://%s:%d", __version__, f"port {grpc_port}" if grpc_port else "off",
+              f"port {http_port}" if http_port else "off", settings.host, ops_port or 0)
+
+
+async def _collect(settings: Settings, argv: Sequence[str]) -> None:
+    stop = _signalled()
+    identity = WorkerIdentity.from_env(os.environ)
+    if identity is not None:  # a relay worker started by `collect --workers N`
+        await _as_worker(settings, identity, stop, collector=True)
+        return
+    workers = worker_count(settings.workers)
+    if workers > 1:
+        await _supervise(settings, workers, argv, stop, collector=True)
+        return
     server = wiring.build_collector(settings)
     try:
         await server.start()
     except BaseException:
         await server.stop(0.1)
         raise
-    _log.info("llmtrace-otel %s collect: OTLP/gRPC %s, OTLP/HTTP %s, /health and /metrics on "
-              "http://%s:%d", __version__,
-              f"port {server.grpc_port}" if server.grpc_port else "off",
-              f"port {server.http_port}" if server.http_port else "off", settings.host,
-              server.ops_port)
-    await _until_signalled(settings)
+    _announce_collector(settings, server.grpc_port, server.http_port, server.ops_port)
+    await _until_signalled(settings, stop)
     _log.info("shutting down: handing queued spans to the pipeline and flushing telemetry")
     await server.stop()
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     settings = _start(args)
-    run(_serve(settings), settings.event_loop)
+    run(_serve(settings, args.argv), settings.event_loop)
     return 0
 
 
 def _cmd_collect(args: argparse.Namespace) -> int:
     settings = _start(args)
-    run(_collect(settings), settings.event_loop)
+    run(_collect(settings, args.argv), settings.event_loop)
     return 0
 
 
@@ -178,7 +301,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    args.argv = argv  # what relay workers are started with (server.workers)
     try:
         return int(args.func(args))
     except ConfigError as exc:

@@ -50,6 +50,10 @@ class CallInfo:
     request: LLMRequest | None  # None: not an LLM call, or unparseable
     #: The client's IP address as the server saw it (None: unknown).
     client_address: str | None = None
+    #: An LLM call whose body the API's parser refused: the body as it reads (encoding
+    #: undone), for checks that must read it anyway; None when parsed, not an LLM call,
+    #: or unreadable (an encoding that cannot be decoded).
+    unparsed: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +75,9 @@ class CallResult:
     status_code: int  # 0 when no response was received
     response: LLMResponse | None
     error_type: str | None
+    #: What the guards' verdicts put on the call's span (tenant, agent, ...): a guard finds
+    #: there what it worked out in ``check``, instead of working it out again.
+    attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
 
 
 @runtime_checkable

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import astuple
 
 from llmtrace_otel.api.views import dumps, page_json, stats_json, trace_json
+from llmtrace_otel.display import status_label, usd
 from llmtrace_otel.exporters.sqlite import (
     QueryError,
     SpanRecord,
@@ -23,7 +24,7 @@ from llmtrace_otel.exporters.sqlite import (
     parse_list_query,
     parse_stats_query,
 )
-from llmtrace_otel.exporters.sqlite.filters import parse_trace_id
+from llmtrace_otel.exporters.sqlite.filters import parse_trace_prefix
 from llmtrace_otel.exporters.sqlite.histogram import RELATIVE_ERROR
 from llmtrace_otel.exporters.sqlite.queries import iso_time
 from llmtrace_otel.exporters.sqlite.stats import HISTOGRAM
@@ -32,7 +33,7 @@ __all__ = ["add_query_commands"]
 
 #: The SQLite file of a command: ``--db``, else ``sqlite.path`` from ``--config``/env.
 _StorePath = Callable[[argparse.Namespace], str]
-_TEXT_FILTERS = ("since", "until", "provider", "model", "tenant", "status", "min_score")
+_TEXT_FILTERS = ("since", "until", "provider", "model", "tenant", "status", "min_score", "q")
 
 
 def _add_store(parser: argparse.ArgumentParser) -> None:
@@ -46,15 +47,17 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", help="RFC 3339 time or duration before now (15m, 24h, 7d)")
     parser.add_argument("--until", help="exclusive upper bound, same forms as --since")
     parser.add_argument("--provider", help="gen_ai.provider.name")
-    parser.add_argument("--model", help="gen_ai.request.model")
+    parser.add_argument("--model", help="gen_ai.request.model or gen_ai.response.model")
     parser.add_argument("--tenant", help="llmtrace.tenant.id")
-    parser.add_argument("--status", help="ok, error or unset")
+    parser.add_argument("--status", help="ok (not failed), error, or unset")
     findings = parser.add_mutually_exclusive_group()
     findings.add_argument("--has-findings", dest="has_findings", action="store_const",
                           const="true", help="only calls with security findings")
     findings.add_argument("--no-findings", dest="has_findings", action="store_const",
                           const="false", help="only calls without security findings")
     parser.add_argument("--min-score", dest="min_score", help="minimum llmtrace.security.score")
+    parser.add_argument("--search", dest="q", metavar="TEXT",
+                        help="text in a name, id, model, tenant, error, attribute or event")
     parser.add_argument("--json", action="store_true", help="the API's JSON instead of a table")
 
 
@@ -106,13 +109,13 @@ def _cmd_traces(args: argparse.Namespace, store_path: _StorePath) -> int:
             print("no calls match" if filtered else "no calls stored yet")
             return 0
         header: tuple[str, ...] = ("time (UTC)", "operation", "provider", "model", "status",
-                                   "in", "out", "ms", "ttfc ms", "trace id")
+                                   "in", "out", "cost", "ms", "ttfc ms", "trace id")
         rows: list[tuple[str, ...]] = [row.as_table_row() for row in page.items]
-        findings = [row.findings_count for row in page.items]
-        if any(findings):
+        if any(row.findings_count for row in page.items):
             header = (*header, "findings")
-            rows = [(*row, str(count) if count else "-") for row, count in
-                    zip(rows, findings, strict=True)]
+            rows = [(*cells, " ".join(filter(None, (str(row.findings_count), row.max_severity)))
+                     if row.findings_count else "-")
+                    for cells, row in zip(rows, page.items, strict=True)]
         _table(header, rows)
         if page.next_cursor:
             print(f"\nmore: add --cursor {page.next_cursor}")
@@ -123,15 +126,16 @@ def _cmd_traces(args: argparse.Namespace, store_path: _StorePath) -> int:
 
 def _span_lines(span: SpanRecord) -> list[tuple[str, ...]]:
     start = iso_time(span.start_time_ns) or "-"
-    status = span.status_code + (f" {span.error_type}" if span.error_type else "")
-    return [(str(start).replace("T", " ").rstrip("Z"), span.span_id, span.name, status,
-             _num(span.duration_ms, ".0f"), _num(span.ttft_ms, ".0f"), _num(span.input_tokens),
-             _num(span.output_tokens), _num(span.cost_usd, ".6f"), str(span.findings_count))]
+    return [(str(start).replace("T", " ").rstrip("Z"), span.span_id, span.name,
+             status_label(span.status_code, span.error_type), _num(span.duration_ms, ".0f"),
+             _num(span.ttft_ms, ".0f"), _num(span.input_tokens), _num(span.output_tokens),
+             usd(span.cost_usd), str(span.findings_count))]
 
 
 def _cmd_trace(args: argparse.Namespace, store_path: _StorePath) -> int:
     def work() -> int:
-        trace = _store(args, store_path).get_trace(parse_trace_id(args.trace_id))
+        store = _store(args, store_path)
+        trace = store.get_trace(store.resolve_trace_id(parse_trace_prefix(args.trace_id)))
         if trace is None:
             print(f"llmtrace-otel: no stored spans for trace {args.trace_id}", file=sys.stderr)
             return 1
@@ -139,7 +143,7 @@ def _cmd_trace(args: argparse.Namespace, store_path: _StorePath) -> int:
             print(dumps(trace_json(trace), indent=2))
             return 0
         _table(("time (UTC)", "span id", "name", "status", "ms", "ttfc ms", "in", "out",
-                "cost usd", "findings"),
+                "cost", "findings"),
                [line for span in trace.spans for line in _span_lines(span)])
         for span in trace.spans:
             for finding in span.findings:
@@ -164,10 +168,10 @@ def _cmd_stats(args: argparse.Namespace, store_path: _StorePath) -> int:
         rows = [("(all)", result.totals)] + [(g.key or "(none)", g) for g in result.groups]
         _table(
             (query.group_by.value if result.groups else "", "calls", "errors", "error %",
-             "in tokens", "out tokens", "cost usd", "p50 ms", "p95 ms"),
+             "in tokens", "out tokens", "cost", "p50 ms", "p95 ms"),
             [(key, str(r.calls), str(r.errors),
               _num(None if r.error_rate is None else r.error_rate * 100, ".1f"),
-              str(r.input_tokens), str(r.output_tokens), f"{r.cost_usd:.6f}",
+              str(r.input_tokens), str(r.output_tokens), usd(r.cost_usd),
               _num(r.latency_p50_ms, ".0f"), _num(r.latency_p95_ms, ".0f"))
              for key, r in rows],
         )
@@ -193,7 +197,8 @@ def add_query_commands(
     traces.set_defaults(func=lambda args: _cmd_traces(args, store_path))
 
     trace = sub.add_parser("trace", help="show every stored span of one trace")
-    trace.add_argument("trace_id", metavar="ID", help="trace id (32 hex digits)")
+    trace.add_argument("trace_id", metavar="ID",
+                       help="trace id (32 hex digits), or a unique prefix of at least 4")
     _add_store(trace)
     trace.add_argument("--json", action="store_true", help="the API's JSON instead of a table")
     trace.set_defaults(func=lambda args: _cmd_trace(args, store_path))

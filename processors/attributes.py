@@ -52,6 +52,10 @@ LLMTRACE_SECURITY_FINDING_DETECTOR: Final = "llmtrace.security.finding.detector"
 LLMTRACE_SECURITY_FINDING_EVIDENCE: Final = "llmtrace.security.finding.evidence"
 LLMTRACE_SECURITY_FINDING_LOCATION: Final = "llmtrace.security.finding.location"
 LLMTRACE_SECURITY_FINDING_MESSAGE: Final = "llmtrace.security.finding.message"
+#: Which evidence a finding rests on: the ids of the rules that fired (string array) and
+#: the learned classifier's probability when its evidence counted (docs/security.md).
+LLMTRACE_SECURITY_FINDING_RULES: Final = "llmtrace.security.finding.rules"
+LLMTRACE_SECURITY_FINDING_MODEL_SCORE: Final = "llmtrace.security.finding.model_score"
 #: Offsets of the finding in its side's text (parts joined with newlines; docs/ui.md).
 LLMTRACE_SECURITY_FINDING_START: Final = "llmtrace.security.finding.start"
 LLMTRACE_SECURITY_FINDING_END: Final = "llmtrace.security.finding.end"
@@ -63,6 +67,10 @@ LLMTRACE_SECURITY_GUARD_BUDGET_EXCEEDED: Final = "llmtrace.security.guard.budget
 #: Values replaced by [PII:...]/[SECRET:...] placeholders in the exported content
 #: (security.pii_export = redact).
 LLMTRACE_SECURITY_REDACTED: Final = "llmtrace.security.redacted"
+#: Why message content that capture would export was kept out (``not_redacted``: the
+#: security stage did not redact the span, so with ``security.pii_export: redact`` it is
+#: withheld rather than exported as it came).
+LLMTRACE_CONTENT_WITHHELD: Final = "llmtrace.content.withheld"
 #: The proxy ended a streamed response early on a finding (security.stream_scan = stop).
 LLMTRACE_SECURITY_STREAM_STOPPED: Final = "llmtrace.security.stream_stopped"
 #: Span event, one per finding of the stream scanner (the finding.* attributes; offsets in
@@ -84,3 +92,11 @@ LLMTRACE_ANALYSIS_SKIPPED: Final = "llmtrace.analysis.skipped"
 
 # OTLP receiver (llmtrace_otel.receiver): which dialects a received span was translated from
 LLMTRACE_RECEIVER_DIALECTS: Final = "llmtrace.receiver.dialects"
+
+#: On the second span of one call (the ``anthropic`` SDK's own span beside a library's or
+#: ours): the span id (hex) of the span that is counted and priced. A span marked so is
+#: kept for the trace view and never priced, analysed or counted as a call.
+LLMTRACE_CALL_DUPLICATE_OF: Final = "llmtrace.call.duplicate_of"
+#: Instrumentation scopes of API SDKs that emit a span of their own for each call
+#: (``anthropic.messages.create``), whenever a tracer provider is set.
+SELF_TRACING_SDK_SCOPES: Final = frozenset({"com.anthropic.sdk.python"})

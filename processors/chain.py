@@ -37,13 +37,15 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_OPERATION_NAME,
     GEN_AI_PROVIDER_NAME,
     GEN_AI_SYSTEM,
+    GenAiOperationNameValues,
 )
 from opentelemetry.util.types import AttributeValue
 
-from llmtrace_processors.attributes import LLMTRACE_ANALYSIS_SKIPPED
+from llmtrace_processors.attributes import LLMTRACE_ANALYSIS_SKIPPED, LLMTRACE_CALL_DUPLICATE_OF
 from llmtrace_processors.breaker import CircuitBreaker
 
 __all__ = [
+    "CALL_OPERATIONS",
     "BackgroundSpanProcessor",
     "DropCounter",
     "EnrichingSpanProcessor",
@@ -52,6 +54,7 @@ __all__ = [
     "StageTracker",
     "build_chain",
     "copy_span",
+    "is_call",
     "is_genai_span",
 ]
 
@@ -64,6 +67,21 @@ DropCounter = Callable[[str, str], None]
 
 def _ignore_drop(stage: str, reason: str) -> None:
     return None
+
+
+#: Operations that are one call to a model API: what is counted, priced and listed as a call.
+CALL_OPERATIONS: frozenset[str] = frozenset({
+    GenAiOperationNameValues.CHAT.value, GenAiOperationNameValues.TEXT_COMPLETION.value,
+    GenAiOperationNameValues.EMBEDDINGS.value, GenAiOperationNameValues.GENERATE_CONTENT.value,
+})
+
+
+def is_call(attributes: Mapping[str, object]) -> bool:
+    """A span's attributes describe one model call, counted on this span: a call operation,
+    and not the second span of a call (``llmtrace.call.duplicate_of``). Application spans,
+    HTTP client spans, agents, tools and workflows are not calls."""
+    return (attributes.get(GEN_AI_OPERATION_NAME) in CALL_OPERATIONS
+            and LLMTRACE_CALL_DUPLICATE_OF not in attributes)
 
 
 def is_genai_span(span: ReadableSpan) -> bool:
@@ -192,7 +210,8 @@ class StageTracker:
 class EnrichingSpanProcessor(SpanProcessor):
     """Base class: compute an :class:`Enrichment` for GenAI spans and pass a copy on.
 
-    Subclasses implement :meth:`enrich`. Non-GenAI spans pass through untouched, and an
+    Subclasses implement :meth:`enrich`. Non-GenAI spans (and the duplicate span of a call)
+    pass through untouched, and an
     exception in :meth:`enrich` is logged and counted, never raised: the span goes on
     unenriched.
 
@@ -250,7 +269,9 @@ class EnrichingSpanProcessor(SpanProcessor):
         raise NotImplementedError
 
     def applies_to(self, span: ReadableSpan) -> bool:
-        return is_genai_span(span)
+        """GenAI spans, except the second span of a call (``llmtrace.call.duplicate_of``):
+        the call is priced, analysed and counted on its other span."""
+        return is_genai_span(span) and LLMTRACE_CALL_DUPLICATE_OF not in (span.attributes or {})
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         if self._next is not None:

@@ -9,6 +9,9 @@ reported at collection time through an asynchronous counter, which is what the O
 offers for pre-aggregated sums. Prometheus and OTLP see the same cumulative counter either
 way (``<name>_total`` on /metrics).
 
+Label values are strings (or ints, such as ``server.port``); with ``omit_empty`` a label whose
+value is ``""`` is left out of that series, as a histogram's absent attribute is.
+
 Label cardinality is bounded: past ``max_series`` distinct label tuples, new tuples are
 counted under :data:`OVERFLOW_VALUE` in every label, so memory and series stay bounded
 whatever the traffic sends.
@@ -32,7 +35,7 @@ OVERFLOW_VALUE = OTHER_LABEL
 class CounterTotals:
     """One cumulative counter with fixed label names; thread-safe ``add``."""
 
-    __slots__ = ("_labels", "_lock", "_max", "_overflow", "_totals", "name")
+    __slots__ = ("_labels", "_lock", "_max", "_omit_empty", "_overflow", "_totals", "name")
 
     def __init__(
         self,
@@ -43,20 +46,22 @@ class CounterTotals:
         unit: str = "",
         description: str = "",
         max_series: int = 2000,
+        omit_empty: bool = False,
     ) -> None:
         if max_series < 1:
             raise ValueError(f"max_series must be >= 1, got {max_series}")
         self.name = name
         self._labels = labels
         self._max = max_series
-        self._overflow = (OVERFLOW_VALUE,) * len(labels)
-        self._totals: dict[tuple[str, ...], float] = {}
+        self._omit_empty = omit_empty
+        self._overflow: tuple[str | int, ...] = (OVERFLOW_VALUE,) * len(labels)
+        self._totals: dict[tuple[str | int, ...], float] = {}
         self._lock = threading.Lock()
         meter.create_observable_counter(
             name, callbacks=[self._observe], unit=unit, description=description
         )
 
-    def add(self, amount: float, values: tuple[str, ...]) -> None:
+    def add(self, amount: float, values: tuple[str | int, ...]) -> None:
         """Add ``amount`` (>= 0) to the series of ``values`` (in label order)."""
         totals = self._totals
         with self._lock:
@@ -69,7 +74,7 @@ class CounterTotals:
                     current = 0
             totals[values] = current + amount
 
-    def value(self, values: tuple[str, ...]) -> float:
+    def value(self, values: tuple[str | int, ...]) -> float:
         """The current total of one series (0 if never counted)."""
         with self._lock:
             return self._totals.get(values, 0)
@@ -79,4 +84,7 @@ class CounterTotals:
             items = list(self._totals.items())
         labels = self._labels
         for values, total in items:
-            yield Observation(total, dict(zip(labels, values, strict=True)))
+            attributes = dict(zip(labels, values, strict=True))
+            if self._omit_empty:
+                attributes = {key: value for key, value in attributes.items() if value != ""}
+            yield Observation(total, attributes)

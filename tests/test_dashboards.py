@@ -4,8 +4,12 @@ Every PromQL expression in ``collector-config/grafana/llmtrace-dashboard.json`` 
 ``collector-config/prometheus/alerts.yml`` is parsed with a real PromQL parser; each metric it
 selects must appear in the ``/metrics`` of a running proxy after real traffic (successes,
 streams, an upstream 500, a 429, and failing SQLite exports so telemetry drops are counted),
-and every label it matches on must be a label of that series. The set of exported names is
-read from the proxy, never written down here.
+and every label it matches on must be a label of that series. The GenAI panels read either
+the default metrics or those of the latest GenAI conventions
+(``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental``): so every selector must be
+exported by a proxy in one of the two modes, and every expression must select something in
+each mode (a panel never goes blank when the switch is flipped). The set of exported names is
+read from the proxies, never written down here.
 
 Metrics that other work is adding are listed in :data:`PENDING`. An expression that uses one
 of them is skipped with "metric not yet exported" while the proxy does not export it; the
@@ -82,12 +86,27 @@ def selectors(expr: str) -> list[tuple[str, set[str]]]:
 def exported(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
              ) -> Iterator[dict[str, set[str]]]:
     """Sample name -> label names, from a running proxy's /metrics after real traffic."""
-    tmp = tmp_path_factory.mktemp("metrics")
+    yield from _exported(upstream, tmp_path_factory.mktemp("metrics"))
+
+
+@pytest.fixture(scope="module")
+def exported_latest(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+                    ) -> Iterator[dict[str, set[str]]]:
+    """The same, from a proxy emitting the latest GenAI conventions."""
+    yield from _exported(upstream, tmp_path_factory.mktemp("metrics-latest"),
+                         semconv_stability_opt_in="gen_ai_latest_experimental")
+
+
+def _exported(upstream: FakeUpstream, tmp: Path, **overrides: Any
+              ) -> Iterator[dict[str, set[str]]]:
     blocker = tmp / "not-a-directory"
     blocker.write_text("the SQLite file cannot be created below a regular file")
     # A daily budget so the budget gauges exist (far above what the traffic spends).
+    # (a key secret of its own: the one kept beside the store could not be created either)
     with running_proxy(upstream.url, tmp, sqlite_path=str(blocker / "spans.db"),
-                       budget_daily_soft_usd=50.0, budget_daily_hard_usd=100.0) as proxy:
+                       tenant_key_secret="k" * 32,
+                       budget_daily_soft_usd=50.0, budget_daily_hard_usd=100.0,
+                       **overrides) as proxy:
         count = send_traffic(proxy)
         # A real prompt injection, for the security panels and the security-spike rule.
         openai_client(proxy).chat.completions.create(model="gpt-4o-mini", messages=[
@@ -108,14 +127,19 @@ def exported(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 
 @pytest.mark.parametrize(("where", "expr"), expressions(), ids=[w for w, _ in expressions()])
 def test_expression_uses_exported_metrics_and_labels(
-    exported: dict[str, set[str]], where: str, expr: str
+    exported: dict[str, set[str]], exported_latest: dict[str, set[str]], where: str, expr: str
 ) -> None:
+    modes = {"default": exported, "gen_ai_latest_experimental": exported_latest}
     for name, matched in selectors(expr):
-        if name not in exported and name in PENDING:
+        found = [labels[name] for labels in modes.values() if name in labels]
+        if not found and name in PENDING:
             pytest.skip(f"metric not yet exported: {name} ({PENDING[name]})")
-        assert name in exported, f"{where}: {name} is not on the proxy's /metrics"
-        missing = matched - exported[name]
+        assert found, f"{where}: {name} is on no proxy's /metrics"
+        missing = matched - set.union(*found)
         assert not missing, f"{where}: {name} has no label(s) {sorted(missing)}"
+    for mode, labels in modes.items():
+        assert any(name in labels for name, _ in selectors(expr)), \
+            f"{where}: selects nothing a proxy exports in {mode} mode"
 
 
 def test_dashboard_variables_use_exported_labels(exported: dict[str, set[str]]) -> None:

@@ -1,5 +1,6 @@
 """The read-only query API on the proxy's port: ``/api/v1/traces``, ``/api/v1/traces/{id}``,
-``/api/v1/spans/{id}`` and ``/api/v1/stats`` (docs/api.md, docs/openapi.yaml)."""
+``/api/v1/spans/{id}``, ``/api/v1/stats`` and ``/api/v1/findings`` (docs/api.md,
+docs/openapi.yaml)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from llmtrace_otel.api.handlers import (
     ApiContext,
     ApiNotFoundHandler,
+    FindingsHandler,
     SpanHandler,
     StatsHandler,
     TraceHandler,
@@ -28,5 +30,6 @@ def api_routes(context: ApiContext) -> list[tuple[str, type, dict[str, Any]]]:
         (rf"{API_PREFIX}/traces/([^/]+)", TraceHandler, args),
         (rf"{API_PREFIX}/spans/([^/]+)", SpanHandler, args),
         (rf"{API_PREFIX}/stats", StatsHandler, args),
+        (rf"{API_PREFIX}/findings", FindingsHandler, args),
         (rf"{API_PREFIX}(/.*)?", ApiNotFoundHandler, args),
     ]

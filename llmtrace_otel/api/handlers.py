@@ -19,7 +19,14 @@ from tornado.ioloop import IOLoop
 from tornado.web import HTTPError, RequestHandler
 
 from llmtrace_otel.api.errors import ApiError
-from llmtrace_otel.api.views import dumps, page_json, span_json, stats_json, trace_json
+from llmtrace_otel.api.views import (
+    dumps,
+    findings_json,
+    page_json,
+    span_json,
+    stats_json,
+    trace_json,
+)
 from llmtrace_otel.exporters.sqlite import (
     CallPage,
     QueryError,
@@ -28,7 +35,13 @@ from llmtrace_otel.exporters.sqlite import (
     parse_list_query,
     parse_stats_query,
 )
-from llmtrace_otel.exporters.sqlite.filters import CallFilter, parse_span_id, parse_trace_id
+from llmtrace_otel.exporters.sqlite.filters import (
+    CallFilter,
+    parse_filter_query,
+    parse_span_id,
+    parse_trace_id,
+)
+from llmtrace_otel.exporters.sqlite.finding_stats import FindingSummary
 from llmtrace_otel.exporters.sqlite.stats import empty_stats
 from llmtrace_otel.web.auth import BearerToken
 from llmtrace_otel.web.errors import error_document
@@ -36,6 +49,7 @@ from llmtrace_otel.web.errors import error_document
 __all__ = [
     "ApiContext",
     "ApiNotFoundHandler",
+    "FindingsHandler",
     "SpanHandler",
     "StatsHandler",
     "TraceHandler",
@@ -220,6 +234,23 @@ class StatsHandler(_ApiHandler):
         else:
             await self._send(lambda: stats_json(store.stats(query), spec.since_ns,
                                                 spec.until_ns))
+
+
+class FindingsHandler(_ApiHandler):
+    """``GET /api/v1/findings``: security findings of the filtered calls, by severity and type."""
+
+    async def get(self) -> None:
+        try:
+            spec = parse_filter_query(self._params(), self._ctx.clock_ns())
+        except QueryError as exc:
+            raise ApiError(400, "invalid_parameter", exc.message, exc.param) from None
+        store = self._store()
+        if not self._has_data(store):
+            empty = FindingSummary(0, 0, None, (), (), False)
+            await self._send(lambda: findings_json(empty, spec.since_ns, spec.until_ns))
+        else:
+            await self._send(lambda: findings_json(store.finding_summary(spec), spec.since_ns,
+                                                   spec.until_ns))
 
 
 class ApiNotFoundHandler(_ApiHandler):

@@ -13,9 +13,10 @@ import math
 from typing import Any
 
 from llmtrace_otel.exporters.sqlite import CallPage, SpanRecord, StatsResult, TraceRecord
+from llmtrace_otel.exporters.sqlite.finding_stats import FindingSummary
 from llmtrace_otel.exporters.sqlite.queries import iso_time
 
-__all__ = ["dumps", "page_json", "span_json", "stats_json", "trace_json"]
+__all__ = ["dumps", "findings_json", "page_json", "span_json", "stats_json", "trace_json"]
 
 
 def _finite(value: Any) -> Any:
@@ -74,6 +75,14 @@ def trace_json(trace: TraceRecord) -> dict[str, Any]:
 
 def stats_json(result: StatsResult, since_ns: int | None, until_ns: int | None) -> dict[str, Any]:
     document = result.as_dict()
+    document["since"] = iso_time(since_ns)
+    document["until"] = iso_time(until_ns)
+    return document
+
+
+def findings_json(summary: FindingSummary, since_ns: int | None,
+                  until_ns: int | None) -> dict[str, Any]:
+    document = summary.as_dict()
     document["since"] = iso_time(since_ns)
     document["until"] = iso_time(until_ns)
     return document

@@ -44,6 +44,7 @@ from llmtrace_otel.config.values import (
     otlp_requested,
     split_endpoint,
     split_list,
+    worker_count,
 )
 
 __all__ = [
@@ -77,4 +78,5 @@ __all__ = [
     "resolve",
     "split_endpoint",
     "split_list",
+    "worker_count",
 ]

@@ -150,6 +150,10 @@ FIELDS: tuple[FieldSpec, ...] = (
        "Largest request body accepted; larger bodies get 413.", low=1),
     _f("shutdown_timeout_s", "server.shutdown_timeout_s", float,
        "On SIGTERM/SIGINT, how long in-flight calls may take to finish.", above=0),
+    _f("workers", "server.workers", int,
+       "Relay processes serving the one port (0 = one per core). With more than one, a "
+       "telemetry process runs the analysis, the exporters and /metrics for all of them "
+       "(docs/architecture.md, Processes).", low=0, high=256),
     _f("event_loop", "server.event_loop", EventLoop,
        "Event loop of serve/collect: auto (uvloop when installed), uvloop or asyncio."),
     _f("gc_freeze", "server.gc_freeze", parse_bool,
@@ -174,6 +178,10 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("capture_content", "telemetry.capture_content", parse_bool,
        "Export message content (gen_ai.input.messages, ...). Analysis sees it regardless.",
        env="OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"),
+    _f("semconv_stability_opt_in", "telemetry.semconv_stability_opt_in", str,
+       "gen_ai_latest_experimental: emit the latest GenAI semantic conventions (comma list, "
+       "as OTel instrumentations read it); empty: the previous names.",
+       env="OTEL_SEMCONV_STABILITY_OPT_IN"),
     _f("service_name", "telemetry.service_name", str,
        "service.name of the resource (OTEL_SERVICE_NAME, when set, wins).",),
     _f("analysis_queue_size", "telemetry.analysis_queue_size", int,
@@ -192,6 +200,10 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("metrics_max_models", "metrics.max_models", int,
        "Distinct model names a metric label keeps; later ones are counted as `_other` "
        "(spans keep the real name).", low=1),
+    _f("metrics_max_providers", "metrics.max_providers", int,
+       "Distinct provider names clients may introduce with X-LLMTrace-Provider (beyond the "
+       "providers the GenAI conventions name); later ones are `_other` on spans, metrics and "
+       "/health.", low=1, high=10_000),
     _f("metrics_model_allowlist", "metrics.model_allowlist", str,
        "Comma-separated model names that metric labels keep (all others `_other`); "
        "replaces metrics.max_models when set."),
@@ -278,7 +290,8 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("receiver_http_endpoint", "receiver.http_endpoint", parse_endpoint,
        "host:port of the OTLP/HTTP receiver of `collect` (`off` = none).", check=check_endpoint),
     _f("receiver_on_proxy", "receiver.on_proxy", parse_bool,
-       "`serve` also accepts OTLP/HTTP at /v1/traces and /v1/metrics on the proxy's port."),
+       "`serve` also accepts OTLP/HTTP at /v1/traces, /v1/logs and /v1/metrics on the proxy's "
+       "port."),
     _f("receiver_auth_token", "receiver.auth_token", parse_optional_str,
        "When set, OTLP senders must send `Authorization: Bearer <token>` (at least 16 "
        "characters). Required when a receiver listens beyond loopback.", secret=True,
@@ -292,6 +305,9 @@ FIELDS: tuple[FieldSpec, ...] = (
        "Delay suggested to senders when the queue is full (RetryInfo / Retry-After).", above=0),
     _f("receiver_forward_metrics", "receiver.forward_metrics", parse_bool,
        "Forward received OTLP metrics unchanged to the OTLP endpoint (else refused)."),
+    _f("receiver_join_wait_s", "receiver.join_wait_s", float,
+       "How long a received call span waits for its log events or its twin span (the "
+       "anthropic SDK's own span) before analysis; 0 = never.", low=0, high=60),
     # Tenancy, limits, budgets, anomalies, alerts (docs/tenancy.md)
     _f("tenancy_enabled", "tenancy.enabled", parse_bool,
        "Identify tenants (header, API-key hash, default) and enforce their limits."),

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 
-from llmtrace_otel.config.choices import PiiExport
+from llmtrace_otel.config.choices import PiiExport, StateBackend
 from llmtrace_otel.config.settings import Settings
-from llmtrace_otel.config.values import is_loopback, otlp_requested, split_endpoint
+from llmtrace_otel.config.values import (
+    is_loopback,
+    otlp_requested,
+    split_endpoint,
+    worker_count,
+)
 
 __all__ = ["CROSS_FIELD_RULES", "Problem"]
 
@@ -81,6 +86,27 @@ def _redaction_needs_analysis(settings: Settings, env: Mapping[str, str]) -> Ite
                "with security off, use telemetry.capture_content=false to keep content out")
 
 
+def _shared_state(settings: Settings, env: Mapping[str, str]) -> Iterator[Problem]:
+    """Rate limits and budgets must be exact across relay workers: with the memory backend
+    each worker would keep its own, N separate limits."""
+    workers = worker_count(settings.workers)
+    if (workers <= 1 or not settings.tenancy_enabled
+            or settings.state_backend is not StateBackend.MEMORY):
+        return
+    limits = bool(settings.requests_per_s or settings.tokens_per_min) or any(
+        override.requests_per_s or override.tokens_per_min
+        for _, override in settings.tenants.entries)
+    budgets = any(getattr(settings, f"budget_{window}_{kind}_usd")
+                  for window in _WINDOWS for kind in ("soft", "hard")) or any(
+        override.budgets or override.agents for _, override in settings.tenants.entries)
+    shared = [what for what, on in (("rate limits", limits), ("budgets", budgets)) if on]
+    if shared:
+        yield ("server.workers",
+               f"{workers} workers with state.backend=memory would each keep their own "
+               f"{' and '.join(shared)} ({workers} separate limits): set state.backend=redis "
+               "(and state.redis_url) to share them, or server.workers=1")
+
+
 #: Every cross-field rule, in the order their problems are reported.
 CROSS_FIELD_RULES: tuple[Callable[[Settings, Mapping[str, str]], Iterator[Problem]], ...] = (
     _breaker_threshold,
@@ -89,4 +115,5 @@ CROSS_FIELD_RULES: tuple[Callable[[Settings, Mapping[str, str]], Iterator[Proble
     _body_budget,
     _open_receiver,
     _redaction_needs_analysis,
+    _shared_state,
 )

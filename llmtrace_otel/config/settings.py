@@ -38,6 +38,7 @@ class Settings:
     port: int = 8080
     max_body_bytes: int = 32 * 1024 * 1024
     shutdown_timeout_s: float = 15.0
+    workers: int = 1
     event_loop: EventLoop = EventLoop.AUTO
     gc_freeze: bool = True
     upstream_url: str = "https://api.openai.com"
@@ -48,6 +49,7 @@ class Settings:
     max_upstream_connections: int = 512
     stream_include_usage: bool = True
     capture_content: bool = False
+    semconv_stability_opt_in: str = ""
     service_name: str = "llmtrace-otel"
     analysis_queue_size: int = 8192
     analysis_stall_timeout_s: float = 30.0
@@ -57,6 +59,7 @@ class Settings:
     otlp_protocol: OtlpProtocol = OtlpProtocol.GRPC
     metrics_enabled: bool = True
     metrics_max_models: int = 200
+    metrics_max_providers: int = 50
     metrics_model_allowlist: str = ""
     metrics_http_server: bool = True
     metrics_http_exclude_paths: str = "/health,/metrics"
@@ -95,6 +98,7 @@ class Settings:
     receiver_queue_size: int = 8192
     receiver_retry_after_s: float = 1.0
     receiver_forward_metrics: bool = False
+    receiver_join_wait_s: float = 1.0
     # Tenancy, limits, budgets, anomalies, alerts (docs/tenancy.md)
     tenancy_enabled: bool = True
     default_tenant: str = "default"

@@ -32,6 +32,7 @@ __all__ = [
     "parse_optional_str",
     "split_endpoint",
     "split_list",
+    "worker_count",
 ]
 
 #: Tenant and agent ids: 1-128 characters, starting with a letter or digit.
@@ -39,6 +40,16 @@ TENANT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,127}")
 #: The shortest admin or receiver token accepted: a guessable token is no protection.
 MIN_TOKEN_LENGTH = 16
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def worker_count(workers: int) -> int:
+    """``server.workers`` as a number of processes: 0 is one per core this process may use."""
+    if workers > 0:
+        return workers
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def parse_bool(text: str) -> bool:

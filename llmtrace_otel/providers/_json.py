@@ -18,6 +18,7 @@ from llmtrace_processors.json_text import loads
 
 __all__ = [
     "dumps_compact",
+    "error_message",
     "json_type",
     "loads",
     "loads_object",
@@ -43,6 +44,21 @@ _JSON_TYPES: Mapping[type, str] = MappingProxyType({
 
 dumps_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 """Compact JSON text (no spaces, UTF-8 kept), as tool arguments and schemas are stored."""
+
+
+def error_message(obj: dict[str, Any]) -> str | None:
+    """The human message of an error body or event, as the upstream wrote it: ``error.message``
+    (OpenAI, Anthropic and most compatible servers), a bare ``{"error": "text"}``, or the flat
+    ``{"object": "error", "message"}`` of vLLM. None when there is none."""
+    error = obj.get("error")
+    if isinstance(error, str):
+        return error or None
+    if not isinstance(error, dict):
+        if obj.get("object") != "error":
+            return None
+        error = obj
+    message = error.get("message")
+    return message if isinstance(message, str) and message else None
 
 
 def json_type(value: object) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 from llmtrace_otel.providers._json import (
     dumps_compact,
+    error_message,
     json_type,
     loads_object,
     opt_bool,
@@ -222,7 +223,8 @@ class AnthropicStreamAccumulator(JsonEventAccumulator):
     terminal. ``message_delta`` usage is cumulative and replaces what came before.
     """
 
-    __slots__ = ("_blocks", "_error", "_id", "_model", "_role", "_stop_reason", "_tokens")
+    __slots__ = ("_blocks", "_error", "_error_message", "_id", "_model", "_role", "_stop_reason",
+                 "_tokens")
 
     def __init__(self) -> None:
         super().__init__()
@@ -233,6 +235,7 @@ class AnthropicStreamAccumulator(JsonEventAccumulator):
         self._role = "assistant"
         self._stop_reason: str | None = None
         self._error: str | None = None
+        self._error_message: str | None = None
 
     def _apply(self, payload: dict[str, Any], name: str | None) -> StreamSignal:
         kind = opt_str(payload, "type") or name
@@ -268,6 +271,7 @@ class AnthropicStreamAccumulator(JsonEventAccumulator):
             return NOT_A_CHUNK
         elif kind == "error":
             self._error = _error_type(payload) or "error"
+            self._error_message = error_message(payload)
             return _TERMINAL
         return _CHUNK
 
@@ -295,6 +299,7 @@ class AnthropicStreamAccumulator(JsonEventAccumulator):
             usage=self._tokens.usage(),
             output_messages=(message,) if parts or self._stop_reason else (),
             error_type=self._error,
+            error_message=self._error_message,
         )
 
 
@@ -328,7 +333,7 @@ class AnthropicMessagesAdapter:
         obj = loads_object(body, "response body")
         failure = _error_type(obj)
         if failure is not None:
-            return LLMResponse(error_type=failure)
+            return LLMResponse(error_type=failure, error_message=error_message(obj))
         tokens = _Tokens()
         usage = opt_object(obj, "usage")
         if usage is not None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from llmtrace_otel.providers._json import (
     dumps_compact,
+    error_message,
     json_type,
     loads_object,
     opt_bool,
@@ -196,7 +197,7 @@ def _response(body: dict[str, Any]) -> LLMResponse:
     failure = error_type(body)
     if failure is not None:
         return LLMResponse(id=opt_str(body, "id"), model=opt_str(body, "model"),
-                           error_type=failure)
+                           error_type=failure, error_message=error_message(body))
     messages: list[ChatMessage] = []
     finishes: list[str] = []
     for i, raw in enumerate(opt_list(body, "choices") or ()):
@@ -311,7 +312,8 @@ class OpenAIChunkAccumulator(JsonEventAccumulator):
     that could not be parsed (noted in :attr:`problems`).
     """
 
-    __slots__ = ("_choices", "_error", "_fingerprint", "_id", "_model", "_tier", "_usage")
+    __slots__ = ("_choices", "_error", "_error_message", "_fingerprint", "_id", "_model",
+                 "_tier", "_usage")
 
     def __init__(self) -> None:
         super().__init__()
@@ -322,6 +324,7 @@ class OpenAIChunkAccumulator(JsonEventAccumulator):
         self._fingerprint: str | None = None
         self._usage: Usage | None = None
         self._error: str | None = None
+        self._error_message: str | None = None
 
     def _plain(self, data: str) -> StreamSignal | None:
         return _DONE if data == "[DONE]" or data.strip() == "[DONE]" else None
@@ -329,7 +332,7 @@ class OpenAIChunkAccumulator(JsonEventAccumulator):
     def _apply(self, chunk: dict[str, Any], name: str | None = None) -> StreamSignal:
         failure = error_type(chunk)
         if failure is not None:
-            self._error = failure
+            self._error, self._error_message = failure, error_message(chunk)
             return NOT_A_CHUNK
         self._id = opt_str(chunk, "id") or self._id
         self._model = opt_str(chunk, "model") or self._model
@@ -376,6 +379,7 @@ class OpenAIChunkAccumulator(JsonEventAccumulator):
             service_tier=self._tier,
             system_fingerprint=self._fingerprint,
             error_type=self._error,
+            error_message=self._error_message,
         )
 
 

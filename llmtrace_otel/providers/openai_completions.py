@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmtrace_otel.providers._json import (
+    error_message,
     json_type,
     loads_object,
     opt_bool,
@@ -83,7 +84,7 @@ class OpenAICompletionsAdapter:
         failure = error_type(obj)
         if failure is not None:
             return LLMResponse(id=opt_str(obj, "id"), model=opt_str(obj, "model"),
-                               error_type=failure)
+                               error_type=failure, error_message=error_message(obj))
         indexed: list[tuple[int, ChatMessage]] = []
         for i, raw in enumerate(opt_list(obj, "choices") or ()):
             where = f"choices[{i}]"

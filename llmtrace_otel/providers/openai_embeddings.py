@@ -7,6 +7,7 @@ attributes for embeddings, and inputs are often large documents.
 from __future__ import annotations
 
 from llmtrace_otel.providers._json import (
+    error_message,
     json_type,
     loads_object,
     opt_int,
@@ -99,7 +100,8 @@ class OpenAIEmbeddingsAdapter:
         obj = loads_object(body, "response body")
         failure = error_type(obj)
         if failure is not None:
-            return LLMResponse(model=opt_str(obj, "model"), error_type=failure)
+            return LLMResponse(model=opt_str(obj, "model"), error_type=failure,
+                               error_message=error_message(obj))
         dimensions: int | None = None
         data = opt_list(obj, "data")
         if data:

@@ -17,6 +17,7 @@ from typing import Any
 
 from llmtrace_otel.providers._json import (
     dumps_compact,
+    error_message,
     json_type,
     loads_object,
     opt_bool,
@@ -231,6 +232,7 @@ def _response(body: dict[str, Any]) -> LLMResponse:
         output_messages=messages,
         service_tier=opt_str(body, "service_tier"),
         error_type=failure,
+        error_message=error_message(body) if failure is not None else None,
     )
 
 
@@ -269,7 +271,7 @@ class ResponsesStreamAccumulator(JsonEventAccumulator):
     stream ends after it). Deltas are kept so that a stream cut short still has output.
     """
 
-    __slots__ = ("_error", "_final", "_id", "_items", "_model", "_tier")
+    __slots__ = ("_error", "_error_message", "_final", "_id", "_items", "_model", "_tier")
 
     def __init__(self) -> None:
         super().__init__()
@@ -279,6 +281,7 @@ class ResponsesStreamAccumulator(JsonEventAccumulator):
         self._model: str | None = None
         self._tier: str | None = None
         self._error: str | None = None
+        self._error_message: str | None = None
 
     def _apply(self, payload: dict[str, Any], name: str | None) -> StreamSignal:
         kind = opt_str(payload, "type") or name
@@ -294,6 +297,8 @@ class ResponsesStreamAccumulator(JsonEventAccumulator):
         if kind == "error":
             code = payload.get("code")
             self._error = code if isinstance(code, str) and code else "error"
+            message = payload.get("message")
+            self._error_message = message if isinstance(message, str) and message else None
             return _TERMINAL
         if kind in _TEXT_DELTAS or kind in _ARGUMENT_DELTAS or kind in _REASONING_DELTAS:
             delta = opt_str(payload, "delta")
@@ -326,7 +331,7 @@ class ResponsesStreamAccumulator(JsonEventAccumulator):
         if self._final is not None:
             final = self._final
             if self._error is not None and final.error_type is None:
-                return replace(final, error_type=self._error)
+                return replace(final, error_type=self._error, error_message=self._error_message)
             return final
         parts = [p for k in sorted(self._items) for p in self._items[k].parts()]
         return LLMResponse(
@@ -335,6 +340,7 @@ class ResponsesStreamAccumulator(JsonEventAccumulator):
             output_messages=(ChatMessage("assistant", tuple(parts)),) if parts else (),
             service_tier=self._tier,
             error_type=self._error,
+            error_message=self._error_message,
         )
 
 

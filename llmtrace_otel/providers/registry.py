@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
@@ -62,6 +62,8 @@ _HOST_PREFIXES: tuple[tuple[str, str], ...] = (
 )
 _TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
 _MAX_OVERRIDE = 64
+#: The providers the GenAI conventions name: an override naming one is always kept.
+_WELL_KNOWN = frozenset(p.value for p in _Provider)
 
 
 def match_api(path: str, headers: Mapping[str, str] | None = None) -> APIAdapter | None:
@@ -102,15 +104,22 @@ def _host_provider(host: str) -> str | None:
     return None
 
 
-def detect_provider(adapter: APIAdapter | None, upstream_host: str, override: str | None) -> str:
+def detect_provider(adapter: APIAdapter | None, upstream_host: str, override: str | None,
+                    cap: Callable[[str], str] | None = None) -> str:
     """``gen_ai.provider.name`` for a call.
 
     A valid override (a lower-cased token of letters, digits, ``.``, ``_``, ``-``) wins;
     then a known upstream host (so DeepSeek's Anthropic-shaped endpoint is ``deepseek``);
     then the adapter's default (``anthropic`` for Messages, ``openai`` for the OpenAI
-    shapes and for calls no adapter parses).
+    shapes and for calls no adapter parses). The override comes from the client, so an
+    override that is not a provider the conventions name goes through ``cap`` (the first
+    few distinct ones are kept, later ones become ``_other``): a client cannot create
+    metric series, /health entries or provider-health state without bound.
     """
-    chosen = _override(override) or _host_provider(upstream_host)
+    chosen = _override(override)
+    if chosen is not None and cap is not None and chosen not in _WELL_KNOWN:
+        chosen = cap(chosen)
+    chosen = chosen or _host_provider(upstream_host)
     if chosen is not None:
         return chosen
     return adapter.default_provider if adapter is not None else _Provider.OPENAI.value

@@ -129,6 +129,9 @@ class LLMResponse:
     system_fingerprint: str | None = None
     # Provider error class from an error body or an error event (e.g. "rate_limit_error").
     error_type: str | None = None
+    # The provider's own words for the error ("Rate limit reached for ..."), unbounded and
+    # unscrubbed: the recorder bounds it and removes secrets before it goes on the span.
+    error_message: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -57,7 +58,9 @@ class ProxyServer:
     takes ``server.max_body_bytes``); ``metrics_auth`` guards ``/metrics`` (None: open);
     ``http_metrics_exclude`` (None: off) are the paths left out of the ``http.server.*``
     metrics; ``closers`` run at shutdown, in order, once in-flight calls have ended or the
-    deadline passed (blocking ones on a thread, so they may flush).
+    deadline passed (blocking ones on a thread, so they may flush). ``ops`` replaces this
+    server's own ``/health`` and ``/metrics`` (a relay worker forwards them to the telemetry
+    process, which answers for every worker).
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class ProxyServer:
         http_metrics_exclude: Sequence[str] | None = (),
         closers: Sequence[Closer] = (),
         metrics_auth: BearerToken | None = None,
+        ops: Sequence[RouteSpec] | None = None,
     ) -> None:
         self.config = config
         self.context = context
@@ -82,6 +86,7 @@ class ProxyServer:
         self._http_metrics_exclude = http_metrics_exclude
         self._closers = tuple(closers)
         self._metrics_auth = metrics_auth
+        self._ops = None if ops is None else tuple(ops)
         self._started = time.monotonic()
         self._server: BoundedHTTPServer | None = None
         self.port: int | None = None
@@ -99,14 +104,17 @@ class ProxyServer:
                                in_flight=self.in_flight.count, **extra)
 
     def make_app(self) -> Application:
+        ops = self._ops if self._ops is not None else ops_routes(
+            self.health, self.telemetry.prometheus_registry, self._metrics_auth)
         routes: list[RouteSpec] = [
-            *ops_routes(self.health, self.telemetry.prometheus_registry, self._metrics_auth),
+            *ops,
             *self._routes,
             (r"/.*", ProxyHandler, {"context": self.context}),
         ]
         http_metrics = None
         if self._http_metrics_exclude is not None:
             http_metrics = HttpServerMetrics(self.telemetry.meter,
+                                             histograms=self.telemetry.histograms,
                                              exclude_paths=self._http_metrics_exclude,
                                              routes=[pattern for pattern, _, _ in routes])
         return MeteredApplication(routes, http_metrics=http_metrics, compress_response=False,
@@ -114,14 +122,17 @@ class ProxyServer:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    async def start(self) -> int:
-        """Bind and serve; returns the port (useful with port 0)."""
+    async def start(self, sockets: Sequence[socket.socket] | None = None) -> int:
+        """Bind and serve; returns the port (useful with port 0). ``sockets``: listening
+        sockets to serve instead (a relay worker's, inherited from its parent)."""
         config = self.config
-        # A listen backlog that absorbs a burst of new connections (Tornado's default, 128,
-        # drops SYNs past it: clients then wait a 1 s retransmit; the kernel caps it at
-        # net.core.somaxconn).
-        sockets = listen(config.host, config.port, setting="--port / server.port",
-                         backlog=listen_backlog(config.max_connections))
+        if sockets is None:
+            # A listen backlog that absorbs a burst of new connections (Tornado's default,
+            # 128, drops SYNs past it: clients then wait a 1 s retransmit; the kernel caps
+            # it at net.core.somaxconn).
+            sockets = listen(config.host, config.port, setting="--port / server.port",
+                             backlog=listen_backlog(config.max_connections))
+        sockets = list(sockets)
         self.port = sockets[0].getsockname()[1]
         router = self.context.router
         self._server = BoundedHTTPServer(

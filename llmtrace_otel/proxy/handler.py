@@ -167,7 +167,7 @@ class ProxyHandler(RequestHandler):
             self.http_route = canonical if request.path == canonical else other
         body = b"".join(self._chunks) if self._chunks else None
         issues: list[str] = []
-        llm_request = self._parse_request(route, body, issues)
+        llm_request, readable = self._parse_request(route, body, issues)
         upstream_body = body
         edit_stream = False
         if (
@@ -204,7 +204,8 @@ class ProxyHandler(RequestHandler):
         if ctx.guards:
             call = CallInfo(method, request.path, headers,
                             route.adapter.api if route.adapter is not None else None,
-                            route.provider, llm_request, request.remote_ip)
+                            route.provider, llm_request, request.remote_ip,
+                            unparsed=readable if llm_request is None else None)
             try:
                 outcome = await ctx.guards.check(call)
             except asyncio.CancelledError:
@@ -220,7 +221,8 @@ class ProxyHandler(RequestHandler):
                 await self._forward(route, llm_request, recorder, upstream_body, edit_stream, url)
             finally:
                 ctx.guards.complete(outcome, call, CallResult(
-                    recorder.status_code, recorder.response, recorder.error_type))
+                    recorder.status_code, recorder.response, recorder.error_type,
+                    outcome.attributes))
             return
         await self._forward(route, llm_request, recorder, upstream_body, edit_stream, url)
 
@@ -258,17 +260,28 @@ class ProxyHandler(RequestHandler):
                 response.release()
 
     def _parse_request(self, route: Route, body: bytes | None, issues: list[str]
-                       ) -> LLMRequest | None:
+                       ) -> tuple[LLMRequest | None, bytes | None]:
+        """The parsed request, and the body as it reads (its content-encoding undone, so a
+        compressed request is parsed too); the body is None when it cannot be read."""
         if route.adapter is None:
-            return None
+            return None, None
         if not body:
             issues.append("request: empty body")
-            return None
+            return None, b""
+        encoding = self.request.headers.get("Content-Encoding", "").strip().lower()
         try:
-            return route.adapter.parse_request(body)
+            plain = _decoded(body, encoding, limit=self._ctx.max_body_bytes)
+        except DecodedTooLarge as exc:
+            issues.append(f"request: {exc} (server.max_body_bytes)")
+            return None, None
+        if plain is None:
+            issues.append(f"request: content-encoding {encoding!r} not decoded")
+            return None, None
+        try:
+            return route.adapter.parse_request(plain), plain
         except ParseError as exc:
             issues.append(f"request: {exc}")
-            return None
+            return None, plain
 
     async def _relay_response(
         self,

@@ -11,6 +11,7 @@ from llmtrace_otel.providers.base import APIAdapter
 from llmtrace_otel.providers.registry import detect_provider, match_api
 from llmtrace_otel.proxy.headers import PROVIDER_HEADER
 from llmtrace_otel.web.errors import ApiFlavor
+from llmtrace_processors.labels import BoundedLabels
 
 __all__ = ["Route", "Router", "Upstream"]
 
@@ -74,11 +75,14 @@ class Route:
 class Router:
     """Decides the route of each request; immutable once built."""
 
-    def __init__(self, openai_url: str, anthropic_url: str) -> None:
+    def __init__(self, openai_url: str, anthropic_url: str, *, max_providers: int = 50) -> None:
         """``openai_url``: the OpenAI-compatible upstream (``upstream.url``);
-        ``anthropic_url``: where Anthropic-shaped calls go (``upstream.anthropic_url``)."""
+        ``anthropic_url``: where Anthropic-shaped calls go (``upstream.anthropic_url``);
+        ``max_providers``: distinct provider names clients may introduce with
+        ``X-LLMTrace-Provider`` (``metrics.max_providers``)."""
         self._openai = Upstream.parse(openai_url)
         self._anthropic = Upstream.parse(anthropic_url)
+        self._providers = BoundedLabels(max_providers)
 
     def route(self, method: str, path: str, headers: Mapping[str, str]) -> Route:
         adapter = match_api(path, headers) if method == "POST" else None
@@ -89,5 +93,5 @@ class Router:
         )
         upstream = self._anthropic if anthropic else self._openai
         flavor = ApiFlavor.ANTHROPIC if anthropic else ApiFlavor.OPENAI
-        provider = detect_provider(adapter, upstream.host, override)
+        provider = detect_provider(adapter, upstream.host, override, self._providers)
         return Route(adapter, upstream, provider, flavor)

@@ -45,6 +45,7 @@ from opentelemetry.util.types import AttributeValue
 
 from llmtrace_otel.config.choices import Enforcement
 from llmtrace_otel.guards import CallInfo, CallResult, Verdict
+from llmtrace_otel.providers.lenient import lenient_request
 from llmtrace_otel.providers.types import (
     ChatMessage,
     LLMRequest,
@@ -67,6 +68,8 @@ __all__ = [
     "BUDGET_EXCEEDED",
     "FAILED_CODE",
     "FLAG_HEADER",
+    "UNCHECKED",
+    "UNREADABLE_CODE",
     "GuardScan",
     "SecurityGuard",
     "request_segments",
@@ -77,8 +80,11 @@ _log = logging.getLogger(__name__)
 FLAG_HEADER = "X-LLMTrace-Security"
 BLOCKED_CODE = "security_policy_violation"
 FAILED_CODE = "security_check_failed"
+UNREADABLE_CODE = "request_unreadable"
 #: Reason counted when the check ran out of its time budget.
 BUDGET_EXCEEDED = "budget_exceeded"
+#: Reason counted for an LLM call whose body the check could not read at all.
+UNCHECKED = "unreadable_request"
 _ROLE_SOURCE = {"user": Source.USER, "tool": Source.TOOL, "function": Source.TOOL,
                 "system": Source.SYSTEM, "developer": Source.SYSTEM}
 #: Longer texts are checked in pieces of this size, overlapping by _OVERLAP (budget checks
@@ -220,12 +226,31 @@ class SecurityGuard:
                               "the operator."),
         )
 
+    def _unreadable(self) -> Verdict:
+        """Fail closed on a body the check cannot read at all (not JSON, an encoding that
+        cannot be decoded): the upstream might read what the check could not."""
+        return Verdict(
+            attributes={LLMTRACE_SECURITY_GUARD_ACTION: "error"}, counted=(UNCHECKED,),
+            reject=ErrorReply(400, UNREADABLE_CODE,
+                              "The security check cannot read this request body (it is not "
+                              "the API's JSON, or its Content-Encoding cannot be decoded) and "
+                              "the proxy is set to fail closed: send a JSON body, "
+                              "uncompressed or gzip/deflate."))
+
     async def check(self, call: CallInfo) -> Verdict | None:
-        if call.request is None:
-            return None
+        if call.api is None:
+            return None  # not an LLM call: nothing the model reads
         fail_closed = self.mode is Enforcement.BLOCK and self.fail_closed
+        request = call.request
+        if request is None:  # the strict parser refused it: the upstream may still read it
+            request = lenient_request(call.unparsed) if call.unparsed is not None else None
+            if request is None:
+                if fail_closed:
+                    return self._unreadable()
+                return Verdict(attributes={LLMTRACE_SECURITY_GUARD_ACTION: "unchecked"},
+                               counted=(UNCHECKED,))
         try:
-            scan = self.scan(call.request)
+            scan = self.scan(request)
         except Exception:
             if fail_closed:
                 _log.exception("security check failed; call refused (security.fail_closed)")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tornado.web import Application
@@ -47,20 +47,25 @@ class CollectorServer:
     """Receivers + pipeline of one ``collect`` process; start/stop on its event loop.
 
     ``grpc_endpoint`` / ``http_endpoint`` are ``host:port`` (None: that receiver is off);
-    ``routes`` are served on both HTTP listeners beside the OTLP and ops routes.
+    ``routes`` are served on both HTTP listeners beside the OTLP and ops routes (the query
+    API and the viewer); ``closers`` run last at shutdown (what those routes hold open).
     """
 
     def __init__(self, config: ServerConfig, receiver: OTLPReceiver, telemetry: Telemetry, *,
                  grpc_endpoint: str | None, http_endpoint: str | None,
                  routes: Sequence[RouteSpec] = (),
-                 metrics_auth: BearerToken | None = None) -> None:
+                 closers: Sequence[Callable[[], object]] = (),
+                 metrics_auth: BearerToken | None = None,
+                 ops: Sequence[RouteSpec] | None = None) -> None:
         self.config = config
         self.telemetry = telemetry
         self.receiver = receiver
         self._grpc_endpoint = grpc_endpoint
         self._http_endpoint = http_endpoint
         self._routes = tuple(routes)
+        self._closers = tuple(closers)
         self._metrics_auth = metrics_auth
+        self._ops = None if ops is None else tuple(ops)
         self._started = time.monotonic()
         self._http: BoundedHTTPServer | None = None
         self._grpc: GRPCReceiver | None = None
@@ -76,27 +81,34 @@ class CollectorServer:
         return report.document(started_monotonic=self._started, in_flight=0, **extra)
 
     def _app(self) -> Application:
+        ops = self._ops if self._ops is not None else ops_routes(
+            self.health, self.telemetry.prometheus_registry, self._metrics_auth)
         routes: list[RouteSpec] = [
-            *ops_routes(self.health, self.telemetry.prometheus_registry, self._metrics_auth),
+            *ops,
             *otlp_routes(self.receiver),
             *self._routes,
         ]
         return Application(routes, compress_response=False, serve_traceback=False,
                            log_function=lambda handler: None)
 
-    async def start(self) -> None:
+    async def start(self, ports: Mapping[str, int] | None = None) -> None:
+        """Listen and serve. ``ports``: a relay worker's (``server``, ``http``, ``grpc``),
+        held by the telemetry process; each is listened on with ``SO_REUSEPORT``."""
         config = self.config
         backlog = listen_backlog(config.max_connections)
-        sockets = listen(config.host, config.port, setting="--port / server.port",
-                         backlog=backlog)
+        reuse = ports is not None
+        sockets = listen(config.host, ports["server"] if ports else config.port,
+                         setting="--port / server.port", backlog=backlog, reuse_port=reuse)
         self.ops_port = sockets[0].getsockname()[1]
         if self._http_endpoint is not None:
             host, port = split_endpoint(self._http_endpoint)
-            if (host, port) == (config.host, config.port) and port != 0:
+            if ports:
+                port = ports["http"]
+            if (host, port) == (config.host, self.ops_port) and port != 0:
                 self.http_port = self.ops_port
             else:
                 extra = listen(host, port, setting="--receiver-http-endpoint / "
-                               "receiver.http_endpoint", backlog=backlog)
+                               "receiver.http_endpoint", backlog=backlog, reuse_port=reuse)
                 self.http_port = extra[0].getsockname()[1]
                 sockets.extend(extra)
         bind_hosts = [config.host]
@@ -118,7 +130,8 @@ class CollectorServer:
         self._http.add_sockets(sockets)
         if self._grpc_endpoint is not None:
             host, port = split_endpoint(self._grpc_endpoint)
-            self._grpc = GRPCReceiver(self.receiver, host, port)
+            self._grpc = GRPCReceiver(self.receiver, host, ports["grpc"] if ports else port,
+                                      idle_timeout_s=config.idle_timeout_s, reuse_port=reuse)
             self.grpc_port = self._grpc.start()
 
     async def stop(self, timeout_s: float | None = None) -> None:
@@ -139,3 +152,5 @@ class CollectorServer:
             self.telemetry.force_flush(int(timeout_s * 1000))
         finally:
             self.telemetry.shutdown()
+            for closer in self._closers:
+                closer()

@@ -15,9 +15,9 @@ malformed, so the sender gets a partial-success answer naming them, and counts t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -31,18 +31,23 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 from opentelemetry.trace.span import TraceState
 
 __all__ = [
+    "Joiner",
     "Normaliser",
     "Screened",
     "any_value",
     "attributes_of",
     "decode_spans",
+    "scope_of",
     "screen",
 ]
 
-#: Rewrites (attributes, events) of one span before it is built, or returns None to keep them.
-Normaliser = Callable[
-    [dict[str, Any], list[Event]], "tuple[dict[str, Any], list[Event]] | None"
-]
+class Normaliser(Protocol):
+    """Rewrites (attributes, events) of one span before it is built, or returns None to
+    keep them; ``start_ns`` is the span's start time (times of events are relative to it)."""
+
+    def __call__(self, attributes: dict[str, Any], events: list[Event], *, start_ns: int
+                 ) -> tuple[dict[str, Any], list[Event]] | None: ...
+
 
 # proto SpanKind (UNSPECIFIED=0, INTERNAL=1, SERVER, CLIENT, PRODUCER, CONSUMER) -> SDK.
 _KINDS: dict[int, SpanKind] = {
@@ -189,7 +194,8 @@ def _event(event: trace_pb2.Span.Event) -> Event:
     )
 
 
-def _scope(scope: InstrumentationScope, schema_url: str) -> SDKScope:
+def scope_of(scope: InstrumentationScope, schema_url: str) -> SDKScope:
+    """An OTLP instrumentation scope as the SDK's (empty version and schema URL: None)."""
     return SDKScope(
         scope.name,
         scope.version or None,
@@ -198,8 +204,13 @@ def _scope(scope: InstrumentationScope, schema_url: str) -> SDKScope:
     )
 
 
+#: The log events (as span events) waiting for a span: (trace id, span id, its attributes).
+Joiner = Callable[[int, int, Mapping[str, Any]], list[Event]]
+
+
 def _span(
-    span: trace_pb2.Span, resource: Resource, scope: SDKScope, normalise: Normaliser | None
+    span: trace_pb2.Span, resource: Resource, scope: SDKScope, normalise: Normaliser | None,
+    join: Joiner | None = None,
 ) -> ReadableSpan:
     trace_id = int.from_bytes(span.trace_id, "big")
     flags = TraceFlags((span.flags & 0xFF) | _SAMPLED)
@@ -213,8 +224,12 @@ def _span(
                              trace_state=trace_state)
     attributes = attributes_of(span.attributes)
     events = [_event(event) for event in span.events] if span.events else []
+    if join is not None:
+        joined = join(trace_id, context.span_id, attributes)
+        if joined:
+            events.extend(joined)
     if normalise is not None:
-        rewritten = normalise(attributes, events)
+        rewritten = normalise(attributes, events, start_ns=span.start_time_unix_nano)
         if rewritten is not None:
             attributes, events = rewritten
     status = span.status
@@ -241,14 +256,20 @@ def _span(
 
 
 def decode_spans(
-    request: ExportTraceServiceRequest, normalise: Normaliser | None = None
+    request: ExportTraceServiceRequest, normalise: Normaliser | None = None,
+    join: Joiner | None = None,
 ) -> list[ReadableSpan]:
-    """Every span of a screened request as a ReadableSpan (one Resource/scope per group)."""
+    """Every span of a screened request as a ReadableSpan (one Resource/scope per group).
+
+    ``join`` gives the events that arrived apart (OTLP log records) for each span; they are
+    added before ``normalise`` reads the span.
+    """
     out: list[ReadableSpan] = []
     for resource_spans in request.resource_spans:
         resource = Resource(attributes_of(resource_spans.resource.attributes),
                             resource_spans.schema_url or None)
         for scope_spans in resource_spans.scope_spans:
-            scope = _scope(scope_spans.scope, scope_spans.schema_url)
-            out.extend(_span(span, resource, scope, normalise) for span in scope_spans.spans)
+            scope = scope_of(scope_spans.scope, scope_spans.schema_url)
+            out.extend(_span(span, resource, scope, normalise, join)
+                       for span in scope_spans.spans)
     return out

@@ -1,8 +1,8 @@
-"""OTLP/gRPC: the TraceService and MetricsService on a grpcio server.
+"""OTLP/gRPC: the TraceService, LogsService and MetricsService on a grpcio server.
 
-Traces use the generated servicer (grpcio deserialises the request; ``grpc-encoding:
-gzip`` is handled by grpcio). Metrics use a generic handler without (de)serialisers, so
-the pass-through forwards the bytes exactly as they arrived.
+Traces and logs use the generated servicers (grpcio deserialises the request;
+``grpc-encoding: gzip`` is handled by grpcio). Metrics use a generic handler without
+(de)serialisers, so the pass-through forwards the bytes exactly as they arrived.
 
 Refusals carry the retry delay the way both kinds of OTLP exporters read it: a
 ``google.rpc.RetryInfo`` in the ``grpc-status-details-bin`` trailer (a ``google.rpc.Status``
@@ -21,10 +21,12 @@ from google.protobuf.any_pb2 import Any as AnyProto
 from google.protobuf.duration_pb2 import Duration
 from google.rpc.error_details_pb2 import RetryInfo
 from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from llmtrace_otel.receiver.service import OTLPReceiver
 from llmtrace_otel.receiver.status import Refused
+from llmtrace_otel.web.server import ListenError
 
 __all__ = ["GRPCReceiver"]
 
@@ -80,6 +82,27 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
             raise  # not reached: abort raises
 
 
+class _LogsService(logs_service_pb2_grpc.LogsServiceServicer):
+    def __init__(self, receiver: OTLPReceiver) -> None:
+        self._receiver = receiver
+
+    def Export(  # noqa: N802 - name fixed by the generated servicer
+        self,
+        request: logs_service_pb2.ExportLogsServiceRequest,
+        context: grpc.ServicerContext,
+    ) -> logs_service_pb2.ExportLogsServiceResponse:
+        try:
+            self._receiver.authenticate(_authorization(context))
+            answer = self._receiver.export_logs(request, _TRANSPORT)
+        except Refused as refused:
+            self._receiver.refused(refused, _TRANSPORT, "logs")
+            _abort(context, refused)
+            raise  # not reached: abort raises
+        if isinstance(answer, bytes):  # the downstream's answer
+            return logs_service_pb2.ExportLogsServiceResponse.FromString(answer)
+        return answer
+
+
 def _metrics_handler(receiver: OTLPReceiver) -> grpc.GenericRpcHandler:
     def export(payload: bytes, context: grpc.ServicerContext) -> bytes:
         try:
@@ -99,16 +122,25 @@ class GRPCReceiver:
     """A grpcio server answering OTLP on ``host:port`` (port 0: any free port)."""
 
     def __init__(self, receiver: OTLPReceiver, host: str, port: int, *,
-                 max_workers: int = 8) -> None:
+                 max_workers: int = 8, idle_timeout_s: float = 75.0,
+                 reuse_port: bool = False) -> None:
+        """At most ``max_workers`` export calls run at once and 8 times as many wait (more
+        get RESOURCE_EXHAUSTED, which OTLP senders retry); an idle connection is closed
+        after ``idle_timeout_s`` (``server.idle_timeout_s``). ``reuse_port``: a relay
+        worker's listener on a port its parent holds (``SO_REUSEPORT``)."""
         self._server = grpc.server(
             ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="llmtrace-grpc"),
             options=[
                 ("grpc.max_receive_message_length", receiver.max_body_bytes),
-                ("grpc.so_reuseport", 0),
+                ("grpc.so_reuseport", 1 if reuse_port else 0),
+                ("grpc.max_connection_idle_ms", int(idle_timeout_s * 1000)),
             ],
+            maximum_concurrent_rpcs=max_workers * 8,
         )
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(
             _TraceService(receiver), self._server)
+        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(
+            _LogsService(receiver), self._server)
         self._server.add_generic_rpc_handlers((_metrics_handler(receiver),))
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
@@ -116,7 +148,9 @@ class GRPCReceiver:
         except RuntimeError:
             self.port = 0
         if self.port == 0:
-            raise OSError(f"could not bind the OTLP/gRPC receiver to {address}")
+            raise ListenError(f"cannot listen on {address} for OTLP/gRPC: the port is in use or "
+                              "the address is not one of this machine; choose another with "
+                              "--receiver-grpc-endpoint / receiver.grpc_endpoint")
         self.address = address
 
     def start(self) -> int:

@@ -1,4 +1,4 @@
-"""OTLP/HTTP: ``POST /v1/traces`` and ``POST /v1/metrics`` as Tornado handlers.
+"""OTLP/HTTP: ``POST /v1/traces``, ``/v1/logs`` and ``/v1/metrics`` as Tornado handlers.
 
 Both encodings of the spec: ``application/x-protobuf`` and ``application/json`` (OTLP/JSON,
 hex ids); the response uses the request's encoding, errors included (a
@@ -19,6 +19,10 @@ from typing import Any
 
 from google.protobuf.message import DecodeError, Message
 from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
@@ -31,12 +35,14 @@ from llmtrace_otel.receiver import otlp_json
 from llmtrace_otel.receiver.service import OTLPReceiver
 from llmtrace_otel.receiver.status import Refused
 
-__all__ = ["METRICS_PATH", "OTLP_PATHS", "TRACES_PATH", "OTLPHTTPHandler", "otlp_routes"]
+__all__ = ["LOGS_PATH", "METRICS_PATH", "OTLP_PATHS", "TRACES_PATH", "OTLPHTTPHandler",
+           "otlp_routes"]
 
 TRACES_PATH = "/v1/traces"
+LOGS_PATH = "/v1/logs"
 METRICS_PATH = "/v1/metrics"
 #: Every OTLP/HTTP path of the receiver (they take bodies up to server.max_body_bytes).
-OTLP_PATHS = (TRACES_PATH, METRICS_PATH)
+OTLP_PATHS = (TRACES_PATH, LOGS_PATH, METRICS_PATH)
 _TRANSPORT = "http"
 _PROTOBUF = "application/x-protobuf"
 _JSON = "application/json"
@@ -60,7 +66,7 @@ def _inflate(body: bytes, encoding: str, limit: int) -> bytes:
 
 
 class OTLPHTTPHandler(RequestHandler):
-    """One OTLP signal (``traces`` or ``metrics``) at its spec path."""
+    """One OTLP signal (``traces``, ``logs`` or ``metrics``) at its spec path."""
 
     SUPPORTED_METHODS = ("POST",)  # type: ignore[assignment]
 
@@ -106,6 +112,13 @@ class OTLPHTTPHandler(RequestHandler):
         body = _inflate(body, encoding, receiver.max_body_bytes)
         if self._signal == "traces":
             return self._encode(receiver.export_traces(self._traces(body), _TRANSPORT))
+        if self._signal == "logs":
+            logs_answer = receiver.export_logs(self._logs(body), _TRANSPORT)
+            if isinstance(logs_answer, bytes):  # the downstream's, as protobuf
+                parsed = ExportLogsServiceResponse()
+                parsed.ParseFromString(logs_answer)
+                logs_answer = parsed
+            return self._encode(logs_answer)
         answer = receiver.forward_metrics(self._metrics(body), _TRANSPORT)
         if not self._json:
             return answer or ExportMetricsServiceResponse().SerializeToString()
@@ -122,6 +135,16 @@ class OTLPHTTPHandler(RequestHandler):
             return request
         except (otlp_json.OTLPJSONError, DecodeError) as exc:
             raise Refused.bad_request(f"cannot decode the traces request: {exc}") from None
+
+    def _logs(self, body: bytes) -> ExportLogsServiceRequest:
+        try:
+            if self._json:
+                return otlp_json.parse_logs(body)
+            request = ExportLogsServiceRequest()
+            request.ParseFromString(body)
+            return request
+        except (otlp_json.OTLPJSONError, DecodeError) as exc:
+            raise Refused.bad_request(f"cannot decode the logs request: {exc}") from None
 
     def _metrics(self, body: bytes) -> bytes:
         """The request as protobuf bytes: as received, or converted from OTLP/JSON."""
@@ -153,8 +176,9 @@ class OTLPHTTPHandler(RequestHandler):
 
 
 def otlp_routes(receiver: OTLPReceiver) -> list[tuple[str, type, dict[str, Any]]]:
-    """Tornado routes for both OTLP/HTTP paths, served by ``receiver``."""
+    """Tornado routes for the OTLP/HTTP paths, served by ``receiver``."""
     return [
         (TRACES_PATH, OTLPHTTPHandler, {"receiver": receiver, "signal": "traces"}),
+        (LOGS_PATH, OTLPHTTPHandler, {"receiver": receiver, "signal": "logs"}),
         (METRICS_PATH, OTLPHTTPHandler, {"receiver": receiver, "signal": "metrics"}),
     ]

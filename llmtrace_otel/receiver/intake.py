@@ -1,12 +1,17 @@
 """The bounded queue between the OTLP transports and the processor chain.
 
 A transport thread (gRPC worker, Tornado loop) only screens a request and calls
-:meth:`SpanIntake.submit`, which either queues it or refuses it at once: when the spans
-waiting here would exceed ``max_spans`` the sender gets RESOURCE_EXHAUSTED / 429 with a
-retry delay, so nothing is dropped silently. One worker thread turns queued requests into
-normalised ``ReadableSpan``s and hands them to the head of the chain (the
-``BackgroundSpanProcessor``), waiting while *its* queue is full rather than letting it
-drop: slow analysis or export backs up into this queue, and from here to the senders.
+:meth:`SpanIntake.submit` (traces) or :meth:`SpanIntake.submit_logs`, which either queues it
+or refuses it at once: when the spans and records waiting here would exceed ``max_spans``
+the sender gets RESOURCE_EXHAUSTED / 429 with a retry delay, so nothing is dropped silently.
+One worker thread turns queued requests into normalised ``ReadableSpan``s and hands them to
+the head of the chain (the ``BackgroundSpanProcessor``), waiting while *its* queue is full
+rather than letting it drop: slow analysis or export backs up into this queue, and from here
+to the senders.
+
+With a :class:`~llmtrace_otel.receiver.join.CallJoin`, GenAI log events are joined to their
+spans and a call's twin spans paired before the chain sees them; spans held for that count
+in the queue's depth until they go on.
 """
 
 from __future__ import annotations
@@ -18,10 +23,13 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
 
 from llmtrace_otel.receiver.decode import Normaliser, decode_spans
+from llmtrace_otel.receiver.join import CallJoin
+from llmtrace_otel.receiver.logs import genai_events
 from llmtrace_otel.receiver.status import Refused
 from llmtrace_processors.chain import BackgroundSpanProcessor
 
@@ -43,6 +51,9 @@ class SpanIntake:
         normalise: Normaliser | None = None,
         on_drop: Callable[[str, int], None] = lambda reason, n: None,
         on_normalise_error: Callable[[], None] = lambda: None,
+        join: CallJoin | None = None,
+        on_records: Callable[[str, int], None] = lambda outcome, n: None,
+        on_span: Callable[[ReadableSpan], None] = lambda span: None,
     ) -> None:
         if max_spans < 1:
             raise ValueError(f"max_spans must be >= 1, got {max_spans}")
@@ -52,8 +63,12 @@ class SpanIntake:
         self._normalise = normalise
         self._on_drop = on_drop
         self._on_normalise_error = on_normalise_error
+        self._join = join
+        self._on_records = on_records
+        self._on_span = on_span  # each span as it goes on (the call metrics)
         self._cond = threading.Condition(threading.Lock())
-        self._queue: deque[tuple[ExportTraceServiceRequest, int]] = deque()
+        self._queue: deque[tuple[ExportTraceServiceRequest | ExportLogsServiceRequest, int]] = (
+            deque())
         self._queued = 0  # spans submitted and not yet handed to the chain
         self._closing = False
         self._abandon = False
@@ -62,14 +77,16 @@ class SpanIntake:
 
     @property
     def depth(self) -> int:
-        return self._queued
+        return self._queued + (self._join.held if self._join is not None else 0)
 
     @property
     def capacity(self) -> int:
         return self._max
 
-    def submit(self, request: ExportTraceServiceRequest, spans: int) -> None:
-        """Queue a screened request holding ``spans`` spans, or raise :class:`Refused`.
+    def submit(self, request: ExportTraceServiceRequest | ExportLogsServiceRequest,
+               spans: int) -> None:
+        """Queue a screened request holding ``spans`` spans (or log records), or raise
+        :class:`Refused`.
 
         A request larger than the whole queue is taken when the queue is empty, so a
         sender with big batches is slowed down, never starved.
@@ -79,9 +96,10 @@ class SpanIntake:
         with self._cond:
             if self._closing:
                 raise Refused.shutting_down(self._retry_after_s)
-            if self._queued and self._queued + spans > self._max:
+            depth = self.depth
+            if depth and depth + spans > self._max:
                 raise Refused.busy(
-                    f"receiver queue is full ({self._queued} of {self._max} spans waiting); "
+                    f"receiver queue is full ({depth} of {self._max} spans waiting); "
                     f"retry after {self._retry_after_s:g}s",
                     self._retry_after_s,
                 )
@@ -90,36 +108,73 @@ class SpanIntake:
             self._cond.notify_all()
 
     def _safe_normalise(
-        self, attributes: dict[str, Any], events: list[Event]
+        self, attributes: dict[str, Any], events: list[Event], *, start_ns: int
     ) -> tuple[dict[str, Any], list[Event]] | None:
         assert self._normalise is not None
         try:
-            return self._normalise(attributes, events)
+            return self._normalise(attributes, events, start_ns=start_ns)
         except Exception:  # the span goes on as received
             _log.exception("normalising a received span failed; forwarded as received")
             self._on_normalise_error()
             return None
 
+    def _next(self) -> tuple[ExportTraceServiceRequest | ExportLogsServiceRequest, int] | None:
+        """The next queued request; None when only held spans are due (or at the end)."""
+        join = self._join
+        with self._cond:
+            while not self._queue and not self._closing:
+                deadline = join.next_deadline() if join is not None else None
+                if deadline is None:
+                    self._cond.wait()
+                    continue
+                wait = deadline - time.monotonic()
+                if wait <= 0:
+                    return None
+                self._cond.wait(wait)
+            return self._queue.popleft() if self._queue else None
+
     def _run(self) -> None:
         normalise = self._safe_normalise if self._normalise is not None else None
+        join = self._join
         while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._queue or self._closing)
-                if not self._queue:
-                    return
-                request, count = self._queue.popleft()
-            try:
-                spans = decode_spans(request, normalise)
-            except Exception:
-                _log.exception("could not convert %d received spans; dropped", count)
-                self._on_drop("decode_error", count)
-                spans = []
-            handed = self._hand_off(spans)
-            if handed < len(spans):
-                self._on_drop("shutdown", len(spans) - handed)
-            with self._cond:
-                self._queued -= count
-                self._cond.notify_all()
+            item = self._next()
+            if item is None and self._closing:
+                if join is not None:
+                    self._hand_off(join.drain())
+                return
+            if item is not None:
+                request, count = item
+                try:
+                    spans = self._decode(request, normalise)
+                except Exception:
+                    _log.exception("could not convert %d received spans; dropped", count)
+                    self._on_drop("decode_error", count)
+                    spans = []
+                handed = self._hand_off(spans)
+                if handed < len(spans):
+                    self._on_drop("shutdown", len(spans) - handed)
+                with self._cond:
+                    self._queued -= count
+                    self._cond.notify_all()
+            if join is not None:
+                self._hand_off(join.due())
+
+    def _decode(self, request: ExportTraceServiceRequest | ExportLogsServiceRequest,
+                normalise: Normaliser | None) -> list[ReadableSpan]:
+        join = self._join
+        if isinstance(request, ExportLogsServiceRequest):
+            events, other = genai_events(request)
+            if other:
+                self._on_records("not_genai", other)
+            if join is None:
+                self._on_records("unjoined", len(events))
+            else:
+                join.add_events(events)
+            return []
+        spans = decode_spans(request, normalise, join.events_for if join is not None else None)
+        if join is None:
+            return spans
+        return [ready for span in spans for ready in join.admit(span)]
 
     def _hand_off(self, spans: list[ReadableSpan]) -> int:
         head = self._head
@@ -131,6 +186,7 @@ class SpanIntake:
                         return index
                     time.sleep(_FULL_POLL_S)
             try:
+                self._on_span(span)
                 head.on_end(span)
             except Exception:
                 _log.exception("span pipeline failed on a received span")

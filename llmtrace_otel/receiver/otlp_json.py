@@ -2,7 +2,8 @@
 
 It is proto3's canonical JSON mapping with a few departures, which this module handles:
 
-* ``traceId``, ``spanId`` and ``parentSpanId`` (in spans, links and metric exemplars) are
+* ``traceId``, ``spanId`` and ``parentSpanId`` (in spans, links, log records and metric
+  exemplars) are
   hex strings, not base64. An id that is not valid hex becomes empty, so the span is
   rejected by the id check (a partial success) rather than failing the whole request.
 * Keys are lowerCamelCase; receivers also accept the original snake_case names, and must
@@ -14,18 +15,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-__all__ = ["OTLPJSONError", "message_to_json", "parse_metrics", "parse_traces"]
+from llmtrace_processors.json_text import loads
+
+__all__ = ["OTLPJSONError", "message_to_json", "parse_logs", "parse_metrics", "parse_traces"]
 
 _M = TypeVar("_M", bound=Message)
 _ID_KEYS = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
@@ -79,16 +82,25 @@ def _fix_metric_ids(data: Any) -> None:
                             _hex_ids_to_base64(exemplar)
 
 
+def _fix_log_ids(data: Any) -> None:
+    for resource_logs in _items(data, "resourceLogs", "resource_logs"):
+        for scope_logs in _items(resource_logs, "scopeLogs", "scope_logs"):
+            for record in _items(scope_logs, "logRecords", "log_records"):
+                _hex_ids_to_base64(record)
+
+
 def _parse(body: bytes, message: _M, fix: Any) -> _M:
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+        data = loads(body)  # every failure a ValueError, nesting beyond the stack included
+    except ValueError as exc:
         raise OTLPJSONError(f"body is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise OTLPJSONError("body must be a JSON object")
-    fix(data)
     try:
+        fix(data)
         json_format.ParseDict(data, message, ignore_unknown_fields=True)
+    except RecursionError:
+        raise OTLPJSONError("body is nested too deeply to be OTLP/JSON") from None
     except (json_format.ParseError, binascii.Error, TypeError, ValueError) as exc:
         raise OTLPJSONError(f"body is not OTLP/JSON: {exc}") from None
     return message
@@ -96,6 +108,10 @@ def _parse(body: bytes, message: _M, fix: Any) -> _M:
 
 def parse_traces(body: bytes) -> ExportTraceServiceRequest:
     return _parse(body, ExportTraceServiceRequest(), _fix_trace_ids)
+
+
+def parse_logs(body: bytes) -> ExportLogsServiceRequest:
+    return _parse(body, ExportLogsServiceRequest(), _fix_log_ids)
 
 
 def parse_metrics(body: bytes) -> ExportMetricsServiceRequest:

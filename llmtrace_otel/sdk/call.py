@@ -28,6 +28,7 @@ from llmtrace_otel.providers.content_encoding import DecodedTooLarge, decoded, i
 from llmtrace_otel.providers.sse import SSEDecoder, SSEEventTooLarge
 from llmtrace_otel.providers.types import LLMResponse, SSEEvent
 from llmtrace_otel.sdk.matching import LLMCallTarget
+from llmtrace_otel.sdk.twins import mark_sdk_parent
 from llmtrace_otel.telemetry.recorder import CallRecorder, RecordingTarget
 
 __all__ = ["CLIENT_CLOSED_EARLY", "ObservedCall", "count_fault", "error_type_of"]
@@ -88,6 +89,7 @@ class ObservedCall:
             parent=None,  # the application's current context
             issues=[],
         )
+        mark_sdk_parent(self.recorder.span)  # the anthropic SDK's own span, if any
         self._status = 0
         self._mode = _Mode.NONE
         self._accumulator: StreamAccumulator | None = None

@@ -1,7 +1,10 @@
 """Mapping of a parsed LLM call to GenAI semantic-convention span attributes.
 
-Keys come from ``opentelemetry.semconv``; this module is the only place that decides
-which attribute a request or response field becomes.
+Keys come from ``opentelemetry.semconv`` (and ``llmtrace_processors.genai_latest`` for the
+latest names it does not ship yet); this module is the only place that decides which
+attribute a request or response field becomes. ``latest=True``
+(``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental``) writes the latest names:
+``gen_ai.usage.cache_write.input_tokens`` instead of ``...cache_creation.input_tokens``.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from opentelemetry.semconv._incubating.attributes.openai_attributes import (
 from opentelemetry.util.types import AttributeValue
 
 from llmtrace_otel.providers.types import LLMRequest, LLMResponse, Operation, Usage
+from llmtrace_processors.genai_latest import GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS
 
 __all__ = ["request_attributes", "response_attributes", "span_name", "usage_attributes"]
 
@@ -79,13 +83,15 @@ def request_attributes(request: LLMRequest, provider: str) -> Attributes:
     return attrs
 
 
-def usage_attributes(usage: Usage) -> Attributes:
+def usage_attributes(usage: Usage, *, latest: bool = False) -> Attributes:
     attrs: Attributes = {}
+    cache_write = (GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS if latest
+                   else GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)
     fields: tuple[tuple[str, int | None], ...] = (
         (GEN_AI_USAGE_INPUT_TOKENS, usage.input_tokens),
         (GEN_AI_USAGE_OUTPUT_TOKENS, usage.output_tokens),
         (GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, usage.cache_read_input_tokens),
-        (GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, usage.cache_creation_input_tokens),
+        (cache_write, usage.cache_creation_input_tokens),
         (GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, usage.reasoning_output_tokens),
     )
     for key, value in fields:
@@ -94,7 +100,7 @@ def usage_attributes(usage: Usage) -> Attributes:
     return attrs
 
 
-def response_attributes(response: LLMResponse) -> Attributes:
+def response_attributes(response: LLMResponse, *, latest: bool = False) -> Attributes:
     attrs: Attributes = {}
     if response.id is not None:
         attrs[GEN_AI_RESPONSE_ID] = response.id
@@ -103,7 +109,7 @@ def response_attributes(response: LLMResponse) -> Attributes:
     if response.finish_reasons:
         attrs[GEN_AI_RESPONSE_FINISH_REASONS] = response.finish_reasons
     if response.usage is not None:
-        attrs.update(usage_attributes(response.usage))
+        attrs.update(usage_attributes(response.usage, latest=latest))
     if response.embedding_dimensions is not None:
         attrs[GEN_AI_EMBEDDINGS_DIMENSION_COUNT] = response.embedding_dimensions
     if response.service_tier is not None:

@@ -74,11 +74,12 @@ def part_to_json(part: Part) -> dict[str, Any]:
     raise TypeError(f"unknown part type {type(part).__name__}")
 
 
-def _message_to_json(message: ChatMessage) -> dict[str, Any]:
+def _message_to_json(message: ChatMessage, latest: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {"role": message.role, "parts": [part_to_json(p) for p in message.parts]}
     if message.name is not None:
         out["name"] = message.name
-    if message.finish_reason is not None:
+    # The latest conventions deprecate it (#363): gen_ai.response.finish_reasons says it.
+    if message.finish_reason is not None and not latest:
         out["finish_reason"] = message.finish_reason
     return out
 
@@ -96,13 +97,15 @@ def serialise(items: Iterable[Any]) -> str:
     return _DUMPS(list(items))
 
 
-def content_attributes(request: LLMRequest | None, response: LLMResponse | None) -> dict[str, str]:
+def content_attributes(request: LLMRequest | None, response: LLMResponse | None, *,
+                       latest: bool = False) -> dict[str, str]:
     """The opt-in content attributes for one call (only those with something in them)."""
     return message_attributes(
         request.system_instructions if request is not None else (),
         request.input_messages if request is not None else (),
         request.tool_definitions if request is not None else (),
         response.output_messages if response is not None else (),
+        latest=latest,
     )
 
 
@@ -111,9 +114,12 @@ def message_attributes(
     input_messages: Sequence[ChatMessage],
     tool_definitions: Sequence[ToolDefinition],
     output_messages: Sequence[ChatMessage],
+    *,
+    latest: bool = False,
 ) -> dict[str, str]:
     """:func:`content_attributes` from the parts themselves (no request/response built:
-    the collector's normalisation calls this for every translated span)."""
+    the collector's normalisation calls this for every translated span). ``latest``: the
+    latest conventions' shape (no per-message ``finish_reason`` in the output messages)."""
     attributes: dict[str, str] = {}
     if system_instructions:
         attributes[GEN_AI_SYSTEM_INSTRUCTIONS] = serialise(
@@ -129,6 +135,6 @@ def message_attributes(
         )
     if output_messages:
         attributes[GEN_AI_OUTPUT_MESSAGES] = serialise(
-            _message_to_json(m) for m in output_messages
+            _message_to_json(m, latest) for m in output_messages
         )
     return attributes

@@ -15,7 +15,7 @@ from typing import Any
 
 from llmtrace_otel.version import __version__
 
-__all__ = ["HealthReport"]
+__all__ = ["DEGRADED", "HEALTHY", "HealthReport"]
 
 HEALTHY = "healthy"
 DEGRADED = "degraded"

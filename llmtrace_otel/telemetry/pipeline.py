@@ -17,6 +17,7 @@ not installed with ``set_*_provider``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk.metrics import MeterProvider
@@ -26,16 +27,29 @@ from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry
 
 from llmtrace_otel.telemetry.health import HealthReport
+from llmtrace_otel.telemetry.histograms import HistogramFactory
 from llmtrace_otel.telemetry.instruments import ProxyInstruments
+from llmtrace_otel.telemetry.merging_reader import MergingPrometheusMetricReader
 from llmtrace_processors.breaker import CircuitBreakers
 from llmtrace_processors.chain import BackgroundSpanProcessor
 from llmtrace_processors.labels import BoundedLabels
 from llmtrace_processors.sinks import ExportSink
 
-__all__ = ["INSTRUMENTATION_NAME", "Telemetry"]
+__all__ = ["INSTRUMENTATION_NAME", "QueuedHead", "Telemetry"]
 
 #: Instrumentation scope of the proxy's and the receiver's own spans and metrics.
 INSTRUMENTATION_NAME = "llmtrace_otel.proxy"
+
+
+@runtime_checkable
+class QueuedHead(Protocol):
+    """A head span processor with a bounded queue of its own (its depth is on /health)."""
+
+    @property
+    def queue_depth(self) -> int: ...
+
+    @property
+    def capacity(self) -> int: ...
 
 
 @dataclass
@@ -58,6 +72,11 @@ class Telemetry:
     breakers: CircuitBreakers | None = None
     #: Metric readers that push (OTLP), flushed by :meth:`force_flush`.
     push_readers: list[MetricReader] = field(default_factory=list)
+    #: Where histograms come from: pre-aggregated ones merged into every reader
+    #: (``metric_sources.LocalHistograms``), or None: the SDK's own on ``meter``.
+    histograms: HistogramFactory | None = None
+    #: The reader behind /metrics; ``add_source`` merges more into what it serves.
+    prometheus_reader: MergingPrometheusMetricReader | None = None
 
     def force_flush(self, timeout_millis: int = 10000) -> bool:
         """Flush spans through the chain and every exporter, and push metrics (OTLP).
@@ -87,11 +106,13 @@ class Telemetry:
                        {"state": state, "failed_batches": exporter.failed_batches},
                        degraded=state == "failing")
         head = self.head
-        if isinstance(head, BackgroundSpanProcessor):
+        if isinstance(head, BackgroundSpanProcessor | QueuedHead):
             depth, capacity = head.queue_depth, head.capacity
             full = depth >= capacity * 0.9
-            report.add("analysis_queue", {"state": "saturated" if full else "ok",
-                                          "depth": depth, "capacity": capacity}, degraded=full)
+            # a relay worker's head ships spans to the telemetry process (server.workers)
+            name = "analysis_queue" if isinstance(head, BackgroundSpanProcessor) else "ship_queue"
+            report.add(name, {"state": "saturated" if full else "ok",
+                              "depth": depth, "capacity": capacity}, degraded=full)
         for provider in self.instruments.provider_health.states():
             report.providers[provider.provider] = provider.as_dict()
             report.degraded |= not provider.available

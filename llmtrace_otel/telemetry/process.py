@@ -1,13 +1,17 @@
-"""Process metrics of the proxy itself, in both conventions users chart.
+"""Process metrics of the proxy itself, each in the convention its reader expects.
 
-* OTel semantic conventions (``process.*``, ``cpython.gc.*``), as asynchronous instruments
-  read at collection time, so they go to every reader: /metrics and OTLP. Values come from
-  psutil (what the OTel system-metrics instrumentation uses) and :mod:`gc`.
-* On /metrics also Prometheus' classic ``process_*`` and ``python_gc_*`` families
+* Over OTLP: the OTel semantic conventions (``process.*``, ``cpython.gc.*``), as asynchronous
+  instruments read at collection time. Values come from psutil (what the OTel system-metrics
+  instrumentation uses) and :mod:`gc`.
+* On /metrics: Prometheus' classic ``process_*`` and ``python_gc_*`` families
   (``process_cpu_seconds_total``, ``process_resident_memory_bytes``, ``process_open_fds``,
-  ``process_start_time_seconds``, ...), from prometheus_client's own collectors registered
-  in the proxy's private registry: the names every Prometheus client library exports, and
-  that the seed system's dashboards use.
+  ``process_start_time_seconds``, ``python_gc_collections_total``, ...), from
+  prometheus_client's own collectors registered in the proxy's private registry. Those are
+  what a Prometheus user expects: every Prometheus client library exports them under these
+  names, and the usual dashboards and alerts (``rate(process_cpu_seconds_total[1m])``) use
+  them. The semconv families that say the same thing (:data:`PROMETHEUS_DUPLICATES`) are left
+  out of /metrics, so no value appears twice there; ``process_thread_count``, which has no
+  classic equivalent, stays.
 
 Nothing is read per request; everything happens when a reader collects.
 """
@@ -42,7 +46,21 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-__all__ = ["observe_process", "register_process_collectors"]
+__all__ = ["PROMETHEUS_DUPLICATES", "observe_process", "register_process_collectors"]
+
+#: Prometheus family names of the semconv instruments below whose value /metrics already
+#: carries in a classic family (cpu time, resident and virtual memory, open files, start time
+#: for uptime, the three GC counters): /metrics leaves these out.
+PROMETHEUS_DUPLICATES: frozenset[str] = frozenset({
+    "process_cpu_time_seconds",  # process_cpu_seconds_total
+    "process_memory_usage_bytes",  # process_resident_memory_bytes
+    "process_memory_virtual_bytes",  # process_virtual_memory_bytes
+    "process_unix_file_descriptor_count",  # process_open_fds
+    "process_uptime_seconds",  # time() - process_start_time_seconds
+    "cpython_gc_collections",  # python_gc_collections_total
+    "cpython_gc_collected_objects",  # python_gc_objects_collected_total
+    "cpython_gc_uncollectable_objects",  # python_gc_objects_uncollectable_total
+})
 
 _Callback = Callable[[CallbackOptions], Iterable[Observation]]
 

@@ -29,6 +29,7 @@ from opentelemetry.util.types import AttributeValue
 from llmtrace_otel.providers.types import LLMRequest, LLMResponse, StreamSignal
 from llmtrace_otel.telemetry.attributes import request_attributes, response_attributes, span_name
 from llmtrace_otel.telemetry.content import content_attributes
+from llmtrace_otel.telemetry.error_text import status_description
 from llmtrace_otel.telemetry.instruments import CallOutcome, ProxyInstruments
 from llmtrace_processors.attributes import (
     LLMTRACE_API,
@@ -60,7 +61,7 @@ class CallRecorder:
     __slots__ = (
         "_telemetry", "_request", "_provider", "_server_address", "_server_port", "_t0",
         "_first_chunk", "_last_chunk", "_intervals", "_chunks", "_issues", "_ended", "span",
-        "_with_content", "status_code", "response", "error_type",
+        "_with_content", "_latest", "status_code", "response", "error_type",
     )
 
     def __init__(
@@ -90,6 +91,8 @@ class CallRecorder:
         self._issues = issues
         self._ended = False
         self._with_content = telemetry.needs_content
+        #: The latest GenAI conventions' names (OTEL_SEMCONV_STABILITY_OPT_IN).
+        self._latest = telemetry.instruments.genai_latest
         #: How the call ended; set by :meth:`finish`.
         self.status_code = 0
         self.response: LLMResponse | None = None
@@ -161,7 +164,7 @@ class CallRecorder:
         if status_code:
             attributes[HTTP_RESPONSE_STATUS_CODE] = status_code
         if response is not None:
-            attributes.update(response_attributes(response))
+            attributes.update(response_attributes(response, latest=self._latest))
             if error_type is None and response.error_type and status_code >= 400:
                 error_type = response.error_type
         if error_type is None and status_code >= 400:
@@ -171,14 +174,18 @@ class CallRecorder:
             attributes[GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = ttfc
             attributes[LLMTRACE_STREAM_CHUNKS] = self._chunks
         if self._with_content and (self._request is not None or response is not None):
-            attributes.update(content_attributes(self._request, response))
+            attributes.update(content_attributes(self._request, response, latest=self._latest))
         if self._issues:
             attributes[LLMTRACE_PARSE_ERRORS] = tuple(self._issues)
         if extra:
             attributes.update(extra)
         if error_type is not None:
             attributes[ERROR_TYPE] = error_type
-            span.set_status(Status(StatusCode.ERROR, error_type))
+            # The upstream's own words when it gave some (bounded, secrets removed), else the
+            # error type: "error requests" tells a person nothing.
+            message = response.error_message if response is not None else None
+            span.set_status(Status(StatusCode.ERROR, error_type if message is None
+                                   else status_description(message)))
         self.status_code, self.response, self.error_type = status_code, response, error_type
         span.set_attributes(attributes)
         span.end()

@@ -2,9 +2,10 @@
 
 Both handlers are given what they serve: ``/health`` a function returning the current
 report (each server composes its own from its parts), ``/metrics`` the private Prometheus
-registry of the process (never the global ``REGISTRY``) and the token it requires, if any
-(``api.admin_token``: metrics name models, tenants and providers). ``/health`` stays open
-for load balancers and probes; it reports states, not data.
+registry of the process (never the global ``REGISTRY``), as ``metrics_exposition.py`` renders
+it (gzip when asked), and the token it requires, if any (``api.admin_token``: metrics name
+models, tenants and providers). ``/health`` stays open for load balancers and probes; it
+reports states, not data.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
 from tornado.web import RequestHandler
 
 from llmtrace_otel.web.auth import BearerToken
 from llmtrace_otel.web.errors import send_error_reply
+from llmtrace_otel.web.metrics_exposition import render
 
 __all__ = ["HEALTH_PATH", "METRICS_PATH", "HealthHandler", "MetricsHandler", "ops_routes"]
 
@@ -51,9 +52,11 @@ class MetricsHandler(RequestHandler):
             if refusal is not None:
                 send_error_reply(self, refusal)
                 return
-        encoder, content_type = choose_encoder(self.request.headers.get("Accept", ""))
-        self.set_header("Content-Type", content_type)
-        self.finish(encoder(self._registry))
+        body, headers = render(self._registry, self.request.headers.get("Accept", ""),
+                               self.request.headers.get("Accept-Encoding", ""))
+        for name, value in headers.items():
+            self.set_header(name, value)
+        self.finish(body)
 
 
 def ops_routes(report: Callable[[], Mapping[str, Any]], registry: CollectorRegistry | None,

@@ -44,6 +44,7 @@ __all__ = [
     "ensure_open_files",
     "listen",
     "listen_backlog",
+    "reserve",
 ]
 
 _log = logging.getLogger(__name__)
@@ -88,14 +89,17 @@ class ListenError(RuntimeError):
     """A listening socket could not be opened; the message says why and what to do."""
 
 
-def listen(host: str, port: int, *, setting: str, backlog: int = 128) -> list[socket.socket]:
+def listen(host: str, port: int, *, setting: str, backlog: int = 128,
+           reuse_port: bool = False) -> list[socket.socket]:
     """Bound, listening sockets for ``host:port`` (``port`` 0: any free port).
 
     A port already in use, or one the process may not bind, is a :class:`ListenError`
     naming the address, the setting that chose it and what to do, not a traceback.
+    ``reuse_port``: a relay worker's own socket on the port its parent reserved
+    (:func:`reserve`); the kernel spreads new connections over the workers' sockets.
     """
     try:
-        return bind_sockets(port, host, reuse_port=False, backlog=backlog)
+        return bind_sockets(port, host, reuse_port=reuse_port, backlog=backlog)
     except OSError as exc:
         where = f"{host}:{port}"
         if exc.errno == errno.EADDRINUSE:
@@ -111,6 +115,37 @@ def listen(host: str, port: int, *, setting: str, backlog: int = 128) -> list[so
             raise ListenError(f"cannot listen on {where}: {host!r} is not an address of "
                               f"this machine ({exc.strerror or exc}).") from None
         raise ListenError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+
+
+def reserve(host: str, port: int, *, setting: str) -> list[socket.socket]:
+    """Hold ``host:port`` for relay workers that each listen on it with ``SO_REUSEPORT``.
+
+    First a plain listening bind (as :func:`listen`): a port in use by anything, even by
+    another llmtrace-otel whose workers use ``SO_REUSEPORT`` too, is a :class:`ListenError`,
+    and port 0 picks a free port. Then the same addresses are bound again with
+    ``SO_REUSEPORT`` and held without listening: the port stays ours while workers restart,
+    and connections only ever go to the workers' listening sockets.
+    """
+    checked = listen(host, port, setting=setting)
+    addresses = [(sock.family, sock.getsockname()) for sock in checked]
+    for sock in checked:
+        sock.close()
+    held = []
+    try:
+        for family, address in addresses:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            held.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+    except OSError as exc:
+        for sock in held:
+            sock.close()
+        raise ListenError(f"cannot hold {host}:{port} for the workers: {exc.strerror or exc}"
+                          ) from None
+    return held
 
 
 def _busy_response() -> bytes:
@@ -171,15 +206,17 @@ class BoundedHTTPServer(HTTPServer):
         self.max_connections = max_connections
         self.gate = gate
         self.open_connections = 0
+        self.accepted_connections = 0
         self.refused_connections = 0
         self._gate_stats = {"oversized_headers": 0, "host_refused": 0}
         self._refused_since_log = 0
         self._last_log = 0.0
 
     def connection_report(self) -> dict[str, int]:
-        """For /health: open, max, refused (since start), 431 and 403 (Host) answers, and
-        the request-body bytes being received now."""
+        """For /health: open, max, accepted and refused (since start), 431 and 403 (Host)
+        answers, and the request-body bytes being received now."""
         return {"open": self.open_connections, "max": self.max_connections,
+                "accepted": self.accepted_connections,
                 "refused": self.refused_connections, **self._gate_stats,
                 "body_bytes_in_flight": self.gate.budget.used,
                 "body_budget_refused": self.gate.budget.refused}
@@ -189,6 +226,7 @@ class BoundedHTTPServer(HTTPServer):
             self._refuse(stream, address)
             return
         self.open_connections += 1
+        self.accepted_connections += 1
         super().handle_stream(stream, address)
 
     def on_close(self, server_conn: object) -> None:

@@ -38,6 +38,7 @@ from llmtrace_processors.attributes import (
 )
 from llmtrace_processors.chain import DropCounter, EnrichingSpanProcessor, Enrichment
 from llmtrace_processors.cost.prices import PriceTable, ResolvedPrice, TokenUsage
+from llmtrace_processors.genai_latest import GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS
 from llmtrace_processors.totals import CounterTotals
 
 __all__ = [
@@ -93,8 +94,9 @@ def read_usage(attributes: Mapping[str, AttributeValue]) -> TokenUsage | None:
         input_tokens=input_tokens or 0,
         output_tokens=output_tokens or 0,
         cache_read_input_tokens=_token_count(attributes, GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS) or 0,
-        cache_creation_input_tokens=_token_count(
-            attributes, GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
+        cache_creation_input_tokens=_token_count(  # the latest name, or the previous one
+            attributes, GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
+            GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
         )
         or 0,
         reasoning_output_tokens=_token_count(attributes, GEN_AI_USAGE_REASONING_OUTPUT_TOKENS) or 0,

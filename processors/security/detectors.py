@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from llmtrace_processors.security.classifier import LinearClassifier, default_classifier
 from llmtrace_processors.security.findings import Finding, Side
 from llmtrace_processors.security.injection import DEFAULT_THRESHOLD, detect_injection
 from llmtrace_processors.security.restrictions import Restrictions, restricted_topics
@@ -70,12 +71,24 @@ class InjectionDetector:
     text), exfiltration in what it writes (markdown images/links, tool-call arguments).
 
     Keeps the restricted topics of the last ``prompts`` system prompts it saw (each
-    costs a parse of the prompt; every call of a conversation repeats its prompt)."""
+    costs a parse of the prompt; every call of a conversation repeats its prompt). User
+    text is also read by the learned ``classifier`` (the shipped one by default;
+    ``use_model=False`` for rules alone)."""
 
     name = "injection"
 
-    def __init__(self, threshold: float = DEFAULT_THRESHOLD, prompts: int = 64) -> None:
+    def __init__(
+        self,
+        threshold: float = DEFAULT_THRESHOLD,
+        prompts: int = 64,
+        *,
+        classifier: LinearClassifier | None = None,
+        use_model: bool = True,
+    ) -> None:
         self.threshold = threshold
+        #: The learned classifier that reads user text (loaded here, not on the first
+        #: text, so no request pays for reading the artifact); None: rules alone.
+        self.classifier = (classifier or default_classifier()) if use_model else None
         self._prompts = prompts
         self._restrictions: OrderedDict[str, Restrictions] = OrderedDict()
         self._lock = threading.Lock()
@@ -108,6 +121,8 @@ class InjectionDetector:
             threshold=self.threshold,
             restrictions=self._restricted(prompt) if prompt and segment.side == Side.INPUT
             else None,
+            classifier=self.classifier,
+            use_model=self.classifier is not None,
         )
 
 

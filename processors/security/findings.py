@@ -50,7 +50,9 @@ class Finding:
     ``leakage.system_prompt`` ... ``start``/``end`` index the text the detector was given
     (after normalisation when the detector normalises; -1 when not applicable).
     ``evidence`` is a short, already-redacted excerpt safe to export (never a full secret
-    or a full PII value).
+    or a full PII value). ``rules`` names the rules whose evidence the finding rests on
+    (``override.aimed``, ...); ``model_score`` is the learned classifier's probability when
+    its evidence counted (None when the model did not fire or did not run).
     """
 
     finding_type: str
@@ -62,3 +64,5 @@ class Finding:
     end: int = -1
     evidence: str = ""
     message: str = ""
+    rules: tuple[str, ...] = ()
+    model_score: float | None = None

@@ -20,18 +20,31 @@ adjusted for where the text came from:
 * ``source="assistant"`` / ``"tool_call"``: model output; only exfiltration (markdown
   images and links that carry data, "send ... to <url>") is looked for.
 
+User text is also read by the learned classifier (:mod:`processors.security.classifier`):
+its probability is one more kind of evidence, ``model``
+(:func:`processors.security.scoring.model_weight`), typed
+``prompt_injection.classifier`` when nothing else explains the finding. It does not read
+tool or document text: held out, it scored 14-27 % of BIPIA's benign documents as likely
+attacks in the first experiments and finds few of its attacks (docs/security.md).
+
+Findings are one per category, and the kept one is the most severe of the category's
+evidence (then the strongest): a weaker-typed signal never hides a more severe one. When
+the system prompt declares something secret, requests for it weigh more, and the findings
+are never less severe than those of the same text without that declaration.
+
 Pure Python, no I/O, no state: safe to call from any thread.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from llmtrace_processors.security._rules_extraction import EXFILTRATION, EXTRACTION_RULES, INDIRECT
 from llmtrace_processors.security._rules_framing import FRAMING_RULES
 from llmtrace_processors.security._rules_jailbreak import JAILBREAK_RULES
 from llmtrace_processors.security._rules_override import OVERRIDE_RULES
+from llmtrace_processors.security.classifier import LinearClassifier, default_classifier
 from llmtrace_processors.security.context import damping
 from llmtrace_processors.security.evidence import excerpt as _excerpt
 from llmtrace_processors.security.findings import Finding, Severity, Side
@@ -47,6 +60,7 @@ from llmtrace_processors.security.scoring import (
     RuleSet,
     Signal,
     combine,
+    model_weight,
     strongest_per_kind,
 )
 from llmtrace_processors.security.segments import Source
@@ -54,6 +68,7 @@ from llmtrace_processors.security.structure import structural_signals
 
 __all__ = [
     "ALL_RULES",
+    "CLASSIFIED",
     "DEFAULT_THRESHOLD",
     "DETECTOR_NAME",
     "InjectionAssessment",
@@ -66,6 +81,10 @@ __all__ = [
 DETECTOR_NAME = "injection"
 #: A request that touches what the system instructions forbid (with other evidence).
 RESTRICTED = "jailbreak.restricted_topic"
+#: Found by the learned classifier, with no rule evidence of a more specific type.
+CLASSIFIED = "prompt_injection.classifier"
+#: The classifier's evidence: its signal's name (kind ``model``).
+_MODEL_SIGNAL = "model.classifier"
 #: A text is an attack when its combined score reaches this.
 DEFAULT_THRESHOLD = 0.5
 ALL_RULES: tuple[Rule, ...] = (*OVERRIDE_RULES, *EXTRACTION_RULES, *JAILBREAK_RULES,
@@ -75,9 +94,13 @@ _OUTPUT_RULES = _INPUT_RULES.subset(lambda r: r.finding_type == EXFILTRATION)
 _MAX_MATCHES_PER_RULE = 6
 _MAX_SCAN_CHARS = 200_000  # longer texts: the head and the tail are scanned
 _MIN_WEIGHT = 0.05
+#: The least a benign context around an attack phrase leaves of the model's evidence.
+_MODEL_CONTEXT_FLOOR = 0.4
 
 
 _DATA_SOURCES = frozenset({Source.TOOL, Source.DOCUMENT})
+#: Sources the classifier reads (it was trained on prompts, not on documents).
+_MODEL_SOURCES = frozenset({Source.USER})
 _OUTPUT_SOURCES = frozenset({Source.ASSISTANT, Source.TOOL_CALL})
 _SECRET_CONTEXT = re.compile(
     r"\b(?:secret|password|passcode|passphrase|passwort|confidential|private|api\s+key|token|"
@@ -96,6 +119,7 @@ _SEVERITY = {
     "prompt_injection.obfuscation": Severity.HIGH,
     "jailbreak.persona": Severity.HIGH,
     "jailbreak.privilege_escalation": Severity.HIGH,
+    CLASSIFIED: Severity.HIGH,
     "prompt_injection.prompt_extraction": Severity.MEDIUM,
     "prompt_injection.secret_extraction": Severity.MEDIUM,
     "prompt_injection.role_injection": Severity.MEDIUM,
@@ -139,6 +163,13 @@ class InjectionAssessment:
     score: float
     signals: tuple[Signal, ...]
     source: str = Source.USER
+    #: The classifier's probability (None: it did not read this text).
+    model_score: float | None = None
+    #: The signals as they were before the system prompt's secrecy raised some of them,
+    #: and their score (empty when it raised none): findings are never less severe than
+    #: these would give.
+    baseline: tuple[Signal, ...] = ()
+    baseline_score: float = 0.0
 
     def flagged(self, threshold: float = DEFAULT_THRESHOLD) -> bool:
         return self.score >= threshold
@@ -149,10 +180,15 @@ class InjectionAssessment:
         return strongest_per_kind(self.signals)
 
 
-def _rule_signals(variant: TextVariant, original: str, rules: RuleSet) -> list[Signal]:
+def _rule_signals(
+    variant: TextVariant, original: str, rules: RuleSet
+) -> tuple[list[Signal], float]:
+    """The rules' signals in ``variant``, and the strongest benign-context factor applied
+    to a match of an attack phrase (weight >= 0.3 before damping; 1.0: none was)."""
     text = variant.text
     found: list[Signal] = []
     counts: dict[str, int] = {}
+    context = 1.0
     for rule, match in rules.matches(text):
         seen = counts.get(rule.name, 0)
         if seen >= _MAX_MATCHES_PER_RULE:
@@ -164,7 +200,10 @@ def _rule_signals(variant: TextVariant, original: str, rules: RuleSet) -> list[S
             damp = rule.damp
             if Damp.QUESTION in damp and _shouted(text, start, end):
                 damp = damp - {Damp.QUESTION}  # "how will I be ABLE DO NOT ANSWER ..."
-            weight *= damping(text, start, end, damp)
+            factor = damping(text, start, end, damp)
+            weight *= factor
+            if rule.weight >= 0.3:
+                context = min(context, factor)
         if weight < _MIN_WEIGHT:
             continue
         o_start, o_end = variant.to_original(start, end)
@@ -173,7 +212,7 @@ def _rule_signals(variant: TextVariant, original: str, rules: RuleSet) -> list[S
             Signal(rule.name, rule.finding_type, weight, o_start, o_end,
                    _excerpt(excerpt), variant.encoding)
         )
-    return found
+    return found, context
 
 
 def _shouted(text: str, start: int, end: int) -> bool:
@@ -258,6 +297,22 @@ def _bounded(text: str) -> str:
     return text[:half] + "\n" + text[-half:]
 
 
+def _model_signal(
+    classifier: LinearClassifier, variant: TextVariant, text: str, context: float
+) -> tuple[float, Signal | None]:
+    """The classifier's probability and its evidence; ``context`` is the benign-context
+    factor the rules applied to an attack phrase in the text: the model reads the same
+    words without seeing the negation, question or quotation around them, so its evidence
+    is weakened as well (by at most ``_MODEL_CONTEXT_FLOOR``)."""
+    probability = classifier.probability(variant.text)
+    weight = model_weight(probability) * max(context, _MODEL_CONTEXT_FLOOR)
+    if weight < _MIN_WEIGHT:
+        return probability, None
+    # the evidence is the text's start: excerpt() reads what it is given, keep that short
+    return probability, Signal(_MODEL_SIGNAL, CLASSIFIED, weight, 0, len(text),
+                               _excerpt(text[:200]), PLAIN)
+
+
 def assess_injection(
     text: str,
     *,
@@ -265,6 +320,8 @@ def assess_injection(
     system_prompt: str | None = None,
     rules: RuleSet | None = None,
     restrictions: Restrictions | None = None,
+    classifier: LinearClassifier | None = None,
+    use_model: bool = True,
 ) -> InjectionAssessment:
     """All injection/jailbreak evidence in ``text`` and its combined score.
 
@@ -272,7 +329,8 @@ def assess_injection(
     whole encoded stretch). Texts over 200,000 characters are scanned head and tail, and
     their offsets index that shortened text. ``restrictions`` are the topics
     ``system_prompt`` forbids (:func:`~processors.security.restrictions.restricted_topics`),
-    for callers that keep them per prompt; computed when not given.
+    for callers that keep them per prompt; computed when not given. ``classifier`` reads
+    user text (the shipped one when None); ``use_model=False`` leaves it out (rules alone).
     """
     text = _bounded(text)
     if not text.strip():
@@ -284,10 +342,19 @@ def assess_injection(
     signals: list[Signal] = []
     # model output is searched for exfiltration links, which are not hidden in encodings
     variants = scan_variants(text, max_depth=0 if output else 2)
+    context = 1.0
     for variant in variants:
-        signals.extend(_rule_signals(variant, text, active))
+        found, damped = _rule_signals(variant, text, active)
+        signals.extend(found)
         if variant.encoding == PLAIN:
+            context = damped
             signals.extend(_output_exfil(variant) if output else structural_signals(variant))
+    model_score: float | None = None
+    if use_model and source in _MODEL_SOURCES:
+        model_score, model_signal = _model_signal(
+            classifier or default_classifier(), variants[0], text, context)
+        if model_signal is not None:
+            signals.append(model_signal)
     decoded = variants[1:]
     orders = next((v for v in decoded if _IMPERATIVE.search(v.text)), None)
     if orders is not None:  # an encoded payload that gives orders
@@ -317,7 +384,16 @@ def assess_injection(
     secret_context = bool(system_prompt) and _SECRET_CONTEXT.search(system_prompt or "") is not None
     adjusted = tuple(_adjust(s, source, secret_context, system_prompt) for s in signals)
     score = combine(s.weight for s in strongest_per_kind(adjusted).values())
-    return InjectionAssessment(round(score, 4), adjusted, source)
+    baseline: tuple[Signal, ...] = ()
+    baseline_score = 0.0
+    if secret_context:
+        plain = tuple(_adjust(s, source, False) for s in signals)
+        if any(a.weight != p.weight for a, p in zip(adjusted, plain, strict=True)):
+            baseline = plain
+            baseline_score = round(combine(s.weight for s in strongest_per_kind(plain).values()),
+                                   4)
+    return InjectionAssessment(round(score, 4), adjusted, source, model_score, baseline,
+                               baseline_score)
 
 
 def _severity(finding_type: str, score: float) -> Severity:
@@ -327,6 +403,47 @@ def _severity(finding_type: str, score: float) -> Severity:
     return base
 
 
+def _category_findings(
+    signals: tuple[Signal, ...], score: float, side: str, model_score: float | None
+) -> dict[str, tuple[float, Finding]]:
+    """One finding per category, the most severe of its evidence (see
+    :func:`findings_from`)."""
+    by_category: dict[str, list[Signal]] = {}
+    for signal in strongest_per_kind(signals).values():
+        by_category.setdefault(signal.finding_type.split(".", 1)[0], []).append(signal)
+    overall = max(signals, key=lambda s: s.weight)
+    model_fired = model_score if any(s.name == _MODEL_SIGNAL for s in signals) else None
+    found: dict[str, tuple[float, Finding]] = {}  # category -> (evidence weight, finding)
+    for category, members in by_category.items():
+        members.sort(key=lambda s: s.weight, reverse=True)
+        strongest = members[0]
+        if strongest.weight < 0.3 and strongest is not overall:
+            continue
+        # what counts as evidence: weight >= 0.3 (or the strongest); the finding is typed
+        # by the most severe of it, then the strongest. The model never renames a finding:
+        # its type is used only when no rule counts (its evidence is in the score)
+        counted = [s for s in members if s.weight >= 0.3] or [strongest]
+        ruled = [s for s in counted if s.name != _MODEL_SIGNAL]
+        top = max(ruled or counted,
+                  key=lambda s: (_severity(s.finding_type, score), s.weight))
+        kinds = ", ".join(dict.fromkeys(s.kind for s in members))
+        where = f" in {top.encoding} payload" if top.encoding != PLAIN else ""
+        found[category] = top.weight, Finding(
+            finding_type=top.finding_type,
+            severity=_severity(top.finding_type, score),
+            confidence=round(score, 3),
+            detector=DETECTOR_NAME,
+            side=side,
+            start=top.start,
+            end=top.end,
+            evidence=top.evidence,
+            message=f"{top.name}{where}; evidence: {kinds}",
+            rules=tuple(s.name for s in members if s.name != _MODEL_SIGNAL),
+            model_score=None if model_fired is None else round(model_fired, 4),
+        )
+    return found
+
+
 def findings_from(
     assessment: InjectionAssessment,
     *,
@@ -334,37 +451,27 @@ def findings_from(
     threshold: float = DEFAULT_THRESHOLD,
 ) -> list[Finding]:
     """Findings for a flagged assessment: one per category (prompt_injection, jailbreak)
-    whose strongest evidence is at least 0.3, typed by that evidence; the most severe (then
-    best-evidenced) first. Every finding's confidence is the text's combined score."""
+    whose strongest evidence is at least 0.3 (or holds the strongest evidence of all).
+
+    The finding of a category is typed by its most severe evidence of weight >= 0.3 (then
+    the strongest), so keeping one per category never drops a more severe one; when the
+    system prompt's secrecy raised some evidence, each category is at least as severe as
+    without it (:attr:`InjectionAssessment.baseline`). Most severe (then best-evidenced)
+    first; every finding's confidence is the text's combined score."""
     if assessment.score < threshold or not assessment.signals:
         return []
-    by_category: dict[str, list[Signal]] = {}
-    for signal in assessment.kinds.values():
-        by_category.setdefault(signal.finding_type.split(".", 1)[0], []).append(signal)
-    ranked: list[tuple[Severity, float, Finding]] = []
-    overall = max(assessment.signals, key=lambda s: s.weight)
-    for signals in by_category.values():
-        signals.sort(key=lambda s: s.weight, reverse=True)
-        top = signals[0]
-        if top.weight < 0.3 and top is not overall:
-            continue
-        kinds = ", ".join(dict.fromkeys(s.kind for s in signals))
-        where = f" in {top.encoding} payload" if top.encoding != PLAIN else ""
-        severity = _severity(top.finding_type, assessment.score)
-        ranked.append((severity, top.weight, Finding(
-            finding_type=top.finding_type,
-            severity=severity,
-            confidence=round(assessment.score, 3),
-            detector=DETECTOR_NAME,
-            side=side,
-            start=top.start,
-            end=top.end,
-            evidence=top.evidence,
-            message=f"{top.name}{where}; evidence: {kinds}",
-        )))
-    ranked.sort(key=lambda item: (item[0], item[1]), reverse=True)
-    findings = [finding for _, _, finding in ranked]
-    return findings
+    found = _category_findings(assessment.signals, assessment.score, side,
+                               assessment.model_score)
+    if assessment.baseline and assessment.baseline_score >= threshold:
+        before = _category_findings(assessment.baseline, assessment.baseline_score, side,
+                                    assessment.model_score)
+        for category, (weight, finding) in before.items():
+            now = found.get(category)
+            if now is None or finding.severity > now[1].severity:
+                found[category] = weight, replace(finding,
+                                                  confidence=round(assessment.score, 3))
+    ranked = sorted(found.values(), key=lambda item: (item[1].severity, item[0]), reverse=True)
+    return [finding for _, finding in ranked]
 
 
 def detect_injection(
@@ -375,10 +482,13 @@ def detect_injection(
     side: str | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     restrictions: Restrictions | None = None,
+    classifier: LinearClassifier | None = None,
+    use_model: bool = True,
 ) -> list[Finding]:
     """Prompt-injection and jailbreak findings for ``text`` (empty when benign)."""
     if side is None:
         side = Side.OUTPUT if source in _OUTPUT_SOURCES else Side.INPUT
     assessment = assess_injection(text, source=source, system_prompt=system_prompt,
-                                  restrictions=restrictions)
+                                  restrictions=restrictions, classifier=classifier,
+                                  use_model=use_model)
     return findings_from(assessment, side=side, threshold=threshold)

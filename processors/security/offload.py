@@ -232,7 +232,11 @@ class OffloadedSecurityProcessor(EnrichingSpanProcessor):
         span = pending.span
         batch = pending.batch
         try:
-            enrichment = self._enrichment(pending) if batch is not None else None
+            if batch is not None:
+                enrichment = self._enrichment(pending)
+            else:  # nothing was sent for it: a span without content, or not a GenAI one
+                enrichment = (self.processor.nothing_to_analyse() if self.applies_to(span)
+                              else None)
         except Exception:  # telemetry never breaks the caller
             _log.exception("span processor %s failed; span passed on unenriched", self.stage)
             self._on_drop(self.stage, "processor_error")
@@ -254,7 +258,7 @@ class OffloadedSecurityProcessor(EnrichingSpanProcessor):
             return self.processor.enrich(pending.span)
         located: list[LocatedFinding] | None = batch.result.located[pending.index]
         if located is None:
-            return None
+            return self.processor.nothing_to_analyse()
         return self.processor.enrichment(pending.span, located)
 
     # -- flush and shutdown ---------------------------------------------------------------

@@ -23,8 +23,10 @@ With ``redact=True`` (``security.pii_export: redact``; the pipeline sets it only
 content is exported at all) every value the PII and secrets detectors found, whatever its
 severity, is replaced in the exported content attributes by a placeholder
 (``[PII:EMAIL]``, ``[SECRET:AWS_ACCESS_KEY]``; :mod:`processors.security.redaction`), the
-JSON shape kept; ``llmtrace.security.redacted`` counts the values, and the findings'
-``start``/``end`` index the redacted text.
+JSON shape kept; ``llmtrace.security.redacted`` counts the values (0 included: it is the
+mark that redaction ran, which the content policy requires before it exports content), and
+the findings' ``start``/``end`` index the redacted text. A span on which a detector failed
+is not marked (:class:`RedactionIncomplete`): its content is withheld, never exported as is.
 
 Results are remembered per (detector, text, system prompt) for the last ``cache_size``
 texts: system instructions, tool definitions and earlier conversation turns repeat on
@@ -56,6 +58,8 @@ from llmtrace_processors.attributes import (
     LLMTRACE_SECURITY_FINDING_EVIDENCE,
     LLMTRACE_SECURITY_FINDING_LOCATION,
     LLMTRACE_SECURITY_FINDING_MESSAGE,
+    LLMTRACE_SECURITY_FINDING_MODEL_SCORE,
+    LLMTRACE_SECURITY_FINDING_RULES,
     LLMTRACE_SECURITY_FINDING_SEVERITY,
     LLMTRACE_SECURITY_FINDING_SIDE,
     LLMTRACE_SECURITY_FINDING_START,
@@ -69,6 +73,7 @@ from llmtrace_processors.attributes import (
 from llmtrace_processors.chain import DropCounter, EnrichingSpanProcessor, Enrichment
 from llmtrace_processors.security.cache import DEFAULT_CACHE_SIZE, FindingsCache
 from llmtrace_processors.security.detectors import Detector, ScanContext, default_detectors
+from llmtrace_processors.security.evaluation import evaluation_events
 from llmtrace_processors.security.findings import Finding, Severity
 from llmtrace_processors.security.redaction import Redaction, placeholder, redact_attributes
 from llmtrace_processors.security.segments import (
@@ -84,6 +89,7 @@ __all__ = [
     "FINDINGS_METRIC",
     "MAX_FINDING_EVENTS",
     "LocatedFinding",
+    "RedactionIncomplete",
     "SecurityProcessor",
     "security_score",
 ]
@@ -159,7 +165,16 @@ def _event_attributes(
         attributes[LLMTRACE_SECURITY_FINDING_EVIDENCE] = finding.evidence
     if finding.message:
         attributes[LLMTRACE_SECURITY_FINDING_MESSAGE] = finding.message
+    if finding.rules:
+        attributes[LLMTRACE_SECURITY_FINDING_RULES] = finding.rules
+    if finding.model_score is not None:
+        attributes[LLMTRACE_SECURITY_FINDING_MODEL_SCORE] = finding.model_score
     return attributes
+
+
+class RedactionIncomplete(RuntimeError):
+    """A detector that finds what redaction replaces failed on a span: its content is not
+    known to be redacted (the content policy then withholds it)."""
 
 
 class SecurityProcessor(EnrichingSpanProcessor):
@@ -179,10 +194,14 @@ class SecurityProcessor(EnrichingSpanProcessor):
         cache_size: int = DEFAULT_CACHE_SIZE,
         timing_sample_every: int = 16,
         redact: bool = False,
+        evaluation_events: bool = False,
     ) -> None:
         super().__init__(next_processor, on_drop=on_drop)
         #: Replace PII and secrets in the exported content with placeholders.
         self.redact = redact
+        #: Also report the score and findings as gen_ai.evaluation.result events (the latest
+        #: GenAI conventions, ``evaluation.py``).
+        self.evaluation_events = evaluation_events
         if timing_sample_every < 1:
             raise ValueError(f"timing_sample_every must be >= 1, got {timing_sample_every}")
         self._sample_every = timing_sample_every
@@ -213,6 +232,7 @@ class SecurityProcessor(EnrichingSpanProcessor):
         located: list[LocatedFinding] = []
         timed = self._scans % self._sample_every == 0
         self._scans += 1
+        failed: list[str] = []
         for detector in self.detectors:
             began = time.perf_counter()
             try:
@@ -225,8 +245,12 @@ class SecurityProcessor(EnrichingSpanProcessor):
                 _log.exception("security detector %s failed; its findings are lost",
                                detector.name)
                 self._on_drop(f"{self.stage}.{detector.name}", "detector_error")
+                failed.append(detector.name)
             if timed:
                 self._duration.record(time.perf_counter() - began, {"detector": detector.name})
+        if failed and self.redact:  # a redaction that missed a detector would leak: fail
+            raise RedactionIncomplete(f"detector(s) {', '.join(failed)} failed: the span's "
+                                      "content cannot be known to be redacted")
         return located
 
     @staticmethod
@@ -258,8 +282,13 @@ class SecurityProcessor(EnrichingSpanProcessor):
         source: Mapping[str, AttributeValue] = span.attributes or {}
         segments = segments_from_attributes(source)
         if not segments:
-            return None  # nothing to analyse: no score (not "clean")
+            return self.nothing_to_analyse()
         return self.enrichment(span, self._scan(segments))
+
+    def nothing_to_analyse(self) -> Enrichment | None:
+        """The enrichment of a span without content: no score (not "clean"), and when
+        redacting, the mark that there was nothing to redact."""
+        return Enrichment(attributes={LLMTRACE_SECURITY_REDACTED: 0}) if self.redact else None
 
     def enrichment(self, span: ReadableSpan, every: Sequence[LocatedFinding]) -> Enrichment:
         """Score, findings, redaction and the findings metric of ``span`` from ``every``
@@ -267,16 +296,18 @@ class SecurityProcessor(EnrichingSpanProcessor):
         source: Mapping[str, AttributeValue] = span.attributes or {}
         located = [item for item in every if item.finding.severity >= self.min_severity]
         findings = [item.finding for item in located]
-        attributes: dict[str, AttributeValue] = {
-            LLMTRACE_SECURITY_SCORE: security_score(findings),
-        }
+        score = security_score(findings)
+        attributes: dict[str, AttributeValue] = {LLMTRACE_SECURITY_SCORE: score}
         redacted = self._redaction(source, every) if self.redact else None
         redaction, offsets = redacted if redacted is not None else (None, None)
+        if self.redact:  # the mark the content policy exports redacted content by
+            attributes[LLMTRACE_SECURITY_REDACTED] = 0
         if redaction is not None:
             attributes.update(redaction.attributes)
             attributes[LLMTRACE_SECURITY_REDACTED] = redaction.count
         if not findings:
-            return Enrichment(attributes=attributes)
+            return Enrichment(attributes=attributes, events=evaluation_events(
+                score, (), source, span.end_time) if self.evaluation_events else ())
         for finding in findings:
             self._findings.add(1, (finding.finding_type, finding.severity.label))
         located.sort(key=lambda item: (item.finding.severity, item.finding.confidence),
@@ -287,9 +318,13 @@ class SecurityProcessor(EnrichingSpanProcessor):
             sorted({finding.finding_type for finding in findings})
         )
         timestamp = span.end_time
+        reported = located[:MAX_FINDING_EVENTS]
         events = [
             Event(LLMTRACE_SECURITY_FINDING_EVENT,
                   _event_attributes(item, redaction, offsets), timestamp)
-            for item in located[:MAX_FINDING_EVENTS]
+            for item in reported
         ]
+        if self.evaluation_events:
+            events += evaluation_events(score, [item.finding for item in reported], source,
+                                        timestamp)
         return Enrichment(attributes=attributes, events=events)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from opentelemetry.util.types import AttributeValue
@@ -210,9 +210,7 @@ def _redact_tool(tool: Any, findings: Sequence[Finding]) -> tuple[Any, TextRedac
 
 
 def _shift(finding: Finding, by: int) -> Finding:
-    return Finding(finding.finding_type, finding.severity, finding.confidence, finding.detector,
-                   finding.side, finding.start + by, finding.end + by, finding.evidence,
-                   finding.message)
+    return replace(finding, start=finding.start + by, end=finding.end + by)
 
 
 def _redact_in(data: Any, key: str, i: int, j: int | None,

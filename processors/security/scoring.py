@@ -13,6 +13,16 @@ Signals combine per text as a noisy-OR over kinds of evidence: ``1 - prod(1 - w_
 where ``w_k`` is the strongest (damped) signal of kind ``k``. Two weak, independent kinds of
 evidence ("pretend you are" + "what is the password") thereby add up, while many matches
 of one kind do not.
+
+The learned classifier (:mod:`processors.security.classifier`) is one more kind of
+evidence, ``model``: its probability ``p`` becomes a weight by :func:`model_weight`, 0 up to
+``MODEL_FLOOR`` (most benign text, and the benign prompts full of trigger words, stay
+there), rising linearly to ``MODEL_MAX_WEIGHT`` at ``MODEL_FULL``. The model alone flags a
+text (weight 0.5) from ``p`` ~0.967, and alone never reaches the 0.65 of a high-severity
+finding; below that it adds to rule evidence. When the rules saw an attack phrase in a
+benign context (negation, a question about oneself, quotation, ...), the model's weight
+is multiplied by that context's factor too (at least 0.4): it reads the same words
+without seeing the context.
 """
 
 from __future__ import annotations
@@ -25,9 +35,13 @@ from types import MappingProxyType
 __all__ = [
     "Anchor",
     "Damp",
+    "MODEL_FLOOR",
+    "MODEL_FULL",
+    "MODEL_MAX_WEIGHT",
     "Rule",
     "Signal",
     "combine",
+    "model_weight",
     "RuleSet",
     "rule",
     "strongest_per_kind",
@@ -35,6 +49,12 @@ __all__ = [
     "token_index",
     "trigger_keys",
 ]
+
+#: The classifier's probability below which it is no evidence at all, and at which its
+#: evidence is full (chosen by the leave-one-dataset-out evaluation, docs/security.md).
+MODEL_FLOOR = 0.85
+MODEL_FULL = 0.99
+MODEL_MAX_WEIGHT = 0.6
 
 _TOKEN = re.compile(r"\w+")
 _LINE_BREAK = re.compile(r"\n")
@@ -320,3 +340,10 @@ def combine(weights: Iterable[float]) -> float:
     for weight in weights:
         miss *= 1.0 - min(max(weight, 0.0), 1.0)
     return 1.0 - miss
+
+
+def model_weight(probability: float) -> float:
+    """The evidence weight of the classifier's probability (see the module docstring)."""
+    if probability <= MODEL_FLOOR:
+        return 0.0
+    return MODEL_MAX_WEIGHT * min(1.0, (probability - MODEL_FLOOR) / (MODEL_FULL - MODEL_FLOOR))

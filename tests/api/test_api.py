@@ -14,16 +14,17 @@ import yaml
 from llmtrace_otel.api import api_routes
 from llmtrace_otel.api.handlers import ApiContext
 from tests.support.fake_upstream import FakeUpstream
-from tests.support.keyword_findings import KeywordFindings
+from tests.support.keyword_findings import SCORE, KeywordFindings
 from tests.support.openapi_check import call, fetch, spec
 from tests.support.proxy_harness import RunningProxy, running_proxy
 from tests.support.traffic import KEYWORD, TRACE_ID, openai_client, send_traffic
 
-LIST, TRACE, SPAN, STATS = (
+LIST, TRACE, SPAN, STATS, FINDINGS = (
     "/api/v1/traces",
     "/api/v1/traces/{trace_id}",
     "/api/v1/spans/{span_id}",
     "/api/v1/stats",
+    "/api/v1/findings",
 )
 
 
@@ -65,15 +66,31 @@ def test_filters(loaded: Loaded) -> None:
     assert {c["provider"] for c in items(loaded, provider="anthropic")} == {"anthropic"}
     assert len(items(loaded, provider="anthropic")) == 1
     assert {c["request_model"] for c in items(loaded, model="gpt-4.1")} == {"gpt-4.1"}
+    # The model a listing shows is the one that answered: filtering by it finds the calls.
+    answered = {c["response_model"] for c in items(loaded, model="gpt-4o-mini")} - {None}
+    assert len(answered) == 1 and answered != {"gpt-4o-mini"}
+    (dated,) = answered
+    assert {c["span_id"] for c in items(loaded, model=dated)} == \
+        {c["span_id"] for c in items(loaded, model="gpt-4o-mini")}
+    stats = call(loaded.proxy.url, STATS, {"model": dated}, template=STATS).body
+    assert stats["totals"]["calls"] == len(items(loaded, model="gpt-4o-mini")) == 4
     errors = items(loaded, status="error")
     assert len(errors) == 1 and errors[0]["http_status"] == 500
-    assert len(items(loaded, status="OK")) + len(items(loaded, status="unset")) == 6
+    # The proxy leaves a success UNSET (as OTel instrumentation should); "ok" finds it.
+    successes = items(loaded, status="ok")
+    assert len(successes) == loaded.calls - 1
+    assert {c["status_code"] for c in successes} == {"UNSET"}
+    assert items(loaded, status="OK") == successes == items(loaded, status="unset")
+    stats = call(loaded.proxy.url, STATS, {"status": "ok"}, template=STATS).body
+    assert stats["totals"]["calls"] == loaded.calls - 1 and stats["totals"]["errors"] == 0
     flagged = items(loaded, has_findings="true")
     assert len(flagged) == 1 and flagged[0]["findings_count"] == 2
-    assert flagged[0]["security_score"] == pytest.approx(0.9)
+    assert flagged[0]["security_score"] == pytest.approx(SCORE)
+    assert flagged[0]["max_severity"] == "high"
+    assert {c["max_severity"] for c in items(loaded, has_findings="false")} == {None}
     assert len(items(loaded, has_findings="false")) == loaded.calls - 1
-    assert items(loaded, min_score="0.5") == flagged
-    assert items(loaded, min_score="0.95") == []
+    assert items(loaded, min_score="50") == flagged
+    assert items(loaded, min_score="95") == []
     assert len(items(loaded, since="1h")) == loaded.calls
     assert items(loaded, until="2000-01-01") == []
     assert items(loaded, since="2100-01-01T00:00:00Z") == []
@@ -135,6 +152,23 @@ def test_trace_and_span(loaded: Loaded) -> None:
 def nearest_rank(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[max(math.ceil(p * len(ordered)), 1) - 1]
+
+
+def test_findings_are_counted_by_severity_and_type(loaded: Loaded) -> None:
+    answer = call(loaded.proxy.url, FINDINGS, {"since": "1h"}, template=FINDINGS)
+    assert answer.status == 200, answer.body
+    document = answer.body
+    assert (document["calls"], document["findings"]) == (1, 2)
+    assert document["max_score"] == pytest.approx(SCORE)
+    assert document["by_severity"] == [{"type": None, "severity": "high", "findings": 2,
+                                        "calls": 1}]
+    assert document["by_type"] == [{"type": "prompt_injection", "severity": "high",
+                                    "findings": 2, "calls": 1}]
+    for params in ({"has_findings": "false"}, {"provider": "anthropic"}):
+        empty = call(loaded.proxy.url, FINDINGS, params, template=FINDINGS).body
+        assert (empty["calls"], empty["findings"], empty["by_type"]) == (0, 0, [])
+    assert call(loaded.proxy.url, FINDINGS, {"group_by": "model"},
+                template=FINDINGS).status == 400
 
 
 def test_stats_match_the_stored_calls(loaded: Loaded) -> None:
@@ -273,7 +307,8 @@ def test_every_route_is_documented_and_the_spec_is_valid() -> None:
     documented = set(spec()["paths"])
     routes = {pattern for pattern, _, _ in api_routes(ApiContext(None))}
     expected = {LIST: r"/api/v1/traces", TRACE: r"/api/v1/traces/([^/]+)",
-                SPAN: r"/api/v1/spans/([^/]+)", STATS: r"/api/v1/stats"}
+                SPAN: r"/api/v1/spans/([^/]+)", STATS: r"/api/v1/stats",
+                FINDINGS: r"/api/v1/findings"}
     assert documented == set(expected)
     assert set(expected.values()) <= routes
     assert yaml.safe_load(Path(__file__).resolve().parents[2].joinpath(

@@ -122,3 +122,43 @@ def test_bad_flags_are_clear_errors(store: Store, args: tuple[str, ...], message
 def test_missing_store_names_the_file(tmp_path: Path) -> None:
     result = cli("traces", "--db", str(tmp_path / "none.db"))
     assert result.returncode == 1 and "none.db" in result.stderr
+
+
+def test_traces_status_ok_lists_the_successes_with_their_cost(store: Store) -> None:
+    table = cli("traces", "--db", str(store.db), "--status", "ok").stdout.splitlines()
+    header = table[0].split()
+    assert header[header.index("out") + 1] == "cost"  # "time (UTC)" and a time: two words
+    rows = [line.split() for line in table[1:]]
+    assert len(rows) == store.calls - 1  # every call but the upstream 500
+    assert {row[header.index("status")] for row in rows} == {"ok"}
+    costs = [row[header.index("cost")] for row in rows]
+    assert all(cost.startswith("$0.0") and "e-" not in cost for cost in costs), costs
+    errors = cli("traces", "--db", str(store.db), "--status", "error").stdout
+    assert "error server_error" in errors
+
+
+def test_trace_accepts_a_unique_prefix_of_the_id(store: Store) -> None:
+    whole = cli("trace", TRACE_ID, "--db", str(store.db)).stdout
+    assert cli("trace", TRACE_ID[:8], "--db", str(store.db)).stdout == whole
+    assert cli("trace", TRACE_ID[:8].upper(), "--db", str(store.db)).stdout == whole
+    missing = cli("trace", "ffff0000", "--db", str(store.db))
+    assert missing.returncode == 2 and "no stored trace id starts with ffff0000" in \
+        missing.stderr
+    ids = sorted({c["trace_id"] for c in call(store.url, "/api/v1/traces").body["items"]})
+    shared = next((a[:n] for a, b in zip(ids, ids[1:], strict=False)
+                   for n in range(4, 32) if a[:n] == b[:n] and a[:n + 1] != b[:n + 1]), None)
+    if shared is not None:  # two of the random ids share a prefix of 4+ digits
+        ambiguous = cli("trace", shared, "--db", str(store.db))
+        assert ambiguous.returncode == 2 and "more than one trace id" in ambiguous.stderr
+    short = cli("trace", TRACE_ID[:3], "--db", str(store.db))
+    assert short.returncode == 2 and "at least 4" in short.stderr
+
+
+def test_search_finds_text_in_captured_messages_and_names(store: Store) -> None:
+    flagged = call(store.url, "/api/v1/traces", {"q": KEYWORD.lower()}).body["items"]
+    assert len(flagged) == 1 and flagged[0]["findings_count"] == 2
+    result = cli("traces", "--db", str(store.db), "--search", "CLAUDE", "--json")
+    assert [c["provider"] for c in json.loads(result.stdout)["items"]] == ["anthropic"]
+    stats = call(store.url, "/api/v1/stats", {"q": "claude"}).body
+    assert stats["totals"]["calls"] == 1
+    assert call(store.url, "/api/v1/traces", {"q": "%"}).body["items"] == []  # literal, no LIKE

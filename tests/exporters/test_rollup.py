@@ -13,11 +13,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExportResult
-from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GEN_AI_REQUEST_MODEL
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_PROVIDER_NAME,
+    GEN_AI_REQUEST_MODEL,
+    GEN_AI_USAGE_INPUT_TOKENS,
+)
+from opentelemetry.trace import Status, StatusCode
 
-from llmtrace_otel.exporters.sqlite import SpanStore, SQLiteSpanExporter, parse_stats_query
+from llmtrace_otel.exporters.sqlite import (
+    SpanStore,
+    SQLiteSpanExporter,
+    parse_list_query,
+    parse_stats_query,
+)
 from llmtrace_otel.exporters.sqlite.histogram import (
     BUCKETS,
     MIN_MS,
@@ -44,10 +57,11 @@ from llmtrace_otel.exporters.sqlite.schema import (
     SCHEMA_VERSION,
     connect_writer,
 )
-from tests.support.call_spans import HOUR_NS, T0, make_calls
+from llmtrace_processors.attributes import LLMTRACE_CALL_DUPLICATE_OF
+from tests.support.call_spans import HOUR_NS, T0, dated, make_calls
 
 _FLOATS = {ROLLUP_COLUMNS.index(name) for name in ("cost_usd", "latency_sum_ms", "ttft_sum_ms")}
-_KEY = 6  # the first six rollup columns are the key
+_KEY = 7  # the first seven rollup columns are the key
 
 
 # --- histogram ----------------------------------------------------------------------------
@@ -171,9 +185,9 @@ def test_the_exporter_adds_every_batch_to_the_rollup(tmp_path: Path) -> None:
     assert sum(values[0] for values in stored.values()) == 3000
     keys = list(stored)
     assert {key[1] for key in keys} == {"openai", "anthropic", "azure.ai.openai"}
-    assert b"" in {key[3] for key in keys}  # calls without a tenant
-    assert {key[4] for key in keys} == {"UNSET", "OK", "ERROR"}
-    assert {key[5] for key in keys} == {0, 1}
+    assert b"" in {key[4] for key in keys}  # calls without a tenant
+    assert {key[5] for key in keys} == {"UNSET", "OK", "ERROR"}
+    assert {key[6] for key in keys} == {0, 1}
     assert all(key[0] % HOUR_NS == 0 for key in keys)
     assert len({key[0] for key in keys}) == math.ceil(3000 * 37 / 3600) + 1
 
@@ -245,19 +259,22 @@ def test_a_delete_on_a_connection_without_the_functions_fails_and_changes_nothin
 # --- migration and backfill ------------------------------------------------------------------
 
 
-def v2_store(path: Path, spans: Sequence[ReadableSpan], scratch: Path) -> None:
-    """A schema-v2 file (as the previous release left it) holding rows the exporter wrote."""
+def v2_store(path: Path, spans: Sequence[ReadableSpan], scratch: Path,
+             schema: int = 2) -> None:
+    """A file at an older schema (v2 unless told) holding rows the exporter wrote."""
     export(scratch, spans)
     conn = sqlite3.connect(path, isolation_level=None)
+    register_functions(conn)  # the v3 triggers
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("BEGIN")
     for version, statements in MIGRATIONS:
-        if version <= 2:
+        if version <= schema:
             for statement in statements:
                 conn.execute(statement)
     conn.execute("ATTACH DATABASE ? AS written", (str(scratch),))
-    conn.execute("INSERT INTO spans SELECT * FROM written.spans")
-    conn.execute("PRAGMA user_version = 2")
+    columns = ", ".join(row[1] for row in conn.execute("PRAGMA main.table_info(spans)"))
+    conn.execute(f"INSERT INTO spans ({columns}) SELECT {columns} FROM written.spans")
+    conn.execute(f"PRAGMA user_version = {schema}")
     conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     conn.execute("COMMIT")
     conn.execute("DETACH DATABASE written")
@@ -271,7 +288,7 @@ def test_a_v2_store_migrates_and_its_rollup_is_backfilled(tmp_path: Path) -> Non
         .isdisjoint({"span_rollup", "span_rollup_pending"})
     conn = connect_writer(db)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         assert pending_hours(conn) == 0
     finally:
         conn.close()
@@ -283,6 +300,66 @@ def test_a_v2_store_migrates_and_its_rollup_is_backfilled(tmp_path: Path) -> Non
     # New exports after the migration add to the backfilled hours.
     export(db, make_calls(300, start_ns=T0 + HOUR_NS // 2, seed=9))
     assert_rollup_matches(db)
+
+
+def test_a_v3_store_gets_a_rollup_keyed_by_response_model_too(tmp_path: Path) -> None:
+    db = tmp_path / "v3.db"
+    v2_store(db, make_calls(2000), tmp_path / "scratch.db", schema=3)
+    assert rollup(db) == {}  # stale: the v4 migration rebuilds it from the spans
+    connect_writer(db).close()
+    assert_rollup_matches(db)
+    assert {key[3] for key in rollup(db)} >= {dated("gpt-4o-mini"), "gpt-4o-mini", b""}
+    store = SpanStore(db)
+    for model in (dated("gpt-4o-mini"), "gpt-4o-mini"):
+        query = parse_stats_query({"model": model, "group_by": "model"}, T0)
+        from_rollup = store.stats(query, exact_below=0)
+        exact = store.stats(query, use_rollup=False)
+        assert from_rollup.percentiles == "histogram" and exact.percentiles == "exact"
+        assert from_rollup.totals.calls == exact.totals.calls > 0
+        assert from_rollup.totals.errors == exact.totals.errors
+        assert [g.key for g in from_rollup.groups] == [g.key for g in exact.groups]
+
+
+def not_calls() -> list[ReadableSpan]:
+    """An application span, an httpx POST span and the second span of a call."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("tests.calls")
+    for name, attributes in (
+            ("handle_request", {}),
+            ("POST", {"http.request.method": "POST"}),
+            ("anthropic.messages.create", {
+                GEN_AI_OPERATION_NAME: "chat", GEN_AI_PROVIDER_NAME: "anthropic",
+                GEN_AI_REQUEST_MODEL: "claude-haiku-4-5", GEN_AI_USAGE_INPUT_TOKENS: 12,
+                LLMTRACE_CALL_DUPLICATE_OF: "00f067aa0ba902b7"})):
+        span = tracer.start_span(name, start_time=T0 + 5 * 10**9, attributes=attributes)
+        span.set_status(Status(StatusCode.ERROR, "x"))  # errors too: none is a call
+        span.end(end_time=T0 + 6 * 10**9)
+    provider.shutdown()
+    return list(memory.get_finished_spans())
+
+
+@pytest.mark.parametrize("schema", [None, 3], ids=["new store", "v3 store migrated"])
+def test_only_calls_are_counted_listed_and_rolled_up(tmp_path: Path, schema: int | None
+                                                     ) -> None:
+    db = tmp_path / "spans.db"
+    spans = [*make_calls(40), *not_calls()]
+    if schema is None:
+        export(db, spans)
+    else:
+        v2_store(db, spans, tmp_path / "scratch.db", schema=schema)
+        connect_writer(db).close()  # migrates: is_call backfilled, the rollup computed again
+    assert_rollup_matches(db)
+    assert sum(values[0] for values in rollup(db).values()) == 40
+    store = SpanStore(db)
+    now = T0 + 48 * HOUR_NS
+    totals = store.stats(parse_stats_query({"since": "1970-01-01"}, now)).totals
+    assert totals.calls == 40 and totals.errors == 5  # make_calls: every 9th call failed
+    names = {item.name for item in store.list_calls(
+        parse_list_query({"since": "1970-01-01", "limit": "500"}, now)).items}
+    assert names.isdisjoint({"handle_request", "POST", "anthropic.messages.create"})
+    assert store.count() == 43  # every span is kept, for its trace
 
 
 def test_the_backfill_is_chunked_correct_under_concurrent_writes_and_resumable(

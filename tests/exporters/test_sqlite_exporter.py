@@ -546,9 +546,10 @@ def test_call_rows_serve_the_cli(populated: tuple[SpanStore, tuple[ReadableSpan,
     assert data["provider"] == "openai" and data["error_type"] == "boom"
     assert str(data["start_time"]).endswith("Z")
     cells = row.as_table_row()
-    assert len(cells) == 10  # time, operation, provider, model, status, in, out, ms, ttfc, trace
-    assert cells[1:5] == ("chat", "openai", "gpt-4o-mini", "ERROR boom")
-    assert cells[7] == "5" and cells[8] == "-" and cells[9] == row.trace_id
+    # time, operation, provider, model, status, in, out, cost, ms, ttfc, trace
+    assert len(cells) == 11
+    assert cells[1:5] == ("chat", "openai", "gpt-4o-mini", "error boom")
+    assert cells[7] == "-" and cells[8] == "5" and cells[9] == "-" and cells[10] == row.trace_id
     with pytest.raises(AttributeError):
         row.provider = "changed"  # type: ignore[misc]
 

@@ -17,6 +17,7 @@ from opentelemetry.trace import StatusCode
 from llmtrace_processors.attributes import LLMTRACE_PARSE_ERRORS
 from tests.support.expectations import assert_genai_span
 from tests.support.fake_upstream import SCENARIO_HEADER, FakeUpstream
+from tests.support.openapi_check import call
 from tests.support.proxy_harness import RunningProxy, running_proxy
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
@@ -43,6 +44,35 @@ def test_upstream_429_is_passed_through_with_retry_after(proxy: RunningProxy) ->
     assert_genai_span(span, operation="chat", provider="openai", model="gpt-4o-mini",
                       error_type="requests")
     assert (span.attributes or {})["http.response.status_code"] == 429
+    # The upstream's own words are kept as the span's status description (the store's
+    # status_message, what the viewer shows), not only the class "requests".
+    assert span.status.description == \
+        "Rate limit reached for requests per min (RPM): Limit 3, Used 3."
+    stored = call(proxy.url, "/api/v1/traces", {"status": "error"}).body["items"]
+    assert [c["status_message"] for c in stored] == [span.status.description]
+
+
+def test_an_upstream_error_message_keeps_no_secret(proxy: RunningProxy) -> None:
+    key = "sk-proj-" + "Q7vT2mXk9LpR4sWz8NbC3hYd6FgJ1aKe5UoI0tVx"
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{proxy.url}/v1", api_key=key, max_retries=0,
+                      default_headers={SCENARIO_HEADER: "error-401-echo"}
+                      ).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    span = proxy.only_span()
+    description = span.status.description or ""
+    assert description.startswith("Incorrect API key provided: [SECRET:"), description
+    assert key not in description and key[8:20] not in description
+    assert "api-keys" in description  # the rest of the message is kept
+
+
+def test_anthropic_overloaded_keeps_its_message(proxy: RunningProxy) -> None:
+    client = anthropic.Anthropic(base_url=proxy.url, api_key="k", max_retries=0,
+                                 default_headers={SCENARIO_HEADER: "error-529"})
+    with pytest.raises(anthropic.APIStatusError):
+        client.messages.create(model="claude-haiku-4-5", max_tokens=5, messages=MESSAGES)
+    span = proxy.only_span()
+    assert (span.attributes or {})["error.type"] == "overloaded_error"
+    assert span.status.description == "Overloaded"
 
 
 def test_unreachable_upstream_is_502_in_openai_shape(tmp_path: Path) -> None:

@@ -94,7 +94,9 @@ def test_health_is_degraded_when_sqlite_fails(upstream, tmp_path) -> None:
 
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the database directory should be")
-    with running_proxy(upstream.url, tmp_path, sqlite_path=str(blocker / "spans.db")) as proxy:
+    # A key secret of its own: the one kept beside the store could not be created either.
+    with running_proxy(upstream.url, tmp_path, sqlite_path=str(blocker / "spans.db"),
+                       tenant_key_secret="k" * 32) as proxy:
         reply = client(proxy).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         assert reply.choices  # traffic is unaffected
         proxy.spans(1)

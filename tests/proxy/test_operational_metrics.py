@@ -7,16 +7,22 @@ storage and export pipeline metrics, and the bound on model-name label cardinali
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import socket
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import openai
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from llmtrace_otel.telemetry.merging_reader import MergingInMemoryMetricReader
+from llmtrace_otel.telemetry.metric_sources import LocalHistograms
+from llmtrace_otel.telemetry.process import PROMETHEUS_DUPLICATES
 from tests.support.expectations import metric_samples, metric_value
 from tests.support.fake_upstream import SCENARIO_HEADER, FakeUpstream, usage_for
 from tests.support.proxy_harness import RunningProxy, running_proxy
@@ -142,22 +148,129 @@ def test_http_server_metrics_can_be_switched_off(upstream: FakeUpstream, tmp_pat
     assert not [n for n, _, _ in metric_samples(text) if n.startswith("http_server_")]
 
 
+# -- pre-aggregated histograms ---------------------------------------------------------------
+
+
+def _histogram_points(reader: MergingInMemoryMetricReader) -> dict[str, list[Any]]:
+    data = reader.get_metrics_data()
+    assert data is not None
+    return {metric.name: list(metric.data.data_points)
+            for resource in data.resource_metrics for scope in resource.scope_metrics
+            for metric in scope.metrics if type(metric.data).__name__ == "Histogram"}
+
+
+def test_histograms_are_pre_aggregated_and_every_reader_gets_them(
+        upstream: FakeUpstream, tmp_path: Path) -> None:
+    """Known traffic through the real proxy: /metrics and the OTLP reader report it, from
+    the proxy's own pre-aggregated histograms (not the SDK's)."""
+    otlp = MergingInMemoryMetricReader()
+    with running_proxy(upstream.url, tmp_path, metric_readers=[otlp]) as proxy:
+        assert isinstance(proxy.telemetry.histograms, LocalHistograms)
+        client = _client(proxy.url)
+        for _ in range(3):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        for _ in client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,
+                                                stream=True):
+            pass
+        with pytest.raises(openai.InternalServerError):
+            _client(proxy.url, "error-500").chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES)
+        proxy.spans(5)
+        text = proxy.metrics_text()
+        points = _histogram_points(otlp)
+    usage = usage_for("openai", "ok")
+    ok = {"gen_ai_operation_name": "chat", "gen_ai_provider_name": "openai",
+          "gen_ai_request_model": "gpt-4o-mini"}
+    assert metric_value(text, "gen_ai_client_token_usage_sum", gen_ai_token_type="input",
+                        **ok) == 4 * usage.input_tokens
+    assert metric_value(text, "gen_ai_client_token_usage_count", gen_ai_token_type="output",
+                        **ok) == 4
+    assert metric_value(text, "gen_ai_client_operation_time_to_first_chunk_seconds_count",
+                        **ok) == 1
+    assert metric_value(text, "llmtrace_request_duration_seconds_count", provider="openai",
+                        model="gpt-4o-mini", status_code="500") == 1
+    assert metric_value(text, "llmtrace_request_duration_seconds_count", provider="openai",
+                        model="gpt-4o-mini", status_code="200") == 4
+    # the OTLP reader: the same histograms, the same counts
+    declared = proxy.telemetry.histograms.declared_bounds()
+    assert {"gen_ai.client.operation.duration", "gen_ai.client.token.usage",
+            "llmtrace.request.duration", "http.server.request.duration"} <= set(points)
+    for name, histogram_points in points.items():
+        if name in declared:
+            assert all(tuple(p.explicit_bounds) == tuple(declared[name])
+                       for p in histogram_points)
+    assert sum(p.count for p in points["gen_ai.client.operation.duration"]) == 5
+    assert sum(p.count for p in points["http.server.request.duration"]) == 5
+
+
 # -- process metrics ----------------------------------------------------------------------
 
 
-def test_process_metrics_in_both_conventions(proxy: RunningProxy) -> None:
-    text = proxy.metrics_text()
-    assert metric_value(text, "process_memory_usage_bytes") > 10_000_000
+def test_process_metrics_once_each_in_the_convention_of_the_reader(
+        upstream: FakeUpstream, tmp_path: Path) -> None:
+    otlp = MergingInMemoryMetricReader()  # what an OTLP reader receives
+    with running_proxy(upstream.url, tmp_path, metric_readers=[otlp]) as proxy:
+        text = proxy.metrics_text()
+        pushed = {metric.name: metric for resource in otlp.get_metrics_data().resource_metrics
+                  for scope in resource.scope_metrics for metric in scope.metrics}
+    # /metrics: Prometheus' classic families, what Prometheus users chart and alert on ...
     assert metric_value(text, "process_resident_memory_bytes") > 10_000_000
-    assert metric_value(text, "process_cpu_time_seconds_total", cpu_mode="user") > 0
     assert metric_value(text, "process_cpu_seconds_total") > 0
-    assert metric_value(text, "process_unix_file_descriptor_count") >= 3
     assert metric_value(text, "process_open_fds") >= 3
-    assert metric_value(text, "process_thread_count") >= 2  # loop + analysis worker at least
     assert abs(metric_value(text, "process_start_time_seconds") - time.time()) < 3600
-    assert metric_value(text, "process_uptime_seconds") > 0
-    assert metric_value(text, "cpython_gc_collections_total", cpython_gc_generation="0") >= 0
     assert metric_value(text, "python_gc_collections_total", generation="0") >= 0
+    assert metric_value(text, "process_thread_count") >= 2  # no classic twin: kept
+    # ... and not their OTel twins a second time.
+    families = {family.name for family in text_string_to_metric_families(text)}
+    assert not PROMETHEUS_DUPLICATES & families
+    assert not {name for name in families if name.startswith("cpython_gc")}
+    # OTLP: the semconv names.
+    for name in ("process.cpu.time", "process.memory.usage", "process.unix.file_descriptor.count",
+                 "process.thread.count", "process.uptime", "cpython.gc.collections"):
+        assert name in pushed, name
+    cpu = {point.attributes["cpu.mode"]: point.value
+           for point in pushed["process.cpu.time"].data.data_points}
+    assert cpu["user"] > 0
+
+
+# -- size and encoding of /metrics ----------------------------------------------------------
+
+
+def _scrape(url: str, encoding: str | None) -> tuple[bytes, dict[str, str]]:
+    headers = {"Accept-Encoding": encoding} if encoding else {}
+    request = urllib.request.Request(url + "/metrics", headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.read(), {k.lower(): v for k, v in response.headers.items()}
+
+
+def test_metrics_carry_no_empty_or_scope_labels_and_are_gzipped_when_asked(
+        proxy: RunningProxy) -> None:
+    client = _client(proxy.url)
+    for model in ("gpt-4o-mini", "gpt-4.1", "gpt-4o-mini"):
+        client.chat.completions.create(model=model, messages=MESSAGES)
+    with contextlib.suppress(openai.InternalServerError):
+        _client(proxy.url, "error-500").chat.completions.create(model="gpt-4o-mini",
+                                                                messages=MESSAGES)
+    proxy.spans(4)
+    plain, headers = _scrape(proxy.url, None)
+    assert "content-encoding" not in headers
+    text = plain.decode()
+    samples = metric_samples(text)
+    # An empty label is an absent label to Prometheus: it costs bytes and says nothing. Nor
+    # do otel_scope_* labels (the metric name and target_info say it).
+    assert not [(name, labels) for name, labels, _ in samples if "" in labels.values()]
+    assert not [name for name, labels, _ in samples if any(k.startswith("otel_scope")
+                                                           for k in labels)]
+    # The error series still has its error_type; the successes simply have none.
+    assert metric_value(text, "http_server_request_duration_seconds_count",
+                        error_type="500") == 1
+    packed, headers = _scrape(proxy.url, "deflate, gzip;q=0.9")
+    assert headers["content-encoding"] == "gzip" and headers["vary"] == "Accept-Encoding"
+    def series(body: bytes) -> list[str]:  # the values (process memory ...) move on
+        return [line.rsplit(" ", 1)[0] for line in body.decode().splitlines()]
+
+    assert series(gzip.decompress(packed)) == series(plain)
+    assert len(packed) * 10 < len(plain), (len(packed), len(plain))
 
 
 # -- prompt cache -------------------------------------------------------------------------
@@ -207,7 +320,9 @@ def test_storage_operations_and_export_metrics(proxy: RunningProxy) -> None:
 def test_failed_storage_writes_are_counted(upstream: FakeUpstream, tmp_path: Path) -> None:
     blocked = tmp_path / "not-a-dir"
     blocked.write_text("a file where the database's directory should be")
-    with running_proxy(upstream.url, tmp_path, sqlite_path=str(blocked / "spans.db")) as proxy:
+    # A key secret of its own: the one kept beside the store could not be created either.
+    with running_proxy(upstream.url, tmp_path, sqlite_path=str(blocked / "spans.db"),
+                       tenant_key_secret="k" * 32) as proxy:
         _client(proxy.url).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         proxy.spans(1)
         text = proxy.metrics_text()

@@ -8,6 +8,7 @@ the upstream must see the proxy hang up.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -209,7 +210,7 @@ def test_off_mode_adds_nothing(upstream: FakeUpstream, tmp_path: Path) -> None:
 
 
 def _stream_scan_of(settings: Settings) -> StreamScanPolicy | None:
-    server = build_proxy(settings, env={})
+    server = build_proxy(dataclasses.replace(settings, sqlite_enabled=False), env={})
     server.telemetry.shutdown()
     return server.context.stream_scan
 

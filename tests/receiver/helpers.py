@@ -74,12 +74,13 @@ def content(span: ReadableSpan, key: str) -> Any:
 
 
 def expected_cost(model: str, provider: str, input_tokens: int, output_tokens: int,
-                  cache_read: int = 0) -> float:
+                  cache_read: int = 0, cache_creation: int = 0) -> float:
     """What the price table charges: the cost processor must arrive at the same number."""
     resolved = PriceTable.builtin().resolve(model, provider)
     assert resolved is not None, f"no built-in price for {model!r}"
     usage = TokenUsage(input_tokens=input_tokens, output_tokens=output_tokens,
-                       cache_read_input_tokens=cache_read)
+                       cache_read_input_tokens=cache_read,
+                       cache_creation_input_tokens=cache_creation)
     return resolved.cost(usage).total_usd
 
 

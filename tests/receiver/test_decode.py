@@ -112,8 +112,9 @@ def test_decoded_span_fields() -> None:
 def test_normaliser_rewrites_before_the_span_is_built() -> None:
     seen = []
 
-    def normalise(attributes: dict, events: list) -> tuple[dict, list] | None:
+    def normalise(attributes: dict, events: list, *, start_ns: int) -> tuple[dict, list] | None:
         seen.append(dict(attributes))
+        assert start_ns > 0  # the span's start, for times carried by events
         if "gen_ai.operation.name" not in attributes:
             return None
         return {**attributes, "added": 1}, []

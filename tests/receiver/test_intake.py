@@ -40,7 +40,7 @@ def test_a_failing_normaliser_forwards_the_span_as_received() -> None:
     sink = Collect()
     errors: list[int] = []
 
-    def broken(attributes: dict, events: list) -> None:
+    def broken(attributes: dict, events: list, *, start_ns: int) -> None:
         attributes.clear()  # even a normaliser that damages its input before failing
         raise RuntimeError("bug")
 

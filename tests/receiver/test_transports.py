@@ -209,6 +209,6 @@ def test_wrong_method_and_path(collector: RunningCollector) -> None:
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(f"{collector.http_url}/v1/traces", timeout=10)
     assert caught.value.code == 405
-    status, _, _ = post(f"{collector.http_url}/v1/logs", b"")
+    status, _, _ = post(f"{collector.http_url}/v1/profiles", b"")
     assert status == 404
 

@@ -1,9 +1,9 @@
 """Varied finished GenAI call spans for the rollup's tests, made with the real OTel SDK.
 
-Every dimension the rollup keys on varies (3 providers, 5 models, tenants including none,
-OK/UNSET/ERROR, with and without findings), durations are log-normal with ties and a few
-sub-10-µs ones, usage and cost are missing on some calls, streamed calls have a time to
-first chunk. Deterministic for a seed.
+Every dimension the rollup keys on varies (3 providers, 5 models, answered by a dated or the
+same model or none, tenants including none, OK/UNSET/ERROR, with and without findings),
+durations are log-normal with ties and a few sub-10-µs ones, usage and cost are missing on
+some calls, streamed calls have a time to first chunk. Deterministic for a seed.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_OPERATION_NAME,
     GEN_AI_PROVIDER_NAME,
     GEN_AI_REQUEST_MODEL,
+    GEN_AI_RESPONSE_MODEL,
     GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
     GEN_AI_USAGE_INPUT_TOKENS,
     GEN_AI_USAGE_OUTPUT_TOKENS,
@@ -32,7 +33,7 @@ from llmtrace_processors.attributes import (
     LLMTRACE_TENANT_ID,
 )
 
-__all__ = ["HOUR_NS", "MODELS", "T0", "make_calls"]
+__all__ = ["HOUR_NS", "MODELS", "T0", "dated", "make_calls"]
 
 #: 2026-09-21T14:13:20Z: not on an hour boundary.
 T0 = 1_790_000_000 * 10**9
@@ -44,6 +45,11 @@ MODELS = (
     ("anthropic", "claude-sonnet-4-5"),
     ("azure.ai.openai", "gpt-4o"),
 )
+
+
+def dated(model: str) -> str:
+    """The response model of most successful calls: a dated version of the requested one."""
+    return f"{model}-2026-08-06"
 
 
 def make_calls(count: int, *, start_ns: int = T0, step_ns: int = 37 * 10**9, seed: int = 5,
@@ -72,7 +78,8 @@ def make_calls(count: int, *, start_ns: int = T0, step_ns: int = 37 * 10**9, see
             if i % 3:
                 span.set_status(Status(StatusCode.OK))
             span.set_attributes({GEN_AI_USAGE_INPUT_TOKENS: rng.randint(1, 5000),
-                                 GEN_AI_USAGE_OUTPUT_TOKENS: rng.randint(1, 900)})
+                                 GEN_AI_USAGE_OUTPUT_TOKENS: rng.randint(1, 900),
+                                 GEN_AI_RESPONSE_MODEL: dated(model) if i % 7 else model})
             if i % 5:
                 span.set_attribute(LLMTRACE_COST_USD, round(rng.uniform(0.00001, 0.03), 8))
         if i % 97 == 0:

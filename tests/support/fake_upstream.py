@@ -21,7 +21,8 @@ any answer gzip-compressed (a stream flushed event by event). An unknown
 scenario is answered with a 400 in the provider's error shape, so a typo never passes silently.
 
 Every response carries ``x-request-id`` and ``x-fake-received-authorization: yes|no`` (whether
-the request carried a credential: ``authorization`` or ``x-api-key``; the value is never echoed).
+the request carried a credential: ``authorization`` or ``x-api-key``; the value is never echoed,
+except by ``error-401-echo``: a 401 whose message repeats the key, as some servers' do).
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ SCENARIOS = frozenset(
         "cache",
         "reasoning",
         "error-400",
+        "error-401-echo",
         "error-429",
         "error-500",
         "error-503",
@@ -256,6 +258,7 @@ def _error_body(provider: Provider, status: int, request_id: str) -> Json:
     if provider == "anthropic":
         kind, message = {
             400: ("invalid_request_error", "messages: fake invalid request"),
+            401: ("authentication_error", "invalid x-api-key"),
             429: ("rate_limit_error", "Number of request tokens has exceeded your rate limit."),
             500: ("api_error", "Internal server error"),
             503: ("overloaded_error", "Overloaded"),
@@ -266,6 +269,7 @@ def _error_body(provider: Provider, status: int, request_id: str) -> Json:
     kind, message, param, code = {
         400: ("invalid_request_error", "Invalid value for 'model': fake invalid request.",
               "model", "invalid_value"),
+        401: ("invalid_request_error", "Incorrect API key provided.", None, "invalid_api_key"),
         429: ("requests", "Rate limit reached for requests per min (RPM): Limit 3, Used 3.",
               None, "rate_limit_exceeded"),
         500: ("server_error", "The server had an error while processing your request.",
@@ -674,6 +678,12 @@ class _BaseHandler(tornado.web.RequestHandler):
 
     async def before_response(self) -> bool:
         """Apply error/slow/hang scenarios; True when the request has been dealt with."""
+        if self.scenario == "error-401-echo":
+            key = self.request.headers.get("x-api-key") or self.request.headers.get(
+                "authorization", "").removeprefix("Bearer ")
+            self.send_api_error(401, f"Incorrect API key provided: {key}. You can find your "
+                                     "API key at https://platform.openai.com/account/api-keys.")
+            return True
         if self.scenario.startswith("error-"):
             self.send_api_error(int(self.scenario.removeprefix("error-")))
             return True

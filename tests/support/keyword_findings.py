@@ -15,10 +15,17 @@ import json
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GEN_AI_INPUT_MESSAGES
 
-from llmtrace_processors.attributes import LLMTRACE_SECURITY_FINDING_EVENT, LLMTRACE_SECURITY_SCORE
+from llmtrace_processors.attributes import (
+    LLMTRACE_SECURITY_FINDING_EVENT,
+    LLMTRACE_SECURITY_MAX_SEVERITY,
+    LLMTRACE_SECURITY_SCORE,
+)
 from llmtrace_processors.chain import EnrichingSpanProcessor, Enrichment
 
-__all__ = ["KeywordFindings"]
+__all__ = ["SCORE", "KeywordFindings"]
+
+#: The llmtrace.security.score (0-100) of a flagged span.
+SCORE = 72.0
 
 
 class KeywordFindings(EnrichingSpanProcessor):
@@ -65,4 +72,7 @@ class KeywordFindings(EnrichingSpanProcessor):
             at = text.find(self.keyword, at + 1)
         if not events:
             return None
-        return Enrichment(attributes={LLMTRACE_SECURITY_SCORE: 0.9}, events=events)
+        # The 0-100 score and the summary attributes of the real security processor.
+        return Enrichment(attributes={LLMTRACE_SECURITY_SCORE: SCORE,
+                                      LLMTRACE_SECURITY_MAX_SEVERITY: self.severity},
+                          events=events)

@@ -2,8 +2,9 @@
 
 ``OTLPSink`` plays the part of an OpenTelemetry Collector. It runs
 
-* a real ``grpcio`` server implementing the OTLP ``TraceService`` and ``MetricsService``, and
-* a real HTTP server answering ``POST /v1/traces`` and ``POST /v1/metrics`` with
+* a real ``grpcio`` server implementing the OTLP ``TraceService``, ``LogsService`` and
+  ``MetricsService``, and
+* a real HTTP server answering ``POST /v1/traces``, ``/v1/metrics`` and ``/v1/logs`` with
   ``application/x-protobuf`` bodies (``Content-Encoding: gzip`` and ``deflate`` accepted),
 
 so the real OTel SDK exporters can be pointed at it::
@@ -51,6 +52,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import DecodeError, Message
 from google.rpc.error_details_pb2 import RetryInfo
 from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -67,7 +69,7 @@ __all__ = [
     "Transport",
 ]
 
-Signal = Literal["traces", "metrics"]
+Signal = Literal["traces", "metrics", "logs"]
 Transport = Literal["grpc", "http"]
 
 _Point = (
@@ -79,7 +81,8 @@ _Point = (
 
 _HOST = "127.0.0.1"
 _PROTOBUF = "application/x-protobuf"
-_HTTP_PATHS: dict[str, Signal] = {"/v1/traces": "traces", "/v1/metrics": "metrics"}
+_HTTP_PATHS: dict[str, Signal] = {"/v1/traces": "traces", "/v1/metrics": "metrics",
+                                   "/v1/logs": "logs"}
 _RETRY_INFO_KEY = "google.rpc.retryinfo-bin"
 
 # OTLP spec (otlp.md, "Failures"): gRPC status <-> HTTP status for the codes that matter.
@@ -316,6 +319,8 @@ class OTLPSink:
         self._lifecycle = threading.Lock()  # serialises start()/stop()
         self._spans: list[ReceivedSpan] = []
         self._metrics: list[ReceivedMetric] = []
+        #: Log export requests as received (the receiver forwards logs).
+        self._logs: list[logs_service_pb2.ExportLogsServiceRequest] = []
         self._calls: list[ExportCall] = []
         self._failures: deque[_FailurePlan] = deque()
         self._grpc_workers = grpc_workers
@@ -336,6 +341,7 @@ class OTLPSink:
             raise RuntimeError("OTLPSink is already running")
         server = grpc.server(ThreadPoolExecutor(max_workers=self._grpc_workers))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceServicer(self), server)
+        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_LogsServicer(self), server)
         metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(
             _MetricsServicer(self), server
         )
@@ -407,6 +413,16 @@ class OTLPSink:
         with self._cond:
             return list(self._metrics)
 
+    def logs(self) -> list[logs_service_pb2.ExportLogsServiceRequest]:
+        with self._cond:
+            return list(self._logs)
+
+    def wait_for_logs(self, n: int, timeout: float = 10.0
+                      ) -> list[logs_service_pb2.ExportLogsServiceRequest]:
+        self._wait(lambda: len(self._logs) >= n, timeout,
+                   lambda: f"{len(self._logs)} log requests, wanted {n}")
+        return self.logs()
+
     def metric_names(self) -> set[str]:
         with self._cond:
             return {metric.name for metric in self._metrics}
@@ -427,6 +443,7 @@ class OTLPSink:
         with self._cond:
             self._spans.clear()
             self._metrics.clear()
+            self._logs.clear()
             self._calls.clear()
 
     # -- waiting ---------------------------------------------------------------------------
@@ -511,6 +528,8 @@ class OTLPSink:
         """Record one export; returns the failure to answer with, or None when accepted."""
         spans: list[ReceivedSpan] = []
         metrics: list[ReceivedMetric] = []
+        logs = [request] if isinstance(
+            request, logs_service_pb2.ExportLogsServiceRequest) else []
         if isinstance(request, trace_service_pb2.ExportTraceServiceRequest):
             spans = _decode_spans(request, transport)
         elif isinstance(request, metrics_service_pb2.ExportMetricsServiceRequest):
@@ -522,6 +541,7 @@ class OTLPSink:
             if failure is None:
                 self._spans.extend(spans)
                 self._metrics.extend(metrics)
+                self._logs.extend(logs)
             self._cond.notify_all()
         return failure
 
@@ -568,15 +588,32 @@ class _MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
         return metrics_service_pb2.ExportMetricsServiceResponse()
 
 
+class _LogsServicer(logs_service_pb2_grpc.LogsServiceServicer):
+    def __init__(self, sink: OTLPSink) -> None:
+        self._sink = sink
+
+    def Export(  # noqa: N802 - name fixed by the generated servicer
+        self,
+        request: logs_service_pb2.ExportLogsServiceRequest,
+        context: grpc.ServicerContext,
+    ) -> logs_service_pb2.ExportLogsServiceResponse:
+        failure = self._sink._accept("logs", "grpc", request)
+        if failure is not None:
+            _abort(context, failure)
+        return logs_service_pb2.ExportLogsServiceResponse()
+
+
 # -- HTTP --------------------------------------------------------------------------------------
 
 _REQUEST_TYPES: dict[Signal, type[Message]] = {
     "traces": trace_service_pb2.ExportTraceServiceRequest,
     "metrics": metrics_service_pb2.ExportMetricsServiceRequest,
+    "logs": logs_service_pb2.ExportLogsServiceRequest,
 }
 _RESPONSE_TYPES: dict[Signal, type[Message]] = {
     "traces": trace_service_pb2.ExportTraceServiceResponse,
     "metrics": metrics_service_pb2.ExportMetricsServiceResponse,
+    "logs": logs_service_pb2.ExportLogsServiceResponse,
 }
 _DECOMPRESS: dict[str, Callable[[bytes], bytes]] = {
     "": lambda body: body,

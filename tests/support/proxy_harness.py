@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -74,9 +75,12 @@ def running_proxy(
     *,
     guards: Sequence[RequestGuard] | None = None,
     enrichers: Sequence[EnrichingSpanProcessor] = (),
+    metric_readers: Sequence[MetricReader] = (),
     **overrides: Any,
 ) -> Iterator[RunningProxy]:
-    """``enrichers`` are added to the real processor chain (before the content policy)."""
+    """``enrichers`` are added to the real processor chain (before the content policy);
+    ``metric_readers`` (a ``MergingInMemoryMetricReader``) read what an OTLP reader would
+    get; a plain ``InMemoryMetricReader`` makes every histogram the SDK's (wiring.py)."""
     values: dict[str, Any] = {
         "host": "127.0.0.1",
         "port": 0,
@@ -93,7 +97,8 @@ def running_proxy(
     settings = load_settings(env={}, overrides=values)
     memory = InMemorySpanExporter()
     server = build_proxy(settings, env={}, extras=Extras(
-        span_processors=[SimpleSpanProcessor(memory)], enrichers=enrichers, guards=guards))
+        span_processors=[SimpleSpanProcessor(memory)], enrichers=enrichers, guards=guards,
+        metric_readers=metric_readers))
     telemetry = server.telemetry
     loop = asyncio.new_event_loop()
     ready = threading.Event()

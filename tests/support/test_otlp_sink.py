@@ -385,7 +385,7 @@ def test_http_accepts_compressed_protobuf(
 @pytest.mark.parametrize(
     ("path", "content_type", "body", "status"),
     [
-        ("/v1/logs", "application/x-protobuf", b"", 404),
+        ("/v1/profiles", "application/x-protobuf", b"", 404),
         ("/v1/traces", "application/json", b"{}", 415),
         ("/v1/traces", "application/x-protobuf", b"\xff\xff\xff not protobuf", 400),
     ],

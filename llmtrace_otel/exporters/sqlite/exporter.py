@@ -71,6 +71,8 @@ from llmtrace_processors.attributes import (
     LLMTRACE_SECURITY_SCORE,
     LLMTRACE_TENANT_ID,
 )
+from llmtrace_processors.chain import is_call
+from llmtrace_processors.genai_latest import GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS
 
 __all__ = ["INSERT_COLUMNS", "SQLiteSpanExporter"]
 
@@ -115,6 +117,7 @@ INSERT_COLUMNS: Final = (
     "scope_name",
     "scope_version",
     "findings_count",
+    "is_call",
 )
 _INSERT_HEAD: Final = f"INSERT INTO spans ({', '.join(INSERT_COLUMNS)})"
 #: A span row's values the rollup is computed from.
@@ -249,7 +252,9 @@ def _span_row(
         _int(get(GEN_AI_USAGE_INPUT_TOKENS)),
         _int(get(GEN_AI_USAGE_OUTPUT_TOKENS)),
         _int(get(GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)),
-        _int(get(GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)),
+        # Cache writes under either name: the latest conventions' or the previous one.
+        _int(get(GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
+                 get(GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS))),
         _int(get(GEN_AI_USAGE_REASONING_OUTPUT_TOKENS)),
         ttfc * 1000.0 if ttfc is not None else None,
         _flag(get(GEN_AI_REQUEST_STREAM)),
@@ -267,6 +272,7 @@ def _span_row(
         scope.name if scope is not None else None,
         scope.version if scope is not None else None,
         _findings_count(span),
+        1 if is_call(attrs) else 0,
     )
 
 

@@ -7,8 +7,18 @@ traces ...``. Every problem is a :class:`QueryError` naming the parameter; unkno
 parameters are errors too (a typo never silently widens a query).
 
 :func:`filter_sql` turns a :class:`CallFilter` into ``WHERE`` terms with bound parameters.
-The status literal is inlined (it is one of three fixed values) so that SQLite can use the
-partial index on errors; everything else is bound.
+The status term is one of three fixed strings (so that SQLite can use the partial index on
+errors); everything else is bound.
+
+Two filters mean what a person reading the listing expects:
+
+- ``status=ok`` is every call that did not fail: span status ``UNSET`` or ``OK``. The OTel
+  trace API says instrumentation leaves a successful span's status ``UNSET`` (only an
+  application or operator sets ``OK``), and so do the proxy, the SDK instrumentation and most
+  instrumentations whose spans the receiver stores; the stored status stays what the span
+  said. ``status=unset`` still selects exactly the ``UNSET`` ones.
+- ``model`` matches the requested model (``gen_ai.request.model``) or the model that answered
+  (``gen_ai.response.model``, e.g. ``gpt-4o-mini-2024-07-18``, which listings show).
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ __all__ = [
     "DEFAULT_LIMIT",
     "FILTER_PARAMS",
     "LIST_PARAMS",
+    "MODEL_TERM",
     "MAX_LIMIT",
     "STATS_PARAMS",
     "CallFilter",
@@ -34,22 +45,48 @@ __all__ = [
     "GroupBy",
     "ListQuery",
     "QueryError",
+    "SEARCHED_COLUMNS",
     "StatsQuery",
     "filter_sql",
+    "group_terms",
+    "parse_filter_query",
     "parse_list_query",
     "parse_span_id",
     "parse_stats_query",
     "parse_time",
     "parse_trace_id",
+    "parse_trace_prefix",
 ]
 
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 500
 _STATUSES: Final = ("UNSET", "OK", "ERROR")
+#: ``status`` (upper case) -> its ``WHERE`` term; ``OK`` includes ``UNSET`` (module docstring).
+_STATUS_TERMS: Final = {
+    "OK": "status_code <> 'ERROR'",
+    "ERROR": "status_code = 'ERROR'",
+    "UNSET": "status_code = 'UNSET'",
+}
+#: The ``model`` filter's term; its one value is bound twice.
+MODEL_TERM: Final = "(request_model = ? OR response_model = ?)"
+#: What the text search (``q``) looks in: names, ids, models, tenant and agent, the error and
+#: status message, and the attributes and events as stored (captured messages, finding
+#: evidence). ``LIKE '%text%'`` with ``%``, ``_`` and ``\`` escaped: case-insensitive for
+#: ASCII letters, and ~2x faster than ``instr(lower(column), ?)`` (no lower-case copy of each
+#: attributes JSON).
+SEARCHED_COLUMNS: Final = (
+    "name", "trace_id", "span_id", "provider", "request_model", "response_model", "tenant_id",
+    "agent_id", "error_type", "status_message", "attributes", "events",
+)
+_TEXT_TERM: Final = "(" + " OR ".join(
+    f"{column} LIKE ? ESCAPE '\\'" for column in SEARCHED_COLUMNS) + ")"
 _MAX_TEXT: Final = 256
+#: The latest time the store holds: nanoseconds in a signed 64-bit integer (2262-04-11).
+MAX_TIME_NS: Final = 2**63 - 1
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d|w)$")
 _SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _TRACE_ID = re.compile(r"^[0-9a-fA-F]{32}$")
+_TRACE_PREFIX = re.compile(r"^[0-9a-fA-F]{4,32}$")
 _SPAN_ID = re.compile(r"^[0-9a-fA-F]{16}$")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _TRUE: Final = frozenset({"true", "1", "yes"})
@@ -65,6 +102,7 @@ FILTER_PARAMS: Final = (
     "status",
     "has_findings",
     "min_score",
+    "q",
 )
 LIST_PARAMS: Final = (*FILTER_PARAMS, "limit", "cursor")
 STATS_PARAMS: Final = (*FILTER_PARAMS, "group_by")
@@ -103,11 +141,12 @@ class CallFilter:
     since_ns: int | None = None  # inclusive
     until_ns: int | None = None  # exclusive
     provider: str | None = None
-    model: str | None = None  # gen_ai.request.model
+    model: str | None = None  # gen_ai.request.model or gen_ai.response.model
     tenant: str | None = None
-    status: str | None = None  # UNSET | OK | ERROR
+    status: str | None = None  # OK (not failed: UNSET or OK) | ERROR | UNSET
     has_findings: bool | None = None
     min_score: float | None = None  # llmtrace.security.score >= min_score
+    text: str | None = None  # q: in any of SEARCHED_COLUMNS (ASCII case-insensitive)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +171,7 @@ class Cursor:
         except (binascii.Error, UnicodeDecodeError, ValueError):
             raise problem from None
         start, _, span_id = raw.partition(":")
-        if not start.isdigit() or not _SPAN_ID.match(span_id):
+        if not start.isdigit() or int(start) > MAX_TIME_NS or not _SPAN_ID.match(span_id):
             raise problem
         return cls(int(start), span_id.lower())
 
@@ -157,7 +196,7 @@ def parse_time(param: str, text: str, now_ns: int) -> int:
     match = _DURATION.match(value)
     if match:
         seconds = float(match.group(1)) * _SECONDS[match.group(2)]
-        return now_ns - int(seconds * 1e9)
+        return _in_range(param, text, now_ns - seconds * 1e9)
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
@@ -168,12 +207,28 @@ def parse_time(param: str, text: str, now_ns: int) -> int:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
+    return _in_range(param, text, (moment - _EPOCH) // timedelta(microseconds=1) * 1000)
+
+
+def _in_range(param: str, text: str, ns: float) -> int:
+    """A time the store can hold: nanoseconds since 1970 in a signed 64-bit integer."""
+    if not 0 <= ns <= MAX_TIME_NS:
+        raise QueryError(param, f"{param} must be between 1970-01-01 and 2262-04-11 (or a "
+                                f"duration that reaches no earlier than 1970), got {text!r}")
+    return int(ns)
 
 
 def parse_trace_id(text: str) -> str:
     if not _TRACE_ID.match(text):
         raise QueryError("trace_id", f"a trace id is 32 hex digits, got {text[:64]!r}")
+    return text.lower()
+
+
+def parse_trace_prefix(text: str) -> str:
+    """A whole trace id or the first 4 to 31 of its hex digits, lower-cased."""
+    if not _TRACE_PREFIX.match(text):
+        raise QueryError("trace_id", f"a trace id is 32 hex digits (or a unique prefix of at "
+                                     f"least 4 of them), got {text[:64]!r}")
     return text.lower()
 
 
@@ -239,7 +294,14 @@ def _parse_filter(params: Mapping[str, str], now_ns: int) -> CallFilter:
         status=status,
         has_findings=has_findings,
         min_score=min_score,
+        text=_text(params, "q"),
     )
+
+
+def parse_filter_query(params: Mapping[str, str], now_ns: int) -> CallFilter:
+    """``GET /api/v1/findings``: the filters alone."""
+    _check_known(params, FILTER_PARAMS)
+    return _parse_filter(params, now_ns)
 
 
 def parse_list_query(params: Mapping[str, str], now_ns: int) -> ListQuery:
@@ -270,9 +332,33 @@ def parse_stats_query(params: Mapping[str, str], now_ns: int) -> StatsQuery:
     return StatsQuery(_parse_filter(params, now_ns), group_by)
 
 
-def filter_sql(spec: CallFilter) -> tuple[list[str], list[object]]:
-    """``WHERE`` terms (to be AND-ed) and their bound parameters."""
+def group_terms(spec: CallFilter) -> tuple[list[str], list[object]]:
+    """The provider, model, tenant and status terms (AND-ed) and their bound parameters: the
+    filters on columns that ``spans`` and the hourly rollup (``rollup.py``) both have."""
     where: list[str] = []
+    params: list[object] = []
+    for column, value in (("provider", spec.provider), ("tenant_id", spec.tenant)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if spec.model is not None:
+        where.append(MODEL_TERM)
+        params.extend((spec.model, spec.model))
+    if spec.status is not None:
+        term = _STATUS_TERMS.get(spec.status)
+        if term is None:  # a CallFilter built by hand, not by the parser
+            raise QueryError("status", f"status must be one of {', '.join(_STATUSES)}")
+        where.append(term)
+    return where, params
+
+
+def filter_sql(spec: CallFilter) -> tuple[list[str], list[object]]:
+    """``WHERE`` terms on ``spans`` (to be AND-ed) and their bound parameters.
+
+    Listings and stats see calls only (``is_call``, set by the exporter: a GenAI call span
+    that is not the second span of its call); every span stays in its trace.
+    """
+    where: list[str] = ["is_call = 1"]
     params: list[object] = []
     if spec.since_ns is not None:
         where.append("start_time_ns >= ?")
@@ -280,18 +366,9 @@ def filter_sql(spec: CallFilter) -> tuple[list[str], list[object]]:
     if spec.until_ns is not None:
         where.append("start_time_ns < ?")
         params.append(spec.until_ns)
-    for column, value in (
-        ("provider", spec.provider),
-        ("request_model", spec.model),
-        ("tenant_id", spec.tenant),
-    ):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    if spec.status is not None:
-        if spec.status not in _STATUSES:  # a CallFilter built by hand, not by the parser
-            raise QueryError("status", f"status must be one of {', '.join(_STATUSES)}")
-        where.append(f"status_code = '{spec.status}'")
+    terms, values = group_terms(spec)
+    where.extend(terms)
+    params.extend(values)
     if spec.has_findings is True:
         where.append("findings_count > 0")
     elif spec.has_findings is False:
@@ -299,4 +376,8 @@ def filter_sql(spec: CallFilter) -> tuple[list[str], list[object]]:
     if spec.min_score is not None:
         where.append("security_score >= ?")
         params.append(spec.min_score)
+    if spec.text is not None:
+        pattern = "%" + re.sub(r"([\\%_])", r"\\\1", spec.text) + "%"
+        where.append(_TEXT_TERM)
+        params.extend([pattern] * len(SEARCHED_COLUMNS))
     return where, params

@@ -14,7 +14,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from llmtrace_otel.exporters.sqlite.filters import Cursor, GroupBy, ListQuery, StatsQuery
+from llmtrace_otel.exporters.sqlite.filters import (
+    CallFilter,
+    Cursor,
+    GroupBy,
+    ListQuery,
+    QueryError,
+    StatsQuery,
+)
+from llmtrace_otel.exporters.sqlite.finding_stats import FindingSummary, finding_summary
 from llmtrace_otel.exporters.sqlite.listing import MAX_TRACE_SPANS, list_sql, trace_sql
 from llmtrace_otel.exporters.sqlite.records import (
     CALL_COLUMNS,
@@ -211,6 +219,34 @@ class SpanStore:
             return None
         spans = tuple(record_from_row(row) for row in rows[:MAX_TRACE_SPANS])
         return TraceRecord(trace_id, spans, len(rows) > MAX_TRACE_SPANS)
+
+    def finding_summary(self, spec: CallFilter) -> FindingSummary:
+        """Security findings of the calls ``spec`` selects, by severity and by type
+        (``finding_stats.py``)."""
+        with self._connection() as conn:
+            return finding_summary(conn, spec)
+
+    def resolve_trace_id(self, prefix: str) -> str:
+        """The one stored trace id that starts with ``prefix`` (lower-case hex, as
+        :func:`~llmtrace_otel.exporters.sqlite.filters.parse_trace_prefix` returns it).
+
+        One range search of the trace index: ids starting with ``prefix`` sort from
+        ``prefix`` up to, not including, ``prefix + "g"`` (``g`` follows every hex digit).
+        Raises :class:`QueryError` when none or several traces match.
+        """
+        if len(prefix) == 32:
+            return prefix
+        sql = ("SELECT DISTINCT trace_id FROM spans WHERE trace_id >= ? AND trace_id < ? "
+               "ORDER BY trace_id LIMIT 3")
+        with self._connection() as conn:
+            found = [row[0] for row in conn.execute(sql, (prefix, prefix + "g"))]
+        if not found:
+            raise QueryError("trace_id", f"no stored trace id starts with {prefix}")
+        if len(found) > 1:
+            shown = ", ".join(found[:2]) + (", ..." if len(found) > 2 else "")
+            raise QueryError("trace_id", f"{prefix} is the start of more than one trace id "
+                                         f"({shown}); give more digits")
+        return str(found[0])
 
     def stats(self, query: StatsQuery, *, use_rollup: bool = True,
               exact_below: int = EXACT_BELOW) -> StatsResult:

@@ -14,8 +14,10 @@ from typing import Any, Final
 
 from opentelemetry.util.types import AttributeValue
 
+from llmtrace_otel.display import status_label, usd
 from llmtrace_otel.exporters.sqlite.findings import FindingView, findings_of
 from llmtrace_otel.exporters.sqlite.schema import StoreError
+from llmtrace_processors.attributes import LLMTRACE_SECURITY_MAX_SEVERITY
 from llmtrace_processors.json_text import loads
 
 __all__ = [
@@ -74,6 +76,8 @@ class CallRow:
     agent_id: str | None
     security_score: float | None
     findings_count: int
+    #: ``llmtrace.security.max_severity`` (info ... critical), when the call has findings.
+    max_severity: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready fields, plus ``start_time`` as an ISO-8601 UTC string."""
@@ -82,20 +86,18 @@ class CallRow:
         return data
 
     def as_table_row(self) -> tuple[str, ...]:
-        """Cells for: time (UTC), operation, provider, model, status, in, out, ms, ttfc ms,
-        trace id."""
+        """Cells for: time (UTC), operation, provider, model, status, in, out, cost, ms,
+        ttfc ms, trace id (:mod:`llmtrace_otel.display` decides how status and cost read)."""
         time = iso_time(self.start_time_ns)
-        status = self.status_code
-        if self.error_type:
-            status = f"{status} {self.error_type}"
         return (
             time.replace("T", " ").rstrip("Z") if time else "-",
             self.operation or "-",
             self.provider or "-",
             self.response_model or self.request_model or "-",
-            status,
+            status_label(self.status_code, self.error_type),
             "-" if self.input_tokens is None else str(self.input_tokens),
             "-" if self.output_tokens is None else str(self.output_tokens),
+            usd(self.cost_usd),
             "-" if self.duration_ms is None else f"{self.duration_ms:.0f}",
             "-" if self.ttft_ms is None else f"{self.ttft_ms:.0f}",
             self.trace_id,
@@ -201,7 +203,13 @@ class TraceRecord:
     truncated: bool
 
 
-CALL_COLUMNS: Final = tuple(f.name for f in fields(CallRow))
+_CALL_EXPRESSIONS: Final = {
+    # Not a column: read from the attributes JSON of the (at most one page of) listed rows.
+    "max_severity": "json_extract(attributes, '$.\"" + LLMTRACE_SECURITY_MAX_SEVERITY
+                    + "\"') AS max_severity",
+}
+#: What a listing selects, in :class:`CallRow` order: column names, or ``expression AS name``.
+CALL_COLUMNS: Final = tuple(_CALL_EXPRESSIONS.get(f.name, f.name) for f in fields(CallRow))
 RECORD_COLUMNS: Final = tuple(f.name for f in fields(SpanRecord))
 _CALL_STREAM: Final = CALL_COLUMNS.index("stream")
 

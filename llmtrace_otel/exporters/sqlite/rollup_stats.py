@@ -1,11 +1,11 @@
 """Stats from the hourly rollup: whole hours from ``span_rollup``, partial edge hours exactly.
 
 A query can be answered from the rollup when everything it filters or groups by is part of the
-rollup's key: time, provider, model, tenant, status, has-findings, and grouping by none, model,
-provider, tenant, hour or day. ``min_score`` and ``group_by=minute`` cannot, and neither can a
-range without one whole UTC hour in it (it is small: the exact path is cheap); those go to the
-exact path (``stats.py``), and so does a range that touches an hour the v3 backfill has not
-computed yet.
+rollup's key: time, provider, model (request or response), tenant, status, has-findings, and
+grouping by none, model, provider, tenant, hour or day. ``min_score``, the text search ``q``
+and ``group_by=minute`` cannot, and neither can a range without one whole UTC hour in it (it is
+small: the exact path is cheap); those go to the exact path (``stats.py``), and so does a range
+that touches an hour the backfill (after the v3 or v4 migration) has not computed yet.
 
 For a range ``[since, until)`` the whole hours ``[ceil(since), floor(until))`` come from the
 rollup (one range search of its primary key; an open end takes every hour on that side), and
@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from llmtrace_otel.exporters.sqlite.filters import GroupBy, StatsQuery, filter_sql
+from llmtrace_otel.exporters.sqlite.filters import GroupBy, StatsQuery, filter_sql, group_terms
 from llmtrace_otel.exporters.sqlite.histogram import counts_of, decode, percentile_ms
 from llmtrace_otel.exporters.sqlite.rollup import (
     HOUR_NS,
@@ -68,7 +68,7 @@ class _Plan:
 def _plan(query: StatsQuery) -> _Plan | None:
     spec = query.filter
     filter_sql(spec)  # the same QueryError as the exact path for a hand-built bad filter
-    if spec.min_score is not None or query.group_by is GroupBy.MINUTE:
+    if spec.min_score is not None or spec.text is not None or query.group_by is GroupBy.MINUTE:
         return None
     since, until = spec.since_ns, spec.until_ns
     first = None if since is None else -((-since) // HOUR_NS) * HOUR_NS
@@ -93,11 +93,9 @@ def _rollup_sql(query: StatsQuery, plan: _Plan) -> _Statement:
     if plan.end_ns is not None:
         where.append("hour_ns < ?")
         params.append(plan.end_ns)
-    for column, value in (("provider", spec.provider), ("request_model", spec.model),
-                          ("tenant_id", spec.tenant), ("status_code", spec.status)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
+    terms, values = group_terms(spec)  # the same columns and terms as on spans
+    where.extend(terms)
+    params.extend(values)
     if spec.has_findings is not None:
         where.append("has_findings = ?")
         params.append(1 if spec.has_findings else 0)
@@ -138,7 +136,7 @@ def _key_function(group_by: GroupBy) -> Callable[[_Row], Any]:
         return lambda row: row[0]
     if group_by is GroupBy.DAY:
         return lambda row: row[0] - row[0] % _DAY_NS
-    column = {GroupBy.PROVIDER: 1, GroupBy.MODEL: 2, GroupBy.TENANT: 3}.get(group_by)
+    column = {GroupBy.PROVIDER: 1, GroupBy.MODEL: 2, GroupBy.TENANT: 4}.get(group_by)
     if column is None:
         return lambda row: None
     return lambda row: _text_key(row[column])
@@ -159,18 +157,18 @@ class _Groups:
             acc = groups.get(key)
             if acc is None:
                 acc = groups[key] = [0, 0, 0, 0, 0.0, 0, 0.0, 0, []]
-            calls = row[6]
+            calls = row[7]
             acc[0] += calls
-            if row[4] == "ERROR":
+            if row[5] == "ERROR":
                 acc[1] += calls
-            acc[2] += row[7]
-            acc[3] += row[8]
-            acc[4] += row[9]
-            acc[5] += row[10]
-            acc[6] += row[14]
-            acc[7] += row[13]
-            if row[12]:
-                acc[8].append(decode(row[12]))
+            acc[2] += row[8]
+            acc[3] += row[9]
+            acc[4] += row[10]
+            acc[5] += row[11]
+            acc[6] += row[15]
+            acc[7] += row[14]
+            if row[13]:
+                acc[8].append(decode(row[13]))
 
 
 def _stats_row(key: str | None, acc: list[Any], histogram: int) -> StatsRow:

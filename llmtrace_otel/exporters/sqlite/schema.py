@@ -22,14 +22,19 @@ and foreign keys on.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from pathlib import Path
 from typing import Final
 
 from llmtrace_otel.exporters.sqlite.histogram import register_functions
-from llmtrace_otel.exporters.sqlite.rollup import MIGRATION_V3, backfill
-from llmtrace_processors.attributes import LLMTRACE_SECURITY_FINDING_EVENT
+from llmtrace_otel.exporters.sqlite.rollup import MIGRATION_V3, MIGRATION_V4, ROLLUP_V5, backfill
+from llmtrace_processors.attributes import (
+    LLMTRACE_CALL_DUPLICATE_OF,
+    LLMTRACE_SECURITY_FINDING_EVENT,
+)
+from llmtrace_processors.chain import CALL_OPERATIONS
 
 __all__ = [
     "APPLICATION_ID",
@@ -108,6 +113,14 @@ _BACKFILL_FINDINGS_V2: Final = (
     f"WHERE instr(events, {_FINDING_LITERAL}) > 0"
 )
 
+# Schema v4: which spans are calls (llmtrace_processors.chain.is_call), for rows written
+# before the exporter stored it. Our own constants, inlined as quoted SQL literals.
+_CALL_OPERATIONS_SQL: Final = ", ".join(f"'{name}'" for name in sorted(CALL_OPERATIONS))
+_BACKFILL_IS_CALL: Final = (
+    f"UPDATE spans SET is_call = 1 WHERE operation IN ({_CALL_OPERATIONS_SQL}) AND "
+    f"json_extract(attributes, '$.\"{LLMTRACE_CALL_DUPLICATE_OF}\"') IS NULL"
+)
+
 #: Ordered ``(version, statements)`` steps; a step's statements run in one transaction.
 MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
     (
@@ -150,6 +163,38 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
     # The hourly rollup stats read (rollup.py): table, triggers, and the list of hours whose
     # rows the backfill after the migration computes from existing spans.
     (3, MIGRATION_V3),
+    (
+        4,
+        (
+            # The model filter matches the request or the response model (a listing shows the
+            # response model): an index for listings by response model, the response model in
+            # the covering time index (exact stats filter on it without reading wide rows) and
+            # in the rollup's key.
+            "CREATE INDEX idx_spans_response_model_start ON spans (response_model, "
+            "start_time_ns)",
+            "DROP INDEX idx_spans_start",
+            "CREATE INDEX idx_spans_start ON spans (start_time_ns, provider, request_model, "
+            "tenant_id, status_code, findings_count, security_score, duration_ms, ttft_ms, "
+            "input_tokens, output_tokens, cost_usd, response_model)",
+            *MIGRATION_V4,
+        ),
+    ),
+    # Calls are GenAI call spans (chat, completion, embeddings, generate_content) that are not
+    # the second span of a call: application, HTTP client, agent and tool spans belong in
+    # the trace view, not in call counts, error rates or percentiles (listing and stats
+    # filter on is_call; the rollup holds calls only and is computed again).
+    (
+        5,
+        (
+            "ALTER TABLE spans ADD COLUMN is_call INTEGER NOT NULL DEFAULT 0",
+            _BACKFILL_IS_CALL,
+            "DROP INDEX idx_spans_start",
+            "CREATE INDEX idx_spans_start ON spans (start_time_ns, provider, request_model, "
+            "tenant_id, status_code, findings_count, security_score, duration_ms, ttft_ms, "
+            "input_tokens, output_tokens, cost_usd, response_model, is_call)",
+            *ROLLUP_V5,
+        ),
+    ),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1][0]
 
@@ -240,6 +285,16 @@ def _configure(conn: sqlite3.Connection, busy_timeout_ms: int, *, writer: bool) 
     conn.execute("PRAGMA foreign_keys = ON")
 
 
+def _create_private(file: Path) -> None:
+    """Create the store (0600) and a missing directory (0700) readable by this user only:
+    with capture on it holds prompts. SQLite gives its ``-wal`` and ``-shm`` files the
+    database file's mode. An existing file or directory keeps the mode it has."""
+    if not file.parent.exists():
+        file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def connect_writer(
     path: str | os.PathLike[str], *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
 ) -> sqlite3.Connection:
@@ -251,7 +306,7 @@ def connect_writer(
     Raises :class:`OSError`, :class:`sqlite3.Error` or :class:`StoreError`.
     """
     file = Path(path)
-    file.parent.mkdir(parents=True, exist_ok=True)
+    _create_private(file)
     conn = sqlite3.connect(file, isolation_level=None, check_same_thread=False)
     try:
         _configure(conn, busy_timeout_ms, writer=True)

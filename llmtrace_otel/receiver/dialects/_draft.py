@@ -28,6 +28,8 @@ class Draft:
     conversation: Conversation = field(default_factory=Conversation)
     dialects: list[str] = field(default_factory=list)
     changed: bool = False
+    #: The span's start (Unix ns): event times are measured from it.
+    start_ns: int = 0
 
     def take(self, key: str) -> Any:
         """Remove ``key`` and return its value (None when absent)."""
@@ -50,6 +52,21 @@ class Draft:
     def mark(self, dialect: str) -> None:
         if dialect not in self.dialects:
             self.dialects.append(dialect)
+
+    def take_events(self, names: frozenset[str]) -> list[Event]:
+        """Remove the events named in ``names``; return them in order."""
+        taken = [event for event in self.events if event.name in names]
+        if taken:
+            self.events = [event for event in self.events if event.name not in names]
+            self.changed = True
+        return taken
+
+    def first_chunk_after(self, events: list[Event]) -> float | None:
+        """Seconds from the span's start to the first of ``events`` (a stream's first chunk)."""
+        if not events or not self.start_ns:
+            return None
+        first = min(event.timestamp for event in events)
+        return (first - self.start_ns) / 1e9 if first >= self.start_ns else None
 
 
 def as_list(value: Any) -> list[Any]:

@@ -66,6 +66,7 @@ __all__ = [
     "TRIGGER_KEYS",
     "apply",
     "structured_content",
+    "translate_events",
 ]
 
 DIALECT = "genai_legacy"
@@ -87,6 +88,8 @@ _EVENT_CONTENT = "gen_ai.event.content"
 EVENT_NAMES: frozenset[str] = frozenset(
     {*_ROLE_EVENTS, _CHOICE_EVENT, _PROMPT_EVENT, _COMPLETION_EVENT, _DETAILS_EVENT}
 )
+_INPUT_EVENTS = frozenset({*_ROLE_EVENTS, _PROMPT_EVENT})
+_OUTPUT_EVENTS = frozenset({_CHOICE_EVENT, _COMPLETION_EVENT})
 
 _RENAMES: dict[str, str] = {
     GEN_AI_USAGE_PROMPT_TOKENS: GEN_AI_USAGE_INPUT_TOKENS,
@@ -150,10 +153,18 @@ def _lift_details(draft: Draft, event: Event) -> None:
             draft.default(key, as_json_text(value))
 
 
-def _events(draft: Draft) -> None:
+def translate_events(draft: Draft) -> None:
+    """Message events -> the conversation, unless the span's attributes already gave that
+    side: OpenLIT 1.34 sends every prompt both as ``gen_ai.prompt`` and as a
+    ``gen_ai.content.prompt`` event, and each message must count once."""
+    conversation = draft.conversation
+    has_input = bool(conversation.inputs or conversation.system)
+    has_output = bool(conversation.outputs)
     kept: list[Event] = []
     for event in draft.events:
         name = event.name
+        if name in _INPUT_EVENTS and has_input or name in _OUTPUT_EVENTS and has_output:
+            continue  # the same content again: removed, not translated twice
         if name in _ROLE_EVENTS:
             body = _body(event)
             body.setdefault("role", _ROLE_EVENTS[name])
@@ -193,4 +204,4 @@ def apply(draft: Draft) -> None:
         _prompt(draft, draft.take(GEN_AI_PROMPT))
     if GEN_AI_COMPLETION in draft.attributes:
         _completion(draft, draft.take(GEN_AI_COMPLETION))
-    _events(draft)
+    translate_events(draft)

@@ -15,7 +15,17 @@ tool_calls.K.tool_call.*, tool_call_id, name), ``llm.prompts`` / ``llm.choices``
 ``llm.tools.N.tool.json_schema``, ``llm.finish_reason``, ``embedding.model_name``,
 ``tool.name`` / ``tool.description`` / ``tool.id``, ``agent.name``, and on LLM and TOOL
 spans ``input.value`` / ``output.value`` with their mime types (the same content again).
+The newer ``llm.request.model_name`` / ``llm.response.model_name`` (anthropic 3.x) give the
+request and response model. EMBEDDING spans: ``embedding.embeddings.N.embedding.text`` become
+the input messages (the texts that were embedded, analysed like a prompt) and
+``input.value`` / ``output.value`` (request and response JSON: the same texts and the
+vectors) are removed. The "First Token Stream Event" of a stream gives
+``gen_ai.response.time_to_first_chunk`` (its time from the span's start).
 ``llm.invocation_parameters`` is read for request parameters but kept: it may carry more.
+
+:data:`CONTENT_KEYS` / :data:`CONTENT_PREFIXES`: every key that carries content on any
+OpenInference span kind (CHAIN and RETRIEVER spans included), removed by the normalisation
+when content is not exported.
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_REQUEST_TOP_P,
     GEN_AI_RESPONSE_FINISH_REASONS,
     GEN_AI_RESPONSE_MODEL,
+    GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
     GEN_AI_TOOL_CALL_ARGUMENTS,
     GEN_AI_TOOL_CALL_ID,
     GEN_AI_TOOL_CALL_RESULT,
@@ -57,13 +68,15 @@ from llmtrace_otel.receiver.dialects._draft import Draft, as_list, indexed, orde
 from llmtrace_otel.receiver.dialects._messages import loads, tool_definition_of
 from llmtrace_otel.receiver.dialects._providers import openinference_provider
 
-__all__ = ["DIALECT", "TRIGGER_KEYS", "apply"]
+__all__ = ["CONTENT_KEYS", "CONTENT_PREFIXES", "DIALECT", "TRIGGER_KEYS", "apply"]
 
 DIALECT = "openinference"
 
 # OpenInference keys (openinference-semantic-conventions), spelled once here.
 SPAN_KIND = "openinference.span.kind"
 LLM_MODEL_NAME = "llm.model_name"
+LLM_REQUEST_MODEL_NAME = "llm.request.model_name"
+LLM_RESPONSE_MODEL_NAME = "llm.response.model_name"
 LLM_PROVIDER = "llm.provider"
 LLM_SYSTEM = "llm.system"
 LLM_INVOCATION_PARAMETERS = "llm.invocation_parameters"
@@ -82,6 +95,18 @@ AGENT_NAME = "agent.name"
 _INPUT_MESSAGES = "llm.input_messages."
 _OUTPUT_MESSAGES = "llm.output_messages."
 _TOOLS = "llm.tools."
+_EMBEDDINGS = "embedding.embeddings."
+#: The event OpenInference records at a stream's first chunk.
+FIRST_TOKEN_EVENT = "First Token Stream Event"
+
+#: Content on any span kind (documents of RETRIEVER/RERANKER spans, prompt templates, the
+#: raw input/output of CHAIN spans, the embedded texts and their vectors).
+CONTENT_KEYS: frozenset[str] = frozenset(
+    {INPUT_VALUE, OUTPUT_VALUE, LLM_PROMPTS, "reranker.query"})
+CONTENT_PREFIXES: tuple[str, ...] = (
+    _INPUT_MESSAGES, _OUTPUT_MESSAGES, LLM_PROMPTS + ".", LLM_CHOICES + ".", _EMBEDDINGS,
+    "retrieval.documents.", "reranker.input_documents.", "reranker.output_documents.",
+    "llm.prompt_template.")
 
 _TOKENS: dict[str, str] = {
     "llm.token_count.prompt": GEN_AI_USAGE_INPUT_TOKENS,
@@ -104,13 +129,15 @@ _PARAMETERS: dict[str, str] = {
     "n": GEN_AI_REQUEST_CHOICE_COUNT,
     "stream": GEN_AI_REQUEST_STREAM,
 }
+_FIRST_TOKEN_EVENTS = frozenset({FIRST_TOKEN_EVENT})
 _OPERATIONS: dict[str, str] = {
     "LLM": GenAiOperationNameValues.CHAT.value,
     "EMBEDDING": GenAiOperationNameValues.EMBEDDINGS.value,
     "TOOL": GenAiOperationNameValues.EXECUTE_TOOL.value,
     "AGENT": GenAiOperationNameValues.INVOKE_AGENT.value,
 }
-TRIGGER_KEYS: frozenset[str] = frozenset({SPAN_KIND, LLM_MODEL_NAME, EMBEDDING_MODEL_NAME})
+TRIGGER_KEYS: frozenset[str] = frozenset(
+    {SPAN_KIND, LLM_MODEL_NAME, LLM_REQUEST_MODEL_NAME, EMBEDDING_MODEL_NAME})
 
 
 def _parameters(draft: Draft) -> str | None:
@@ -186,15 +213,37 @@ def _messages(draft: Draft, keys: list[str]) -> bool:
     return found
 
 
+def _embedded_texts(draft: Draft) -> None:
+    """The texts an EMBEDDING span embedded -> input messages; its raw request/response go."""
+    for entry in indexed(draft, _EMBEDDINGS):
+        embedding = entry.get("embedding", {}) if isinstance(entry, dict) else {}
+        text = embedding.get("text") if isinstance(embedding, dict) else None
+        if isinstance(text, str) and text:
+            draft.conversation.add_message({"role": "user", "content": text})
+    for key in (INPUT_VALUE, INPUT_MIME_TYPE, OUTPUT_VALUE, OUTPUT_MIME_TYPE):
+        draft.take(key)  # the request (the same texts) and the response (the vectors)
+
+
+def _first_token(draft: Draft) -> None:
+    ttfc = draft.first_chunk_after(draft.take_events(_FIRST_TOKEN_EVENTS))
+    if ttfc is not None:
+        draft.default(GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, ttfc)
+
+
 def _llm(draft: Draft, kind: str) -> None:
     keys = [key for key in draft.attributes if key.startswith("llm.")]
     request_model = _parameters(draft)
     model = draft.take(LLM_MODEL_NAME)
+    request_model = draft.take(LLM_REQUEST_MODEL_NAME) or request_model
+    response_model = draft.take(LLM_RESPONSE_MODEL_NAME)
     if kind == "EMBEDDING":
         model = model or draft.take(EMBEDDING_MODEL_NAME)
     draft.default(GEN_AI_REQUEST_MODEL, request_model or model)
-    if model and kind == "LLM":
-        draft.default(GEN_AI_RESPONSE_MODEL, model)
+    if kind == "LLM":
+        draft.default(GEN_AI_RESPONSE_MODEL, response_model or model)
+        _first_token(draft)
+    else:
+        _embedded_texts(draft)
     provider = openinference_provider(draft.take(LLM_PROVIDER), draft.take(LLM_SYSTEM))
     draft.default(GEN_AI_PROVIDER_NAME, provider)
     for old, new in _TOKENS.items():
@@ -219,7 +268,7 @@ def _tool(draft: Draft) -> None:
 def apply(draft: Draft) -> None:
     kind = draft.attributes.get(SPAN_KIND)
     kind = kind.upper() if isinstance(kind, str) else (
-        "LLM" if LLM_MODEL_NAME in draft.attributes else "EMBEDDING")
+        "EMBEDDING" if EMBEDDING_MODEL_NAME in draft.attributes else "LLM")
     operation = _OPERATIONS.get(kind)
     if operation is None:
         return  # CHAIN, RETRIEVER, ...: not a GenAI operation in semconv terms

@@ -14,7 +14,16 @@ OpenLLMetry writes ``gen_ai.system`` and the semconv request/response keys (hand
   ``gen_ai.usage.cache_read_input_tokens``, ``gen_ai.usage.cache_creation_input_tokens``,
   ``gen_ai.openai.system_fingerprint``;
 * ``gen_ai.openai.api_base`` gives ``server.address`` / ``server.port`` when those are absent
-  (the base URL itself is kept: its path is not represented elsewhere).
+  (the base URL itself is kept: its path is not represented elsewhere);
+* the newer spellings ``gen_ai.is_streaming`` and ``gen_ai.usage.reasoning_tokens`` (0.5x-0.6x);
+* the chunk events of a stream (``llm.content.completion.chunk``, later
+  ``gen_ai.content.completion.chunk``): the first one's time from the span's start is
+  ``gen_ai.response.time_to_first_chunk``; the events are removed;
+* ``llm.request.type=completion`` on a span whose prompts have roles (0.45's Anthropic
+  Messages spans) is a chat: the API shape wins over the legacy type.
+
+:data:`CONTENT_KEYS` / :data:`CONTENT_PREFIXES`: the keys that carry content, Traceloop's
+workflow and task input/output (``traceloop.entity.input`` / ``output``) included.
 
 Span names (``openai.chat``) are kept: renaming would break the sender's own queries.
 """
@@ -34,8 +43,10 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_REQUEST_STREAM,
     GEN_AI_REQUEST_TOP_K,
     GEN_AI_RESPONSE_FINISH_REASONS,
+    GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
     GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
     GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+    GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
     GenAiOperationNameValues,
 )
 from opentelemetry.semconv._incubating.attributes.openai_attributes import (
@@ -46,7 +57,8 @@ from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, S
 from llmtrace_otel.receiver.dialects._draft import Draft, as_list, indexed, ordered
 from llmtrace_otel.receiver.dialects._messages import tool_definition_of
 
-__all__ = ["DIALECT", "PREFIXES", "TRIGGER_KEYS", "apply"]
+__all__ = ["CONTENT_KEYS", "CONTENT_PREFIXES", "DIALECT", "EVENT_NAMES", "PREFIXES",
+           "TRIGGER_KEYS", "apply"]
 
 DIALECT = "openllmetry"
 
@@ -59,10 +71,19 @@ LLM_OPENAI_API_BASE = "gen_ai.openai.api_base"
 _PROMPT_PREFIX = GEN_AI_PROMPT + "."
 _COMPLETION_PREFIX = GEN_AI_COMPLETION + "."
 _FUNCTIONS_PREFIX = LLM_REQUEST_FUNCTIONS + "."
-PREFIXES = (_PROMPT_PREFIX, _COMPLETION_PREFIX, _FUNCTIONS_PREFIX)
+_ENTITY_PREFIX = "traceloop.entity."
+PREFIXES = (_PROMPT_PREFIX, _COMPLETION_PREFIX, _FUNCTIONS_PREFIX, _ENTITY_PREFIX)
+#: A stream's chunk events (0.4x, then 0.5x on).
+EVENT_NAMES: frozenset[str] = frozenset(
+    {"llm.content.completion.chunk", "gen_ai.content.completion.chunk"})
+CONTENT_KEYS: frozenset[str] = frozenset(
+    {_ENTITY_PREFIX + "input", _ENTITY_PREFIX + "output"})
+CONTENT_PREFIXES: tuple[str, ...] = (_PROMPT_PREFIX, _COMPLETION_PREFIX, _FUNCTIONS_PREFIX)
 
 _RENAMES: dict[str, str] = {
     "llm.is_streaming": GEN_AI_REQUEST_STREAM,
+    "gen_ai.is_streaming": GEN_AI_REQUEST_STREAM,
+    "gen_ai.usage.reasoning_tokens": GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
     "llm.frequency_penalty": GEN_AI_REQUEST_FREQUENCY_PENALTY,
     "llm.presence_penalty": GEN_AI_REQUEST_PRESENCE_PENALTY,
     "llm.top_k": GEN_AI_REQUEST_TOP_K,
@@ -133,11 +154,27 @@ def _server(draft: Draft) -> None:
         draft.default(SERVER_PORT, port)
 
 
-def apply(draft: Draft) -> None:
+def _operation(draft: Draft) -> None:
     request_type = draft.attributes.get(LLM_REQUEST_TYPE)
-    if isinstance(request_type, str) and request_type in _OPERATIONS:
-        draft.take(LLM_REQUEST_TYPE)
-        draft.default(GEN_AI_OPERATION_NAME, _OPERATIONS[request_type])
+    if not isinstance(request_type, str) or request_type not in _OPERATIONS:
+        return
+    draft.take(LLM_REQUEST_TYPE)
+    operation = _OPERATIONS[request_type]
+    if request_type == "completion" and any(
+            key.startswith(_PROMPT_PREFIX) and key.endswith(".role") for key in draft.attributes):
+        operation = GenAiOperationNameValues.CHAT.value  # messages with roles: a chat API
+    draft.default(GEN_AI_OPERATION_NAME, operation)
+
+
+def _chunks(draft: Draft) -> None:
+    ttfc = draft.first_chunk_after(draft.take_events(EVENT_NAMES))
+    if ttfc is not None:
+        draft.default(GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, ttfc)
+
+
+def apply(draft: Draft) -> None:
+    _operation(draft)
+    _chunks(draft)
     for old, new in _RENAMES.items():
         draft.rename(old, new)
     draft.rename(LLM_RESPONSE_FINISH_REASON, GEN_AI_RESPONSE_FINISH_REASONS,

@@ -8,6 +8,7 @@ machine; no assertion depends on how fast anything runs.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from pathlib import Path
@@ -84,7 +85,7 @@ def test_no_budget_reads_everything() -> None:
 def test_budget_setting_reaches_the_guard_and_bad_values_are_refused() -> None:
     settings = load_settings(env={"LLMTRACE_SECURITY_ENFORCEMENT": "block",
                                   "LLMTRACE_SECURITY_GUARD_BUDGET_MS": "2.5"})
-    server = build_proxy(settings, env={})
+    server = build_proxy(dataclasses.replace(settings, sqlite_enabled=False), env={})
     try:
         guard = next(g for g in server.context.guards.guards if isinstance(g, SecurityGuard))
     finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from llmtrace_otel.config import ConfigError, Enforcement, load_settings
@@ -26,7 +28,7 @@ def test_env_values_are_parsed() -> None:
         "LLMTRACE_SECURITY_ENFORCE_MIN_SEVERITY": "medium",
         "LLMTRACE_SECURITY_FAIL_CLOSED": "yes",
     })
-    server = build_proxy(settings, env={})
+    server = build_proxy(dataclasses.replace(settings, sqlite_enabled=False), env={})
     try:
         guard = next(g for g in server.context.guards.guards if isinstance(g, SecurityGuard))
     finally:

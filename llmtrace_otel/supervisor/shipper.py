@@ -1,0 +1,166 @@
+"""The relay worker's end of the pipeline: finished spans go to the telemetry process.
+
+:class:`SpanShipper` is the one span processor of a worker's tracer provider. ``on_end``
+only appends the span to a bounded queue (O(1), on whatever thread ends it); the worker's
+event loop sends what is queued as one batch at its next iteration (or ``delay_s`` later,
+or as soon as ``batch_size`` spans are waiting): spans that end together travel together,
+and a span is in the telemetry process's hands a moment after its call ended, so a worker
+killed with SIGKILL loses at most the spans of calls that ended in its last iteration.
+Analysis and export happen in the telemetry process, off this process's GIL.
+
+When the telemetry process does not keep up (its end of the connection is not read), the
+batch stays queued; past ``max_queue`` spans new ones are dropped and counted
+(``llmtrace_telemetry_dropped_total{stage="worker.ship",reason="queue_full"}``), or, with
+``block_when_full`` (collector mode: backpressure goes back to the OTLP senders), the thread
+that ends a span waits for room. A connection that is gone drops what is queued, counted
+(``reason="telemetry_process_gone"``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from llmtrace_otel.supervisor.channel import ChannelError, FrameChannel
+from llmtrace_otel.supervisor.span_wire import encode_batch
+from llmtrace_processors.chain import DropCounter
+
+__all__ = ["SpanShipper"]
+
+_log = logging.getLogger(__name__)
+_STAGE = "worker.ship"
+#: Bytes the connection may hold unsent before batches wait in the queue instead.
+_MAX_IN_FLIGHT_BYTES = 8 * 1024 * 1024
+
+
+class SpanShipper(SpanProcessor):
+    """Sends finished spans to the telemetry process in batches (see the module docstring).
+    Build it on the thread that runs ``loop``."""
+
+    def __init__(
+        self,
+        channel: FrameChannel,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        on_drop: DropCounter,
+        max_queue: int = 8192,
+        batch_size: int = 512,
+        delay_s: float = 0.0,
+        block_when_full: bool = False,
+    ) -> None:
+        self._channel = channel
+        self._loop = loop
+        self._on_drop = on_drop
+        self._max = max_queue
+        self._batch = batch_size
+        self._delay = delay_s
+        self._block = block_when_full
+        self._queue: deque[ReadableSpan] = deque()
+        self._room = threading.Condition()
+        self._scheduled = False
+        self._stopped = False
+        #: The thread running ``loop`` (the shipper is built on it).
+        self._loop_thread = threading.get_ident()
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    @property
+    def capacity(self) -> int:
+        return self._max
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        return None
+
+    def on_end(self, span: ReadableSpan) -> None:
+        with self._room:
+            if self._stopped:
+                self._on_drop(_STAGE, "shutdown")
+                return
+            while len(self._queue) >= self._max:
+                if not self._block:
+                    self._on_drop(_STAGE, "queue_full")
+                    return
+                self._room.wait(0.5)
+                if self._stopped:
+                    self._on_drop(_STAGE, "shutdown")
+                    return
+            self._queue.append(span)
+            due = len(self._queue) >= self._batch
+            if self._scheduled and not due:
+                return
+            self._scheduled = True
+        # spans mostly end on the event loop itself: no wake-up of the loop needed then
+        schedule = (self._loop.call_soon if threading.get_ident() == self._loop_thread
+                    else self._loop.call_soon_threadsafe)
+        if due or not self._delay:
+            schedule(self._send)
+        else:
+            schedule(self._loop.call_later, self._delay, self._send)
+
+    def _send(self) -> None:
+        """On the event loop: send what is queued, unless the connection is backed up."""
+        with self._room:
+            self._scheduled = False
+            if not self._queue:
+                return
+            if self._channel.closed:
+                dropped = len(self._queue)
+                self._queue.clear()
+                self._room.notify_all()
+                for _ in range(dropped):
+                    self._on_drop(_STAGE, "telemetry_process_gone")
+                return
+            if self._channel.buffered() > _MAX_IN_FLIGHT_BYTES:
+                self._scheduled = True  # try again shortly; the queue bounds what waits
+                self._loop.call_later(self._delay, self._send)
+                return
+            batch = list(self._queue)
+            self._queue.clear()
+            self._room.notify_all()
+        try:
+            self._channel.send_spans(encode_batch(batch))
+        except ChannelError:
+            for _ in batch:
+                self._on_drop(_STAGE, "telemetry_process_gone")
+        except Exception:  # telemetry never breaks traffic
+            _log.exception("could not send %d spans to the telemetry process", len(batch))
+            for _ in batch:
+                self._on_drop(_STAGE, "processor_error")
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Send everything queued and wait until the connection has written it."""
+        deadline = self._loop.time() + timeout_s
+        while self._loop.time() < deadline:
+            self._send()
+            if not self._queue and self._channel.buffered() == 0:
+                return True
+            if self._channel.closed:
+                return False
+            await asyncio.sleep(0.01)
+        return False
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        if self._loop.is_running() and not self._on_loop():
+            future = asyncio.run_coroutine_threadsafe(self.drain(timeout_millis / 1000), self._loop)
+            return future.result(timeout_millis / 1000 + 1)
+        self._send()
+        return not self._queue
+
+    def _on_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
+    def shutdown(self) -> None:
+        self.force_flush(10_000)
+        with self._room:
+            self._stopped = True
+            self._room.notify_all()

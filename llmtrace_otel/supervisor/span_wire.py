@@ -1,0 +1,171 @@
+"""Finished spans as bytes between our own processes: a relay worker to the telemetry process.
+
+A span travels as a tuple of plain values (ids, times, name, kind, status, attributes,
+events, links, scope), a batch of them pickled at once: ``pickle`` of builtins is C code on
+both ends, several times cheaper than OTLP protobuf built from Python objects. Only builtin
+types are ever sent, and :func:`decode_batch` refuses anything else (its unpickler resolves
+no global), so the channel cannot carry code even if something else wrote to it. The
+receiving side rebuilds SDK ``ReadableSpan`` objects with its own resource, which is the same
+service (the process that exports them).
+
+Span attributes that are not plain values (the SDK keeps them validated, so they are str,
+bool, int, float or tuples of those) travel as they are; the counts the SDK dropped at its
+limits travel too.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace.span import TraceState
+
+__all__ = ["SpanWireError", "decode_batch", "encode_batch", "span_record"]
+
+_PROTOCOL = 5
+_KINDS = tuple(SpanKind)
+_CODES = tuple(StatusCode)
+#: A span as it travels (see :func:`span_record`).
+SpanRecord = tuple[Any, ...]
+
+
+class SpanWireError(ValueError):
+    """Bytes that are not a batch of spans as :func:`encode_batch` writes them."""
+
+
+def _context(context: SpanContext | None) -> tuple[int, int, int, bool, str] | None:
+    if context is None:
+        return None
+    return (
+        context.trace_id,
+        context.span_id,
+        int(context.trace_flags),
+        context.is_remote,
+        context.trace_state.to_header() if context.trace_state else "",
+    )
+
+
+def span_record(span: ReadableSpan) -> SpanRecord:
+    """The plain-value form of one finished span."""
+    scope = span.instrumentation_scope
+    return (
+        span.name,
+        _context(span.context),
+        _context(span.parent),
+        _KINDS.index(span.kind),
+        span.start_time,
+        span.end_time,
+        _CODES.index(span.status.status_code),
+        span.status.description,
+        dict(span.attributes or {}),
+        [(event.name, dict(event.attributes or {}), event.timestamp) for event in span.events],
+        [(_context(link.context), dict(link.attributes or {})) for link in span.links],
+        (scope.name, scope.version, scope.schema_url) if scope is not None else None,
+        (span.dropped_attributes, span.dropped_events, span.dropped_links),
+    )
+
+
+def encode_batch(spans: Iterable[ReadableSpan]) -> bytes:
+    return pickle.dumps([span_record(span) for span in spans], protocol=_PROTOCOL)
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Builtin values only: any reference to a class or function is refused."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise SpanWireError(f"a span batch may hold plain values only, not {module}.{name}")
+
+
+def _span_context(values: Sequence[Any] | None) -> SpanContext | None:
+    if values is None:
+        return None
+    trace_id, span_id, flags, remote, state = values
+    return SpanContext(
+        trace_id,
+        span_id,
+        is_remote=remote,
+        trace_flags=TraceFlags(flags),
+        trace_state=TraceState.from_header([state]) if state else None,
+    )
+
+
+def _attributes(values: dict[str, Any], dropped: int = 0) -> Any:
+    if not dropped:
+        return values
+    bounded = BoundedAttributes(maxlen=None, attributes=values, immutable=True)
+    bounded.dropped = dropped
+    return bounded
+
+
+def _sequence(items: tuple[Any, ...], dropped: int) -> Any:
+    if not dropped:
+        return items
+    bounded = BoundedList.from_seq(None, items)
+    bounded.dropped = dropped
+    return bounded
+
+
+def decode_batch(data: bytes, resource: Resource) -> list[ReadableSpan]:
+    """The spans of one batch, with ``resource``. Raises :class:`SpanWireError`."""
+    try:
+        records = _PlainUnpickler(io.BytesIO(data)).load()
+    except SpanWireError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any malformed batch is one kind of error
+        raise SpanWireError(f"not a span batch: {exc}") from None
+    spans = []
+    scopes: dict[Any, InstrumentationScope] = {}
+    try:
+        for (
+            name,
+            context,
+            parent,
+            kind,
+            start,
+            end,
+            code,
+            description,
+            attributes,
+            events,
+            links,
+            scope,
+            (dropped_attributes, dropped_events, dropped_links),
+        ) in records:
+            instrumentation = None
+            if scope is not None:
+                instrumentation = scopes.get(scope)
+                if instrumentation is None:
+                    instrumentation = scopes[scope] = InstrumentationScope(*scope)
+            spans.append(
+                ReadableSpan(
+                    name=name,
+                    context=_span_context(context),
+                    parent=_span_context(parent),
+                    resource=resource,
+                    attributes=_attributes(attributes, dropped_attributes),
+                    events=_sequence(tuple(Event(n, a, t) for n, a, t in events), dropped_events),
+                    links=_sequence(
+                        tuple(
+                            Link(_span_context(c), a)  # type: ignore[arg-type]
+                            for c, a in links
+                        ),
+                        dropped_links,
+                    ),
+                    kind=_KINDS[kind],
+                    status=Status(_CODES[code], description),
+                    start_time=start,
+                    end_time=end,
+                    instrumentation_scope=instrumentation,
+                )
+            )
+    except (TypeError, ValueError, IndexError) as exc:
+        raise SpanWireError(f"not a span batch: {exc}") from None
+    return spans
