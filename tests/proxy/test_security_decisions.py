@@ -85,9 +85,10 @@ def request(*user_texts: str, system: str | None = None) -> LLMRequest:
         input_messages=tuple(ChatMessage("user", (TextPart(t),)) for t in user_texts))
 
 
-def check(guard: SecurityGuard, parsed: LLMRequest | None) -> Verdict | None:
-    return asyncio.run(guard.check(CallInfo("POST", "/v1/chat/completions", {},
-                                            "openai.chat_completions", "openai", parsed)))
+def check(guard: SecurityGuard, parsed: LLMRequest | None,
+          api: str | None = "openai.chat_completions") -> Verdict | None:
+    return asyncio.run(guard.check(CallInfo("POST", "/v1/chat/completions", {}, api, "openai",
+                                            parsed)))
 
 
 def guard(mode: str = "block", *, detector: Scripted | None = None, **options: object
@@ -125,7 +126,7 @@ def test_flag_lets_the_call_through_with_a_header_and_marks_the_span() -> None:
 
 def test_nothing_found_changes_nothing() -> None:
     assert check(guard("block"), request("What is the capital of Portugal?")) is None
-    assert check(guard("block"), None) is None  # not an LLM call: nothing to read
+    assert check(guard("block"), None, api=None) is None  # not an LLM call: nothing to read
 
 
 @pytest.mark.parametrize(("minimum", "blocked"), [
