@@ -32,6 +32,7 @@ from llmtrace_otel.proxy.security_guard import (
     BUDGET_EXCEEDED,
     FAILED_CODE,
     FLAG_HEADER,
+    UNREADABLE_CODE,
     SecurityGuard,
 )
 from llmtrace_processors.attributes import (
@@ -289,3 +290,25 @@ def test_a_failing_detector_is_503_when_failing_closed_else_left_to_the_chain() 
         with pytest.raises(RuntimeError, match="detector broke"):  # the chain counts it
             check(guard(mode, detector=Scripted(fail=True), fail_closed=closed),
                   request("a"))
+
+
+def _unparsed(guard: SecurityGuard, body: bytes) -> Verdict | None:
+    """A call to an LLM route whose body the API's parser refused."""
+    return asyncio.run(guard.check(CallInfo("POST", "/v1/chat/completions", {},
+                                            "openai.chat_completions", "openai", None,
+                                            unparsed=body)))
+
+
+def test_a_body_the_parser_refused_is_still_read_for_its_texts() -> None:
+    verdict = _unparsed(guard("block"), b'{"messages": "OVERRIDE", "model": 5}')
+    assert verdict is not None and verdict.reject is not None
+    assert verdict.reject.code == BLOCKED_CODE
+
+
+def test_a_body_nobody_can_read_is_unchecked_or_refused_when_failing_closed() -> None:
+    passed = _unparsed(guard("block"), b"\x00 not json")
+    assert passed is not None and passed.reject is None
+    assert passed.attributes == {LLMTRACE_SECURITY_GUARD_ACTION: "unchecked"}
+    refused = _unparsed(guard("block", fail_closed=True), b"\x00 not json")
+    assert refused is not None and refused.reject is not None
+    assert (refused.reject.status, refused.reject.code) == (400, UNREADABLE_CODE)
