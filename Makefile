@@ -7,7 +7,8 @@ CONFIG ?=
 UPSTREAM ?=
 ARGS ?=
 
-.PHONY: run test soak bench train-detector eval-security lint typecheck clean chromium redis-server postgresql
+.PHONY: run test soak bench train-detector eval-security mutation lint typecheck clean \
+	chromium redis-server postgresql
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,9 +50,12 @@ postgresql:
 	  else echo "postgresql missing (not root or no apt-get): PostgreSQL tests will skip"; fi; }
 
 # The train extra too: a test retrains the injection classifier and compares it with the
-# shipped artifact (tests/processors/security/test_classifier.py).
+# shipped artifact (tests/processors/security/test_classifier.py). Random order
+# (pytest-randomly); the seed is printed at the end. Replay a run's order with
+# `make test PYTEST_ARGS=--randomly-seed=N` (docs/testing.md).
+PYTEST_ARGS ?=
 test: $(VENV)/.installed-train | chromium redis-server postgresql
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # The viewer's browser tests drive Debian's Chromium. Installed here (as root, when missing)
 # so a clean CI machine has it; elsewhere the tests skip and say why.
@@ -89,9 +93,16 @@ train-detector: $(VENV)/.installed-train
 eval-security: $(VENV)/.installed-train
 	$(BIN)/python bench/security_eval.py --write-docs
 
+# Mutation testing of pricing, limits, budgets, PII validation, redaction and enforcement
+# (docs/testing.md); not part of `make test` (tens of minutes). MUTATION_ARGS, e.g.
+# `--module limiter` for one module, `--list` to see the mutants.
+MUTATION_ARGS ?=
+mutation: $(VENV)/.installed-dev
+	$(BIN)/python tools/mutation.py $(MUTATION_ARGS)
+
 # ruff, and the import contract: one-way arrows between the parts (tests/test_import_contract.py).
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check llmtrace_otel processors tests bench
+	$(BIN)/ruff check llmtrace_otel processors tests bench tools
 	$(BIN)/python -m pytest -q -p no:randomly tests/test_import_contract.py
 
 # mypy does not follow setuptools' package-dir: show it processors/ under its import name.

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,33 @@ from tests.support.fake_upstream import FakeUpstream
 from tests.support.postgres_server import PostgresCluster, find_binaries
 from tests.support.proxy_harness import RunningProxy, running_proxy
 from tests.support.stores import new_database
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
+                            config: pytest.Config) -> None:
+    """Prints the random order's seed last, next to any failure, for replaying the run."""
+    if config.pluginmanager.hasplugin("randomly"):
+        seed = config.getoption("randomly_seed")
+        terminalreporter.write_line(f"random test order, seed {seed}: replay it with "
+                                    f"`make test PYTEST_ARGS=--randomly-seed={seed}` "
+                                    "(docs/testing.md)")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_event_loop_left_running() -> Iterator[None]:
+    """Fails the module that leaves an event loop registered as running in the main thread.
+
+    Such a module breaks every asyncio.run() of whatever module runs after it, which random
+    order (pytest-randomly, docs/testing.md) turns into failures far from the cause; this
+    check names the module instead. Set up first, it is torn down after the module's own
+    fixtures."""
+    yield
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    pytest.fail(f"this module left the event loop {loop!r} running in the main thread: "
+                "every later asyncio.run() would fail", pytrace=False)
 
 
 @pytest.fixture(scope="session")

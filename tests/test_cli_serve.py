@@ -65,9 +65,11 @@ def test_serve_drains_in_flight_call_on_sigterm_and_traces_lists_it(
         assert health["status"] == "healthy"
         assert _chat(url, "ok")[1]["choices"][0]["message"]["content"] == REPLY_TEXT
         results: list[tuple[int, dict]] = []
+        seen = len(upstream.requests)
         slow = threading.Thread(target=lambda: results.append(_chat(url, "slow", 1.0)))
         slow.start()
-        time.sleep(0.4)  # the slow call is in flight
+        # In flight: the upstream has the slow call (and answers it a second later).
+        upstream.wait_for_requests(seen + 1, timeout=20)
         proc.send_signal(signal.SIGTERM)
         slow.join(30)
         assert results and results[0][0] == 200, "in-flight call was not drained"

@@ -42,6 +42,7 @@ __all__ = ["BudgetTracker", "SpendEvent", "WindowKey"]
 _log = logging.getLogger(__name__)
 _EXPIRY_MARGIN_S = 3600.0  # keep a window's key an hour past its end (late readers)
 _MAX_SEEN = 1000
+_USD_DIGITS = 9  # spend compared with a limit to the nano-dollar
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,12 +226,18 @@ class BudgetTracker:
         if event.usd is None or self._alerts is None:
             return
         for key, total in zip(keys, totals, strict=True):
-            before = total - event.usd
+            # The totals before and after this call and the limit, to the nano-dollar: float
+            # subtraction can land a hair under a limit that the previous call had reached
+            # exactly (0.7 - 0.2 is 0.49999999999999994), which would raise that crossing's
+            # alert a second time. Rounded alike, consecutive calls agree on where the
+            # limit was crossed.
+            before = round(total - event.usd, _USD_DIGITS)
+            after = round(total, _USD_DIGITS)
             for kind, limit, severity in (
                 ("budget_soft", key.limit.soft_usd, AlertSeverity.WARNING),
                 ("budget_hard", key.limit.hard_usd, AlertSeverity.CRITICAL),
             ):
-                if limit is not None and before < limit <= total:
+                if limit is not None and before < round(limit, _USD_DIGITS) <= after:
                     self._alerts.raise_alert(self._alert(kind, severity, event, key, total,
                                                          limit))
 

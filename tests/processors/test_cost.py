@@ -279,6 +279,15 @@ def test_read_usage() -> None:
     assert read_usage({GEN_AI_USAGE_INPUT_TOKENS: -1, GEN_AI_USAGE_OUTPUT_TOKENS: True}) is None
 
 
+def test_a_count_of_zero_is_usage_and_wins_over_a_legacy_key() -> None:
+    # A call that reported 0 tokens was used and costs $0: it is not "without usage", and
+    # its 0 is not replaced by a stale legacy count.
+    assert read_usage({GEN_AI_USAGE_INPUT_TOKENS: 0, GEN_AI_USAGE_OUTPUT_TOKENS: 0}) == \
+        TokenUsage()
+    assert read_usage({GEN_AI_USAGE_INPUT_TOKENS: 0, GEN_AI_USAGE_PROMPT_TOKENS: 50,
+                       GEN_AI_USAGE_OUTPUT_TOKENS: 0.0}) == TokenUsage()
+
+
 # -- files -----------------------------------------------------------------------------
 
 LITELLM_SAMPLE: dict[str, object] = {

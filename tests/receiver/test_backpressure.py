@@ -132,12 +132,14 @@ def test_grpc_full_queue_answers_resource_exhausted_with_retry_info(
 
         gate.release.set()  # analysis catches up; the sender's retry gets in
         retries = 0
+        deadline = time.monotonic() + 10
         while True:
             try:
                 stub.Export(refused, timeout=10)
                 break
             except grpc.RpcError as again:
                 assert again.code() is grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+                assert time.monotonic() < deadline, "still refused 10 s after draining"
                 retries += 1
                 time.sleep(0.02)
     spans = collector.spans(accepted + 2)
@@ -170,11 +172,13 @@ def test_http_full_queue_answers_429_with_retry_after(
     assert headers["content-type"] == PROTOBUF
     assert "receiver queue is full" in Status.FromString(body).message
     gate.release.set()
+    deadline = time.monotonic() + 10  # the queue drains once the gate is open
     while True:
         status, headers, _ = post(url, refused)
         if status == 200:
             break
         assert status == 429
+        assert time.monotonic() < deadline, "the receiver still refuses 10 s after draining"
         time.sleep(0.02)
     assert len(collector.spans(accepted + 2)) == accepted + 2
 

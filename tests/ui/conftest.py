@@ -28,7 +28,12 @@ LAUNCH_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+# Module scope, never session: while Playwright's sync API is open, its event loop stays
+# registered as the running loop of the main thread (its dispatcher runs in a greenlet of
+# this thread), so every asyncio.run() in a later test would fail with "cannot be called
+# from a running event loop". Closed at the end of each viewer module, it leaves nothing
+# behind for the modules that run after it, in whatever order.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is not installed and could not be installed here (make "

@@ -200,10 +200,15 @@ def test_viewer_asks_for_the_admin_token(upstream: FakeUpstream, tmp_path: Path,
         proxy.spans(1)
         page.goto(proxy.url + "/ui/")
         page.wait_for_selector("#token-form")
+        assert page.locator("#token-refused").count() == 0  # asked, not refused yet
         screenshot(page, "viewer-token")
         page.fill("#token-form input", "wrong-token-0123456789")
         page.click("#token-form button")
-        page.wait_for_selector("#token-form")
+        # The form asks again only once the API has answered 401 to the wrong token; waiting
+        # for that answer (not for the form, which is on the page all along) keeps the next
+        # token from being typed into a form that the late 401 is about to replace.
+        page.wait_for_selector("#token-refused")
+        assert "refused" in page.locator("#token-refused").inner_text()
         assert rows(page) == 0
         page.fill("#token-form input", token)
         page.click("#token-form button")

@@ -4,7 +4,13 @@ import { h, show } from "./dom.js";
 
 const TOKEN_KEY = "llmtrace.admin_token";
 
-export class AuthNeeded extends Error {}
+// A 401 from the API; `refused` when the request carried a token (a wrong one), not none.
+export class AuthNeeded extends Error {
+  constructor(refused) {
+    super(refused ? "token refused" : "token needed");
+    this.refused = refused;
+  }
+}
 
 export async function api(path, params) {
   const url = new URL(path, window.location.origin);
@@ -17,7 +23,7 @@ export async function api(path, params) {
   const response = await fetch(url, { headers });
   let body = null;
   try { body = await response.json(); } catch (_) { body = null; }
-  if (response.status === 401) throw new AuthNeeded();
+  if (response.status === 401) throw new AuthNeeded(Boolean(token));
   if (!response.ok) {
     const message = body && body.error ? body.error.message : response.statusText;
     throw new Error(`${response.status}: ${message}`);
@@ -25,7 +31,7 @@ export async function api(path, params) {
   return body;
 }
 
-function tokenForm(retry) {
+function tokenForm(retry, refused) {
   const input = h("input", { type: "password", name: "token", autocomplete: "off",
     placeholder: "api.admin_token", "aria-label": "admin token" });
   const form = h("form", { class: "token", id: "token-form", onsubmit: (event) => {
@@ -34,7 +40,10 @@ function tokenForm(retry) {
     retry();
   } },
   h("p", {}, "This API is protected. Enter the admin token (setting api.admin_token); it is ",
-    "kept in this tab's session storage only."), input, h("button", { type: "submit" }, "Open"));
+    "kept in this tab's session storage only."),
+  refused ? h("p", { class: "error", role: "alert", id: "token-refused" },
+    "The API refused that token.") : null,
+  input, h("button", { type: "submit" }, "Open"));
   show(form);
   input.focus();
 }
@@ -45,7 +54,7 @@ export async function guarded(render) {
     await render();
     return true;
   } catch (error) {
-    if (error instanceof AuthNeeded) tokenForm(() => guarded(render));
+    if (error instanceof AuthNeeded) tokenForm(() => guarded(render), error.refused);
     else show(h("p", { class: "error", role: "alert" }, String(error.message || error)));
     return false;
   }

@@ -6,6 +6,7 @@ documentation or example values (555-01xx, the ECBS example IBANs).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 
@@ -20,6 +21,12 @@ from llmtrace_processors.security.pii import (
     PII_PHONE,
     PII_US_SSN,
     detect_pii,
+)
+from llmtrace_processors.security.pii_rules import (
+    iban_ok,
+    ip_kind,
+    ipv4_value,
+    phone_structure_score,
 )
 
 
@@ -236,6 +243,8 @@ def test_min_confidence_exposes_weaker_candidates() -> None:
         "gb82west12345698765432",
         "FR1420041010050500013M02606",
         "NL91ABNA0417164300",
+        "CZ65 0800 0000 1920 0014 5399",  # a Z in the country code
+        "AZ21NABZ00000000137010001944",  # and in the account part (Z is a letter too)
     ],
 )
 def test_iban_valid(iban: str) -> None:
@@ -259,6 +268,20 @@ def test_iban_valid(iban: str) -> None:
 )
 def test_iban_hard_negatives(text: str) -> None:
     assert found(text, PII_IBAN) == []
+
+
+@pytest.mark.parametrize(
+    "compact",
+    [
+        "GBAKWEST12345698765432",  # letters for check digits (mod-97 would pass)
+        "GBD2WEST12345698765432",  # a letter for the first check digit (mod-97 would pass)
+        "GB82WEST1234569876543",  # one short for GB
+        "GB82WEST1234569876543-",  # a character no IBAN holds
+    ],
+)
+def test_iban_rule_refuses_what_only_looks_like_one(compact: str) -> None:
+    assert not iban_ok(compact)
+    assert iban_ok("GB82WEST12345698765432")
 
 
 # --- IP addresses -------------------------------------------------------------------------
@@ -401,3 +424,91 @@ def test_overlap_resolution_keeps_disjoint_strongest() -> None:
         Finding("e", Severity.LOW, 0.7, "t", start=7, end=9),
     ]
     assert [f.finding_type for f in keep_strongest(spans)] == ["b", "c", "d"]
+
+
+# --- the rules on their own: phone grouping and IPv4 octets ----------------------------------
+
+
+@pytest.mark.parametrize(("number", "score"), [
+    ('+352 621 123 456', 0.85),  # a three-digit country code (zone 35)
+    ('+33 12 3 45 67 89', 0.0),  # a lone digit after the area code
+    ('020 7 946 0958', 0.0),  # a lone digit after the trunk prefix
+    ('192.168.100.200', 0.0),  # a dotted quad with three-digit groups
+    ('0090 212 123 4567', 0.7),  # 00 and a country code (Turkey)
+    ('+44 (0)20 7946 0958', 0.85),  # international, the optional trunk (0) dropped
+    ('+1 415 555 0132', 0.85),
+    ('+33 6 12 34 56 78', 0.85),  # a lone mobile digit after the country code
+    ('+33 12 34 56', 0.85),  # international: 8 digits are enough
+    ('+33 12 345', 0.0),  # 7 are not
+    ('+999 1234 5678', 0.0),  # no such country code
+    ('+123456789012345', 0.85),  # 15 digits: the E.164 maximum
+    ('+1234567890123456', 0.0),  # 16: too long
+    ('12345', 0.0),  # too short
+    ('123457', 0.2),  # 6 digits: the shortest number
+    ('1111112222', 0.0),  # two distinct digits: a filler
+    ('1112223333', 0.35),  # three are enough
+    ('2024-01-15', 0.0),  # a date
+    ('123-45-6789', 0.0),  # SSN-shaped
+    ('123 45 6789', 0.35),  # SSN groups, not its dashes
+    ('123-45 6789', 0.35),  # SSN groups, one dash
+    ('10.20.30.40', 0.0),  # a dotted quad
+    ('123.456.789.0123', 0.45),  # a group of 4 is no quad
+    ('10.20.30', 0.3),  # three groups are no quad
+    ('10.20.30.40.50', 0.45),  # five groups neither
+    ('978 0 306 40615 7', 0.0),  # ISBN-like: lone digits
+    ('02079460958', 0.4),  # one group of 11, national trunk 0
+    ('4155550132', 0.35),  # one group of 10
+    ('41555501329', 0.35),  # one group of 11
+    ('415555013', 0.2),  # one group of 9
+    ('0415555013', 0.4),  # 10 from a trunk 0
+    ('1234567', 0.2),  # one group of 7
+    ('2019 2020 2021', 0.1),  # years
+    ('2019 2020 3021', 0.45),  # not all years
+    ('(415) 555-0132', 0.8),  # NANP
+    ('(115) 555-0132', 0.7),  # NANP area code cannot start with 1
+    ('(415) 155-0132', 0.7),  # nor its exchange
+    ('1 415 555 0132', 0.8),  # NANP with the country code
+    ('011 415 555 0132', 0.8),  # NANP from abroad
+    ('2 415 555 0132', 0.45),  # a leading 2 is no NANP prefix
+    ('(020) 7946 0958', 0.7),  # parenthesised area code
+    ('(01) 23456', 0.45),  # parenthesised, 7 digits
+    ('(012) 34567', 0.7),  # parenthesised, 8 digits
+    ('0044 20 7946 0958', 0.7),  # 00 and a country code
+    ('0044 2079 46', 0.7),  # 00 and 10 digits
+    ('0044 2079 4', 0.0),  # a lone last digit
+    ('0080 2079 4612', 0.6),  # 00 but no such country code
+    ('020 7946 0958', 0.6),  # trunk 0, 11 digits
+    ('012 345 678', 0.6),  # trunk 0, 9 digits
+    ('0123 4567 8901', 0.6),  # trunk 0, 12 digits
+    ('0123 4567 89012', 0.4),  # trunk 0, 13 digits
+    ('012 34567', 0.4),  # trunk 0, 8 digits
+    ('415 555 01329', 0.45),  # 11 digits, no known grouping
+    ('4155 50132', 0.35),  # 9 digits
+    ('4155 501329', 0.45),  # 10 digits
+    ('5550 1329', 0.35),  # 8 digits
+    ('555 0132', 0.3),  # 7 digits
+    ('5550 132', 0.3),  # 7 digits
+])
+def test_phone_structure_scores(number: str, score: float) -> None:
+    """Each rule of the phone scoring on a number that reaches it, and its boundaries:
+    the score is the finding's confidence before context words are added."""
+    assert phone_structure_score(number) == score
+
+
+def test_ipv4_octets() -> None:
+    assert ipv4_value("10.0.0.1") == 10 * 2**24 + 1
+    assert ipv4_value("255.255.255.255") == 2**32 - 1
+    assert ipv4_value("256.1.1.1") is None  # over 255
+    assert ipv4_value("10.01.0.1") is None  # a leading zero: octal to some parsers
+    assert ipv4_value("10.001.0.1") is None
+
+
+def test_ipv6_kinds() -> None:
+    def kind(text: str) -> str | None:
+        return ip_kind(ipaddress.IPv6Address(text))
+
+    assert [kind(a) for a in ("::1", "::", "ff02::1")] == [None, None, None]  # nobody
+    assert kind("2001:db8::1") == "documentation"
+    assert kind("2606:4700::1111") == "public"
+    assert [kind(a) for a in ("fe80::1", "fd00::1")] == ["private", "private"]
+    assert [kind(a) for a in ("::ffff:8.8.8.8", "::ffff:10.0.0.1")] == ["public", "private"]
