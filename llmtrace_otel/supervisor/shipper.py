@@ -24,6 +24,7 @@ import threading
 from collections import deque
 
 from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from llmtrace_otel.supervisor.channel import ChannelError, FrameChannel
@@ -63,6 +64,7 @@ class SpanShipper(SpanProcessor):
         self._room = threading.Condition()
         self._scheduled = False
         self._stopped = False
+        self._local: Resource | None = None
 
     @property
     def queue_depth(self) -> int:
@@ -73,7 +75,10 @@ class SpanShipper(SpanProcessor):
         return self._max
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        return None
+        # Spans this worker's tracer provider starts are its own: they travel without their
+        # resource and take the telemetry process's. Spans it only relays (the collector's
+        # receivers hand them to on_end) keep the resource their sender gave them.
+        self._local = span.resource
 
     def on_end(self, span: ReadableSpan) -> None:
         with self._room:
@@ -119,7 +124,7 @@ class SpanShipper(SpanProcessor):
             self._queue.clear()
             self._room.notify_all()
         try:
-            self._channel.send_spans(encode_batch(batch))
+            self._channel.send_spans(encode_batch(batch, local=self._local))
         except ChannelError:
             for _ in batch:
                 self._on_drop(_STAGE, "telemetry_process_gone")

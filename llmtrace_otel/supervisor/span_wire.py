@@ -1,16 +1,21 @@
 """Finished spans as bytes between our own processes: a relay worker to the telemetry process.
 
 A span travels as a tuple of plain values (ids, times, name, kind, status, attributes,
-events, links, scope), a batch of them pickled at once: ``pickle`` of builtins is C code on
-both ends, several times cheaper than OTLP protobuf built from Python objects. Only builtin
-types are ever sent, and :func:`decode_batch` refuses anything else (its unpickler resolves
-no global), so the channel cannot carry code even if something else wrote to it. The
-receiving side rebuilds SDK ``ReadableSpan`` objects with its own resource, which is the same
-service (the process that exports them).
+events, links), a batch of them pickled at once with the distinct instrumentation scopes and
+resources of the batch beside them: ``pickle`` of builtins is C code on both ends, several
+times cheaper than OTLP protobuf built from Python objects. Only builtin types are ever
+sent, and :func:`decode_batch` refuses anything else (its unpickler resolves no global), so
+the channel cannot carry code even if something else wrote to it.
+
+Resources: the spans a worker made itself (its tracer provider's, ``local``) travel without
+theirs and take the receiving side's, which is the same service (the process that exports
+them); spans a worker only relays (the collector's receivers) keep the resource their
+sender gave them, as in one process.
 
 Span attributes that are not plain values (the SDK keeps them validated, so they are str,
-bool, int, float or tuples of those) travel as they are; the counts the SDK dropped at its
-limits travel too.
+bool, int, float or tuples of those; the receiver adds bytes and mappings) travel as they
+are; the counts the SDK dropped at its limits (of the span, and of each event and link)
+travel too.
 """
 
 from __future__ import annotations
@@ -53,9 +58,9 @@ def _context(context: SpanContext | None) -> tuple[int, int, int, bool, str] | N
     )
 
 
-def span_record(span: ReadableSpan) -> SpanRecord:
-    """The plain-value form of one finished span."""
-    scope = span.instrumentation_scope
+def span_record(span: ReadableSpan, scope: int | None, resource: int | None) -> SpanRecord:
+    """The plain-value form of one finished span; ``scope`` and ``resource`` index the
+    batch's tables (None: no scope; the receiver's resource)."""
     return (
         span.name,
         _context(span.context),
@@ -66,15 +71,42 @@ def span_record(span: ReadableSpan) -> SpanRecord:
         _CODES.index(span.status.status_code),
         span.status.description,
         dict(span.attributes or {}),
-        [(event.name, dict(event.attributes or {}), event.timestamp) for event in span.events],
-        [(_context(link.context), dict(link.attributes or {})) for link in span.links],
-        (scope.name, scope.version, scope.schema_url) if scope is not None else None,
+        [(event.name, dict(event.attributes or {}), event.timestamp, event.dropped_attributes)
+         for event in span.events],
+        [(_context(link.context), dict(link.attributes or {}), link.dropped_attributes)
+         for link in span.links],
+        scope,
+        resource,
         (span.dropped_attributes, span.dropped_events, span.dropped_links),
     )
 
 
-def encode_batch(spans: Iterable[ReadableSpan]) -> bytes:
-    return pickle.dumps([span_record(span) for span in spans], protocol=_PROTOCOL)
+def encode_batch(spans: Iterable[ReadableSpan], *, local: Resource | None = None) -> bytes:
+    """``spans`` as one batch. Those whose resource is ``local`` (the sending process's
+    own) take the receiver's; the others carry theirs."""
+    scopes: dict[int, int] = {}  # id of the SDK object -> index in its table
+    resources: dict[int, int] = {}
+    scope_table: list[tuple[Any, ...]] = []
+    resource_table: list[tuple[dict[str, Any], str]] = []
+    records = []
+    for span in spans:
+        scope = span.instrumentation_scope
+        scope_index = None
+        if scope is not None:
+            scope_index = scopes.get(id(scope))
+            if scope_index is None:
+                scope_index = scopes[id(scope)] = len(scope_table)
+                scope_table.append((scope.name, scope.version, scope.schema_url,
+                                    dict(scope.attributes or {})))
+        resource = span.resource
+        resource_index = None
+        if resource is not local:
+            resource_index = resources.get(id(resource))
+            if resource_index is None:
+                resource_index = resources[id(resource)] = len(resource_table)
+                resource_table.append((dict(resource.attributes), resource.schema_url))
+        records.append(span_record(span, scope_index, resource_index))
+    return pickle.dumps((scope_table, resource_table, records), protocol=_PROTOCOL)
 
 
 class _PlainUnpickler(pickle.Unpickler):
@@ -114,16 +146,19 @@ def _sequence(items: tuple[Any, ...], dropped: int) -> Any:
 
 
 def decode_batch(data: bytes, resource: Resource) -> list[ReadableSpan]:
-    """The spans of one batch, with ``resource``. Raises :class:`SpanWireError`."""
+    """The spans of one batch; those their sender made take ``resource``. Raises
+    :class:`SpanWireError`."""
     try:
-        records = _PlainUnpickler(io.BytesIO(data)).load()
+        scope_table, resource_table, records = _PlainUnpickler(io.BytesIO(data)).load()
     except SpanWireError:
         raise
     except Exception as exc:  # noqa: BLE001 - any malformed batch is one kind of error
         raise SpanWireError(f"not a span batch: {exc}") from None
     spans = []
-    scopes: dict[Any, InstrumentationScope] = {}
     try:
+        scopes = [InstrumentationScope(name, version, schema_url, attributes or None)
+                  for name, version, schema_url, attributes in scope_table]
+        resources = [Resource(attributes, schema_url) for attributes, schema_url in resource_table]
         for (
             name,
             context,
@@ -137,25 +172,24 @@ def decode_batch(data: bytes, resource: Resource) -> list[ReadableSpan]:
             events,
             links,
             scope,
+            carried,
             (dropped_attributes, dropped_events, dropped_links),
         ) in records:
-            instrumentation = None
-            if scope is not None:
-                instrumentation = scopes.get(scope)
-                if instrumentation is None:
-                    instrumentation = scopes[scope] = InstrumentationScope(*scope)
             spans.append(
                 ReadableSpan(
                     name=name,
                     context=_span_context(context),
                     parent=_span_context(parent),
-                    resource=resource,
+                    resource=resource if carried is None else resources[carried],
                     attributes=_attributes(attributes, dropped_attributes),
-                    events=_sequence(tuple(Event(n, a, t) for n, a, t in events), dropped_events),
+                    events=_sequence(
+                        tuple(Event(n, _attributes(a, d), t) for n, a, t, d in events),
+                        dropped_events,
+                    ),
                     links=_sequence(
                         tuple(
-                            Link(_span_context(c), a)  # type: ignore[arg-type]
-                            for c, a in links
+                            Link(_span_context(c), _attributes(a, d))  # type: ignore[arg-type]
+                            for c, a, d in links
                         ),
                         dropped_links,
                     ),
@@ -163,9 +197,9 @@ def decode_batch(data: bytes, resource: Resource) -> list[ReadableSpan]:
                     status=Status(_CODES[code], description),
                     start_time=start,
                     end_time=end,
-                    instrumentation_scope=instrumentation,
+                    instrumentation_scope=None if scope is None else scopes[scope],
                 )
             )
-    except (TypeError, ValueError, IndexError) as exc:
+    except (TypeError, ValueError, IndexError, AttributeError) as exc:
         raise SpanWireError(f"not a span batch: {exc}") from None
     return spans
