@@ -115,7 +115,7 @@ class WorkerPool:
                 process = await self._spawn(worker)
             except OSError as exc:  # fork or exec failed: a process limit, memory, ...
                 worker.pid, lived = None, 0.0
-                worker.last_exit = f"could not start: {exc}"
+                worker.last_exit = f"failed to start: {exc}"
                 what = worker.last_exit
             else:
                 if self._stopping:  # stop() began while it was starting: not among those

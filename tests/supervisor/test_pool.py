@@ -178,7 +178,7 @@ def test_a_worker_that_cannot_be_started_is_retried_and_says_why(
     with caplog.at_level(logging.WARNING, logger=pool_module.__name__):
         asyncio.run(main())
     assert restarts.seen[0][1] is not None
-    assert restarts.seen[0][1].startswith("could not start")
+    assert restarts.seen[0][1].startswith("failed to start: ")  # metric reason "failed"
     assert str(missing) in caplog.text and "restarting it in 0.5 s" in caplog.text
 
 
