@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import io
 import pickle
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from opentelemetry.attributes import BoundedAttributes
@@ -81,32 +81,45 @@ def span_record(span: ReadableSpan, scope: int | None, resource: int | None) -> 
     )
 
 
+class _Table:
+    """The distinct SDK objects (scopes, resources) of one batch, each sent once as a row;
+    spans name theirs by index."""
+
+    def __init__(self, row: Callable[[Any], tuple[Any, ...]]) -> None:
+        self._row = row
+        self._indexes: dict[int, int] = {}  # id() of the object: it lives as long as the batch
+        self.rows: list[tuple[Any, ...]] = []
+
+    def index(self, item: Any) -> int:
+        found = self._indexes.get(id(item))
+        if found is None:
+            found = self._indexes[id(item)] = len(self.rows)
+            self.rows.append(self._row(item))
+        return found
+
+
+def _scope_row(scope: InstrumentationScope) -> tuple[Any, ...]:
+    return scope.name, scope.version, scope.schema_url, dict(scope.attributes or {})
+
+
+def _resource_row(resource: Resource) -> tuple[Any, ...]:
+    return dict(resource.attributes), resource.schema_url
+
+
 def encode_batch(spans: Iterable[ReadableSpan], *, local: Resource | None = None) -> bytes:
     """``spans`` as one batch. Those whose resource is ``local`` (the sending process's
     own) take the receiver's; the others carry theirs."""
-    scopes: dict[int, int] = {}  # id of the SDK object -> index in its table
-    resources: dict[int, int] = {}
-    scope_table: list[tuple[Any, ...]] = []
-    resource_table: list[tuple[dict[str, Any], str]] = []
-    records = []
-    for span in spans:
-        scope = span.instrumentation_scope
-        scope_index = None
-        if scope is not None:
-            scope_index = scopes.get(id(scope))
-            if scope_index is None:
-                scope_index = scopes[id(scope)] = len(scope_table)
-                scope_table.append((scope.name, scope.version, scope.schema_url,
-                                    dict(scope.attributes or {})))
-        resource = span.resource
-        resource_index = None
-        if resource is not local:
-            resource_index = resources.get(id(resource))
-            if resource_index is None:
-                resource_index = resources[id(resource)] = len(resource_table)
-                resource_table.append((dict(resource.attributes), resource.schema_url))
-        records.append(span_record(span, scope_index, resource_index))
-    return pickle.dumps((scope_table, resource_table, records), protocol=_PROTOCOL)
+    scopes, resources = _Table(_scope_row), _Table(_resource_row)
+    records = [
+        span_record(
+            span,
+            None if span.instrumentation_scope is None else scopes.index(
+                span.instrumentation_scope),
+            None if span.resource is local else resources.index(span.resource),
+        )
+        for span in spans
+    ]
+    return pickle.dumps((scopes.rows, resources.rows, records), protocol=_PROTOCOL)
 
 
 class _PlainUnpickler(pickle.Unpickler):
