@@ -111,9 +111,8 @@ def test_stop_sigterms_the_workers(tmp_path: Path) -> None:
         pool = _pool(_child("import time; time.sleep(60)"), count=2)
         await pool.start()
         await until(lambda: all(w.state == "running" for w in pool.workers), "both running")
-        started = time.monotonic()
         await pool.stop(10.0)
-        assert time.monotonic() - started < 5  # they stop on SIGTERM, not at the deadline
+        # SIGTERM ended them (a SIGKILL at the deadline would read "killed by SIGKILL")
         assert [(w.state, w.last_exit, w.restarts) for w in pool.workers] == [
             ("stopped", "killed by SIGTERM", 0)] * 2
 
