@@ -33,6 +33,16 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT / "bench"))
     sys.path.insert(0, str(ROOT))
 
+from train_detector import (  # noqa: E402
+    FILES,
+    HARD_NEGATIVES_NAME,
+    Row,
+    classifier_of,
+    default_datasets,
+    load_rows,
+    train,
+)
+
 from llmtrace_processors.security.injection import (  # noqa: E402
     DEFAULT_THRESHOLD,
     assess_injection,
@@ -42,15 +52,6 @@ from llmtrace_processors.security.scoring import (  # noqa: E402
     MODEL_FULL,
     MODEL_MAX_WEIGHT,
     model_weight,
-)
-from train_detector import (  # noqa: E402
-    FILES,
-    HARD_NEGATIVES_NAME,
-    Row,
-    classifier_of,
-    default_datasets,
-    load_rows,
-    train,
 )
 
 #: Files that hold benign rows only: their false-positive rate is the over-defence.

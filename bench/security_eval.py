@@ -365,6 +365,7 @@ def cross_dataset_report(datasets: Path, threshold: float) -> list[str]:
         print(message, file=sys.stderr)
         return [message]
     from detector_eval import report, score_held_out
+
     from llmtrace_processors.security.classifier import default_classifier
 
     scored = score_held_out(datasets, log=lambda m: print(m, file=sys.stderr))

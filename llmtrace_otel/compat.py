@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from opentelemetry.sdk.metrics.export import AggregationTemporality, MetricReader
+from opentelemetry.sdk.metrics.view import Aggregation
 from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
 from tornado.httputil import HTTPHeaders
 from tornado.web import RequestHandler
 
 __all__ = [
     "header_value_lists",
+    "histogram_preferences",
     "mark_response_abandoned",
     "preloaded_content",
     "put_span_processor_first",
@@ -99,6 +102,18 @@ def remove_span_processor(provider: TracerProvider, processor: SpanProcessor) ->
         return
     with multi._lock:
         multi._span_processors = tuple(p for p in multi._span_processors if p is not processor)
+
+
+def histogram_preferences(reader: MetricReader) -> tuple[AggregationTemporality, Aggregation]:
+    """The temporality and aggregation ``reader`` wants for histograms
+    (``_instrument_class_temporality`` / ``_instrument_class_aggregation`` of the SDK's
+    ``_Histogram``): the SDK resolves a reader's preferences into these maps and offers no
+    public way to read them back, and pre-aggregated histograms must be delivered the way
+    the reader would have received the SDK's own (:mod:`llmtrace_otel.telemetry.metric_sources`)."""
+    from opentelemetry.sdk.metrics._internal.instrument import _Histogram
+
+    return (reader._instrument_class_temporality[_Histogram],
+            reader._instrument_class_aggregation[_Histogram])
 
 
 # -- httpx -------------------------------------------------------------------------------------

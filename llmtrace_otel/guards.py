@@ -75,6 +75,9 @@ class CallResult:
     status_code: int  # 0 when no response was received
     response: LLMResponse | None
     error_type: str | None
+    #: What the guards' verdicts put on the call's span (tenant, agent, ...): a guard finds
+    #: there what it worked out in ``check``, instead of working it out again.
+    attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
 
 
 @runtime_checkable

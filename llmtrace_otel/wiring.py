@@ -16,6 +16,10 @@ Parts are built in dependency order, so none is patched in after the fact:
 5. **Front doors**: the proxy (request guards, the relay, the API, viewer, budgets and
    receiver routes on its port) and the collector (OTLP receivers). The SDK's front door
    builds its pipeline with :func:`build_pipeline`.
+6. **Several processes** (``server.workers``): the same parts split between the telemetry
+   process (the pipeline, the exporters, /metrics and /health for all:
+   :func:`build_telemetry_process`) and the relay workers (the front doors, shipping their
+   spans to it: :func:`build_proxy_worker`, :func:`build_collector_worker`).
 """
 
 from __future__ import annotations
@@ -25,15 +29,16 @@ import dataclasses
 import logging
 import os
 import secrets
+import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
 
-from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
+from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import (
     SERVICE_INSTANCE_ID,
     SERVICE_NAME,
@@ -41,6 +46,7 @@ from opentelemetry.sdk.resources import (
     Resource,
 )
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from prometheus_client import CollectorRegistry
 
 from llmtrace_otel.api import API_PREFIX, ApiContext, api_routes
@@ -70,13 +76,27 @@ from llmtrace_otel.proxy.upstream import UpstreamClient, UpstreamConfig
 from llmtrace_otel.receiver.collector import CollectorServer
 from llmtrace_otel.receiver.forward import OTLPForwarder
 from llmtrace_otel.receiver.http import OTLP_PATHS, otlp_routes
+from llmtrace_otel.receiver.metrics_codec import encode_metrics_data
 from llmtrace_otel.receiver.service import OTLPReceiver, ReceiverConfig
 from llmtrace_otel.supervisor.hub import Hub, Rendered, WorkerSnapshots
+from llmtrace_otel.supervisor.peer_metrics import PeerMetrics
 from llmtrace_otel.supervisor.shipper import SpanShipper
 from llmtrace_otel.supervisor.spend import ForwardedSpend, decode_spend
 from llmtrace_otel.supervisor.telemetry_process import TelemetryProcess
 from llmtrace_otel.supervisor.worker_link import WorkerLink, forwarding_ops_routes
 from llmtrace_otel.telemetry.instruments import ProxyInstruments
+from llmtrace_otel.telemetry.merging_reader import (
+    MergingInMemoryMetricReader,
+    MergingPeriodicExportingMetricReader,
+    MergingPrometheusMetricReader,
+    MergingReader,
+)
+from llmtrace_otel.telemetry.metric_sources import (
+    CumulativeSource,
+    LocalHistograms,
+    takes_local_histograms,
+)
+from llmtrace_otel.telemetry.metrics_merge import GAUGE_MERGE, GaugeMerge
 from llmtrace_otel.telemetry.pipeline import INSTRUMENTATION_NAME, Telemetry
 from llmtrace_otel.telemetry.process import observe_process, register_process_collectors
 from llmtrace_otel.telemetry.provider_health import ProviderHealth
@@ -86,6 +106,7 @@ from llmtrace_otel.tenancy.budgets import BudgetTracker
 from llmtrace_otel.tenancy.guard import TenancyGuard
 from llmtrace_otel.tenancy.identity import TenantResolver, parse_trusted
 from llmtrace_otel.tenancy.key_secret import load_or_create_secret, secret_path_for
+from llmtrace_otel.tenancy.metrics import GAUGE_MERGE as TENANCY_GAUGE_MERGE
 from llmtrace_otel.tenancy.metrics import TenancyInstruments
 from llmtrace_otel.tenancy.notifiers import (
     DeliveryChannel,
@@ -142,7 +163,9 @@ class Extras:
 
     #: More sinks after the chain (an ``InMemorySpanExporter`` behind a processor, ...).
     span_processors: Sequence[SpanProcessor] = ()
-    #: More metric readers (an ``InMemoryMetricReader``, ...).
+    #: More metric readers (a ``MergingInMemoryMetricReader``, ...). A reader that is not a
+    #: ``MergingReader`` cannot receive pre-aggregated histograms: with one, every histogram
+    #: is the SDK's (slower, the same data).
     metric_readers: Sequence[MetricReader] = ()
     #: More enrichers, after the configured analysis and before the content policy.
     enrichers: Sequence[EnrichingSpanProcessor] = ()
@@ -217,8 +240,10 @@ class _Metering:
     instruments: ProxyInstruments
     breakers: CircuitBreakers | None
     tenant_labels: BoundedLabels
+    histograms: LocalHistograms | None
+    prometheus_reader: MergingPrometheusMetricReader | None
     #: A relay worker's cumulative metrics, read when the telemetry process asks.
-    snapshot_reader: InMemoryMetricReader | None = None
+    snapshot_reader: MergingInMemoryMetricReader | None = None
 
 
 def _resource(settings: Settings) -> Resource:
@@ -229,10 +254,9 @@ def _resource(settings: Settings) -> Resource:
     return Resource.create(attributes).merge(detected)
 
 
-def _prometheus_reader(registry: CollectorRegistry) -> MetricReader:
-    # Without the otel_scope_* labels: ~90 bytes on every line of /metrics, and nothing a
-    # metric name and target_info (service.version) do not already say.
-    return PrometheusMetricReader(registry=registry, scope_info_enabled=False)
+#: How each gauge of several worker processes combines (``metrics_merge.py``).
+_GAUGE_MERGE: Final[Mapping[str, GaugeMerge]] = MappingProxyType(
+    {**GAUGE_MERGE, **TENANCY_GAUGE_MERGE})
 
 
 def _worker_resource(resource: Resource, index: int) -> Resource:
@@ -245,35 +269,41 @@ def _worker_resource(resource: Resource, index: int) -> Resource:
 
 def _metering(settings: Settings, env: Mapping[str, str], extras: Extras,
               instrumentation_name: str, meter_provider: MeterProvider | None, *,
-              worker: int | None = None,
-              prometheus: Callable[[CollectorRegistry], MetricReader] | None = None
-              ) -> _Metering:
+              worker: int | None = None) -> _Metering:
     """``worker``: the index of a relay worker (no /metrics of its own: a snapshot reader
-    the telemetry process reads instead); ``prometheus``: the /metrics reader to use (the
-    telemetry process's merges the workers' snapshots in)."""
+    the telemetry process reads instead)."""
     resource = _resource(settings)
     registry: CollectorRegistry | None = None
+    prometheus: MergingPrometheusMetricReader | None = None
     push_readers: list[MetricReader] = []
-    snapshot_reader: InMemoryMetricReader | None = None
+    snapshot_reader: MergingInMemoryMetricReader | None = None
+    readers: list[MetricReader] | None = None
     if worker is not None:
         resource = _worker_resource(resource, worker)
     if meter_provider is None:
         readers = list(extras.metric_readers)
         if worker is not None:
             if settings.metrics_enabled:
-                snapshot_reader = InMemoryMetricReader()
+                snapshot_reader = MergingInMemoryMetricReader(gauges=_GAUGE_MERGE)
                 readers.append(snapshot_reader)
         elif settings.metrics_enabled:
             registry = CollectorRegistry()
-            readers.append((prometheus or _prometheus_reader)(registry))
+            # Without the otel_scope_* labels: ~90 bytes on every line of /metrics, and
+            # nothing a metric name and target_info (service.version) do not already say.
+            prometheus = MergingPrometheusMetricReader(
+                registry=registry, scope_info_enabled=False, gauges=_GAUGE_MERGE)
+            readers.append(prometheus)
         if otlp_requested(settings.otlp_endpoint, env):
-            push_readers.append(otlp_target(settings).metric_reader())
+            push_readers.append(MergingPeriodicExportingMetricReader(
+                otlp_target(settings).metric_exporter(), gauges=_GAUGE_MERGE))
             readers.extend(push_readers)
         meter_provider = MeterProvider(resource=resource, metric_readers=readers)
     # else: the application's provider (SDK): its readers are its own
     meter = meter_provider.get_meter(instrumentation_name, __version__)
+    histograms = _local_histograms(meter, resource, readers)
     instruments = ProxyInstruments(
         meter,
+        histograms=histograms,
         genai_latest=genai_latest(settings.semconv_stability_opt_in),
         model_cap=BoundedLabels(settings.metrics_max_models,
                                 allow=split_list(settings.metrics_model_allowlist)),
@@ -293,8 +323,32 @@ def _metering(settings: Settings, env: Mapping[str, str], extras: Extras,
                 if settings.breaker_enabled and worker is None else None)
     if breakers is not None:
         breakers.observe(meter)
+    for reader in readers or ():
+        if isinstance(reader, MergingReader):
+            reader.set_drop_counter(instruments.count_drop)
     return _Metering(resource, meter_provider, meter, registry, push_readers, instruments,
-                     breakers, BoundedLabels(settings.metric_tenants), snapshot_reader)
+                     breakers, BoundedLabels(settings.metric_tenants), histograms, prometheus,
+                     snapshot_reader)
+
+
+def _local_histograms(meter: Meter, resource: Resource,
+                      readers: Sequence[MetricReader] | None) -> LocalHistograms | None:
+    """Pre-aggregated histograms (``telemetry/histograms.py``), merged into every reader,
+    when every reader can take them; None (the SDK's histograms) when the meter provider
+    is the application's (its readers are not ours) or one reader cannot (not a
+    ``MergingReader``, or it asked for another histogram aggregation)."""
+    if readers is None:
+        return None
+    if not all(isinstance(reader, MergingReader) and takes_local_histograms(reader)
+               for reader in readers):
+        _log.info("a metric reader cannot take pre-aggregated histograms: using the SDK's")
+        return None
+    local = LocalHistograms(InstrumentationScope(meter.name, meter.version, meter.schema_url),
+                            resource)
+    for reader in readers:
+        assert isinstance(reader, MergingReader)
+        reader.add_source(local)
+    return local
 
 
 # -- 3. Tenancy -------------------------------------------------------------------------------
@@ -549,6 +603,8 @@ def _pipeline(settings: Settings, env: Mapping[str, str], metering: _Metering, e
         tenant_labels=metering.tenant_labels,
         breakers=metering.breakers,
         push_readers=metering.push_readers,
+        histograms=metering.histograms,
+        prometheus_reader=metering.prometheus_reader,
     )
 
 
@@ -765,11 +821,11 @@ def _shipping_telemetry(settings: Settings, metering: _Metering, link: WorkerLin
     )
 
 
-def _metrics_snapshot(reader: InMemoryMetricReader | None) -> Callable[[], bytes]:
+def _metrics_snapshot(reader: MergingInMemoryMetricReader | None) -> Callable[[], bytes]:
     """A worker's cumulative metrics as OTLP protobuf bytes (empty when metrics are off)."""
     def snapshot() -> bytes:
         data = reader.get_metrics_data() if reader is not None else None
-        return encode_metrics(data).SerializeToString() if data is not None else b""
+        return encode_metrics_data(data) if data is not None else b""
     return snapshot
 
 
@@ -815,13 +871,19 @@ def build_collector_worker(settings: Settings, link: WorkerLink, *,
     return server
 
 
-def _render_merged(registry: CollectorRegistry | None
+def _render_merged(registry: CollectorRegistry | None, peers: PeerMetrics
                    ) -> Callable[[WorkerSnapshots, str, str], Rendered]:
-    """/metrics of the whole product: TODO merge the workers' snapshots."""
+    """/metrics of the whole product: this process's reader, with the workers' snapshots
+    merged in as one more source (``peers``). One scrape at a time: a scrape sets what the
+    collection it triggers reads."""
+    lock = threading.Lock()
+
     def render_metrics(snapshots: WorkerSnapshots, accept: str, encoding: str) -> Rendered:
         if registry is None:
-            return 404, {"Content-Type": "text/plain"}, b"metrics are off\n"
-        body, headers = render_exposition(registry, accept, encoding)
+            return 404, {"Content-Type": "text/plain"}, b"metrics are off (metrics.enabled)\n"
+        with lock:
+            peers.update(snapshots)
+            body, headers = render_exposition(registry, accept, encoding)
         return 200, dict(headers), body
     return render_metrics
 
@@ -845,6 +907,9 @@ def build_telemetry_process(settings: Settings, *, collector: bool = False,
     env = os.environ if env is None else env
     metering = _metering(settings, env, extras, INSTRUMENTATION_NAME, None)
     hub = Hub(resource=metering.resource, on_drop=metering.instruments.count_drop)
+    peers = PeerMetrics(gauges=_GAUGE_MERGE, on_drop=metering.instruments.count_drop)
+    if metering.prometheus_reader is not None:
+        metering.prometheus_reader.add_source(CumulativeSource(peers.fetch))
     spend = ForwardedSpend(asyncio.get_running_loop(), hub.send_spend,
                            on_lost=lambda: metering.instruments.count_drop(
                                "telemetry_process.spend", "shutdown"))
@@ -858,4 +923,4 @@ def build_telemetry_process(settings: Settings, *, collector: bool = False,
              if isinstance(head, BackgroundSpanProcessor) else None)
     return TelemetryProcess(
         telemetry=telemetry, hub=hub, workers=worker_count(settings.workers),
-        render_metrics=_render_merged(metering.registry), meter=metering.meter)
+        render_metrics=_render_merged(metering.registry, peers), meter=metering.meter)

@@ -12,6 +12,12 @@ import socket
 import threading
 
 import httpx2 as httpx
+from opentelemetry.sdk.metrics import Counter, Histogram
+from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
+from opentelemetry.sdk.metrics.view import (
+    DefaultAggregation,
+    ExponentialBucketHistogramAggregation,
+)
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
 from tornado.httpserver import HTTPServer
 from tornado.httputil import HTTPHeaders
@@ -20,6 +26,7 @@ from tornado.web import Application, RequestHandler
 
 from llmtrace_otel.compat import (
     header_value_lists,
+    histogram_preferences,
     mark_response_abandoned,
     preloaded_content,
     put_span_processor_first,
@@ -123,3 +130,17 @@ def test_httpx_preloaded_content_and_its_replacement() -> None:
     assert request.content == b"new body", "httpx Request._content changed"
     streamed = httpx.Response(200, stream=httpx.ByteStream(b"later"))
     assert preloaded_content(streamed) is None
+
+
+def test_histogram_preferences_are_what_the_reader_was_given() -> None:
+    temporality, aggregation = histogram_preferences(InMemoryMetricReader())
+    assert temporality is AggregationTemporality.CUMULATIVE
+    assert isinstance(aggregation, DefaultAggregation)
+    exponential = ExponentialBucketHistogramAggregation()
+    reader = InMemoryMetricReader(
+        preferred_temporality={Histogram: AggregationTemporality.DELTA,
+                               Counter: AggregationTemporality.CUMULATIVE},
+        preferred_aggregation={Histogram: exponential})
+    assert histogram_preferences(reader) == (AggregationTemporality.DELTA, exponential), \
+        "MetricReader._instrument_class_temporality/_aggregation changed: pre-aggregated " \
+        "histograms cannot tell what a reader wants"

@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import MetricExporter
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.util.re import parse_env_headers
 
@@ -45,17 +45,18 @@ class OtlpTarget:
         )
         return HTTPSpanExporter(endpoint=endpoint)
 
-    def metric_reader(self) -> MetricReader:
+    def metric_exporter(self) -> MetricExporter:
+        """The OTLP metric exporter (the assembly puts it in a periodic reader)."""
         endpoint = self.endpoint_for("metrics")
         if self.protocol == GRPC:
             from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
                 OTLPMetricExporter,
             )
-            return PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=endpoint))
+            return OTLPMetricExporter(endpoint=endpoint)
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
             OTLPMetricExporter as HTTPMetricExporter,
         )
-        return PeriodicExportingMetricReader(HTTPMetricExporter(endpoint=endpoint))
+        return HTTPMetricExporter(endpoint=endpoint)
 
     def resolved(self, signal: str, env: Mapping[str, str] | None = None
                  ) -> tuple[str, dict[str, str]] | None:

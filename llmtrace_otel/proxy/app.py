@@ -114,6 +114,7 @@ class ProxyServer:
         http_metrics = None
         if self._http_metrics_exclude is not None:
             http_metrics = HttpServerMetrics(self.telemetry.meter,
+                                             histograms=self.telemetry.histograms,
                                              exclude_paths=self._http_metrics_exclude,
                                              routes=[pattern for pattern, _, _ in routes])
         return MeteredApplication(routes, http_metrics=http_metrics, compress_response=False,

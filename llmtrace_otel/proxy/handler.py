@@ -221,7 +221,8 @@ class ProxyHandler(RequestHandler):
                 await self._forward(route, llm_request, recorder, upstream_body, edit_stream, url)
             finally:
                 ctx.guards.complete(outcome, call, CallResult(
-                    recorder.status_code, recorder.response, recorder.error_type))
+                    recorder.status_code, recorder.response, recorder.error_type,
+                    outcome.attributes))
             return
         await self._forward(route, llm_request, recorder, upstream_body, edit_stream, url)
 

@@ -38,9 +38,10 @@ from opentelemetry.semconv.attributes.http_attributes import (
 from opentelemetry.semconv.attributes.network_attributes import NETWORK_PROTOCOL_VERSION
 from opentelemetry.semconv.attributes.url_attributes import URL_SCHEME
 from opentelemetry.semconv.metrics.http_metrics import HTTP_SERVER_REQUEST_DURATION
-from opentelemetry.util.types import AttributeValue
 from tornado.httputil import HTTPServerRequest
 from tornado.web import Application, RequestHandler
+
+from llmtrace_otel.telemetry.histograms import HistogramFactory, SdkHistograms
 
 __all__ = ["DURATION_BUCKETS", "SIZE_BUCKETS", "HttpServerMetrics", "MeteredApplication"]
 
@@ -57,6 +58,10 @@ _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "
                             "TRACE", "PATCH"})
 _GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)|\([^)]*\)")
 _CATCH_ALL = "/*"
+#: The attributes of the three histograms, in the order of the values recorded.
+_LABELS = (HTTP_REQUEST_METHOD, HTTP_ROUTE, HTTP_RESPONSE_STATUS_CODE, URL_SCHEME,
+           NETWORK_PROTOCOL_VERSION, ERROR_TYPE)
+_OPTIONAL = frozenset({ERROR_TYPE})  # 5xx only
 
 
 def _method(request: HTTPServerRequest) -> str:
@@ -73,27 +78,32 @@ def _template(pattern: str) -> str:
 
 
 class HttpServerMetrics:
-    """The instruments, and what to record for one finished request."""
+    """The instruments, and what to record for one finished request.
+
+    The histograms come from ``histograms`` (pre-aggregated ones when the pipeline's readers
+    merge them, :mod:`llmtrace_otel.telemetry.metric_sources`), else the SDK's on ``meter``.
+    """
 
     def __init__(self, meter: Meter, *, exclude_paths: Iterable[str] = (),
-                 routes: Sequence[str] = ()) -> None:
+                 routes: Sequence[str] = (), histograms: HistogramFactory | None = None) -> None:
         self._exclude = frozenset(exclude_paths)
         self._routes = tuple((re.compile(pattern + "$"), _template(pattern))
                              for pattern in routes if pattern not in (r"/.*", ".*"))
         self._active: weakref.WeakSet[HTTPServerRequest] = weakref.WeakSet()
         self._seen: set[tuple[str, str]] = set()  # (method, scheme) series reported so far
-        self._duration = meter.create_histogram(
+        histograms = histograms if histograms is not None else SdkHistograms(meter)
+        self._duration = histograms.histogram(
             HTTP_SERVER_REQUEST_DURATION, unit="s",
-            description="Duration of HTTP server requests.",
-            explicit_bucket_boundaries_advisory=DURATION_BUCKETS)
-        self._request_size = meter.create_histogram(
+            description="Duration of HTTP server requests.", bounds=DURATION_BUCKETS,
+            labels=_LABELS, optional=_OPTIONAL)
+        self._request_size = histograms.histogram(
             HTTP_SERVER_REQUEST_BODY_SIZE, unit="By",
-            description="Size of HTTP server request bodies.",
-            explicit_bucket_boundaries_advisory=SIZE_BUCKETS)
-        self._response_size = meter.create_histogram(
+            description="Size of HTTP server request bodies.", bounds=SIZE_BUCKETS,
+            labels=_LABELS, optional=_OPTIONAL)
+        self._response_size = histograms.histogram(
             HTTP_SERVER_RESPONSE_BODY_SIZE, unit="By",
-            description="Size of HTTP server response bodies.",
-            explicit_bucket_boundaries_advisory=SIZE_BUCKETS)
+            description="Size of HTTP server response bodies.", bounds=SIZE_BUCKETS,
+            labels=_LABELS, optional=_OPTIONAL)
         meter.create_observable_up_down_counter(
             HTTP_SERVER_ACTIVE_REQUESTS, [self._observe_active], unit="{request}",
             description="HTTP server requests in flight.")
@@ -119,15 +129,8 @@ class HttpServerMetrics:
         if request.path in self._exclude:
             return
         status = handler.get_status()
-        attributes: dict[str, AttributeValue] = {
-            HTTP_REQUEST_METHOD: _method(request),
-            HTTP_ROUTE: self.route_of(handler),
-            HTTP_RESPONSE_STATUS_CODE: status,
-            URL_SCHEME: request.protocol,
-            NETWORK_PROTOCOL_VERSION: "1.1",
-        }
-        if status >= 500:
-            attributes[ERROR_TYPE] = str(status)
+        attributes = (_method(request), self.route_of(handler), status, request.protocol, "1.1",
+                      str(status) if status >= 500 else "")
         self._duration.record(request.request_time(), attributes)
         received = getattr(handler, "request_body_size", None)
         self._request_size.record(

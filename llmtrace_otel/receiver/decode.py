@@ -37,6 +37,7 @@ __all__ = [
     "any_value",
     "attributes_of",
     "decode_spans",
+    "scope_of",
     "screen",
 ]
 
@@ -193,7 +194,8 @@ def _event(event: trace_pb2.Span.Event) -> Event:
     )
 
 
-def _scope(scope: InstrumentationScope, schema_url: str) -> SDKScope:
+def scope_of(scope: InstrumentationScope, schema_url: str) -> SDKScope:
+    """An OTLP instrumentation scope as the SDK's (empty version and schema URL: None)."""
     return SDKScope(
         scope.name,
         scope.version or None,
@@ -267,7 +269,7 @@ def decode_spans(
         resource = Resource(attributes_of(resource_spans.resource.attributes),
                             resource_spans.schema_url or None)
         for scope_spans in resource_spans.scope_spans:
-            scope = _scope(scope_spans.scope, scope_spans.schema_url)
+            scope = scope_of(scope_spans.scope, scope_spans.schema_url)
             out.extend(_span(span, resource, scope, normalise, join)
                        for span in scope_spans.spans)
     return out

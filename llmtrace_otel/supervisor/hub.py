@@ -51,8 +51,9 @@ Rendered = tuple[int, dict[str, str], bytes]
 
 @dataclass
 class WorkerSnapshots:
-    """Every worker's latest metric snapshot (OTLP protobuf bytes), and those of workers
-    that are gone: their cumulative counts stay in the totals."""
+    """Every worker's latest metric snapshot (OTLP protobuf bytes), and the last ones of
+    workers that are gone, until the renderer folds them into its totals (their cumulative
+    counts stay in the totals)."""
 
     live: dict[int, bytes] = field(default_factory=dict)
     retired: list[bytes] = field(default_factory=list)

@@ -45,7 +45,8 @@ _RETRY_S = 0.01
 
 
 class SpanShipper(SpanProcessor):
-    """Sends finished spans to the telemetry process in batches (see the module docstring)."""
+    """Sends finished spans to the telemetry process in batches (see the module docstring).
+    Build it on the thread that runs ``loop``."""
 
     def __init__(
         self,
@@ -71,6 +72,8 @@ class SpanShipper(SpanProcessor):
         self._retrying = False
         self._stopped = False
         self._local: Resource | None = None
+        #: The thread running ``loop`` (the shipper is built on it).
+        self._loop_thread = threading.get_ident()
 
     @property
     def queue_depth(self) -> int:
@@ -104,11 +107,14 @@ class SpanShipper(SpanProcessor):
             if self._scheduled and not due:
                 return
             self._scheduled = True
+        # spans mostly end on the event loop itself: no wake-up of the loop needed then
+        schedule = (self._loop.call_soon if threading.get_ident() == self._loop_thread
+                    else self._loop.call_soon_threadsafe)
         try:
             if due or not self._delay:
-                self._loop.call_soon_threadsafe(self._send)
+                schedule(self._send)
             else:
-                self._loop.call_soon_threadsafe(self._loop.call_later, self._delay, self._send)
+                schedule(self._loop.call_later, self._delay, self._send)
         except RuntimeError:  # the loop closed meanwhile: nothing will send what is queued
             with self._room:
                 self._scheduled = False

@@ -15,10 +15,6 @@ from dataclasses import dataclass
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
-    GEN_AI_OPERATION_NAME,
-    GEN_AI_PROVIDER_NAME,
-    GEN_AI_REQUEST_MODEL,
-    GEN_AI_RESPONSE_MODEL,
     GEN_AI_TOKEN_TYPE,
     GenAiTokenTypeValues,
 )
@@ -28,12 +24,14 @@ from opentelemetry.semconv._incubating.metrics.gen_ai_metrics import (
     GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK,
     GEN_AI_CLIENT_TOKEN_USAGE,
 )
-from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
-from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
-from opentelemetry.util.types import AttributeValue
 
 from llmtrace_otel.providers.types import Usage
-from llmtrace_otel.telemetry.latest_metrics import LatestGenAiMetrics
+from llmtrace_otel.telemetry.histograms import HistogramFactory, SdkHistograms
+from llmtrace_otel.telemetry.latest_metrics import (
+    GENAI_LABELS,
+    OPTIONAL_GENAI_LABELS,
+    LatestGenAiMetrics,
+)
 from llmtrace_otel.telemetry.provider_health import ProviderHealth, is_upstream_failure
 from llmtrace_processors.labels import BoundedLabels
 from llmtrace_processors.totals import CounterTotals
@@ -100,6 +98,10 @@ class ProxyInstruments:
     (``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental``) the GenAI client metrics
     are the latest conventions' (``latest_metrics.py``) instead of the four below; the
     ``llmtrace.*`` family is the same either way.
+
+    Histograms come from ``histograms``: pre-aggregated ones
+    (:class:`~llmtrace_otel.telemetry.metric_sources.LocalHistograms`, what the assembly
+    passes when every reader merges them), else the SDK's own on ``meter``.
     """
 
     def __init__(
@@ -109,37 +111,41 @@ class ProxyInstruments:
         model_cap: BoundedLabels | None = None,
         provider_health: ProviderHealth | None = None,
         genai_latest: bool = False,
+        histograms: HistogramFactory | None = None,
     ) -> None:
         self._meter = meter
+        histograms = histograms if histograms is not None else SdkHistograms(meter)
         #: The latest GenAI conventions on spans (the recorder asks) and metrics.
         self.genai_latest = genai_latest
         self._latest = LatestGenAiMetrics(
-            meter, duration_buckets=tuple(DURATION_BUCKETS), token_buckets=tuple(TOKEN_BUCKETS)
-        ) if genai_latest else None
+            meter, histograms, duration_buckets=tuple(DURATION_BUCKETS),
+            token_buckets=tuple(TOKEN_BUCKETS)) if genai_latest else None
         self._cap = model_cap if model_cap is not None else BoundedLabels(200)
         self.provider_health = provider_health if provider_health is not None else (
             ProviderHealth())
         self.provider_health.observe_with(meter)
         if self._latest is None:  # the previous GenAI client metrics (the default)
-            self._operation_duration = meter.create_histogram(
+            self._operation_duration = histograms.histogram(
                 GEN_AI_CLIENT_OPERATION_DURATION, unit="s",
-                description="GenAI operation duration.",
-                explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+                description="GenAI operation duration.", bounds=DURATION_BUCKETS,
+                labels=GENAI_LABELS, optional=OPTIONAL_GENAI_LABELS,
             )
-            self._token_usage = meter.create_histogram(
+            self._token_usage = histograms.histogram(
                 GEN_AI_CLIENT_TOKEN_USAGE, unit="{token}",
-                description="Number of input and output tokens used.",
-                explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+                description="Number of input and output tokens used.", bounds=TOKEN_BUCKETS,
+                labels=(*GENAI_LABELS, GEN_AI_TOKEN_TYPE), optional=OPTIONAL_GENAI_LABELS,
             )
-            self._ttfc = meter.create_histogram(
+            self._ttfc = histograms.histogram(
                 GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK, unit="s",
                 description="Time to receive the first chunk of a streamed response.",
-                explicit_bucket_boundaries_advisory=TIME_TO_FIRST_CHUNK_BUCKETS,
+                bounds=TIME_TO_FIRST_CHUNK_BUCKETS,
+                labels=GENAI_LABELS, optional=OPTIONAL_GENAI_LABELS,
             )
-            self._time_per_chunk = meter.create_histogram(
+            self._time_per_chunk = histograms.histogram(
                 GEN_AI_CLIENT_OPERATION_TIME_PER_OUTPUT_CHUNK, unit="s",
                 description="Time between consecutive chunks after the first.",
-                explicit_bucket_boundaries_advisory=TIME_PER_CHUNK_BUCKETS,
+                bounds=TIME_PER_CHUNK_BUCKETS,
+                labels=GENAI_LABELS, optional=OPTIONAL_GENAI_LABELS,
             )
         # Counters are pre-aggregated totals (processors/totals.py): a synchronous
         # Counter.add costs ~70k instructions per call in the SDK.
@@ -147,10 +153,10 @@ class ProxyInstruments:
             meter, "llmtrace.requests", labels=(_PROVIDER, _MODEL, _STATUS_CODE),
             unit="{request}", description="Proxied requests by outcome.",
         )
-        self._request_duration = meter.create_histogram(
+        self._request_duration = histograms.histogram(
             "llmtrace.request.duration", unit="s",
             description="Proxied request duration, first byte in to last byte out.",
-            explicit_bucket_boundaries_advisory=_REQUEST_DURATION_BUCKETS,
+            bounds=_REQUEST_DURATION_BUCKETS, labels=(_PROVIDER, _MODEL, _STATUS_CODE),
         )
         self._tokens = CounterTotals(
             meter, "llmtrace.tokens", labels=(_DIRECTION, _PROVIDER, _MODEL), unit="{token}",
@@ -206,25 +212,16 @@ class ProxyInstruments:
             outcome.provider, is_upstream_failure(outcome.status_code, outcome.error_type))
         cap = self._cap
         model = cap(outcome.request_model or "")
-        status = str(outcome.status_code)
-        self._requests.add(1, (outcome.provider, model, status))
-        self._request_duration.record(
-            outcome.duration_s, {_PROVIDER: outcome.provider, _MODEL: model, _STATUS_CODE: status}
-        )
+        operational = (outcome.provider, model, str(outcome.status_code))
+        self._requests.add(1, operational)
+        self._request_duration.record(outcome.duration_s, operational)
         if outcome.operation is None:
             return  # not an LLM call: no GenAI metrics
-        genai: dict[str, AttributeValue] = {
-            GEN_AI_OPERATION_NAME: outcome.operation,
-            GEN_AI_PROVIDER_NAME: outcome.provider,
-            SERVER_ADDRESS: outcome.server_address,
-            SERVER_PORT: outcome.server_port,
-        }
-        if outcome.request_model:
-            genai[GEN_AI_REQUEST_MODEL] = model
-        if outcome.response_model:
-            genai[GEN_AI_RESPONSE_MODEL] = cap(outcome.response_model)
-        if outcome.error_type:
-            genai[ERROR_TYPE] = outcome.error_type
+        genai = (  # GENAI_LABELS; "": the call has no such attribute
+            outcome.operation, outcome.provider, outcome.server_address, outcome.server_port,
+            model if outcome.request_model else "",
+            cap(outcome.response_model) if outcome.response_model else "",
+            outcome.error_type or "")
         usage = outcome.usage
         if self._latest is not None:
             self._latest.record(outcome.operation, genai, outcome.duration_s,
@@ -242,7 +239,7 @@ class ProxyInstruments:
                 (GenAiTokenTypeValues.OUTPUT.value, usage.output_tokens),
             ):
                 if count is not None:
-                    self._token_usage.record(count, {**genai, GEN_AI_TOKEN_TYPE: token_type})
+                    self._token_usage.record(count, (*genai, token_type))
         self._operational_tokens(outcome, model)
 
     def _operational_tokens(self, outcome: CallOutcome, model: str) -> None:

@@ -24,9 +24,10 @@ Counters are pre-aggregated totals (``processors/totals.py``), like the proxy's 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from typing import Final
 
-from opentelemetry.metrics import Histogram, Meter
+from opentelemetry.metrics import Meter
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_OPERATION_NAME,
     GEN_AI_PROVIDER_NAME,
@@ -38,9 +39,9 @@ from opentelemetry.semconv._incubating.metrics.gen_ai_metrics import (
 )
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
-from opentelemetry.util.types import AttributeValue
 
 from llmtrace_otel.providers.types import Usage
+from llmtrace_otel.telemetry.histograms import HistogramFactory, HistogramRecorder
 from llmtrace_processors.genai_latest import (
     GEN_AI_CLIENT_EMBEDDINGS_DURATION,
     GEN_AI_CLIENT_EMBEDDINGS_OPERATION_INPUT_TOKENS,
@@ -61,27 +62,34 @@ from llmtrace_processors.genai_latest import (
 )
 from llmtrace_processors.totals import CounterTotals
 
-__all__ = ["LatestGenAiMetrics"]
+__all__ = ["GENAI_LABELS", "OPTIONAL_GENAI_LABELS", "LatestGenAiMetrics"]
+
+#: The attributes of the GenAI client histograms (both conventions), in the order of the
+#: label values the instruments record (token usage adds ``gen_ai.token.type``).
+GENAI_LABELS: Final = (GEN_AI_OPERATION_NAME, GEN_AI_PROVIDER_NAME, SERVER_ADDRESS, SERVER_PORT,
+                       GEN_AI_REQUEST_MODEL, GEN_AI_RESPONSE_MODEL, ERROR_TYPE)
+#: Left out of a series when the call has none ("").
+OPTIONAL_GENAI_LABELS: Final = frozenset({GEN_AI_REQUEST_MODEL, GEN_AI_RESPONSE_MODEL, ERROR_TYPE})
+_ERROR = GENAI_LABELS.index(ERROR_TYPE)
 
 _EMBEDDINGS = "embeddings"
 #: Label keys of the usage counters, in the order of their values.
 _USAGE_LABELS = (GEN_AI_OPERATION_NAME, GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL,
                  GEN_AI_RESPONSE_MODEL, SERVER_ADDRESS, SERVER_PORT, GEN_AI_TOKEN_MODALITY)
-
-
-def _label(value: AttributeValue | None) -> str | int:
-    return value if isinstance(value, str | int) else ""
+#: Where each of the usage counters' labels (but the modality) is in GENAI_LABELS.
+_USAGE_FROM_GENAI = tuple(GENAI_LABELS.index(key) for key in _USAGE_LABELS[:-1])
 
 
 class LatestGenAiMetrics:
     """Creates the latest instruments once; :meth:`record` once per call."""
 
-    def __init__(self, meter: Meter, *, duration_buckets: tuple[float, ...],
-                 token_buckets: tuple[float, ...]) -> None:
+    def __init__(self, meter: Meter, histograms: HistogramFactory, *,
+                 duration_buckets: tuple[float, ...], token_buckets: tuple[float, ...]) -> None:
         def histogram(name: str, unit: str, description: str,
-                      buckets: tuple[float, ...]) -> Histogram:
-            return meter.create_histogram(name, unit=unit, description=description,
-                                          explicit_bucket_boundaries_advisory=buckets)
+                      buckets: tuple[float, ...]) -> HistogramRecorder:
+            return histograms.histogram(name, unit=unit, description=description,
+                                        bounds=buckets, labels=GENAI_LABELS,
+                                        optional=OPTIONAL_GENAI_LABELS)
 
         self._duration = {
             "inference": histogram(GEN_AI_CLIENT_INFERENCE_DURATION, "s",
@@ -126,11 +134,11 @@ class LatestGenAiMetrics:
                     "Output tokens used for reasoning."),
         )
 
-    def record(self, operation: str, attributes: Mapping[str, AttributeValue],
+    def record(self, operation: str, attributes: tuple[str | int, ...],
                duration_s: float, ttfc_s: float | None, chunk_intervals_s: Sequence[float],
                usage: Usage | None) -> None:
-        """One call; ``attributes`` are the GenAI metric attributes (``error.type`` on
-        failure), model names already capped."""
+        """One call; ``attributes`` are the values of :data:`GENAI_LABELS` (``error.type``
+        on failure, "" for an attribute the call has not), model names already capped."""
         inference = operation in INFERENCE_OPERATIONS
         kind = "inference" if inference else operation if operation == _EMBEDDINGS else "other"
         self._duration[kind].record(duration_s, attributes)
@@ -138,7 +146,8 @@ class LatestGenAiMetrics:
             if kind == _EMBEDDINGS and usage is not None and usage.input_tokens is not None:
                 self._embedding_input.record(usage.input_tokens, attributes)
             return
-        streaming = {key: value for key, value in attributes.items() if key != ERROR_TYPE}
+        # the streaming histograms are not recorded by outcome: without error.type
+        streaming = (*attributes[:_ERROR], "", *attributes[_ERROR + 1:])
         if ttfc_s is not None:
             self._ttfc.record(ttfc_s, streaming)
         for interval in chunk_intervals_s:
@@ -149,8 +158,7 @@ class LatestGenAiMetrics:
             if usage.output_tokens is not None:
                 self._output_per_call.record(usage.output_tokens, attributes)
         labels: tuple[str | int, ...] = tuple(
-            _label(streaming.get(key)) for key in _USAGE_LABELS[:-1]) + (
-            GEN_AI_TOKEN_MODALITY_UNKNOWN,)
+            attributes[i] for i in _USAGE_FROM_GENAI) + (GEN_AI_TOKEN_MODALITY_UNKNOWN,)
         counts = (0, 0, 0, 0, 0) if usage is None else (
             usage.input_tokens, usage.output_tokens, usage.cache_read_input_tokens,
             usage.cache_creation_input_tokens, usage.reasoning_output_tokens)

@@ -27,7 +27,9 @@ from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry
 
 from llmtrace_otel.telemetry.health import HealthReport
+from llmtrace_otel.telemetry.histograms import HistogramFactory
 from llmtrace_otel.telemetry.instruments import ProxyInstruments
+from llmtrace_otel.telemetry.merging_reader import MergingPrometheusMetricReader
 from llmtrace_processors.breaker import CircuitBreakers
 from llmtrace_processors.chain import BackgroundSpanProcessor
 from llmtrace_processors.labels import BoundedLabels
@@ -70,6 +72,11 @@ class Telemetry:
     breakers: CircuitBreakers | None = None
     #: Metric readers that push (OTLP), flushed by :meth:`force_flush`.
     push_readers: list[MetricReader] = field(default_factory=list)
+    #: Where histograms come from: pre-aggregated ones merged into every reader
+    #: (``metric_sources.LocalHistograms``), or None: the SDK's own on ``meter``.
+    histograms: HistogramFactory | None = None
+    #: The reader behind /metrics; ``add_source`` merges more into what it serves.
+    prometheus_reader: MergingPrometheusMetricReader | None = None
 
     def force_flush(self, timeout_millis: int = 10000) -> bool:
         """Flush spans through the chain and every exporter, and push metrics (OTLP).

@@ -25,7 +25,10 @@ from dataclasses import dataclass
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
-__all__ = ["ProviderHealth", "ProviderState", "is_upstream_failure"]
+__all__ = ["PROVIDER_AVAILABLE_METRIC", "ProviderHealth", "ProviderState", "is_upstream_failure"]
+
+#: The per-provider availability gauge.
+PROVIDER_AVAILABLE_METRIC = "llmtrace.provider.available"
 
 #: error.type values the proxy uses when the upstream itself failed.
 _UPSTREAM_ERRORS = frozenset({
@@ -104,7 +107,7 @@ class ProviderHealth:
     def observe_with(self, meter: Meter) -> None:
         """Report ``llmtrace.provider.available`` through ``meter``."""
         meter.create_observable_gauge(
-            "llmtrace.provider.available", callbacks=[self._observe], unit="1",
+            PROVIDER_AVAILABLE_METRIC, callbacks=[self._observe], unit="1",
             description="1 while the provider answers recent calls, 0 while it is failing.",
         )
 

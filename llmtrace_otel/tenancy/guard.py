@@ -29,7 +29,7 @@ from opentelemetry.util.types import AttributeValue
 from llmtrace_otel.guards import CallInfo, CallResult, Verdict
 from llmtrace_otel.tenancy.alerts import Alert, AlertDispatcher, AlertSeverity
 from llmtrace_otel.tenancy.budgets import BudgetTracker
-from llmtrace_otel.tenancy.identity import Identity, IdentityError, TenantResolver
+from llmtrace_otel.tenancy.identity import IdentityError, TenantResolver
 from llmtrace_otel.tenancy.limiter import Limit, RateLimiter
 from llmtrace_otel.tenancy.metrics import TenancyInstruments
 from llmtrace_otel.tenancy.policy import PolicyBook
@@ -160,28 +160,31 @@ class TenancyGuard:
     # -- completion ------------------------------------------------------------------
 
     def on_complete(self, call: CallInfo, result: CallResult) -> None:
-        try:
-            identity = self.resolver.resolve(call.headers, call.client_address)
-        except IdentityError:
-            return
+        # the tenant check() resolved, as it put it on the span (no second HMAC of the key)
+        tenant = result.attributes.get(LLMTRACE_TENANT_ID)
+        if not isinstance(tenant, str):
+            try:
+                tenant = self.resolver.resolve(call.headers, call.client_address).tenant
+            except IdentityError:
+                return
         usage = result.response.usage if result.response is not None else None
-        self.instruments.request(identity.tenant, result.status_code)
+        self.instruments.request(tenant, result.status_code)
         if usage is not None:
             for direction, count in (("input", usage.input_tokens),
                                      ("output", usage.output_tokens)):
                 if count:
-                    self.instruments.tokens(identity.tenant, direction, count)
-        limits = self.book.for_tenant(identity.tenant).limits
+                    self.instruments.tokens(tenant, direction, count)
+        limits = self.book.for_tenant(tenant).limits
         if limits.tokens_per_min <= 0:
             return
         delta = self.limiter.reconciliation(self.limiter.reservation(limits, call.request),
                                             usage)
         if delta:
-            self._spawn(self._reconcile(identity, delta))
+            self._spawn(self._reconcile(tenant, delta))
 
-    async def _reconcile(self, identity: Identity, delta: float) -> None:
-        limits = self.book.for_tenant(identity.tenant).limits
-        bucket = self.limiter.token_bucket(identity.tenant, limits)
+    async def _reconcile(self, tenant: str, delta: float) -> None:
+        limits = self.book.for_tenant(tenant).limits
+        bucket = self.limiter.token_bucket(tenant, limits)
         try:
             await self.backend.adjust(bucket, delta, self.clock())
         except StateUnavailable:

@@ -8,13 +8,26 @@ totals reported at collection): some are counted on every call.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
+from typing import Final
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
+from llmtrace_otel.telemetry.metrics_merge import GaugeMerge
 from llmtrace_processors.totals import CounterTotals
 
-__all__ = ["TenancyInstruments"]
+__all__ = ["BUDGET_LIMIT_METRIC", "BUDGET_SPEND_METRIC", "GAUGE_MERGE", "TenancyInstruments"]
+
+BUDGET_SPEND_METRIC = "llmtrace.budget.spend_usd"
+BUDGET_LIMIT_METRIC = "llmtrace.budget.limit_usd"
+#: How the budget gauges of several worker processes combine
+#: (:func:`~llmtrace_otel.telemetry.metrics_merge.merge_metrics_data`): the state is shared
+#: (Redis), so every worker reports the same value; summing would multiply it.
+GAUGE_MERGE: Final[Mapping[str, GaugeMerge]] = MappingProxyType({
+    BUDGET_SPEND_METRIC: GaugeMerge.MAX,
+    BUDGET_LIMIT_METRIC: GaugeMerge.MAX,
+})
 
 
 class TenancyInstruments:
@@ -70,10 +83,10 @@ class TenancyInstruments:
             return [Observation(value, labels) for labels, _, value in rows()]
 
         self._meter.create_observable_gauge(
-            "llmtrace.budget.spend_usd", callbacks=[spend], unit="{USD}",
+            BUDGET_SPEND_METRIC, callbacks=[spend], unit="{USD}",
             description="Spend in the current budget window (windows with a limit).")
         self._meter.create_observable_gauge(
-            "llmtrace.budget.limit_usd", callbacks=[limit], unit="{USD}",
+            BUDGET_LIMIT_METRIC, callbacks=[limit], unit="{USD}",
             description="The window's hard limit (its soft limit when it has no hard one).")
 
     def rate_limited(self, tenant: str, limit: str) -> None:

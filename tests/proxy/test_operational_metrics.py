@@ -13,13 +13,15 @@ import socket
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import openai
 import pytest
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from prometheus_client.parser import text_string_to_metric_families
 
+from llmtrace_otel.telemetry.merging_reader import MergingInMemoryMetricReader
+from llmtrace_otel.telemetry.metric_sources import LocalHistograms
 from llmtrace_otel.telemetry.process import PROMETHEUS_DUPLICATES
 from tests.support.expectations import metric_samples, metric_value
 from tests.support.fake_upstream import SCENARIO_HEADER, FakeUpstream, usage_for
@@ -146,12 +148,67 @@ def test_http_server_metrics_can_be_switched_off(upstream: FakeUpstream, tmp_pat
     assert not [n for n, _, _ in metric_samples(text) if n.startswith("http_server_")]
 
 
+# -- pre-aggregated histograms ---------------------------------------------------------------
+
+
+def _histogram_points(reader: MergingInMemoryMetricReader) -> dict[str, list[Any]]:
+    data = reader.get_metrics_data()
+    assert data is not None
+    return {metric.name: list(metric.data.data_points)
+            for resource in data.resource_metrics for scope in resource.scope_metrics
+            for metric in scope.metrics if type(metric.data).__name__ == "Histogram"}
+
+
+def test_histograms_are_pre_aggregated_and_every_reader_gets_them(
+        upstream: FakeUpstream, tmp_path: Path) -> None:
+    """Known traffic through the real proxy: /metrics and the OTLP reader report it, from
+    the proxy's own pre-aggregated histograms (not the SDK's)."""
+    otlp = MergingInMemoryMetricReader()
+    with running_proxy(upstream.url, tmp_path, metric_readers=[otlp]) as proxy:
+        assert isinstance(proxy.telemetry.histograms, LocalHistograms)
+        client = _client(proxy.url)
+        for _ in range(3):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        for _ in client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,
+                                                stream=True):
+            pass
+        with pytest.raises(openai.InternalServerError):
+            _client(proxy.url, "error-500").chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES)
+        proxy.spans(5)
+        text = proxy.metrics_text()
+        points = _histogram_points(otlp)
+    usage = usage_for("openai", "ok")
+    ok = {"gen_ai_operation_name": "chat", "gen_ai_provider_name": "openai",
+          "gen_ai_request_model": "gpt-4o-mini"}
+    assert metric_value(text, "gen_ai_client_token_usage_sum", gen_ai_token_type="input",
+                        **ok) == 4 * usage.input_tokens
+    assert metric_value(text, "gen_ai_client_token_usage_count", gen_ai_token_type="output",
+                        **ok) == 4
+    assert metric_value(text, "gen_ai_client_operation_time_to_first_chunk_seconds_count",
+                        **ok) == 1
+    assert metric_value(text, "llmtrace_request_duration_seconds_count", provider="openai",
+                        model="gpt-4o-mini", status_code="500") == 1
+    assert metric_value(text, "llmtrace_request_duration_seconds_count", provider="openai",
+                        model="gpt-4o-mini", status_code="200") == 4
+    # the OTLP reader: the same histograms, the same counts
+    declared = proxy.telemetry.histograms.declared_bounds()
+    assert {"gen_ai.client.operation.duration", "gen_ai.client.token.usage",
+            "llmtrace.request.duration", "http.server.request.duration"} <= set(points)
+    for name, histogram_points in points.items():
+        if name in declared:
+            assert all(tuple(p.explicit_bounds) == tuple(declared[name])
+                       for p in histogram_points)
+    assert sum(p.count for p in points["gen_ai.client.operation.duration"]) == 5
+    assert sum(p.count for p in points["http.server.request.duration"]) == 5
+
+
 # -- process metrics ----------------------------------------------------------------------
 
 
 def test_process_metrics_once_each_in_the_convention_of_the_reader(
         upstream: FakeUpstream, tmp_path: Path) -> None:
-    otlp = InMemoryMetricReader()  # what an OTLP reader receives
+    otlp = MergingInMemoryMetricReader()  # what an OTLP reader receives
     with running_proxy(upstream.url, tmp_path, metric_readers=[otlp]) as proxy:
         text = proxy.metrics_text()
         pushed = {metric.name: metric for resource in otlp.get_metrics_data().resource_metrics

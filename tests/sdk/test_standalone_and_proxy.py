@@ -9,6 +9,7 @@ from pathlib import Path
 from llmtrace_otel.config import load_settings
 from llmtrace_otel.exporters.sqlite import SpanStore
 from llmtrace_otel.sdk import LLMTraceInstrumentor, Mode
+from llmtrace_otel.telemetry.metric_sources import LocalHistograms
 from tests.sdk.harness import AppTelemetry, instrumented, openai_sync
 from tests.support.expectations import assert_genai_span, metric_value
 from tests.support.fake_upstream import REPLY_TEXT, FakeUpstream, usage_for
@@ -35,6 +36,8 @@ def test_without_application_providers_the_defaults_apply(upstream: FakeUpstream
         telemetry = instrumentor.telemetry
         assert telemetry is not None
         assert (telemetry.tracing, telemetry.metering) == (Mode.STANDALONE, Mode.STANDALONE)
+        # our own meter provider and readers: the histograms are pre-aggregated
+        assert isinstance(telemetry.telemetry.histograms, LocalHistograms)
         client = openai_sync(upstream)
         assert client.chat.completions.create(
             model="gpt-4o-mini", messages=MESSAGES).choices[0].message.content == REPLY_TEXT
@@ -57,6 +60,22 @@ def test_without_application_providers_the_defaults_apply(upstream: FakeUpstream
     assert all(c.service_name == "llmtrace-otel" for c in calls)
     streamed = next(c for c in calls if c.stream)
     assert streamed.ttft_ms is not None and streamed.ttft_ms > 0
+
+
+def test_with_the_applications_meter_provider_the_histograms_are_the_sdks(
+        app: AppTelemetry, upstream: FakeUpstream, tmp_path: Path) -> None:
+    """The application's readers are not ours to merge into: the SDK's own histograms,
+    which its readers see as they see any other."""
+    with instrumented(app, tmp_path) as instrumentor:
+        assert instrumentor.telemetry is not None
+        assert instrumentor.telemetry.metering is Mode.ATTACHED
+        assert instrumentor.telemetry.telemetry.histograms is None
+        openai_sync(upstream).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        text = app.metrics_text()
+    assert metric_value(text, "gen_ai_client_operation_duration_seconds_count",
+                        gen_ai_request_model="gpt-4o-mini") == 1
+    assert metric_value(text, "llmtrace_request_duration_seconds_count", provider="openai",
+                        model="gpt-4o-mini", status_code="200") == 1
 
 
 def test_own_exporters_can_be_turned_off(upstream: FakeUpstream, tmp_path: Path) -> None:

@@ -79,7 +79,8 @@ def running_proxy(
     **overrides: Any,
 ) -> Iterator[RunningProxy]:
     """``enrichers`` are added to the real processor chain (before the content policy);
-    ``metric_readers`` (an InMemoryMetricReader) read what an OTLP reader would get."""
+    ``metric_readers`` (a ``MergingInMemoryMetricReader``) read what an OTLP reader would
+    get; a plain ``InMemoryMetricReader`` makes every histogram the SDK's (wiring.py)."""
     values: dict[str, Any] = {
         "host": "127.0.0.1",
         "port": 0,

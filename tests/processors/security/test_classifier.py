@@ -11,6 +11,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
+    GEN_AI_INPUT_MESSAGES,
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_PROVIDER_NAME,
+)
+
 from llmtrace_processors.attributes import (
     LLMTRACE_SECURITY_FINDING_MODEL_SCORE,
     LLMTRACE_SECURITY_FINDING_RULES,
@@ -32,14 +41,6 @@ from llmtrace_processors.security.injection import (
 from llmtrace_processors.security.processor import SecurityProcessor
 from llmtrace_processors.security.scoring import MODEL_FLOOR, MODEL_MAX_WEIGHT, model_weight
 from llmtrace_processors.security.segments import Source
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
-    GEN_AI_INPUT_MESSAGES,
-    GEN_AI_OPERATION_NAME,
-    GEN_AI_PROVIDER_NAME,
-)
 
 ROOT = Path(__file__).resolve().parents[3]
 #: Says nothing a rule knows; a classifier that knows "hospital" makes it an attack.

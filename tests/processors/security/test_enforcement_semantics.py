@@ -15,6 +15,8 @@ from pathlib import Path
 
 import openai
 import pytest
+
+from llmtrace_otel.proxy.security_guard import BLOCKED_CODE
 from llmtrace_processors.security.findings import Severity
 from llmtrace_processors.security.injection import (
     InjectionAssessment,
@@ -23,8 +25,6 @@ from llmtrace_processors.security.injection import (
     findings_from,
 )
 from llmtrace_processors.security.scoring import Signal
-
-from llmtrace_otel.proxy.security_guard import BLOCKED_CODE
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.proxy_harness import running_proxy
 
