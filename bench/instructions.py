@@ -46,7 +46,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 _BODY = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]})
 
 
-def _wait_listening(port: int, process: subprocess.Popen[bytes], timeout_s: float = 120) -> None:
+def _wait_listening(port: int, process: subprocess.Popen[bytes], timeout_s: float = 600) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:

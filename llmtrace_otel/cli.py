@@ -207,6 +207,7 @@ async def _as_worker(settings: Settings, identity: WorkerIdentity, stop: asyncio
         await server.start(listen(settings.host, identity.ports["server"],
                                   setting="--port / server.port", reuse_port=True,
                                   backlog=listen_backlog(settings.max_connections)))
+    link.ready()
     _log.debug("worker %d (pid %d) serving", identity.index, os.getpid())
     signalled = asyncio.ensure_future(_until_signalled(settings, stop))
     orphaned = asyncio.ensure_future(link.closed())

@@ -43,6 +43,7 @@ __all__ = ["Hub", "Rendered", "WorkerSnapshots"]
 
 _log = logging.getLogger(__name__)
 _SNAPSHOT_EVERY_S = 5.0
+_HELLO_TIMEOUT_S = 600.0
 _PAUSE_AT = 0.9
 
 #: What a render answers: (HTTP status, headers, body).
@@ -144,10 +145,11 @@ class Hub:
         channel.on_request("render_metrics", self._answer_metrics)
         channel.on_request("render_health", self._answer_health)
         serving = asyncio.get_running_loop().create_task(channel.serve())
-        try:
-            who = await asyncio.wait_for(hello, 30.0)
+        try:  # a worker says hello once it listens: start-up may be slow (valgrind, ...)
+            who = await asyncio.wait_for(hello, _HELLO_TIMEOUT_S)
         except TimeoutError:
-            _log.error("a process connected to the control socket and never said hello")
+            _log.error("a process connected to the control socket and did not say hello "
+                       "within %.0f s", _HELLO_TIMEOUT_S)
             await channel.close()
             return
         index, pid = int(who["index"]), int(who["pid"])

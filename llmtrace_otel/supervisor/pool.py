@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +33,7 @@ __all__ = ["WorkerPool", "WorkerState"]
 
 _log = logging.getLogger(__name__)
 _QUICK_EXIT_S = 5.0
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _MAX_BACKOFF_S = 30.0
 
 
@@ -55,7 +57,17 @@ class WorkerState:
             "restarts": self.restarts,
             "last_exit": self.last_exit,
             "uptime_s": round(time.monotonic() - self.started, 3) if self.pid else 0,
+            "rss_bytes": _rss_bytes(self.pid) if self.pid else None,
         }
+
+
+def _rss_bytes(pid: int) -> int | None:
+    """Resident memory of ``pid`` (Linux /proc; None elsewhere or when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[1]) * _PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _describe(returncode: int) -> str:

@@ -31,7 +31,7 @@ from llmtrace_otel.telemetry.pipeline import Telemetry
 __all__ = ["TelemetryProcess", "merge_providers"]
 
 _log = logging.getLogger(__name__)
-#: How long a starting worker may take to connect before start() says so.
+#: How long starting workers may take to listen before start() announces with fewer.
 _READY_TIMEOUT_S = 60.0
 
 MetricsRenderer = Callable[[WorkerSnapshots, str, str], Rendered]
@@ -106,7 +106,7 @@ class TelemetryProcess:
 
     async def start(self, *, argv: Sequence[str], env: Mapping[str, str],
                     ports: Mapping[str, int]) -> None:
-        """Listen for the workers, start them, and wait until every one has connected."""
+        """Listen for the workers, start them, and wait until every one is serving."""
         await self.hub.start()
         self.pool = WorkerPool(self.workers, argv=argv, env=env, ports=ports,
                                control_path=self.hub.control_path,

@@ -1,7 +1,7 @@
 """A relay worker's connection to its telemetry process, and what the worker answers on it.
 
 The worker connects to the control socket the telemetry process gave it
-(``WorkerIdentity``), says who it is, then:
+(``WorkerIdentity``), says who it is once it listens (:meth:`WorkerLink.ready`), then:
 
 * ships its finished spans (``shipper.py``);
 * answers ``metrics`` (its cumulative metric data, as OTLP protobuf bytes) and ``health``
@@ -84,10 +84,14 @@ class WorkerLink:
         channel = FrameChannel(reader, writer, name=f"worker {identity.index}")
         link = cls(channel, identity)
         link._serving = asyncio.get_running_loop().create_task(channel.serve())
-        channel.send_event(
-            "hello", json.dumps({"index": identity.index, "pid": os.getpid()}).encode()
-        )
         return link
+
+    def ready(self) -> None:
+        """Say hello: this worker is serving (listening). The telemetry process counts a
+        worker as connected from then on, and announces the product once all are."""
+        self.channel.send_event(
+            "hello", json.dumps({"index": self.identity.index, "pid": os.getpid()}).encode()
+        )
 
     def answer(
         self, *, metrics: Callable[[], bytes], health: Callable[[], Mapping[str, Any]]
