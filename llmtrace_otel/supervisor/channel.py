@@ -11,8 +11,9 @@ A frame is a 4-byte big-endian length, a 1-byte kind and the body. Kinds:
 
 Requests are answered by the handler registered for their ``op``; a missing handler, a
 handler that raises, or a peer that goes away fails the request with :class:`ChannelError`
-(never a hang: every call has a timeout). Everything runs on the event loop that owns the
-stream.
+(never a hang: every call has a timeout). A handler of an event or a span batch that raises
+is logged and the connection goes on; a frame that is too large or malformed closes it.
+Everything runs on the event loop that owns the stream.
 """
 
 from __future__ import annotations
@@ -81,7 +82,9 @@ class FrameChannel:
 
     @property
     def closed(self) -> bool:
-        return self._closed.is_set()
+        """The peer closed, or the connection failed or is being closed: what is sent
+        now would be lost."""
+        return self._closed.is_set() or self._writer.is_closing()
 
     def buffered(self) -> int:
         """Bytes written and not yet sent (back-pressure: the peer is not reading)."""
@@ -135,9 +138,11 @@ class FrameChannel:
             self._writer.close()
 
     def _dispatch(self, kind: int, body: bytes) -> None:
+        if kind in (Kind.REQUEST, Kind.RESPONSE, Kind.ERROR) and len(body) < _ID.size:
+            raise ChannelError(f"{self.name}: a frame of kind {kind} without a call id")
         if kind == Kind.SPANS:
             if self._on_spans is not None:
-                self._on_spans(body)
+                self._deliver(self._on_spans, body, "a span batch")
         elif kind in (Kind.RESPONSE, Kind.ERROR):
             (call_id,) = _ID.unpack_from(body)
             future = self._pending.get(call_id)
@@ -156,9 +161,18 @@ class FrameChannel:
             task.add_done_callback(self._tasks.discard)
         elif kind == Kind.EVENT:
             op, _, data = body.partition(b"\n")
-            handler = self._events.get(op.decode("ascii", "replace"))
+            name = op.decode("ascii", "replace")
+            handler = self._events.get(name)
             if handler is not None:
-                handler(data)
+                self._deliver(handler, data, f"event {name}")
+
+    def _deliver(self, handler: MessageHandler, data: bytes, what: str) -> None:
+        """A one-way message to its handler: one that fails is logged and lost, and the
+        connection goes on (the next message is fine)."""
+        try:
+            handler(data)
+        except Exception:
+            _log.exception("%s: the handler of %s failed", self.name, what)
 
     async def _answer(self, call_id: int, op: str, data: bytes) -> None:
         handler = self._requests.get(op)

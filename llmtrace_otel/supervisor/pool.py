@@ -10,8 +10,10 @@ fork of a threaded process can inherit locks held by threads that do not exist i
 child.
 
 A worker that exits while the pool is running is restarted at once, and counted and logged
-with its exit status; one that keeps dying within seconds of its start is restarted with a
-growing delay (up to 30 s), so a broken configuration does not spin the machine.
+with its exit status; one that keeps dying within seconds of its start (or cannot be
+started at all: a process limit, memory) is restarted with a growing delay (up to 30 s), so
+a broken configuration does not spin the machine. :meth:`WorkerPool.stop` stops every
+worker, including one being started at that moment.
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ class WorkerPool:
         self.workers = [WorkerState(index) for index in range(count)]
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._stop_requested = asyncio.Event()
 
     def status(self) -> list[dict[str, object]]:
         return [worker.as_dict() for worker in self.workers]
@@ -120,55 +123,60 @@ class WorkerPool:
     async def _keep_alive(self, worker: WorkerState) -> None:
         backoff = 0.0
         while not self._stopping:
-            process = await self._spawn(worker)
-            returncode = await process.wait()
-            if self._stopping:
-                worker.state, worker.last_exit = "stopped", _describe(returncode)
-                return
-            lived = time.monotonic() - worker.started
+            try:
+                process = await self._spawn(worker)
+            except OSError as exc:  # fork or exec failed: a process limit, memory, ...
+                worker.pid, lived = None, 0.0
+                worker.last_exit = f"failed to start: {exc}"
+                what = worker.last_exit
+            else:
+                if self._stopping:  # stop() began while it was starting: not among those
+                    _signal(process, signal.SIGTERM)  # it signalled
+                returncode = await process.wait()
+                worker.last_exit = _describe(returncode)
+                if self._stopping:
+                    break
+                lived = time.monotonic() - worker.started
+                what = f"(pid {process.pid}) {worker.last_exit} after {lived:.1f} s"
             worker.restarts += 1
-            worker.last_exit = _describe(returncode)
             worker.state = "restarting"
             backoff = min(_MAX_BACKOFF_S, max(0.5, backoff * 2)) if lived < _QUICK_EXIT_S else 0.0
-            _log.warning(
-                "worker %d (pid %d) %s after %.1f s; restarting it%s (restart %d)",
-                worker.index,
-                process.pid,
-                worker.last_exit,
-                lived,
-                f" in {backoff:.1f} s" if backoff else "",
-                worker.restarts,
-            )
+            _log.warning("worker %d %s; restarting it%s (restart %d)", worker.index, what,
+                         f" in {backoff:.1f} s" if backoff else "", worker.restarts)
             if self._on_restart is not None:
                 self._on_restart(worker)
-            if backoff:
-                await asyncio.sleep(backoff)
+            if backoff:  # cut short by stop()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop_requested.wait(), backoff)
+        worker.state = "stopped"
+
+    def _running(self) -> list[asyncio.subprocess.Process]:
+        return [w.process for w in self.workers
+                if w.process is not None and w.process.returncode is None]
 
     async def stop(self, timeout_s: float) -> None:
-        """SIGTERM every worker (each drains its calls), SIGKILL those left at the deadline."""
+        """SIGTERM every worker (each drains its calls), SIGKILL those left at the deadline;
+        a worker that was starting when ``stop`` began is stopped the same way."""
         self._stopping = True
-        running = [
-            w.process
-            for w in self.workers
-            if w.process is not None and w.process.returncode is None
-        ]
-        for process in running:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-        waits = [asyncio.ensure_future(p.wait()) for p in running]
-        if waits:
-            _, pending = await asyncio.wait(waits, timeout=timeout_s)
-            for process in running:
-                if process.returncode is None:
-                    _log.warning(
-                        "worker pid %d did not stop within %.0f s; killing it",
-                        process.pid,
-                        timeout_s,
-                    )
-                    with contextlib.suppress(ProcessLookupError):
-                        process.kill()
-            if pending:
-                await asyncio.wait(pending, timeout=5.0)
-        for task in self._tasks:
+        self._stop_requested.set()
+        for process in self._running():
+            _signal(process, signal.SIGTERM)
+        # each task ends once its process has exited (it records how) or, waiting to
+        # restart one, at once
+        pending: set[asyncio.Task[None]] = set()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=timeout_s)
+        if pending:
+            for process in self._running():
+                _log.warning("worker pid %d did not stop within %.0f s; killing it",
+                             process.pid, timeout_s)
+                _signal(process, signal.SIGKILL)
+            _, pending = await asyncio.wait(pending, timeout=5.0)
+        for task in pending:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _signal(process: asyncio.subprocess.Process, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signum)

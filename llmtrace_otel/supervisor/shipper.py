@@ -13,8 +13,11 @@ When the telemetry process does not keep up (its end of the connection is not re
 batch stays queued; past ``max_queue`` spans new ones are dropped and counted
 (``llmtrace_telemetry_dropped_total{stage="worker.ship",reason="queue_full"}``), or, with
 ``block_when_full`` (collector mode: backpressure goes back to the OTLP senders), the thread
-that ends a span waits for room. A connection that is gone drops what is queued, counted
-(``reason="telemetry_process_gone"``).
+that ends a span waits for room; meanwhile the shipper looks at the connection again every
+few milliseconds (a timer, not every loop iteration: the relay shares this loop). A
+connection that is gone drops what is queued, counted (``reason="telemetry_process_gone"``);
+a span that ends after :meth:`SpanShipper.shutdown`, or once the worker's loop is closed,
+is counted with ``reason="shutdown"`` (never an error raised where the span ended).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import threading
 from collections import deque
 
 from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from llmtrace_otel.supervisor.channel import ChannelError, FrameChannel
@@ -37,6 +41,8 @@ _log = logging.getLogger(__name__)
 _STAGE = "worker.ship"
 #: Bytes the connection may hold unsent before batches wait in the queue instead.
 _MAX_IN_FLIGHT_BYTES = 8 * 1024 * 1024
+#: While the connection is backed up, how often the shipper looks again (at least).
+_RETRY_S = 0.01
 
 
 class SpanShipper(SpanProcessor):
@@ -64,7 +70,9 @@ class SpanShipper(SpanProcessor):
         self._queue: deque[ReadableSpan] = deque()
         self._room = threading.Condition()
         self._scheduled = False
+        self._retrying = False
         self._stopped = False
+        self._local: Resource | None = None
         #: The thread running ``loop`` (the shipper is built on it).
         self._loop_thread = threading.get_ident()
 
@@ -77,11 +85,14 @@ class SpanShipper(SpanProcessor):
         return self._max
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        return None
+        # Spans this worker's tracer provider starts are its own: they travel without their
+        # resource and take the telemetry process's. Spans it only relays (the collector's
+        # receivers hand them to on_end) keep the resource their sender gave them.
+        self._local = span.resource
 
     def on_end(self, span: ReadableSpan) -> None:
         with self._room:
-            if self._stopped:
+            if self._stopped or self._loop.is_closed():
                 self._on_drop(_STAGE, "shutdown")
                 return
             while len(self._queue) >= self._max:
@@ -89,7 +100,7 @@ class SpanShipper(SpanProcessor):
                     self._on_drop(_STAGE, "queue_full")
                     return
                 self._room.wait(0.5)
-                if self._stopped:
+                if self._stopped or self._loop.is_closed():
                     self._on_drop(_STAGE, "shutdown")
                     return
             self._queue.append(span)
@@ -100,10 +111,23 @@ class SpanShipper(SpanProcessor):
         # spans mostly end on the event loop itself: no wake-up of the loop needed then
         schedule = (self._loop.call_soon if threading.get_ident() == self._loop_thread
                     else self._loop.call_soon_threadsafe)
-        if due or not self._delay:
-            schedule(self._send)
-        else:
-            schedule(self._loop.call_later, self._delay, self._send)
+        try:
+            if due or not self._delay:
+                schedule(self._send)
+            else:
+                schedule(self._loop.call_later, self._delay, self._send)
+        except RuntimeError:  # the loop closed meanwhile: nothing will send what is queued
+            with self._room:
+                self._scheduled = False
+                self._drop_queued("shutdown")
+
+    def _drop_queued(self, reason: str) -> None:
+        """With ``_room`` held: count every queued span as dropped, and make room."""
+        dropped = len(self._queue)
+        self._queue.clear()
+        self._room.notify_all()
+        for _ in range(dropped):
+            self._on_drop(_STAGE, reason)
 
     def _send(self) -> None:
         """On the event loop: send what is queued, unless the connection is backed up."""
@@ -112,21 +136,22 @@ class SpanShipper(SpanProcessor):
             if not self._queue:
                 return
             if self._channel.closed:
-                dropped = len(self._queue)
-                self._queue.clear()
-                self._room.notify_all()
-                for _ in range(dropped):
-                    self._on_drop(_STAGE, "telemetry_process_gone")
+                self._drop_queued("telemetry_process_gone")
                 return
             if self._channel.buffered() > _MAX_IN_FLIGHT_BYTES:
-                self._scheduled = True  # try again shortly; the queue bounds what waits
-                self._loop.call_later(self._delay, self._send)
+                # try again shortly (one timer, however many batches came due meanwhile;
+                # not at every loop iteration: the relay shares this loop); the queue
+                # bounds what waits
+                self._scheduled = True
+                if not self._retrying:
+                    self._retrying = True
+                    self._loop.call_later(max(self._delay, _RETRY_S), self._retry)
                 return
             batch = list(self._queue)
             self._queue.clear()
             self._room.notify_all()
         try:
-            self._channel.send_spans(encode_batch(batch))
+            self._channel.send_spans(encode_batch(batch, local=self._local))
         except ChannelError:
             for _ in batch:
                 self._on_drop(_STAGE, "telemetry_process_gone")
@@ -134,6 +159,10 @@ class SpanShipper(SpanProcessor):
             _log.exception("could not send %d spans to the telemetry process", len(batch))
             for _ in batch:
                 self._on_drop(_STAGE, "processor_error")
+
+    def _retry(self) -> None:
+        self._retrying = False
+        self._send()
 
     async def drain(self, timeout_s: float) -> bool:
         """Send everything queued and wait until the connection has written it."""

@@ -1,23 +1,28 @@
 """Finished spans as bytes between our own processes: a relay worker to the telemetry process.
 
 A span travels as a tuple of plain values (ids, times, name, kind, status, attributes,
-events, links, scope), a batch of them pickled at once: ``pickle`` of builtins is C code on
-both ends, several times cheaper than OTLP protobuf built from Python objects. Only builtin
-types are ever sent, and :func:`decode_batch` refuses anything else (its unpickler resolves
-no global), so the channel cannot carry code even if something else wrote to it. The
-receiving side rebuilds SDK ``ReadableSpan`` objects with its own resource, which is the same
-service (the process that exports them).
+events, links), a batch of them pickled at once with the distinct instrumentation scopes and
+resources of the batch beside them: ``pickle`` of builtins is C code on both ends, several
+times cheaper than OTLP protobuf built from Python objects. Only builtin types are ever
+sent, and :func:`decode_batch` refuses anything else (its unpickler resolves no global), so
+the channel cannot carry code even if something else wrote to it.
+
+Resources: the spans a worker made itself (its tracer provider's, ``local``) travel without
+theirs and take the receiving side's, which is the same service (the process that exports
+them); spans a worker only relays (the collector's receivers) keep the resource their
+sender gave them, as in one process.
 
 Span attributes that are not plain values (the SDK keeps them validated, so they are str,
-bool, int, float or tuples of those) travel as they are; the counts the SDK dropped at its
-limits travel too.
+bool, int, float or tuples of those; the receiver adds bytes and mappings) travel as they
+are; the counts the SDK dropped at its limits (of the span, and of each event and link)
+travel too.
 """
 
 from __future__ import annotations
 
 import io
 import pickle
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from opentelemetry.attributes import BoundedAttributes
@@ -53,9 +58,9 @@ def _context(context: SpanContext | None) -> tuple[int, int, int, bool, str] | N
     )
 
 
-def span_record(span: ReadableSpan) -> SpanRecord:
-    """The plain-value form of one finished span."""
-    scope = span.instrumentation_scope
+def span_record(span: ReadableSpan, scope: int | None, resource: int | None) -> SpanRecord:
+    """The plain-value form of one finished span; ``scope`` and ``resource`` index the
+    batch's tables (None: no scope; the receiver's resource)."""
     return (
         span.name,
         _context(span.context),
@@ -66,15 +71,55 @@ def span_record(span: ReadableSpan) -> SpanRecord:
         _CODES.index(span.status.status_code),
         span.status.description,
         dict(span.attributes or {}),
-        [(event.name, dict(event.attributes or {}), event.timestamp) for event in span.events],
-        [(_context(link.context), dict(link.attributes or {})) for link in span.links],
-        (scope.name, scope.version, scope.schema_url) if scope is not None else None,
+        [(event.name, dict(event.attributes or {}), event.timestamp, event.dropped_attributes)
+         for event in span.events],
+        [(_context(link.context), dict(link.attributes or {}), link.dropped_attributes)
+         for link in span.links],
+        scope,
+        resource,
         (span.dropped_attributes, span.dropped_events, span.dropped_links),
     )
 
 
-def encode_batch(spans: Iterable[ReadableSpan]) -> bytes:
-    return pickle.dumps([span_record(span) for span in spans], protocol=_PROTOCOL)
+class _Table:
+    """The distinct SDK objects (scopes, resources) of one batch, each sent once as a row;
+    spans name theirs by index."""
+
+    def __init__(self, row: Callable[[Any], tuple[Any, ...]]) -> None:
+        self._row = row
+        self._indexes: dict[int, int] = {}  # id() of the object: it lives as long as the batch
+        self.rows: list[tuple[Any, ...]] = []
+
+    def index(self, item: Any) -> int:
+        found = self._indexes.get(id(item))
+        if found is None:
+            found = self._indexes[id(item)] = len(self.rows)
+            self.rows.append(self._row(item))
+        return found
+
+
+def _scope_row(scope: InstrumentationScope) -> tuple[Any, ...]:
+    return scope.name, scope.version, scope.schema_url, dict(scope.attributes or {})
+
+
+def _resource_row(resource: Resource) -> tuple[Any, ...]:
+    return dict(resource.attributes), resource.schema_url
+
+
+def encode_batch(spans: Iterable[ReadableSpan], *, local: Resource | None = None) -> bytes:
+    """``spans`` as one batch. Those whose resource is ``local`` (the sending process's
+    own) take the receiver's; the others carry theirs."""
+    scopes, resources = _Table(_scope_row), _Table(_resource_row)
+    records = [
+        span_record(
+            span,
+            None if span.instrumentation_scope is None else scopes.index(
+                span.instrumentation_scope),
+            None if span.resource is local else resources.index(span.resource),
+        )
+        for span in spans
+    ]
+    return pickle.dumps((scopes.rows, resources.rows, records), protocol=_PROTOCOL)
 
 
 class _PlainUnpickler(pickle.Unpickler):
@@ -114,16 +159,19 @@ def _sequence(items: tuple[Any, ...], dropped: int) -> Any:
 
 
 def decode_batch(data: bytes, resource: Resource) -> list[ReadableSpan]:
-    """The spans of one batch, with ``resource``. Raises :class:`SpanWireError`."""
+    """The spans of one batch; those their sender made take ``resource``. Raises
+    :class:`SpanWireError`."""
     try:
-        records = _PlainUnpickler(io.BytesIO(data)).load()
+        scope_table, resource_table, records = _PlainUnpickler(io.BytesIO(data)).load()
     except SpanWireError:
         raise
     except Exception as exc:  # noqa: BLE001 - any malformed batch is one kind of error
         raise SpanWireError(f"not a span batch: {exc}") from None
     spans = []
-    scopes: dict[Any, InstrumentationScope] = {}
     try:
+        scopes = [InstrumentationScope(name, version, schema_url, attributes or None)
+                  for name, version, schema_url, attributes in scope_table]
+        resources = [Resource(attributes, schema_url) for attributes, schema_url in resource_table]
         for (
             name,
             context,
@@ -137,25 +185,24 @@ def decode_batch(data: bytes, resource: Resource) -> list[ReadableSpan]:
             events,
             links,
             scope,
+            carried,
             (dropped_attributes, dropped_events, dropped_links),
         ) in records:
-            instrumentation = None
-            if scope is not None:
-                instrumentation = scopes.get(scope)
-                if instrumentation is None:
-                    instrumentation = scopes[scope] = InstrumentationScope(*scope)
             spans.append(
                 ReadableSpan(
                     name=name,
                     context=_span_context(context),
                     parent=_span_context(parent),
-                    resource=resource,
+                    resource=resource if carried is None else resources[carried],
                     attributes=_attributes(attributes, dropped_attributes),
-                    events=_sequence(tuple(Event(n, a, t) for n, a, t in events), dropped_events),
+                    events=_sequence(
+                        tuple(Event(n, _attributes(a, d), t) for n, a, t, d in events),
+                        dropped_events,
+                    ),
                     links=_sequence(
                         tuple(
-                            Link(_span_context(c), a)  # type: ignore[arg-type]
-                            for c, a in links
+                            Link(_span_context(c), _attributes(a, d))  # type: ignore[arg-type]
+                            for c, a, d in links
                         ),
                         dropped_links,
                     ),
@@ -163,9 +210,9 @@ def decode_batch(data: bytes, resource: Resource) -> list[ReadableSpan]:
                     status=Status(_CODES[code], description),
                     start_time=start,
                     end_time=end,
-                    instrumentation_scope=instrumentation,
+                    instrumentation_scope=None if scope is None else scopes[scope],
                 )
             )
-    except (TypeError, ValueError, IndexError) as exc:
+    except (TypeError, ValueError, IndexError, AttributeError) as exc:
         raise SpanWireError(f"not a span batch: {exc}") from None
     return spans

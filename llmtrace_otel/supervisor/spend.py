@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Callable
 
 from llmtrace_otel.tenancy.budgets import SpendEvent
@@ -29,8 +30,11 @@ def decode_spend(data: bytes) -> SpendEvent:
     if not isinstance(value, dict):
         raise ValueError("a spend event is a JSON object")
     tenant, agent, usd = value.get("tenant"), value.get("agent"), value.get("usd")
+    # usd: a finite amount >= 0 (JSON allows NaN; added to a total it would make every
+    # budget comparison false: a budget never exceeded), or None (unpriced)
     if not isinstance(tenant, str) or not (agent is None or isinstance(agent, str)) or not (
-            usd is None or (isinstance(usd, int | float) and not isinstance(usd, bool))):
+            usd is None or (isinstance(usd, int | float) and not isinstance(usd, bool)
+                            and math.isfinite(usd) and usd >= 0)):
         raise ValueError(f"not a spend event: {value!r}")
     return SpendEvent(tenant=tenant, agent=agent, usd=None if usd is None else float(usd))
 
