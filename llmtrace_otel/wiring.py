@@ -81,7 +81,7 @@ from llmtrace_otel.receiver.service import OTLPReceiver, ReceiverConfig
 from llmtrace_otel.supervisor.hub import Hub, Rendered, WorkerSnapshots
 from llmtrace_otel.supervisor.peer_metrics import PeerMetrics
 from llmtrace_otel.supervisor.shipper import SpanShipper
-from llmtrace_otel.supervisor.spend import ForwardedSpend, decode_spend
+from llmtrace_otel.supervisor.spend import ForwardedSpend, spend_handler
 from llmtrace_otel.supervisor.telemetry_process import TelemetryProcess
 from llmtrace_otel.supervisor.worker_link import WorkerLink, forwarding_ops_routes
 from llmtrace_otel.telemetry.instruments import ProxyInstruments
@@ -802,6 +802,8 @@ def _shipping_telemetry(settings: Settings, metering: _Metering, link: WorkerLin
                           on_drop=metering.instruments.count_drop,
                           max_queue=settings.analysis_queue_size,
                           block_when_full=block_when_full)
+    # the telemetry process holds the workers' batches while its analysis queue is full
+    link.on_hold(shipper.hold, shipper.resume)
     tracer_provider = TracerProvider(resource=metering.resource)
     tracer_provider.add_span_processor(shipper)
     return Telemetry(
@@ -853,7 +855,7 @@ def build_proxy_worker(settings: Settings, link: WorkerLink, *,
     tenancy = _tenancy(settings, metering, analysis=False)
     if tenancy is not None and tenancy.budgets is not None:
         budgets = tenancy.budgets
-        link.on_spend(lambda data: budgets.submit(decode_spend(data)))
+        link.on_spend(spend_handler(budgets.submit, metering.instruments.count_drop))
     server = _proxy_server(settings, env, telemetry, tenancy, Extras(), ops=ops)
     link.answer(metrics=_metrics_snapshot(metering.snapshot_reader), health=server.health)
     return server
@@ -905,8 +907,9 @@ def build_telemetry_process(settings: Settings, *, collector: bool = False,
     the event loop that will run it."""
     env = os.environ if env is None else env
     metering = _metering(settings, env, extras, INSTRUMENTATION_NAME, None)
-    hub = Hub(resource=metering.resource, on_drop=metering.instruments.count_drop)
     peers = PeerMetrics(gauges=_GAUGE_MERGE, on_drop=metering.instruments.count_drop)
+    hub = Hub(resource=metering.resource, on_drop=metering.instruments.count_drop,
+              on_retired=peers.retire)
     if metering.prometheus_reader is not None:
         metering.prometheus_reader.add_source(CumulativeSource(peers.fetch))
     spend = ForwardedSpend(asyncio.get_running_loop(), hub.send_spend,

@@ -8,14 +8,15 @@ connects introduces itself (``hello``: index and pid); from then on the hub
 * answers its ``render_metrics`` / ``render_health`` requests with the whole product's
   ``/metrics`` and ``/health``, gathered from every live worker plus this process;
 * keeps the last metric snapshot of each worker (refreshed at every scrape and every few
-  seconds), so that a worker that dies leaves its counts in the totals (``retired``):
+  seconds), so that a worker that dies leaves its counts in the totals (``on_retired``):
   counters on ``/metrics`` never go down because a worker was restarted;
 * sends spend events (``spend``) to a worker, which records them in the budgets it enforces.
 
-When the pipeline's queue is nearly full, the hub stops reading span batches: the workers'
-connections back up, their ship queues fill, and (in collector mode) the receivers refuse
-new data with a retry: backpressure crosses the process boundary instead of spans being
-dropped here.
+When the pipeline's queue is nearly full, the hub asks every worker to hold its span
+batches (``hold``, then ``go`` once the queue is half empty): their ship queues fill, and (in
+collector mode) the receivers refuse new data with a retry: backpressure crosses the process
+boundary instead of spans being dropped here. The connections keep being read meanwhile, so
+``/health`` and ``/metrics`` still answer.
 """
 
 from __future__ import annotations
@@ -44,7 +45,10 @@ __all__ = ["Hub", "Rendered", "WorkerSnapshots"]
 _log = logging.getLogger(__name__)
 _SNAPSHOT_EVERY_S = 5.0
 _HELLO_TIMEOUT_S = 600.0
-_PAUSE_AT = 0.9
+#: The pipeline's queue share at which workers are asked to hold their span batches, and
+#: the share below which they are let go again.
+_HOLD_AT = 0.9
+_RELEASE_AT = 0.5
 
 #: What a render answers: (HTTP status, headers, body).
 Rendered = tuple[int, dict[str, str], bytes]
@@ -52,12 +56,10 @@ Rendered = tuple[int, dict[str, str], bytes]
 
 @dataclass
 class WorkerSnapshots:
-    """Every worker's latest metric snapshot (OTLP protobuf bytes), and the last ones of
-    workers that are gone, until the renderer folds them into its totals (their cumulative
-    counts stay in the totals)."""
+    """Every live worker's latest metric snapshot (OTLP protobuf bytes). The last one of a
+    worker that is gone goes to the hub's ``on_retired``: its counts stay in the totals."""
 
     live: dict[int, bytes] = field(default_factory=dict)
-    retired: list[bytes] = field(default_factory=list)
 
 
 @dataclass
@@ -74,20 +76,23 @@ class Hub:
     :meth:`answer`: ``render_metrics(snapshots, accept, accept_encoding)`` (on a thread)
     and ``render_health(worker_reports)``."""
 
-    def __init__(self, *, resource: Resource, on_drop: DropCounter) -> None:
+    def __init__(self, *, resource: Resource, on_drop: DropCounter,
+                 on_retired: Callable[[bytes], None] | None = None) -> None:
         self._resource = resource
         self._on_drop = on_drop
+        self._on_retired = on_retired
         self._head: SpanProcessor | None = None
         self._queue: Callable[[], tuple[int, int]] | None = None
         self._render_metrics: Callable[[WorkerSnapshots, str, str], Rendered] | None = None
         self._render_health: Callable[[dict[int, Mapping[str, Any]]], Rendered] | None = None
         self._workers: dict[int, _Connected] = {}
         self.snapshots = WorkerSnapshots()
-        self._directory = Path(tempfile.mkdtemp(prefix="llmtrace-otel-"))  # 0700
-        self.control_path = str(self._directory / "control.sock")
+        self._directory: Path | None = None
+        self.control_path = ""
         self._server: asyncio.AbstractServer | None = None
         self._snapshotting: asyncio.Task[None] | None = None
         self._round_robin = itertools.count()
+        self._holding = False
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def feed(self, head: SpanProcessor,
@@ -101,6 +106,9 @@ class Hub:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Listen on a control socket in a new private directory (0700)."""
+        self._directory = Path(tempfile.mkdtemp(prefix="llmtrace-otel-"))
+        self.control_path = str(self._directory / "control.sock")
         self._server = await asyncio.start_unix_server(self._connected, self.control_path)
         os.chmod(self.control_path, 0o600)
         self._snapshotting = asyncio.get_running_loop().create_task(self._snapshot_often())
@@ -112,9 +120,11 @@ class Hub:
             self._server.close()
         for connected in list(self._workers.values()):
             await connected.channel.close()
-        with contextlib.suppress(OSError):
-            Path(self.control_path).unlink()
-            self._directory.rmdir()
+        if self._directory is not None:
+            with contextlib.suppress(OSError):
+                Path(self.control_path).unlink()
+            with contextlib.suppress(OSError):
+                self._directory.rmdir()
 
     async def wait_disconnected(self, timeout_s: float) -> bool:
         """Wait until every worker has closed its connection (their last spans are in)."""
@@ -141,7 +151,7 @@ class Hub:
                 hello.set_result(json.loads(data))
 
         channel.on_event("hello", on_hello)
-        channel.on_spans(lambda data: self._spans(data, writer))
+        channel.on_spans(self._spans)
         channel.on_request("render_metrics", self._answer_metrics)
         channel.on_request("render_health", self._answer_health)
         serving = asyncio.get_running_loop().create_task(channel.serve())
@@ -156,16 +166,19 @@ class Hub:
         channel.name = f"worker {index} (pid {pid})"
         connected = _Connected(channel, index, pid)
         self._workers[index] = connected
+        if self._holding:  # a worker that joins while the others hold its batches holds too
+            with contextlib.suppress(ChannelError):
+                channel.send_event("hold", b"")
         try:
             await serving
         finally:
             if self._workers.get(index) is connected:
                 del self._workers[index]
                 last = self.snapshots.live.pop(index, None)
-                if last is not None:
-                    self.snapshots.retired.append(last)
+                if last is not None and self._on_retired is not None:
+                    self._on_retired(last)
 
-    def _spans(self, data: bytes, writer: asyncio.StreamWriter) -> None:
+    def _spans(self, data: bytes) -> None:
         try:
             spans = decode_batch(data, self._resource)
         except SpanWireError as exc:
@@ -178,28 +191,37 @@ class Hub:
             return
         for span in spans:
             head.on_end(span)
-        if self._queue is not None:
+        if self._queue is not None and not self._holding:
             depth, capacity = self._queue()
-            if depth >= capacity * _PAUSE_AT:
-                self._pause(writer)
+            if depth >= capacity * _HOLD_AT:
+                self._hold()
 
-    def _pause(self, writer: asyncio.StreamWriter) -> None:
-        """Stop reading this worker until the pipeline's queue has room again."""
-        transport = writer.transport
-        transport.pause_reading()  # type: ignore[attr-defined]
+    def _hold(self) -> None:
+        """Ask every worker to hold its span batches until the pipeline's queue is half
+        empty. The connections keep being read: requests (/health, /metrics) still pass,
+        and batches already on their way are taken."""
+        self._holding = True
+        self._tell_all("hold")
 
-        async def resume() -> None:
-            while self._queue is not None:
-                depth, capacity = self._queue()
-                if depth < capacity * 0.5 or transport.is_closing():
-                    break
-                await asyncio.sleep(0.02)
-            if not transport.is_closing():
-                transport.resume_reading()  # type: ignore[attr-defined]
+        async def release() -> None:
+            try:
+                while self._queue is not None:
+                    depth, capacity = self._queue()
+                    if depth < capacity * _RELEASE_AT:
+                        break
+                    await asyncio.sleep(0.02)
+            finally:
+                self._holding = False
+                self._tell_all("go")
 
-        task = asyncio.get_running_loop().create_task(resume())
+        task = asyncio.get_running_loop().create_task(release())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _tell_all(self, op: str) -> None:
+        for connected in list(self._workers.values()):
+            with contextlib.suppress(ChannelError):
+                connected.channel.send_event(op, b"")
 
     # -- gathering from the workers --------------------------------------------------------
 

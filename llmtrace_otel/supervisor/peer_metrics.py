@@ -1,8 +1,9 @@
 """The relay workers' metrics, as the telemetry process's ``/metrics`` merges them in.
 
 At every scrape the hub asks each live worker for its cumulative metric data (OTLP protobuf
-bytes from its in-memory reader) and keeps the last answer of each worker that has gone.
-:meth:`PeerMetrics.update` decodes and merges them (``metrics_merge.py``: counters summed,
+bytes from its in-memory reader); the last answer of a worker that has gone is folded into
+the retired totals at once (:meth:`PeerMetrics.retire`). :meth:`PeerMetrics.update` decodes
+and merges them (``metrics_merge.py``: counters summed,
 histograms bucket by bucket, gauges the way each means); the telemetry process's Prometheus
 reader takes the result as one more source (:meth:`PeerMetrics.fetch`, a
 ``CumulativeSource``), merged with its own metrics at the collection that follows. A worker
@@ -50,18 +51,24 @@ class PeerMetrics:
         #: The totals of every worker that has gone, folded into one as they retire.
         self._retired: MetricsData | None = None
 
+    def retire(self, raw: bytes) -> None:
+        """Fold the last snapshot of a worker that has gone into the totals, once (its
+        counters and histograms; not its gauges)."""
+        decoded = self._decode(raw)
+        if decoded is None:
+            return
+        with self._lock:
+            self._retired = self._merge(
+                [part for part in (self._retired, totals_only(decoded)) if part is not None])
+
     def update(self, snapshots: WorkerSnapshots) -> None:
-        """Decode and merge the workers' latest snapshots (on the rendering thread). Takes
-        the retired snapshots out of ``snapshots``: they are folded in here, once."""
-        while snapshots.retired:
-            decoded = self._decode(snapshots.retired.pop(0))
-            if decoded is not None:
-                self._retired = self._merge(
-                    [part for part in (self._retired, totals_only(decoded)) if part is not None])
+        """Decode and merge the live workers' latest snapshots with the retired totals (on
+        the rendering thread)."""
         parts = [data for data in map(self._decode, list(snapshots.live.values()))
                  if data is not None]
-        if self._retired is not None:
-            parts.append(self._retired)
+        with self._lock:
+            if self._retired is not None:
+                parts.append(self._retired)
         merged = self._merge(parts) if parts else None
         with self._lock:
             self._merged = merged

@@ -9,8 +9,9 @@ and a span is in the telemetry process's hands within 5 ms of its call's end, so
 killed with SIGKILL loses at most the spans of calls that ended in its last 5 ms.
 Analysis and export happen in the telemetry process, off this process's GIL.
 
-When the telemetry process does not keep up (its end of the connection is not read), the
-batch stays queued; past ``max_queue`` spans new ones are dropped and counted
+When the telemetry process does not keep up (it asks the worker to hold its batches while
+its analysis queue is full, :meth:`SpanShipper.hold`; or its end of the connection backs
+up), the batch stays queued; past ``max_queue`` spans new ones are dropped and counted
 (``llmtrace_telemetry_dropped_total{stage="worker.ship",reason="queue_full"}``), or, with
 ``block_when_full`` (collector mode: backpressure goes back to the OTLP senders), the thread
 that ends a span waits for room; meanwhile the shipper looks at the connection again every
@@ -72,6 +73,8 @@ class SpanShipper(SpanProcessor):
         self._scheduled = False
         self._retrying = False
         self._stopped = False
+        #: The telemetry process asked to hold span batches (its analysis queue is full).
+        self._held = False
         self._local: Resource | None = None
         #: The thread running ``loop`` (the shipper is built on it).
         self._loop_thread = threading.get_ident()
@@ -138,6 +141,9 @@ class SpanShipper(SpanProcessor):
             if self._channel.closed:
                 self._drop_queued("telemetry_process_gone")
                 return
+            if self._held:  # resume() sends what waits
+                self._scheduled = True
+                return
             if self._channel.buffered() > _MAX_IN_FLIGHT_BYTES:
                 # try again shortly (one timer, however many batches came due meanwhile;
                 # not at every loop iteration: the relay shares this loop); the queue
@@ -159,6 +165,16 @@ class SpanShipper(SpanProcessor):
             _log.exception("could not send %d spans to the telemetry process", len(batch))
             for _ in batch:
                 self._on_drop(_STAGE, "processor_error")
+
+    def hold(self) -> None:
+        """On the event loop: keep span batches queued until :meth:`resume` (the telemetry
+        process's analysis queue is full; the queue's bound then applies)."""
+        self._held = True
+
+    def resume(self) -> None:
+        """On the event loop: send again, starting with what waited."""
+        self._held = False
+        self._send()
 
     def _retry(self) -> None:
         self._retrying = False

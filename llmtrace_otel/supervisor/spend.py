@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 from collections.abc import Callable
 
 from llmtrace_otel.tenancy.budgets import SpendEvent
+from llmtrace_processors.chain import DropCounter
 
-__all__ = ["ForwardedSpend", "decode_spend", "encode_spend"]
+__all__ = ["ForwardedSpend", "decode_spend", "encode_spend", "spend_handler"]
+
+_log = logging.getLogger(__name__)
 
 
 def encode_spend(event: SpendEvent) -> bytes:
@@ -55,3 +59,19 @@ class ForwardedSpend:
             self._loop.call_soon_threadsafe(self._send, encode_spend(event))
         except RuntimeError:  # the loop is closed
             self._on_lost()
+
+
+def spend_handler(submit: Callable[[SpendEvent], None], on_drop: DropCounter
+                  ) -> Callable[[bytes], None]:
+    """A worker's handler of ``spend`` events: each decoded event to ``submit`` (its budget
+    tracker); one that cannot be read is logged and counted
+    (``{stage="worker.spend",reason="undecodable"}``), never recorded."""
+    def handle(data: bytes) -> None:
+        try:
+            event = decode_spend(data)
+        except ValueError as exc:
+            _log.error("a spend event from the telemetry process could not be read: %s", exc)
+            on_drop("worker.spend", "undecodable")
+            return
+        submit(event)
+    return handle

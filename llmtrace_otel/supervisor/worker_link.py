@@ -10,7 +10,8 @@ The worker connects to the control socket the telemetry process gave it
   when a client asks this worker for them (``ops_routes`` below): every worker answers for
   all of them;
 * receives ``spend`` events (the cost of calls, priced in the telemetry process) for the
-  budgets it enforces.
+  budgets it enforces, and ``hold`` / ``go`` (keep span batches queued while the telemetry
+  process's analysis queue is full).
 
 If the telemetry process goes away the worker stops serving: it has nowhere to send
 telemetry, and its parent will restart it.
@@ -106,6 +107,12 @@ class WorkerLink:
 
         self.channel.on_request("metrics", on_metrics)
         self.channel.on_request("health", on_health)
+
+    def on_hold(self, hold: Callable[[], None], resume: Callable[[], None]) -> None:
+        """What the worker does when the telemetry process asks it to hold its span
+        batches (its analysis queue is full) and to send them again."""
+        self.channel.on_event("hold", lambda _: hold())
+        self.channel.on_event("go", lambda _: resume())
 
     def on_spend(self, handler: Callable[[bytes], None]) -> None:
         self.channel.on_event("spend", handler)

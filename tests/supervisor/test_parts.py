@@ -18,7 +18,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from llmtrace_otel.supervisor.hub import Hub, Rendered, WorkerSnapshots
 from llmtrace_otel.supervisor.shipper import SpanShipper
-from llmtrace_otel.supervisor.spend import ForwardedSpend, decode_spend, encode_spend
+from llmtrace_otel.supervisor.spend import (
+    ForwardedSpend,
+    decode_spend,
+    encode_spend,
+    spend_handler,
+)
 from llmtrace_otel.supervisor.telemetry_process import merge_providers
 from llmtrace_otel.supervisor.worker_link import WORKER_ENV, WorkerIdentity, WorkerLink
 from llmtrace_otel.telemetry.provider_health import ProviderState
@@ -60,6 +65,17 @@ def test_an_integer_usd_is_read_as_a_float() -> None:
 def test_a_malformed_spend_event_is_refused(data: bytes, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         decode_spend(data)
+
+
+def test_the_workers_spend_handler_records_events_and_counts_unreadable_ones() -> None:
+    recorded: list[SpendEvent] = []
+    drops: list[tuple[str, str]] = []
+    handle = spend_handler(recorded.append, lambda *drop: drops.append(drop))
+    event = SpendEvent("team-a", None, 0.25)
+    handle(encode_spend(event))
+    handle(b'{"tenant":"t","agent":null,"usd":NaN}')
+    assert recorded == [event]
+    assert drops == [("worker.spend", "undecodable")]
 
 
 def test_forwarded_spend_reaches_send_on_the_loop_then_counts_what_arrives_too_late() -> None:
@@ -152,7 +168,9 @@ def test_the_hub_serves_a_worker_from_hello_to_disconnect() -> None:
             {"workers": {str(index): report for index, report in reports.items()}}).encode()
 
     async def main() -> None:
-        hub = Hub(resource=TELEMETRY, on_drop=lambda *drop: drops.append(drop))
+        retired: list[bytes] = []
+        hub = Hub(resource=TELEMETRY, on_drop=lambda *drop: drops.append(drop),
+                  on_retired=retired.append)
         hub.feed(SimpleSpanProcessor(exported))
         hub.answer(metrics=render_metrics, health=render_health)
         await hub.start()
@@ -199,7 +217,7 @@ def test_the_hub_serves_a_worker_from_hello_to_disconnect() -> None:
             await link.aclose()
             await until(lambda: hub.connected == {}, "the worker to be gone")
             assert hub.snapshots.live == {}
-            assert hub.snapshots.retired == [b"worker-1 counts"]  # its counts stay
+            assert retired == [b"worker-1 counts"]  # its counts stay in the totals
             assert hub.send_spend(b"{}") is False
             assert drops == [("telemetry_process.spend", "no_worker")]
         finally:
@@ -209,17 +227,13 @@ def test_the_hub_serves_a_worker_from_hello_to_disconnect() -> None:
     asyncio.run(main())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "hub.py Hub._pause (transport.pause_reading(), line 189) stops reading the worker's "
-    "whole connection while the pipeline's queue is >= 90% full: the worker's requests (its "
-    "/health and /metrics) and its answers to the hub are not read either, until the queue "
-    "is below 50%"))
-def test_a_worker_held_back_for_backpressure_still_gets_its_health_answered() -> None:
+def test_a_full_pipeline_holds_the_workers_batches_and_still_answers_their_requests() -> None:
     exported = InMemorySpanExporter()
+    queue = {"depth": 100}  # the pipeline's queue: full until the test empties it
 
     async def main() -> None:
         hub = Hub(resource=TELEMETRY, on_drop=lambda *drop: None)
-        hub.feed(SimpleSpanProcessor(exported), lambda: (100, 100))  # the queue stays full
+        hub.feed(SimpleSpanProcessor(exported), lambda: (queue["depth"], 100))
         hub.answer(metrics=lambda *_: (200, {}, b""),
                    health=lambda reports: (200, {}, json.dumps(reports).encode()))
         await hub.start()
@@ -228,15 +242,29 @@ def test_a_worker_held_back_for_backpressure_still_gets_its_health_answered() ->
             link.answer(metrics=lambda: b"", health=lambda: {"status": "ok"})
             link.ready()
             await until(lambda: bool(hub.connected), "hello")
+            shipper = SpanShipper(link.channel, asyncio.get_running_loop(),
+                                  on_drop=lambda *drop: None)
+            link.on_hold(shipper.hold, shipper.resume)
             provider = TracerProvider()
-            provider.add_span_processor(SpanShipper(link.channel, asyncio.get_running_loop(),
-                                                    on_drop=lambda *drop: None))
-            with provider.get_tracer("t").start_as_current_span("call"):
+            provider.add_span_processor(shipper)
+            tracer = provider.get_tracer("t")
+            with tracer.start_as_current_span("first"):
                 pass
-            await until(lambda: len(exported.get_finished_spans()) == 1, "the span")
-            # the hub holds this worker's span batches back now; /health must still work
+            await until(lambda: len(exported.get_finished_spans()) == 1, "the first span")
+            # the queue is full: the worker is told to hold; its next span waits with it
+            await until(lambda: shipper._held, "the hold")
+            with tracer.start_as_current_span("second"):
+                pass
+            await asyncio.sleep(0.1)
+            assert shipper.queue_depth == 1
+            assert len(exported.get_finished_spans()) == 1
+            # the connection is still read: /health answers while batches are held
             answer = await link.channel.request("render_health", b"{}", timeout_s=2.0)
             assert json.loads(answer.partition(b"\n")[2]) == {"0": {"status": "ok"}}
+            # room again: the worker is let go and sends what waited
+            queue["depth"] = 0
+            await until(lambda: len(exported.get_finished_spans()) == 2, "the second span")
+            assert shipper.queue_depth == 0 and not shipper._held
         finally:
             await link.aclose()
             await hub.stop()

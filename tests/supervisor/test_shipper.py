@@ -46,6 +46,9 @@ class Worker:
 
     def __init__(self, channel: FrameChannel, **options: object) -> None:
         self.drops: list[tuple[str, str]] = []
+        # batches sent at the next loop iteration unless a test says otherwise: the tests
+        # back the connection up span by span (the 5 ms default has a test of its own)
+        options.setdefault("delay_s", 0.0)
         self.shipper = SpanShipper(channel, asyncio.get_running_loop(),
                                    on_drop=lambda *drop: self.drops.append(drop),
                                    **options)  # type: ignore[arg-type]
@@ -75,12 +78,17 @@ class Telemetry:
 
     def __init__(self) -> None:
         self.spans: list[ReadableSpan] = []
+        self.batches = 0
         self.channel: FrameChannel | None = None
 
     async def read(self, sock: socket.socket) -> None:
         self.channel = await open_channel(sock, "telemetry")
-        self.channel.on_spans(lambda data: self.spans.extend(decode_batch(data, TELEMETRY)))
+        self.channel.on_spans(self._batch)
         asyncio.get_running_loop().create_task(self.channel.serve())
+
+    def _batch(self, data: bytes) -> None:
+        self.batches += 1
+        self.spans.extend(decode_batch(data, TELEMETRY))
 
     @property
     def names(self) -> list[str]:
@@ -196,6 +204,29 @@ def test_a_closed_connection_drops_what_is_queued_counted() -> None:
         worker.end()
         await until(lambda: worker.drops == [GONE] * 5, "a later span counted")
         assert worker.shipper.queue_depth == 0
+
+    asyncio.run(main())
+
+
+def test_spans_ending_within_the_delay_travel_in_one_batch() -> None:
+    async def main() -> None:
+        channel, sock = await _connected(small_buffers=False)
+        telemetry = Telemetry()
+        await telemetry.read(sock)
+        worker = Worker(channel, delay_s=0.2)  # long enough for a loaded machine
+        for _ in range(3):  # three calls ending on three loop iterations
+            worker.end()
+            await asyncio.sleep(0.01)
+        await until(lambda: len(telemetry.spans) == 3, "the three spans")
+        assert telemetry.batches == 1
+        assert telemetry.names == ["call 0", "call 1", "call 2"]
+        # with no delay, each loop iteration's spans go on their own
+        eager = Worker(channel, delay_s=0.0)
+        for _ in range(3):
+            eager.end()
+            await asyncio.sleep(0.01)
+        await until(lambda: len(telemetry.spans) == 6, "the next three spans")
+        assert telemetry.batches == 4
 
     asyncio.run(main())
 
