@@ -1,12 +1,13 @@
 """``collect --workers 2``: OTLP over gRPC and HTTP into two workers, one store, one /health.
 
 Each sender's connection lands on one worker (``SO_REUSEPORT``); whichever it is, every
-span is analysed and stored once by the telemetry process, and SIGTERM right after the
-export drains both workers and the pipeline.
+span is analysed and stored once by the telemetry process, with its sender's resource, and
+SIGTERM right after the export drains both workers and the pipeline.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -61,5 +62,8 @@ def test_two_collect_workers_store_every_span_once_and_stop_cleanly(tmp_path: Pa
             proc.kill()
     assert not any(is_running(pid) for pid in workers)
     with sqlite3.connect(db) as conn:
-        stored = conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0]
-    assert stored == 1800
+        rows = conn.execute("SELECT service_name, resource FROM spans").fetchall()
+    assert len(rows) == 1800
+    # relayed by a worker, the spans keep their sender's resource (not the collector's)
+    assert {service for service, _ in rows} == {"batch-app"}
+    assert all(json.loads(resource)["service.name"] == "batch-app" for _, resource in rows)
