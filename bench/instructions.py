@@ -103,7 +103,7 @@ def measure(requests: int, stream: bool, baseline: bool, serve_args: list[str],
         target = [str(Path(sys.executable).parent / "llmtrace-otel"), "serve", "--host",
                   "127.0.0.1", "--port", str(port), "--upstream-url", nginx.url,
                   "--sqlite-path", str(work / "spans.db"), "--log-level", "WARNING",
-                  "--workers", str(workers), *serve_args]
+                  *(["--workers", str(workers)] if workers != 1 else []), *serve_args]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LLMTRACE_", "OTEL_"))}
     process = subprocess.Popen(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p",
