@@ -13,13 +13,20 @@ proxy's busy event loop is: every time the exporter gives up the GIL (each SQLit
 waits until that thread reaches the switch interval, so the rate measures how often the
 exporter hands the GIL over, not SQLite (``llmtrace_otel/exporters/sqlite/bulk.py``).
 
+``--writers N`` has N processes export their share of the spans into the same database at
+once (WAL, ``sqlite.busy_timeout_ms``): what N relay workers each writing their own spans
+would do, against the one writer of ``server.workers`` (docs/architecture.md, Processes). It
+reports the total rate and the batches that failed (``SQLITE_BUSY`` past the timeout).
+
     .venv/bin/python bench/sqlite_write.py [--spans 100000] [--batch 512] [--repeat 3]
     .venv/bin/python bench/sqlite_write.py --spans 20000 --contended
+    .venv/bin/python bench/sqlite_write.py --spans 40000 --writers 2
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import sys
 import tempfile
@@ -138,6 +145,45 @@ def run_once(
     return len(spans) / elapsed, windows
 
 
+def _write_share(args: tuple[int, int, int, str, float]) -> tuple[int, int]:
+    """One writer process: make its spans, wait for the common start time, export them in
+    batches; (failed batches, spans written)."""
+    count, batch, _index, path, start_at = args
+    spans = make_spans(count)
+    exporter = SQLiteSpanExporter(path)
+    while time.time() < start_at:
+        time.sleep(0.001)
+    failed = written = 0
+    for offset in range(0, len(spans), batch):
+        chunk = spans[offset : offset + batch]
+        if exporter.export(chunk) is SpanExportResult.SUCCESS:
+            written += len(chunk)
+        else:
+            failed += 1
+    exporter.shutdown()
+    return failed, written
+
+
+def run_writers(total: int, batch: int, writers: int, directory: Path) -> tuple[float, int]:
+    """``writers`` processes writing ``total`` spans into one database at once: total
+    spans/s from the common start to the last one done, and the failed batches."""
+    path = str(directory / "bench.db")
+    SQLiteSpanExporter(path).shutdown()  # the schema, before the writers race for it
+    share = total // writers
+    start_at = time.time() + 3.0 + writers  # after every writer has made its spans
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(writers) as pool:
+        results = pool.map(_write_share,
+                           [(share, batch, index, path, start_at) for index in range(writers)])
+    elapsed = time.time() - start_at
+    failed = sum(result[0] for result in results)
+    written = sum(result[1] for result in results)
+    stored = SpanStore(path).count()
+    if stored != written:
+        raise SystemExit(f"stored {stored} spans, the writers reported {written}")
+    return written / elapsed, failed
+
+
 def _spin(stop: threading.Event) -> None:
     """Pure-Python work that holds the GIL until the interpreter makes it let go."""
     total = 0
@@ -153,7 +199,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--contended", action="store_true",
                         help="a CPU-bound Python thread runs beside the exporter")
+    parser.add_argument("--writers", type=int, default=0,
+                        help="N processes writing into one database at once (0: one, in this "
+                             "process, with the per-fifth rates)")
     args = parser.parse_args(argv)
+    if args.writers:
+        rates, failures = [], []
+        for run in range(args.repeat):
+            with tempfile.TemporaryDirectory(prefix="llmtrace-bench-") as tmp:
+                rate, failed = run_writers(args.spans, args.batch, args.writers, Path(tmp))
+            rates.append(rate)
+            failures.append(failed)
+            print(f"run {run + 1}: {rate:,.0f} spans/s, {failed} failed batches",
+                  file=sys.stderr)
+        print(f"{args.writers} writer processes: {statistics.median(rates):,.0f} spans/s "
+              f"(median of {args.repeat}; {args.spans} spans, batches of {args.batch}); "
+              f"failed batches per run: {failures}")
+        return 0
     print(f"creating {args.spans} spans ...", file=sys.stderr)
     spans = make_spans(args.spans)
     stop = threading.Event()
