@@ -110,15 +110,24 @@ def _announce_proxy(settings: Settings, port: int) -> None:
               "not captured (turn on with --capture-content)")
 
 
-async def _serve(settings: Settings, argv: Sequence[str]) -> None:
-    stop = _signalled()
+async def _as_processes(settings: Settings, argv: Sequence[str], stop: asyncio.Event, *,
+                        collector: bool) -> bool:
+    """Run as a relay worker (started by a telemetry process), or as the telemetry process
+    of ``server.workers`` > 1 relay workers; False when this is one process doing it all."""
     identity = WorkerIdentity.from_env(os.environ)
-    if identity is not None:  # a relay worker started by `serve --workers N`
-        await _as_worker(settings, identity, stop, collector=False)
-        return
+    if identity is not None:
+        await _as_worker(settings, identity, stop, collector=collector)
+        return True
     workers = worker_count(settings.workers)
     if workers > 1:
-        await _supervise(settings, workers, argv, stop, collector=False)
+        await _supervise(settings, workers, argv, stop, collector=collector)
+        return True
+    return False
+
+
+async def _serve(settings: Settings, argv: Sequence[str]) -> None:
+    stop = _signalled()
+    if await _as_processes(settings, argv, stop, collector=False):
         return
     server = wiring.build_proxy(settings)
     try:
@@ -231,13 +240,7 @@ def _announce_collector(settings: Settings, grpc_port: int | None, http_port: in
 
 async def _collect(settings: Settings, argv: Sequence[str]) -> None:
     stop = _signalled()
-    identity = WorkerIdentity.from_env(os.environ)
-    if identity is not None:  # a relay worker started by `collect --workers N`
-        await _as_worker(settings, identity, stop, collector=True)
-        return
-    workers = worker_count(settings.workers)
-    if workers > 1:
-        await _supervise(settings, workers, argv, stop, collector=True)
+    if await _as_processes(settings, argv, stop, collector=True):
         return
     server = wiring.build_collector(settings)
     try:
